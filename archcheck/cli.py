@@ -1,0 +1,53 @@
+"""The ``archcheck`` command line.
+
+Subcommands live in ``archcheck.commands.<name>`` and are imported only when used,
+so ``archcheck summary`` never pays for the executor (NumPy) or networkx.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from archcheck import __version__
+
+COMMANDS = {
+    "summary": "Per-layer shapes, parameters, MACs, memory and receptive field.",
+    "lint": "Check specs against CNN design rules (for CI).",
+    "rules": "List the lint rules.",
+    "explain": "Print a rule's documentation.",
+    "run": "Execute a spec in NumPy on a sample batch.",
+    "train": "Overfit one small batch: a trainability sanity check.",
+    "export": "Write a spec as a standard ONNX model.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if importlib.util.find_spec(f"archcheck.commands.{name}")]
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS or not importlib.util.find_spec(f"archcheck.commands.{name}"):
+            return None
+        return getattr(importlib.import_module(f"archcheck.commands.{name}"), name)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="archcheck")
+def main():
+    """archcheck: a linter and calculator for convolutional network architectures.
+
+    Describe a CNN in a small YAML spec; archcheck computes every layer's shape,
+    parameters, MACs, memory and receptive field, lints the design, and runs it in NumPy.
+
+    Exit codes: 0 success; 1 lint findings at or above --fail-on; 2 invalid spec,
+    configuration or usage.
+    """
+

@@ -1,0 +1,54 @@
+"""One module per subcommand; shared option parsing and error handling live here."""
+
+from __future__ import annotations
+
+import re
+import sys
+from contextlib import contextmanager
+
+import click
+
+from archcheck.errors import EXIT_USAGE, SpecError
+
+EXIT_INTERNAL = 3
+
+
+@contextmanager
+def reported_errors():
+    """Print spec problems (exit 2) and internal errors (exit 3) instead of a traceback."""
+    try:
+        yield
+    except SpecError as exc:
+        from archcheck.render.problems import print_problems
+
+        print_problems(exc.problems)
+        sys.exit(EXIT_USAGE)
+    except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):
+        raise
+    except Exception as exc:  # a bug in archcheck, not in the user's input
+        click.echo(f"archcheck: internal error: {type(exc).__name__}: {exc}\n"
+                   "This is a bug in archcheck; please report it with the spec that caused it.", err=True)
+        sys.exit(EXIT_INTERNAL)
+
+
+def parse_shape(ctx, param, value):
+    """``--input 3,224,224`` or ``3x224x224`` -> (3, 224, 224)."""
+    if value is None:
+        return None
+    parts = [p for p in re.split(r"[,x\s]+", value.strip("[]() ")) if p]
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise click.BadParameter(f"expected sizes like 3,224,224, received '{value}'") from None
+    if not 2 <= len(dims) <= 4 or min(dims) < 1:
+        raise click.BadParameter(f"expected 2 to 4 positive sizes (channels first, no batch axis), received '{value}'")
+    return dims
+
+
+spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
+batch_option = click.option("--batch", "-b", type=click.IntRange(1, 1_000_000), default=1, show_default=True,
+                            help="Batch size for memory figures.")
+dtype_option = click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64", "int8"]),
+                            default="float32", show_default=True, help="Element type for memory figures.")
+input_option = click.option("--input", "input_shape", callback=parse_shape, metavar="C,H,W",
+                            help="Override the spec's input shape (no batch axis), e.g. 3,160,160.")

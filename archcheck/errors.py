@@ -1,0 +1,101 @@
+"""Locations and the problems archcheck reports about a spec.
+
+Every stage (load, expand, graph, propagate) reports bad input as a ``Problem``: a
+stable code, the spec location, the layer, what was received and what was expected,
+and how to fix it. Stages collect problems and raise one ``SpecError`` holding all
+of them, so independent mistakes in one file are reported together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Exit codes shared by every command (documented in the README).
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A place in a spec file; 1-based line and column.
+
+    ``via`` lists the block use sites, outermost first, for layers made by a block:
+    the layer itself sits at ``line:col`` inside the block definition.
+    """
+
+    file: str
+    line: int
+    col: int
+    via: tuple[Loc, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+    def describe(self) -> str:
+        """``file:line:col``, followed by the block use sites that produced it."""
+        if not self.via:
+            return str(self)
+        uses = ", ".join(f"{u.line}:{u.col}" for u in self.via)
+        return f"{self} (from the block used at line {uses})"
+
+    def inside(self, use: Loc) -> Loc:
+        """This location as reached through one more (outer) block use site."""
+        return Loc(self.file, self.line, self.col, (use, *self.via))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec.
+
+    ``code`` is stable and groups problems: ``invalid-yaml``, ``invalid-spec``
+    (structure, names, arguments) and ``shape-error`` (shapes do not fit).
+    """
+
+    code: str
+    message: str
+    loc: Loc | None = None
+    layer: str | None = None
+    fix: str | None = None
+
+    def headline(self, severity: str = "error") -> str:
+        """``file:line:col: error: code: layer 'x': message`` on one line."""
+        where = f"{self.loc.describe()}: " if self.loc else ""
+        layer = f"layer '{self.layer}': " if self.layer else ""
+        return f"{where}{severity}: {self.code}: {layer}{self.message}"
+
+
+@dataclass
+class SpecError(Exception):
+    """Raised by a stage that found one or more problems."""
+
+    problems: list[Problem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "\n".join(p.headline() + (f"\n  = fix: {p.fix}" if p.fix else "") for p in self.problems)
+
+
+class Collector:
+    """Gathers problems within a stage; ``raise_if_any`` ends the stage."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def add(self, code: str, message: str, loc: Loc | None = None, layer: str | None = None,
+            fix: str | None = None) -> None:
+        self.problems.append(Problem(code, message, loc, layer, fix))
+
+    def extend(self, problems: list[Problem]) -> None:
+        self.problems.extend(problems)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise SpecError(list(self.problems))
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

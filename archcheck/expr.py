@@ -1,0 +1,92 @@
+"""Block-argument substitution: ``$name`` and ``${expression}`` in spec values.
+
+``$filters`` (the whole value) is replaced by the argument's value with its type;
+``${filters * 4}`` by the value of a small arithmetic/boolean expression; inside a
+longer string (``stage$n``) both are interpolated as text. Expressions allow numbers,
+argument names, ``+ - * / // % **``, comparisons, ``and or not`` and ``x if c else y``:
+nothing that can call code.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+import re
+
+_WHOLE = re.compile(r"^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([^{}]*)\})$")
+_PART = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([^{}]*)\})")
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+            ast.Gt: operator.gt, ast.GtE: operator.ge}
+
+
+class ExprError(ValueError):
+    """An expression or reference that cannot be evaluated; the message says why."""
+
+
+def has_reference(value) -> bool:
+    return isinstance(value, str) and "$" in value
+
+
+def substitute(text: str, env: dict):
+    """Replace references in one string; a whole-value reference keeps its type."""
+    whole = _WHOLE.match(text)
+    if whole:
+        return _lookup(whole.group(1), env) if whole.group(1) else evaluate(whole.group(2), env)
+
+    def part(m):
+        return str(_lookup(m.group(1), env) if m.group(1) else evaluate(m.group(2), env))
+
+    return _PART.sub(part, text)
+
+
+def _lookup(name: str, env: dict):
+    if name not in env:
+        declared = ", ".join(sorted(env)) or "none"
+        raise ExprError(f"'${name}' is not bound: the enclosing block declares {declared}")
+    return env[name]
+
+
+def evaluate(source: str, env: dict):
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError:
+        raise ExprError(f"'${{{source}}}' is not a valid expression") from None
+    return _eval(tree.body, env, source)
+
+
+def _eval(node, env, source):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool, str)):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in ("true", "false"):
+            return node.id == "true"
+        return _lookup(node.id, env)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _eval(node.left, env, source), _eval(node.right, env, source)
+        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+            raise ExprError(f"'${{{source}}}': exponent {right} is too large")
+        try:
+            return _BINARY[type(node.op)](left, right)
+        except (ArithmeticError, TypeError) as exc:
+            raise ExprError(f"'${{{source}}}' cannot be computed: {exc}") from None
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
+        value = _eval(node.operand, env, source)
+        return not value if isinstance(node.op, ast.Not) else (-value if isinstance(node.op, ast.USub) else value)
+    if isinstance(node, ast.BoolOp):
+        values = [_eval(v, env, source) for v in node.values]
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+    if isinstance(node, ast.Compare) and all(type(op) in _COMPARE for op in node.ops):
+        left = _eval(node.left, env, source)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = _eval(comparator, env, source)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.IfExp):
+        return _eval(node.body if _eval(node.test, env, source) else node.orelse, env, source)
+    raise ExprError(f"'${{{source}}}' uses something expressions cannot: only numbers, argument names, "
+                    "arithmetic, comparisons, and/or/not and 'x if c else y' are allowed")

@@ -1,0 +1,101 @@
+"""The layer graph: nodes in a topological order, with their producers and consumers.
+
+Sequential specs give a chain; ``inputs`` and merge branches make a DAG. The graph is
+kept as plain adjacency (what propagation and the executor walk); ``to_networkx()``
+gives a ``networkx.DiGraph`` for analyses that want graph algorithms, imported only
+then, so ``summary`` does not pay networkx's start-up cost.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from archcheck.errors import Collector, SpecError
+from archcheck.spec import INPUT, Node, Spec
+
+
+@dataclass
+class LayerGraph:
+    spec: Spec
+    order: list[Node]  # topological; definition order where the graph allows
+    nodes: dict[str, Node] = field(init=False)
+    consumers: dict[str, list[str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.nodes = {n.name: n for n in self.order}
+        self.consumers = {n.name: [] for n in self.order}
+        for node in self.order:
+            for src in node.inputs:
+                self.consumers[src].append(node.name)
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.spec.outputs
+
+    @cached_property
+    def used(self) -> set[str]:
+        """Names of the nodes whose output reaches an output."""
+        seen, stack = set(), list(self.outputs)
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(self.nodes[name].inputs)
+        return seen
+
+    def unused(self) -> list[Node]:
+        """Layers whose output reaches no output of the network (dangling side branches)."""
+        return [n for n in self.order if n.name not in self.used]
+
+    def to_networkx(self):
+        """A networkx DiGraph with an edge per connection; node attribute ``node`` is the Node."""
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for n in self.order:
+            g.add_node(n.name, node=n)
+            for src in n.inputs:
+                g.add_edge(src, n.name)
+        return g
+
+
+def build_graph(spec: Spec) -> LayerGraph:
+    """Order the spec's nodes topologically; report cycles with the names on them."""
+    index = {n.name: i for i, n in enumerate(spec.nodes)}
+    by_name = {n.name: n for n in spec.nodes}
+    waiting = {n.name: len(n.inputs) for n in spec.nodes}
+    consumers: dict[str, list[str]] = {n.name: [] for n in spec.nodes}
+    for n in spec.nodes:
+        for src in n.inputs:
+            consumers[src].append(n.name)
+    ready = [index[n] for n, k in waiting.items() if k == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        node = spec.nodes[heapq.heappop(ready)]
+        order.append(node)
+        for c in consumers[node.name]:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(ready, index[c])
+    if len(order) < len(spec.nodes):
+        col = Collector()
+        stuck = {name for name, k in waiting.items() if k > 0}
+        # walk inputs among the stuck nodes until one repeats: that is a cycle
+        start = min(stuck, key=index.__getitem__)
+        path, seen = [start], {start: 0}
+        while True:
+            nxt = next(s for s in by_name[path[-1]].inputs if s in stuck)
+            if nxt in seen:
+                cycle = path[seen[nxt]:] + [nxt]
+                break
+            seen[nxt] = len(path)
+            path.append(nxt)
+        first = by_name[cycle[0]]
+        col.add("invalid-spec", "layers form a cycle: " + " <- ".join(cycle), first.loc, first.name,
+                "a layer's `inputs` must name layers that do not depend on it; break the loop")
+        raise SpecError(col.problems)
+    assert order[0].name == INPUT
+    return LayerGraph(spec, order)

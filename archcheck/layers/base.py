@@ -1,0 +1,167 @@
+"""What every layer type provides, and the window arithmetic they share.
+
+A layer type is one pydantic model: its fields are the spec arguments. Beside them
+it owns its shape rule (``output_shape``), its weights (``weight_shapes``, from which
+parameter counts derive), its MACs and FLOPs, its receptive-field step and, for the
+executor, its NumPy ``forward``/``backward`` (which import NumPy themselves, so the
+static path never loads it).
+
+Shapes exclude the batch axis: ``(C, *spatial)`` for feature maps, ``(F,)`` for vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Shape = tuple[int, ...]
+
+# Argument types shared by layer types. Sizes are capped so totals stay meaningful.
+MAX_DIM = 2**31 - 1
+Dim = Annotated[int, Field(ge=1, le=MAX_DIM)]
+NonNeg = Annotated[int, Field(ge=0, le=MAX_DIM)]
+PerAxis = Union[Dim, list[Dim]]
+Padding = Union[NonNeg, Literal["same", "valid"], list[Union[NonNeg, Annotated[list[NonNeg], Field(min_length=2, max_length=2)]]]]
+
+
+class ShapeError(Exception):
+    """A layer cannot accept its input shapes: what went wrong and how to fix it."""
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(message)
+        self.message, self.fix = message, fix
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer's receptive-field step along one axis (Araujo et al., Distill 2019).
+
+    ``kernel`` is the effective (dilated) window, ``stride`` and ``pad`` (left padding)
+    are in the layer's input units; fractional strides describe upsampling.
+    """
+
+    kernel: Fraction
+    stride: Fraction
+    pad: Fraction
+
+
+def axis_names(rank: int) -> tuple[str, ...]:
+    return {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(rank, tuple(f"axis{i}" for i in range(rank)))
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def per_axis(value, rank: int, arg: str) -> tuple:
+    """Broadcast an int (or a list with one entry per spatial axis) to ``rank`` axes."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != rank:
+            raise ShapeError(f"'{arg}' has {len(value)} values {list(value)} but the input has {rank} spatial "
+                             f"ax{'is' if rank == 1 else 'es'} {axis_names(rank)}",
+                             f"give one value, or exactly {rank}")
+        return tuple(value)
+    return (value,) * rank
+
+
+def spatial_input(layer: Layer, shape: Shape) -> tuple[int, tuple[int, ...]]:
+    """Split a feature-map shape into channels and spatial sizes; reject vectors."""
+    if len(shape) < 2 or len(shape) > 4:
+        raise ShapeError(f"{layer.type} expects a 1-D, 2-D or 3-D feature map (C, L) / (C, H, W) / (C, D, H, W), "
+                         f"received {fmt_shape(shape)}",
+                         "apply it before `flatten`/`dense`, or reshape the input to have spatial axes")
+    return shape[0], tuple(shape[1:])
+
+
+def window_padding(padding, rank: int, kernels, strides, dilations, sizes) -> tuple[tuple[int, int], ...]:
+    """Normalise a padding argument to (before, after) per axis.
+
+    ``same`` follows the TensorFlow rule: output = ceil(input / stride), the extra
+    pixel going after. ``valid`` is no padding.
+    """
+    if padding == "valid":
+        return ((0, 0),) * rank
+    if padding == "same":
+        pads = []
+        for n, k, s, d in zip(sizes, kernels, strides, dilations):
+            out = -(-n // s)
+            total = max((out - 1) * s + d * (k - 1) + 1 - n, 0)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+    pads = per_axis(padding, rank, "padding")
+    return tuple(tuple(p) if isinstance(p, (list, tuple)) else (p, p) for p in pads)
+
+
+def window_out(layer: Layer, sizes, kernels, strides, dilations, pads, ceil_mode: bool = False) -> tuple[int, ...]:
+    """Output sizes of a sliding window: floor((n + pads - d(k-1) - 1) / s) + 1 per axis."""
+    out = []
+    names = axis_names(len(sizes))
+    for axis, n, k, s, d, (pb, pa) in zip(names, sizes, kernels, strides, dilations, pads):
+        span = d * (k - 1) + 1
+        padded = n + pb + pa
+        if span > padded:
+            dilated = f" (dilated to {span})" if d > 1 else ""
+            raise ShapeError(f"the {k}-wide window{dilated} does not fit the padded input along {axis}: "
+                             f"input {n} + padding {pb}+{pa} = {padded} < {span}",
+                             "use a smaller kernel, add padding, or downsample less before this layer")
+        if ceil_mode:
+            o = -(-(padded - span) // s) + 1
+            if (o - 1) * s >= n + pb:  # the last window must start inside the input or left padding
+                o -= 1
+        else:
+            o = (padded - span) // s + 1
+        out.append(o)
+    return tuple(out)
+
+
+class Layer(BaseModel):
+    """Base of every layer type. Subclasses set the class variables and override methods."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+
+    type: ClassVar[str]
+    category: ClassVar[str]  # conv, pool, dense, norm, activation, merge, reshape, regularizer
+    shorthand: ClassVar[str | None] = None  # the argument a bare scalar sets, e.g. `dense: 10`
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int] = 1
+    flops_per_output: ClassVar[int] = 0  # element-wise FLOPs per output value (documented per type)
+
+    # -- static facts --------------------------------------------------------------
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        return inputs[0]
+
+    def weight_shapes(self, inputs: list[Shape]) -> dict[str, Shape]:
+        """Trainable weights in PyTorch layout, by state_dict suffix (``weight``, ``bias``)."""
+        return {}
+
+    def buffer_shapes(self, inputs: list[Shape]) -> dict[str, Shape]:
+        """Non-trainable state (batchnorm running statistics)."""
+        return {}
+
+    def macs(self, inputs: list[Shape], out: Shape) -> int:
+        """Multiply-accumulates (the torchvision/fvcore convention): conv and dense only."""
+        return 0
+
+    def flops(self, inputs: list[Shape], out: Shape) -> int:
+        """2 x MACs plus ``flops_per_output`` for every output value."""
+        return 2 * self.macs(inputs, out) + self.flops_per_output * math.prod(out)
+
+    def rf_steps(self, inputs: list[Shape], out: Shape) -> list[Step] | Literal["global"] | None:
+        """Receptive-field step per spatial axis; None keeps the field, 'global' makes it the whole input."""
+        return None
+
+    # -- helpers ---------------------------------------------------------------------
+    def args(self) -> dict:
+        """The arguments as given (defaults omitted), for display."""
+        return self.model_dump(exclude_defaults=True)
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.args().items())
+
+
+def count(shapes: dict[str, Shape]) -> int:
+    return sum(math.prod(s) for s in shapes.values())

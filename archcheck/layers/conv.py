@@ -1,0 +1,172 @@
+"""Convolutions: ``conv``, ``convtranspose`` and ``locallyconnected`` (1-D, 2-D, 3-D by input rank)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import ClassVar, Literal, Union
+
+from archcheck.layers.base import (
+    Dim, Layer, NonNeg, Padding, PerAxis, Shape, ShapeError, Step, per_axis, spatial_input, window_out, window_padding,
+)
+
+
+class _Windowed(Layer):
+    """Arguments and arithmetic shared by layers that slide a kernel over the input."""
+
+    filters: Dim
+    kernel: PerAxis = 3
+    stride: PerAxis = 1
+    padding: Padding = 0
+    dilation: PerAxis = 1
+    bias: bool = True
+
+    shorthand: ClassVar[str] = "filters"
+
+    def geometry(self, shape: Shape):
+        """(channels, sizes, kernels, strides, dilations, pads, output sizes)."""
+        channels, sizes = spatial_input(self, shape)
+        rank = len(sizes)
+        k = per_axis(self.kernel, rank, "kernel")
+        s = per_axis(self.stride, rank, "stride")
+        d = per_axis(self.dilation, rank, "dilation")
+        pads = window_padding(self.padding, rank, k, s, d, sizes)
+        return channels, sizes, k, s, d, pads, window_out(self, sizes, k, s, d, pads)
+
+    def rf_steps(self, inputs, out):
+        _, _, k, s, d, pads, _ = self.geometry(inputs[0])
+        return [Step(Fraction(di * (ki - 1) + 1), Fraction(si), Fraction(p[0])) for ki, si, di, p in zip(k, s, d, pads)]
+
+    def flops(self, inputs, out):
+        """2 x MACs, plus one add per output value for the bias."""
+        return 2 * self.macs(inputs, out) + (math.prod(out) if self.bias else 0)
+
+
+class Conv(_Windowed):
+    """Convolution (cross-correlation, as every framework computes it).
+
+    Output size per axis: ``floor((n + pad_before + pad_after - dilation*(kernel-1) - 1) / stride) + 1``.
+    ``padding``: an int, one per axis, ``[before, after]`` pairs, ``same`` (TensorFlow rule) or ``valid``.
+    ``groups``: an int dividing both channel counts, or ``depthwise`` (one group per input channel).
+    Weights ``(filters, channels/groups, *kernel)``; MACs ``output values x channels/groups x prod(kernel)``.
+    """
+
+    type: ClassVar[str] = "conv"
+    category: ClassVar[str] = "conv"
+
+    groups: Union[Dim, Literal["depthwise"]] = 1
+
+    def n_groups(self, channels: int) -> int:
+        return channels if self.groups == "depthwise" else self.groups
+
+    def output_shape(self, inputs):
+        channels, _, _, _, _, _, out = self.geometry(inputs[0])
+        g = self.n_groups(channels)
+        if channels % g:
+            raise ShapeError(f"groups={g} does not divide the {channels} input channels",
+                             f"use a number of groups that divides {channels}, e.g. 1 or {channels}")
+        if self.filters % g:
+            raise ShapeError(f"groups={g} does not divide filters={self.filters}",
+                             f"use a multiple of {g} filters, e.g. {g * max(1, round(self.filters / g))}")
+        return (self.filters, *out)
+
+    def weight_shapes(self, inputs):
+        channels, _, k, *_ = self.geometry(inputs[0])
+        shapes = {"weight": (self.filters, channels // self.n_groups(channels), *k)}
+        if self.bias:
+            shapes["bias"] = (self.filters,)
+        return shapes
+
+    def macs(self, inputs, out):
+        channels, _, k, *_ = self.geometry(inputs[0])
+        return math.prod(out) * (channels // self.n_groups(channels)) * math.prod(k)
+
+
+class ConvTranspose(_Windowed):
+    """Transposed convolution ("deconvolution"), the gradient of a convolution.
+
+    Output size per axis: ``(n - 1)*stride - pad_before - pad_after + dilation*(kernel-1) + output_padding + 1``.
+    Weights ``(channels, filters/groups, *kernel)``; MACs ``input values x filters/groups x prod(kernel)``.
+    Its receptive-field step has the fractional stride ``1/stride``.
+    """
+
+    type: ClassVar[str] = "convtranspose"
+    category: ClassVar[str] = "conv"
+
+    output_padding: Union[NonNeg, list[NonNeg]] = 0
+    groups: Dim = 1
+
+    def geometry(self, shape):
+        channels, sizes = spatial_input(self, shape)
+        rank = len(sizes)
+        if self.padding in ("same", "valid"):
+            raise ShapeError(f"convtranspose takes explicit padding, received '{self.padding}'",
+                             "give padding as an int or one per axis (kernel 4, stride 2, padding 1 doubles the size)")
+        k = per_axis(self.kernel, rank, "kernel")
+        s = per_axis(self.stride, rank, "stride")
+        d = per_axis(self.dilation, rank, "dilation")
+        op = per_axis(self.output_padding, rank, "output_padding")
+        pads = window_padding(self.padding, rank, k, s, d, sizes)
+        out = []
+        for n, ki, si, di, (pb, pa), o in zip(sizes, k, s, d, pads, op):
+            if o >= max(si, di):
+                raise ShapeError(f"output_padding {o} must be smaller than the stride {si} or the dilation {di}",
+                                 "reduce output_padding")
+            size = (n - 1) * si - pb - pa + di * (ki - 1) + o + 1
+            if size < 1:
+                raise ShapeError(f"the output size would be {size}: padding {pb}+{pa} removes more than the "
+                                 f"transposed convolution produces from input size {n}", "reduce the padding")
+            out.append(size)
+        return channels, sizes, k, s, d, pads, tuple(out)
+
+    def output_shape(self, inputs):
+        channels, *_, out = self.geometry(inputs[0])
+        for what, n in (("input channels", channels), ("filters", self.filters)):
+            if n % self.groups:
+                raise ShapeError(f"groups={self.groups} does not divide the {n} {what}",
+                                 "use a number of groups that divides both channel counts")
+        return (self.filters, *out)
+
+    def weight_shapes(self, inputs):
+        channels, _, k, *_ = self.geometry(inputs[0])
+        shapes = {"weight": (channels, self.filters // self.groups, *k)}
+        if self.bias:
+            shapes["bias"] = (self.filters,)
+        return shapes
+
+    def macs(self, inputs, out):
+        _, sizes, k, *_ = self.geometry(inputs[0])
+        return inputs[0][0] * math.prod(sizes) * (self.filters // self.groups) * math.prod(k)
+
+    def rf_steps(self, inputs, out):
+        _, _, k, s, d, pads, _ = self.geometry(inputs[0])
+        return [Step(Fraction(di * (ki - 1), si) + 1, Fraction(1, si), Fraction(di * (ki - 1) - p[0], si))
+                for ki, si, di, p in zip(k, s, d, pads)]
+
+
+class LocallyConnected(_Windowed):
+    """Locally connected layer: a convolution whose weights are not shared across positions.
+
+    Every output position has its own filters, as the seeds describe for inputs with a
+    fixed, centred structure (faces). Weights ``(filters, *output, channels, *kernel)``,
+    bias ``(filters, *output)``; MACs as for a convolution, parameters multiplied by the
+    number of output positions.
+    """
+
+    type: ClassVar[str] = "locallyconnected"
+    category: ClassVar[str] = "conv"
+
+    def output_shape(self, inputs):
+        *_, out = self.geometry(inputs[0])
+        return (self.filters, *out)
+
+    def weight_shapes(self, inputs):
+        channels, _, k, *_, out = self.geometry(inputs[0])
+        shapes = {"weight": (self.filters, *out, channels, *k)}
+        if self.bias:
+            shapes["bias"] = (self.filters, *out)
+        return shapes
+
+    def macs(self, inputs, out):
+        channels, _, k, *_ = self.geometry(inputs[0])
+        return math.prod(out) * channels * math.prod(k)

@@ -1,0 +1,44 @@
+"""Fully connected layer: ``dense``."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from archcheck.layers.base import Dim, Layer, ShapeError, fmt_shape
+
+
+class Dense(Layer):
+    """Fully connected layer on a vector ``(F,)`` giving ``(units,)``.
+
+    Weights ``(units, F)`` as in PyTorch's ``Linear``; MACs ``F x units``; FLOPs
+    ``2 x MACs`` plus one add per output for the bias. A feature map must be flattened
+    (or globally pooled) first: archcheck does not silently apply dense to the last axis.
+    """
+
+    type: ClassVar[str] = "dense"
+    category: ClassVar[str] = "dense"
+    shorthand: ClassVar[str] = "units"
+
+    units: Dim
+    bias: bool = True
+
+    def output_shape(self, inputs):
+        shape = inputs[0]
+        if len(shape) != 1:
+            raise ShapeError(f"dense expects a flat vector (F,), received the feature map {fmt_shape(shape)}",
+                             f"add `flatten` before it (giving {math.prod(shape):,} features) or "
+                             f"`globalavgpool` (giving {shape[0]} features)")
+        return (self.units,)
+
+    def weight_shapes(self, inputs):
+        shapes = {"weight": (self.units, inputs[0][0])}
+        if self.bias:
+            shapes["bias"] = (self.units,)
+        return shapes
+
+    def macs(self, inputs, out):
+        return inputs[0][0] * self.units
+
+    def flops(self, inputs, out):
+        return 2 * self.macs(inputs, out) + (self.units if self.bias else 0)

@@ -1,0 +1,88 @@
+"""Layers that merge several inputs: ``add``, ``multiply``, ``concat``.
+
+In a spec a merge layer takes its inputs by name (``add: [main, shortcut]``) or as
+branches, lists of layers that each start from the merge's own input
+(``concat: [[conv: 64], [conv: 32, relu]]``); an empty branch ``[]`` is the identity.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, ClassVar
+
+from pydantic import Field
+
+from archcheck.layers.base import Layer, ShapeError, axis_names, fmt_shape
+
+
+def _axis_label(shape, axis: int) -> str:
+    return "channels" if axis == 0 else axis_names(len(shape) - 1)[axis - 1] if len(shape) > 1 else f"axis {axis}"
+
+
+class _Elementwise(Layer):
+    """Element-wise merge of inputs of one shape; NumPy broadcasting of size-1 axes is allowed
+    (a squeeze-and-excitation gate ``(C, 1, 1)`` times a map ``(C, H, W)``).
+    FLOPs: (inputs - 1) per output value."""
+
+    category: ClassVar[str] = "merge"
+    min_inputs: ClassVar[int] = 2
+    max_inputs: ClassVar[int] = 64
+
+    def output_shape(self, inputs):
+        out = inputs[0]
+        for other in inputs[1:]:
+            if len(other) != len(out):
+                raise ShapeError(f"inputs have different ranks: {fmt_shape(out)} and {fmt_shape(other)}",
+                                 "flatten, pool or reshape one input so both have the same axes")
+            merged = []
+            for axis, (a, b) in enumerate(zip(out, other)):
+                if a != b and 1 not in (a, b):
+                    raise ShapeError(f"input shapes {fmt_shape(out)} and {fmt_shape(other)} differ along "
+                                     f"{_axis_label(out, axis)} ({a} vs {b})",
+                                     "make the branches agree: a 1x1 conv projects channels, a stride or pooling "
+                                     "matches spatial sizes")
+                merged.append(max(a, b))
+            out = tuple(merged)
+        return out
+
+    def flops(self, inputs, out):
+        return (len(inputs) - 1) * math.prod(out)
+
+
+class Add(_Elementwise):
+    __doc__ = "Sum of the inputs (a residual connection). " + _Elementwise.__doc__
+    type: ClassVar[str] = "add"
+
+
+class Multiply(_Elementwise):
+    __doc__ = "Product of the inputs (gating, attention). " + _Elementwise.__doc__
+    type: ClassVar[str] = "multiply"
+
+
+class Concat(Layer):
+    """Concatenate the inputs along ``axis`` (0, the channels, by default); every other axis must
+    agree. No FLOPs."""
+
+    type: ClassVar[str] = "concat"
+    category: ClassVar[str] = "merge"
+    min_inputs: ClassVar[int] = 2
+    max_inputs: ClassVar[int] = 64
+
+    axis: Annotated[int, Field(ge=0, le=3)] = 0
+
+    def output_shape(self, inputs):
+        first = inputs[0]
+        if self.axis >= len(first):
+            raise ShapeError(f"axis {self.axis} does not exist in the input {fmt_shape(first)}",
+                             "use axis 0 (channels)")
+        for other in inputs[1:]:
+            if len(other) != len(first):
+                raise ShapeError(f"inputs have different ranks: {fmt_shape(first)} and {fmt_shape(other)}",
+                                 "flatten or reshape one input so both have the same axes")
+            for axis, (a, b) in enumerate(zip(first, other)):
+                if axis != self.axis and a != b:
+                    raise ShapeError(f"input shapes {fmt_shape(first)} and {fmt_shape(other)} differ along "
+                                     f"{_axis_label(first, axis)} ({a} vs {b}); only the concat axis "
+                                     f"({_axis_label(first, self.axis)}) may differ",
+                                     "pad or resample the branches so their other axes agree")
+        return tuple(sum(s[self.axis] for s in inputs) if i == self.axis else d for i, d in enumerate(first))

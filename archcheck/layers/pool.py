@@ -1,0 +1,97 @@
+"""Pooling: ``maxpool``, ``avgpool``, ``globalavgpool``, ``globalmaxpool`` (1-D, 2-D, 3-D)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import ClassVar, Optional
+
+from archcheck.layers.base import (
+    Layer, Padding, PerAxis, ShapeError, Step, per_axis, spatial_input, window_out, window_padding,
+)
+
+
+class _Pool(Layer):
+    """Window pooling. ``stride`` defaults to ``kernel``; ``ceil_mode`` keeps a last partial window
+    (PyTorch rule: it must start inside the input or the left padding)."""
+
+    category: ClassVar[str] = "pool"
+    shorthand: ClassVar[str] = "kernel"
+
+    kernel: PerAxis = 2
+    stride: Optional[PerAxis] = None
+    padding: Padding = 0
+    ceil_mode: bool = False
+
+    def geometry(self, shape):
+        channels, sizes = spatial_input(self, shape)
+        rank = len(sizes)
+        k = per_axis(self.kernel, rank, "kernel")
+        s = per_axis(self.stride if self.stride is not None else self.kernel, rank, "stride")
+        d = (1,) * rank
+        pads = window_padding(self.padding, rank, k, s, d, sizes)
+        for ki, (pb, pa) in zip(k, pads):
+            if max(pb, pa) * 2 > ki:
+                raise ShapeError(f"padding {max(pb, pa)} is more than half the {ki}-wide window, so a window "
+                                 "could see only padding", f"use padding of at most {ki // 2}")
+        return channels, sizes, k, s, d, pads, window_out(self, sizes, k, s, d, pads, self.ceil_mode)
+
+    def output_shape(self, inputs):
+        channels, *_, out = self.geometry(inputs[0])
+        return (channels, *out)
+
+    def rf_steps(self, inputs, out):
+        _, _, k, s, _, pads, _ = self.geometry(inputs[0])
+        return [Step(Fraction(ki), Fraction(si), Fraction(p[0])) for ki, si, p in zip(k, s, pads)]
+
+
+class MaxPool(_Pool):
+    """Max pooling. FLOPs: ``prod(kernel) - 1`` comparisons per output value."""
+
+    type: ClassVar[str] = "maxpool"
+
+    def flops(self, inputs, out):
+        _, _, k, *_ = self.geometry(inputs[0])
+        return (math.prod(k) - 1) * math.prod(out)
+
+
+class AvgPool(_Pool):
+    """Average pooling; ``count_include_pad`` as in PyTorch. FLOPs: ``prod(kernel)`` per output value
+    (adds and one divide)."""
+
+    type: ClassVar[str] = "avgpool"
+
+    count_include_pad: bool = True
+
+    def flops(self, inputs, out):
+        _, _, k, *_ = self.geometry(inputs[0])
+        return math.prod(k) * math.prod(out)
+
+
+class _GlobalPool(Layer):
+    """Pool each channel over all spatial positions: ``(C, ...)`` to ``(C,)``, or ``(C, 1, ...)``
+    with ``keepdims``. FLOPs: one per input value. The receptive field becomes the whole input."""
+
+    category: ClassVar[str] = "pool"
+
+    keepdims: bool = False
+
+    def output_shape(self, inputs):
+        channels, sizes = spatial_input(self, inputs[0])
+        return (channels, *(1,) * len(sizes)) if self.keepdims else (channels,)
+
+    def flops(self, inputs, out):
+        return math.prod(inputs[0])
+
+    def rf_steps(self, inputs, out):
+        return "global"
+
+
+class GlobalAvgPool(_GlobalPool):
+    __doc__ = _GlobalPool.__doc__
+    type: ClassVar[str] = "globalavgpool"
+
+
+class GlobalMaxPool(_GlobalPool):
+    __doc__ = _GlobalPool.__doc__
+    type: ClassVar[str] = "globalmaxpool"

@@ -1,0 +1,123 @@
+"""Layers that move or copy values: ``flatten``, ``reshape``, ``zeropad``, ``upsample``,
+``identity``, ``dropout``. None has weights or MACs; FLOPs are zero unless noted."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field
+
+from archcheck.layers.base import (
+    Dim, Layer, NonNeg, PerAxis, ShapeError, Step, fmt_shape, per_axis, spatial_input, window_padding,
+)
+
+
+class Flatten(Layer):
+    """Flatten ``(C, ...)`` to ``(C * ...,)`` in C order (as PyTorch's ``flatten(1)``).
+    The receptive field becomes the whole input."""
+
+    type: ClassVar[str] = "flatten"
+    category: ClassVar[str] = "reshape"
+
+    def output_shape(self, inputs):
+        return (math.prod(inputs[0]),)
+
+    def rf_steps(self, inputs, out):
+        return "global" if len(inputs[0]) > 1 else None
+
+
+class Reshape(Layer):
+    """Reshape to ``shape`` (batch axis excluded); one entry may be -1."""
+
+    type: ClassVar[str] = "reshape"
+    category: ClassVar[str] = "reshape"
+    shorthand: ClassVar[str] = "shape"
+
+    shape: Annotated[list[Union[Dim, Literal[-1]]], Field(min_length=1, max_length=4)]
+
+    def output_shape(self, inputs):
+        total = math.prod(inputs[0])
+        known = math.prod(d for d in self.shape if d != -1)
+        if self.shape.count(-1) > 1:
+            raise ShapeError(f"shape {self.shape} has more than one -1", "give all sizes but one")
+        if -1 in self.shape:
+            if total % known:
+                raise ShapeError(f"cannot reshape {fmt_shape(inputs[0])} ({total:,} values) to {self.shape}: "
+                                 f"{total:,} is not divisible by {known:,}", "change the target shape")
+            return tuple(total // known if d == -1 else d for d in self.shape)
+        if known != total:
+            raise ShapeError(f"cannot reshape {fmt_shape(inputs[0])} ({total:,} values) to {fmt_shape(self.shape)} "
+                             f"({known:,} values)", "make the sizes multiply to the same total, or use -1 once")
+        return tuple(self.shape)
+
+    def rf_steps(self, inputs, out):
+        return None if inputs[0][1:] == out[1:] else "global"
+
+
+class ZeroPad(Layer):
+    """Pad every spatial axis with zeros: an int, one per axis, or ``[before, after]`` pairs."""
+
+    type: ClassVar[str] = "zeropad"
+    category: ClassVar[str] = "reshape"
+    shorthand: ClassVar[str] = "padding"
+
+    padding: Union[NonNeg, list[Union[NonNeg, Annotated[list[NonNeg], Field(min_length=2, max_length=2)]]]] = 1
+
+    def pads(self, shape):
+        _, sizes = spatial_input(self, shape)
+        return window_padding(self.padding, len(sizes), (), (), (), sizes)
+
+    def output_shape(self, inputs):
+        shape = inputs[0]
+        return (shape[0], *(n + pb + pa for n, (pb, pa) in zip(shape[1:], self.pads(shape))))
+
+    def rf_steps(self, inputs, out):
+        return [Step(Fraction(1), Fraction(1), Fraction(pb)) for pb, _ in self.pads(inputs[0])]
+
+
+class Upsample(Layer):
+    """Upsample spatial axes by an integer ``scale`` (``nearest`` or ``linear``: bi/tri-linear,
+    half-pixel centres as PyTorch's ``align_corners=False``). FLOPs: 0 for nearest, 2^rank per
+    output value for linear. Receptive-field step: stride ``1/scale``."""
+
+    type: ClassVar[str] = "upsample"
+    category: ClassVar[str] = "reshape"
+    shorthand: ClassVar[str] = "scale"
+
+    scale: PerAxis = 2
+    mode: Literal["nearest", "linear"] = "nearest"
+
+    def output_shape(self, inputs):
+        channels, sizes = spatial_input(self, inputs[0])
+        scale = per_axis(self.scale, len(sizes), "scale")
+        return (channels, *(n * f for n, f in zip(sizes, scale)))
+
+    def flops(self, inputs, out):
+        return 0 if self.mode == "nearest" else 2 ** (len(out) - 1) * math.prod(out)
+
+    def rf_steps(self, inputs, out):
+        scale = per_axis(self.scale, len(inputs[0]) - 1, "scale")
+        if self.mode == "nearest":
+            return [Step(Fraction(1), Fraction(1, f), Fraction(0)) for f in scale]
+        # output j reads the two inputs around (j + 0.5)/f - 0.5
+        return [Step(Fraction(2), Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)) for f in scale]
+
+
+class Identity(Layer):
+    """Pass the input through unchanged (a named tap, or an explicit identity shortcut)."""
+
+    type: ClassVar[str] = "identity"
+    category: ClassVar[str] = "reshape"
+
+
+class Dropout(Layer):
+    """Zero each value with probability ``rate`` during training (inverted dropout, scaled by
+    1/(1-rate)); the identity at inference."""
+
+    type: ClassVar[str] = "dropout"
+    category: ClassVar[str] = "regularizer"
+    shorthand: ClassVar[str] = "rate"
+
+    rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5

@@ -1,0 +1,217 @@
+"""Propagate shapes through the graph and derive every per-layer and total figure.
+
+Per layer: output shape, parameters (trainable) and buffers (non-trainable), MACs,
+FLOPs, output bytes and receptive field. In total: the sums, parameter bytes, peak
+inference memory from tensor lifetimes, and training memory. Each layer type owns its
+own numbers (``archcheck.layers``); this module only walks the graph and adds up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from archcheck.errors import Collector, Loc
+from archcheck.graph import LayerGraph
+from archcheck.layers import Shape, ShapeError, fmt_shape
+from archcheck.layers.base import count
+from archcheck.spec import INPUT, Node
+
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # extra copies of the parameters
+MAX_VALUES = 2**48  # more values than this in one tensor is not a real network
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field along one axis: unit i sees input pixels [i*S - P, i*S - P + r - 1]."""
+
+    r: Fraction
+    S: Fraction
+    P: Fraction
+
+    def center(self) -> Fraction:
+        return (self.r - 1) / 2 - self.P
+
+    def step(self, kernel: Fraction, stride: Fraction, pad: Fraction) -> Field:
+        return Field(self.r + (kernel - 1) * self.S, self.S * stride, self.P + pad * self.S)
+
+
+GLOBAL = "global"
+
+
+@dataclass
+class RF:
+    """A layer's receptive field: one ``Field`` per spatial axis, or the whole input."""
+
+    axes: tuple[Field, ...] | str
+    note: str | None = None  # paths into a merge that disagree in stride or alignment
+
+    @property
+    def is_global(self) -> bool:
+        return self.axes == GLOBAL
+
+
+@dataclass
+class LayerFacts:
+    node: Node
+    in_shapes: list[Shape]
+    shape: Shape
+    params: int
+    buffers: int
+    macs: int
+    flops: int
+    out_bytes: int
+    rf: RF
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+
+@dataclass
+class Totals:
+    params: int
+    trainable: int
+    non_trainable: int
+    macs: int
+    flops: int
+    param_bytes: int
+    activation_bytes: int  # every layer output at once, the naive sum
+    peak_activation_bytes: int
+    peak_inference_bytes: int
+    peak_at: str
+    training_bytes: dict[str, int]
+    receptive_field: tuple[str, RF] | None
+
+
+@dataclass
+class Analysis:
+    graph: LayerGraph
+    layers: dict[str, LayerFacts]
+    totals: Totals
+    batch: int
+    dtype: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def spec(self):
+        return self.graph.spec
+
+
+def _merge_fields(node: Node, fields: list[RF]) -> RF:
+    """Union of the input fields of a merge; note when paths disagree."""
+    if any(f.is_global for f in fields):
+        return RF(GLOBAL)
+    axes, notes = [], []
+    for axis in zip(*(f.axes for f in fields)):
+        strides = {a.S for a in axis}
+        if len(strides) > 1:
+            notes.append(f"inputs have different effective strides {sorted(map(_num, strides))}")
+        elif len({a.center() for a in axis}) > 1:
+            notes.append(f"input fields are not centred alike (offsets {sorted({_num(a.center()) for a in axis})})")
+        P = max(a.P for a in axis)
+        end = max(a.r - 1 - a.P for a in axis)
+        axes.append(Field(end + P + 1, max(a.S for a in axis), P))
+    inherited = [f.note for f in fields if f.note]
+    note = "; ".join(dict.fromkeys(notes)) or (inherited[0] if inherited else None)
+    return RF(tuple(axes), note)
+
+
+def _num(x: Fraction):
+    return int(x) if x.denominator == 1 else float(x)
+
+
+def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_shape: Shape | None = None,
+              optimizer: str = "adam") -> Analysis:
+    """Compute every figure; raise SpecError listing every layer whose shapes do not fit."""
+    col = Collector()
+    width = DTYPES[dtype]
+    shape0 = tuple(input_shape or graph.spec.input)
+    facts: dict[str, LayerFacts] = {}
+    for node in graph.order:
+        if node.name == INPUT:
+            rf = RF(tuple(Field(Fraction(1), Fraction(1), Fraction(0)) for _ in shape0[1:]))
+            facts[INPUT] = LayerFacts(node, [], shape0, 0, 0, 0, 0, batch * math.prod(shape0) * width, rf)
+            continue
+        if any(src not in facts for src in node.inputs):
+            continue  # an upstream layer failed; its problem is already reported
+        ins = [facts[src].shape for src in node.inputs]
+        try:
+            layer = node.layer
+            shape = layer.output_shape(ins)
+            if math.prod(shape) * batch > MAX_VALUES:
+                raise ShapeError(f"the output {fmt_shape(shape)} holds {math.prod(shape) * batch:.3g} values",
+                                 "check the sizes: this is far beyond any real network")
+            params = count(layer.weight_shapes(ins))
+            buffers = count(layer.buffer_shapes(ins))
+            macs = layer.macs(ins, shape)
+            flops = layer.flops(ins, shape)
+            in_rfs = [facts[src].rf for src in node.inputs]
+            rf = _merge_fields(node, in_rfs) if len(in_rfs) > 1 else in_rfs[0]
+            steps = layer.rf_steps(ins, shape)
+            if steps == GLOBAL or (steps is not None and rf.is_global):
+                rf = RF(GLOBAL)
+            elif steps is not None:
+                rf = RF(tuple(f.step(s.kernel, s.stride, s.pad) for f, s in zip(rf.axes, steps)), rf.note)
+        except ShapeError as exc:
+            received = " and ".join(fmt_shape(s) for s in ins)
+            col.add("shape-error", f"{node.type} on input {received}: {exc.message}", node.loc, node.name, exc.fix)
+            continue
+        facts[node.name] = LayerFacts(node, ins, shape, params, buffers, macs, flops,
+                                      batch * math.prod(shape) * width, rf)
+    col.raise_if_any()
+    return Analysis(graph, facts, _totals(graph, facts, width, optimizer), batch, dtype)
+
+
+def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int, optimizer: str) -> Totals:
+    trainable = sum(f.params for f in facts.values())
+    buffers = sum(f.buffers for f in facts.values())
+    param_bytes = (trainable + buffers) * width
+    peak, peak_at = _peak_activations(graph, facts)
+    activations = sum(f.out_bytes for f in facts.values())
+    training = {opt: activations + param_bytes + trainable * width * (1 + k) for opt, k in OPTIMIZER_STATES.items()}
+    return Totals(
+        params=trainable + buffers, trainable=trainable, non_trainable=buffers,
+        macs=sum(f.macs for f in facts.values()), flops=sum(f.flops for f in facts.values()),
+        param_bytes=param_bytes, activation_bytes=activations, peak_activation_bytes=peak,
+        peak_inference_bytes=param_bytes + peak, peak_at=peak_at, training_bytes=training,
+        receptive_field=_final_field(graph, facts))
+
+
+def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[int, str]:
+    """Largest sum of live tensors while running the layers in order.
+
+    A tensor is live from the layer that makes it until its last consumer has run
+    (outputs of the network stay live); a layer's inputs and its output are live
+    together. No layer works in place.
+    """
+    remaining = {name: len(graph.consumers[name]) for name in facts}
+    outputs = set(graph.outputs)
+    live = facts[INPUT].out_bytes
+    peak, peak_at = live, INPUT
+    for node in graph.order[1:]:
+        live += facts[node.name].out_bytes
+        if live > peak:
+            peak, peak_at = live, node.name
+        for src in set(node.inputs):
+            remaining[src] -= node.inputs.count(src)
+            if remaining[src] == 0 and src not in outputs:
+                live -= facts[src].out_bytes
+        if not graph.consumers[node.name] and node.name not in outputs:
+            live -= facts[node.name].out_bytes  # dangling
+    return peak, peak_at
+
+
+def _final_field(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[str, RF] | None:
+    """The receptive field of the last feature map before the field becomes the whole input."""
+    for node in reversed(graph.order):
+        f = facts[node.name]
+        if node.name in graph.used and not f.rf.is_global and len(f.shape) > 1 and node.name != INPUT:
+            return node.name, f.rf
+    return None
+
+
+def layer_loc(analysis: Analysis, name: str) -> Loc:
+    return analysis.graph.nodes[name].loc

@@ -1,0 +1,184 @@
+"""Renderers for ``archcheck summary``: JSON (versioned schema), rich table, plain text,
+Markdown and CSV. They only present the ``Analysis``; every number comes from it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from archcheck import __version__
+from archcheck.propagate import Analysis, LayerFacts
+from archcheck.render.fmt import commas, field, human_bytes, number, shape, si
+from archcheck.spec import INPUT
+
+SCHEMA = "archcheck.summary/1"
+MAC_CONVENTION = ("MACs: multiply-accumulates of conv, transposed conv, locally connected and dense layers "
+                  "(the torchvision/fvcore convention); 1 MAC = 2 FLOPs")
+FLOP_CONVENTION = "FLOPs: 2 x MACs plus the element-wise work of every layer (bias, norm, activation, pooling, merge)"
+MEMORY_ASSUMPTIONS = ("peak inference: live tensors by lifetime (freed after the last consumer, no in-place ops) "
+                      "plus parameters and buffers; training: every layer output kept for backward, plus "
+                      "parameters, gradients and optimizer state (momentum 1x, adam 2x the trainable parameters)")
+
+
+def _rf_json(rf) -> dict:
+    if rf.is_global:
+        return {"global": True, "axes": [], "note": rf.note}
+    return {"global": False, "axes": [{"r": number(a.r), "S": number(a.S), "P": number(a.P)} for a in rf.axes],
+            "note": rf.note}
+
+
+def to_dict(a: Analysis, optimizer: str = "adam") -> dict:
+    t = a.totals
+    spec = a.spec
+    layers = []
+    for f in a.layers.values():
+        n = f.node
+        layers.append({
+            "name": n.name, "type": n.type, "group": n.group, "inputs": n.inputs,
+            "file": n.loc.file, "line": n.loc.line, "column": n.loc.col,
+            "args": n.layer.args(), "input_shapes": [list(s) for s in f.in_shapes], "output_shape": list(f.shape),
+            "params": f.params, "buffers": f.buffers, "macs": f.macs, "flops": f.flops,
+            "output_bytes": f.out_bytes, "receptive_field": _rf_json(f.rf),
+        })
+    final = None
+    if t.receptive_field:
+        final = {"layer": t.receptive_field[0], **_rf_json(t.receptive_field[1])}
+    return {
+        "schema": SCHEMA,
+        "archcheck_version": __version__,
+        "spec": {"name": spec.name, "file": spec.file, "input": list(a.layers[INPUT].shape), "classes": spec.classes,
+                 "outputs": spec.outputs},
+        "settings": {"batch": a.batch, "dtype": a.dtype, "optimizer": optimizer},
+        "conventions": {"macs": MAC_CONVENTION, "flops": FLOP_CONVENTION, "memory": MEMORY_ASSUMPTIONS},
+        "layers": layers,
+        "totals": {
+            "params": t.params, "trainable_params": t.trainable, "non_trainable_params": t.non_trainable,
+            "macs": t.macs, "flops": t.flops, "param_bytes": t.param_bytes,
+            "activation_bytes": t.activation_bytes, "peak_activation_bytes": t.peak_activation_bytes,
+            "peak_inference_bytes": t.peak_inference_bytes, "peak_at": t.peak_at,
+            "training_bytes": t.training_bytes, "receptive_field": final,
+        },
+    }
+
+
+def render_json(a: Analysis, optimizer: str) -> str:
+    return json.dumps(to_dict(a, optimizer), indent=2)
+
+
+COLUMNS = ("layer", "type", "output", "params", "MACs", "memory", "RF r / S / P")
+
+
+def _cells(f: LayerFacts, indent: str = "") -> list[str]:
+    name = f.name if not f.node.group else f.name[len(f.node.group) + 1:]
+    params = commas(f.params) + (f" (+{commas(f.buffers)})" if f.buffers else "")
+    return [indent + name, f.node.type, shape(f.shape), params, si(f.macs) if f.macs else "-",
+            human_bytes(f.out_bytes), field(f.rf)]
+
+
+def rows(a: Analysis):
+    """(kind, cells) per table row: 'group' headers with subtotals, then 'layer' rows."""
+    facts = list(a.layers.values())
+    i = 0
+    while i < len(facts):
+        group = facts[i].node.group
+        if group is None:
+            yield "layer", _cells(facts[i])
+            i += 1
+            continue
+        j = i
+        while j < len(facts) and facts[j].node.group == group:
+            j += 1
+        members = facts[i:j]
+        yield "group", [group, "block", shape(members[-1].shape), commas(sum(m.params for m in members)),
+                        si(sum(m.macs for m in members)), "", field(members[-1].rf)]
+        for m in members:
+            yield "layer", _cells(m, "  ")
+        i = j
+
+
+def totals_lines(a: Analysis, optimizer: str) -> list[tuple[str, str]]:
+    t = a.totals
+    rf = "-"
+    if t.receptive_field:
+        rf = f"{field(t.receptive_field[1])} at {t.receptive_field[0]}"
+        if t.receptive_field[1].note:
+            rf += f" ({t.receptive_field[1].note})"
+    return [
+        ("params", f"{commas(t.params)} (trainable {commas(t.trainable)}, non-trainable {commas(t.non_trainable)})"),
+        ("MACs", f"{commas(t.macs)} ({si(t.macs)})"),
+        ("FLOPs", f"{commas(t.flops)} ({si(t.flops)})"),
+        ("parameter memory", human_bytes(t.param_bytes)),
+        ("peak inference memory", f"{human_bytes(t.peak_inference_bytes)} (activations "
+                                  f"{human_bytes(t.peak_activation_bytes)} at {t.peak_at}, + parameters)"),
+        (f"training memory ({optimizer})", human_bytes(t.training_bytes[optimizer])),
+        ("receptive field r / S / P", rf),
+        ("settings", f"batch {a.batch}, {a.dtype}"),
+    ]
+
+
+def _title(a: Analysis) -> str:
+    return f"{a.spec.name}: input {shape(a.layers[INPUT].shape)}"
+
+
+def render_plain(a: Analysis, optimizer: str) -> str:
+    table = [list(COLUMNS)] + [cells for _, cells in rows(a)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
+    right = {3, 4, 5}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    out = [_title(a), line(table[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r).rstrip() for r in table[1:]]
+    out.append("")
+    label = max(len(k) for k, _ in totals_lines(a, optimizer))
+    out += [f"{k.ljust(label)}  {v}" for k, v in totals_lines(a, optimizer)]
+    out += ["", MAC_CONVENTION + ".", FLOP_CONVENTION + "."]
+    return "\n".join(out)
+
+
+def render_rich(a: Analysis, optimizer: str, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=_title(a), title_justify="left", header_style="bold", show_lines=False)
+    for i, col in enumerate(COLUMNS):
+        table.add_column(col, justify="right" if i in (3, 4, 5) else "left", no_wrap=i != 0)
+    for kind, cells in rows(a):
+        table.add_row(*cells, style="bold cyan" if kind == "group" else None)
+    console.print(table)
+    totals = Table(show_header=False, box=None, pad_edge=False)
+    totals.add_column(style="bold")
+    totals.add_column()
+    for k, v in totals_lines(a, optimizer):
+        totals.add_row(k, v)
+    console.print(totals)
+    console.print(f"[dim]{MAC_CONVENTION}.\n{FLOP_CONVENTION}.[/dim]")
+
+
+def render_markdown(a: Analysis, optimizer: str) -> str:
+    out = [f"### {_title(a)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for kind, cells in rows(a):
+        cells = [c.replace("|", "\\|") for c in cells]
+        if kind == "group":
+            cells[0] = f"**{cells[0]}**"
+        out.append("| " + " | ".join(cells) + " |")
+    out += ["", "| total | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in totals_lines(a, optimizer)]
+    out += ["", f"_{MAC_CONVENTION}. {FLOP_CONVENTION}._"]
+    return "\n".join(out)
+
+
+def render_csv(a: Analysis) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["name", "type", "group", "output_shape", "params", "buffers", "macs", "flops", "output_bytes",
+                "rf_r", "rf_S", "rf_P"])
+    for f in a.layers.values():
+        if f.rf.is_global or not f.rf.axes:
+            r = s = p = "global" if f.rf.is_global else ""
+        else:
+            r, s, p = ("x".join(f"{number(getattr(ax, k)):g}" for ax in f.rf.axes) for k in ("r", "S", "P"))
+        w.writerow([f.name, f.node.type, f.node.group or "", "x".join(map(str, f.shape)), f.params, f.buffers,
+                    f.macs, f.flops, f.out_bytes, r, s, p])
+    return buf.getvalue()

@@ -1,0 +1,445 @@
+"""The spec language: validate a loaded document and expand it into a flat list of layers.
+
+A spec is ``input``, ``layers`` and optionally ``name``, ``classes``, ``description``,
+``metadata``, ``blocks`` and ``outputs``. Expansion resolves blocks (with ``$arg``
+substitution), ``repeat``, ``when`` and merge branches into ``Node`` s: one per layer,
+with a unique dotted name, its validated layer object, the names of its inputs and
+its location (through block uses). Problems are collected, not raised one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from archcheck import expr
+from archcheck.errors import Collector, Loc, SpecError, did_you_mean
+from archcheck.layers import CATALOGUE, KNOWN_AS, Input, Layer
+from archcheck.layers.base import MAX_DIM
+from archcheck.yamlsrc import YMap, YSeq, load_file, loc_of
+
+MAX_LAYERS = 200_000
+MAX_REPEAT = 100_000
+MAX_BLOCK_DEPTH = 32
+ENTRY_KEYS = ("name", "inputs", "repeat", "when")  # the keys of a layer entry besides its type
+INPUT = "input"
+
+
+class BlockDef(BaseModel):
+    """A reusable, parametrised group of layers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    args: dict[str, Any] = {}
+    layers: Annotated[list[Any], Field(min_length=1)]
+    description: Optional[str] = None
+
+
+class SpecDoc(BaseModel):
+    """The top level of a spec file."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: Optional[str] = None
+    description: Optional[str] = None
+    input: Annotated[list[Annotated[int, Field(ge=1, le=MAX_DIM)]], Field(min_length=2, max_length=4)]
+    classes: Optional[Annotated[int, Field(ge=1, le=MAX_DIM)]] = None
+    metadata: dict[str, Any] = {}
+    blocks: dict[str, BlockDef] = {}
+    layers: Annotated[list[Any], Field(min_length=1)]
+    outputs: Optional[Annotated[list[str], Field(min_length=1)]] = None
+
+
+@dataclass
+class Node:
+    """One layer of the expanded network."""
+
+    name: str
+    layer: Layer
+    inputs: list[str]
+    loc: Loc
+    group: str | None = None  # the outermost block instance it belongs to
+
+    @property
+    def type(self) -> str:
+        return self.layer.type
+
+
+@dataclass
+class Spec:
+    """An expanded spec: nodes in definition order (the input first)."""
+
+    name: str
+    file: str
+    input: tuple[int, ...]
+    nodes: list[Node]
+    outputs: list[str]
+    classes: int | None = None
+    description: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Scope:
+    """Names visible to the layers of one block instance or branch."""
+
+    prefix: str
+    input: str
+    parent: _Scope | None = None
+    names: dict[str, tuple[str, Loc]] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def auto_name(self, kind: str) -> str:
+        while True:
+            self.counters[kind] = self.counters.get(kind, 0) + 1
+            local = f"{kind}_{self.counters[kind]}"
+            if local not in self.names:
+                return local
+
+    def resolve(self, local: str) -> str | None:
+        scope = self
+        while scope is not None:
+            if local == INPUT:
+                return scope.input
+            if local in scope.names:
+                return scope.names[local][0]
+            scope = scope.parent
+        return None
+
+    def visible(self) -> list[str]:
+        out, scope = [INPUT], self
+        while scope is not None:
+            out += list(scope.names)
+            scope = scope.parent
+        return out
+
+
+def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc, what: str, layer: str | None,
+                      fields: list[str], code: str = "invalid-spec") -> None:
+    """Turn a pydantic ValidationError into problems pointing at the offending values."""
+    by_field: dict[Any, list[dict]] = {}
+    for err in exc.errors():
+        by_field.setdefault(err["loc"][0] if err["loc"] else None, []).append(err)
+    for name, errs in by_field.items():
+        where = loc_of(container, name, loc) if name is not None else loc
+        where = Loc(where.file, where.line, where.col, loc.via)
+        kinds = {e["type"] for e in errs}
+        if "missing" in kinds:
+            col.add(code, f"{what} is missing the required argument '{name}'", loc, layer,
+                    f"add `{name}: <value>`")
+        elif "extra_forbidden" in kinds:
+            choices = ", ".join(fields) or "no arguments"
+            col.add(code, f"{what} has no argument '{name}'{did_you_mean(name, fields)}", where, layer,
+                    f"{what} takes: {choices}")
+        else:
+            received = errs[0].get("input")
+            reasons = list(dict.fromkeys(e["msg"] for e in errs))
+            label = f"argument '{name}'" if name is not None else "value"
+            col.add(code, f"{what} {label} received {received!r}: " + "; or ".join(reasons[:4]), where, layer,
+                    f"give '{name}' a value of the expected type")
+
+
+class _Expander:
+    def __init__(self, file: str, blocks: dict[str, BlockDef], raw_blocks: YMap, col: Collector):
+        self.file, self.blocks, self.raw_blocks, self.col = file, blocks, raw_blocks, col
+        self.nodes: list[Node] = []
+        self.pending: list[tuple[Node, list[tuple[str, Loc, bool]], _Scope, str]] = []
+        self.by_name: dict[str, Node] = {}
+
+    # -- helpers -------------------------------------------------------------------------
+    def fail(self, message: str, loc: Loc, layer: str | None = None, fix: str | None = None) -> None:
+        self.col.add("invalid-spec", message, loc, layer, fix)
+
+    def subst(self, value, env: dict, loc: Loc, via: tuple):
+        """Substitute block arguments everywhere in ``value``, keeping locations."""
+        if isinstance(value, str) and expr.has_reference(value):
+            try:
+                return expr.substitute(value, env)
+            except expr.ExprError as exc:
+                self.fail(str(exc), loc, fix="pass the argument where the block is used, or declare it in the "
+                          "block's `args`")
+                return None
+        if isinstance(value, YMap):
+            out = YMap()
+            out.loc, out.locs, out.key_locs = value.loc, {}, value.key_locs
+            for k, v in value.items():
+                where = self.at(value.locs[k], via)
+                out[k] = self.subst(v, env, where, via)
+                out.locs[k] = where
+            out.loc = self.at(value.loc, via)
+            return out
+        if isinstance(value, YSeq):
+            out = YSeq(self.subst(v, env, self.at(l, via), via) for v, l in zip(value, value.locs))
+            out.loc, out.locs = self.at(value.loc, via), [self.at(l, via) for l in value.locs]
+            return out
+        return value
+
+    @staticmethod
+    def at(loc: Loc, via: tuple) -> Loc:
+        return Loc(loc.file, loc.line, loc.col, via) if via else loc
+
+    def register(self, scope: _Scope, local: str, full: str, loc: Loc) -> None:
+        if local in scope.names or local == INPUT:
+            first = scope.names.get(local, (None, None))[1]
+            earlier = f" (first defined at line {first.line})" if first else " ('input' is reserved)"
+            self.fail(f"duplicate layer name '{local}'{earlier}", loc, local, "give each layer a unique name")
+            return
+        scope.names[local] = (full, loc)
+
+    # -- expansion -------------------------------------------------------------------------
+    def sequence(self, items, locs, scope: _Scope, prev: str, env: dict, via: tuple, group: str | None,
+                 depth: int) -> str:
+        for item, loc in zip(items, locs):
+            prev = self.entry(item, self.at(loc, via), scope, prev, env, via, group, depth)
+        return prev
+
+    def entry(self, item, loc: Loc, scope: _Scope, prev: str, env: dict, via: tuple, group, depth: int) -> str:
+        if len(self.nodes) > MAX_LAYERS:
+            return prev
+        item = self.subst(item, env, loc, via)
+        if isinstance(item, str):
+            kind, args, meta = item, None, YMap()
+            meta.loc, meta.locs, meta.key_locs = loc, {}, {}
+        elif isinstance(item, YMap):
+            kinds = [k for k in item if k not in ENTRY_KEYS]
+            if len(kinds) != 1:
+                if kinds:
+                    self.fail(f"a layer entry has several types: {', '.join(map(str, kinds))}", loc,
+                              fix="write each layer as its own list item (`- conv: ...` then `- relu`)")
+                else:
+                    self.fail(f"a layer entry has no type, only {', '.join(map(str, item))}", loc,
+                              fix=f"add the layer type, e.g. `- conv: {{filters: 64}}`; layer types: "
+                                  f"{', '.join(CATALOGUE)}")
+                return prev
+            kind = kinds[0]
+            args = item[kind]
+            meta = item
+        elif isinstance(item, YSeq):
+            self.fail("a list is not a layer", loc,
+                      fix="write branches as arguments of a merge layer: `- concat: [[...], [...]]`")
+            return prev
+        else:
+            self.fail(f"a layer must be a type name or a `type: {{args}}` mapping, received {item!r}", loc)
+            return prev
+        if not isinstance(kind, str):
+            self.fail(f"a layer type must be a name, received {kind!r}", loc)
+            return prev
+
+        when = meta.get("when", True)
+        if not isinstance(when, bool):
+            self.fail(f"`when` must be true or false, received {when!r}", loc_of(meta, "when", loc),
+                      fix="write a condition such as `when: ${stride != 1}`")
+            return prev
+        if not when:
+            return prev
+        repeat = meta.get("repeat", 1)
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= MAX_REPEAT:
+            self.fail(f"`repeat` must be a whole number from 0 to {MAX_REPEAT:,}, received {repeat!r}",
+                      loc_of(meta, "repeat", loc), fix="give a smaller count; use blocks for long stacks")
+            return prev
+        name = meta.get("name")
+        if name is not None and (not isinstance(name, str) or not name or "." in name):
+            self.fail(f"a layer name must be a non-empty string without dots, received {name!r}",
+                      loc_of(meta, "name", loc))
+            name = None
+
+        for i in range(repeat):
+            local = None if name is None else (name if repeat == 1 else f"{name}.{i}")
+            if kind in CATALOGUE:
+                prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
+            elif kind in self.blocks:
+                prev = self.block(kind, args, meta, loc, scope, prev, local, via, group, depth)
+            else:
+                hint = KNOWN_AS.get(kind.lower().replace("_", "").replace("-", ""))
+                mean = f" (did you mean '{hint}'?)" if hint else did_you_mean(kind, [*CATALOGUE, *self.blocks])
+                self.fail(f"unknown layer type '{kind}'{mean}", loc, fix=f"use a layer type ({', '.join(CATALOGUE)})"
+                          f" or a block defined under `blocks:`")
+                return prev
+            if len(self.nodes) > MAX_LAYERS:
+                self.fail(f"the spec expands to more than {MAX_LAYERS:,} layers", loc,
+                          fix="reduce `repeat` counts; archcheck refuses specs this large")
+                return prev
+        if name is not None and repeat > 1:
+            scope.names.setdefault(name, (prev, loc))  # the name of a repeated entry is its last repetition
+        return prev
+
+    def layer(self, kind, args, meta, loc, scope, prev, local, via, group, depth, env) -> str:
+        cls = CATALOGUE[kind]
+        refs: list[tuple[str, Loc, bool]] = []  # (name, where, already a full name)
+        inputs_meta = meta.get("inputs")
+        if inputs_meta is not None:
+            if not isinstance(inputs_meta, list) or not all(isinstance(x, str) for x in inputs_meta):
+                self.fail(f"`inputs` must be a list of layer names, received {inputs_meta!r}",
+                          loc_of(meta, "inputs", loc))
+                return prev
+            refs = [(x, loc_of(inputs_meta, i, loc), False) for i, x in enumerate(inputs_meta)]
+        branches = []
+        if cls.max_inputs > 1:
+            listed = args
+            if isinstance(args, YMap) and "branches" in args:
+                listed = args["branches"]
+                args = YMap({k: v for k, v in args.items() if k != "branches"})
+                args.loc, args.locs = meta.loc, {}
+            if isinstance(listed, list):
+                if refs:
+                    self.fail(f"{kind} lists its inputs twice: in `inputs` and as its value", loc,
+                              fix=f"keep one: `- {kind}: [a, b]` or `inputs: [a, b]`")
+                for i, x in enumerate(listed):
+                    where = loc_of(listed, i, loc)
+                    if isinstance(x, str):
+                        refs.append((x, where, False))
+                    elif isinstance(x, list):
+                        branches.append((x, where))
+                    else:
+                        self.fail(f"{kind} takes layer names or branches (lists of layers), received {x!r}", where)
+                args = None if listed is args else args
+        elif isinstance(args, list) and cls.shorthand is None:
+            self.fail(f"{kind} takes a mapping of arguments, received a list", loc,
+                      fix=f"write `- {kind}: {{...}}`")
+            return prev
+        if args is None:
+            args = {}
+        elif not isinstance(args, dict):
+            if cls.shorthand is None:
+                self.fail(f"{kind} takes no shorthand value, received {args!r}", loc,
+                          fix=f"write `- {kind}` or `- {kind}: {{argument: value}}`")
+                return prev
+            value = args
+            args = YMap({cls.shorthand: value})
+            args.loc, args.locs = loc, {cls.shorthand: loc}
+        try:
+            layer = cls.model_validate(args)
+        except ValidationError as exc:
+            pydantic_problems(self.col, exc, args, loc, kind, local, list(cls.model_fields))
+            return prev
+
+        local = local or scope.auto_name(kind)
+        full = scope.prefix + local
+        self.register(scope, local, full, loc)
+        for b, (items, where) in enumerate(branches):
+            sub = _Scope(f"{full}.{b}.", prev, parent=scope)
+            out = self.sequence(items, getattr(items, "locs", [where] * len(items)), sub, prev, env, via, group,
+                                depth)
+            refs.append((out, where, True))
+        node = Node(full, layer, [], loc, group)
+        n_refs = len(refs) or 1
+        if not (cls.min_inputs <= n_refs <= cls.max_inputs):
+            want = (f"{cls.min_inputs} to {cls.max_inputs}" if cls.max_inputs > cls.min_inputs
+                    else str(cls.min_inputs))
+            self.fail(f"{kind} takes {want} inputs, received {n_refs}", loc, full,
+                      fix=f"list its inputs: `- {kind}: [a, b]`, or give branches" if cls.max_inputs > 1
+                      else "give one input in `inputs: [name]`")
+        self.nodes.append(node)
+        self.by_name[full] = node
+        # branch outputs are already full names; named references resolve once the scope is complete
+        self.pending.append((node, refs, scope, prev))
+        return full
+
+    def block(self, kind, args, meta, loc, scope, prev, local, via, group, depth) -> str:
+        if depth >= MAX_BLOCK_DEPTH:
+            self.fail(f"blocks nest more than {MAX_BLOCK_DEPTH} deep (does block '{kind}' use itself?)", loc,
+                      fix="a block must not use itself, directly or through another block")
+            return prev
+        if meta.get("inputs") is not None:
+            self.fail(f"block '{kind}' takes its input from the previous layer; `inputs` is for single layers", loc,
+                      fix="put an `identity` with `inputs: [...]` before the block")
+        block = self.blocks[kind]
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            self.fail(f"block '{kind}' takes a mapping of its arguments, received {args!r}", loc,
+                      fix=f"write `- {kind}: {{{', '.join(f'{a}: ...' for a in block.args)}}}`")
+            return prev
+        env = dict(block.args)
+        for key, value in args.items():
+            if key not in block.args:
+                self.fail(f"block '{kind}' has no argument '{key}'{did_you_mean(key, block.args)}",
+                          loc_of(args, key, loc), fix=f"'{kind}' declares: {', '.join(block.args) or 'no arguments'}")
+            env[key] = value
+        missing = [k for k, v in env.items() if v is None]
+        if missing:
+            self.fail(f"block '{kind}' needs the argument{'s' if len(missing) > 1 else ''} "
+                      f"{', '.join(missing)}", loc, fix=f"pass it: `- {kind}: {{{missing[0]}: ...}}`")
+            return prev
+        local = local or scope.auto_name(kind)
+        full = scope.prefix + local
+        inner = _Scope(full + ".", prev)
+        raw_layers = self.raw_blocks[kind]["layers"]
+        use = Loc(loc.file, loc.line, loc.col)
+        out = self.sequence(raw_layers, raw_layers.locs, inner, prev, env, (*loc.via, use) if via else (use,),
+                            group or full, depth + 1)
+        self.register(scope, local, out, loc)
+        return out
+
+    def resolve(self) -> None:
+        for node, refs, scope, prev in self.pending:
+            inputs = []
+            for ref, where, is_full in refs:
+                if is_full:  # a branch output
+                    inputs.append(ref)
+                    continue
+                full = scope.resolve(ref)
+                if full is None:
+                    visible = scope.visible()
+                    self.fail(f"unknown layer name '{ref}'{did_you_mean(ref, visible)}", where, node.name,
+                              fix="refer to a layer defined in this block or above it (`input` is the block's "
+                                  "input)")
+                    continue
+                inputs.append(full)
+            node.inputs = inputs if refs else [prev]
+
+
+def expand(doc, file: str) -> Spec:
+    """Validate the document's structure and expand it; raise SpecError with every problem found."""
+    col = Collector()
+    top = Loc(file, 1, 1)
+    if not isinstance(doc, YMap):
+        kind = "empty" if doc is None else type(doc).__name__
+        col.add("invalid-spec", f"a spec must be a mapping with `input` and `layers`, the file is {kind}", top,
+                fix="start from a sample: `input: [3, 224, 224]` and `layers: [...]`")
+        col.raise_if_any()
+    try:
+        parsed = SpecDoc.model_validate(doc)
+    except ValidationError as exc:
+        pydantic_problems(col, exc, doc, doc.loc, "the spec", None, list(SpecDoc.model_fields))
+        col.raise_if_any()
+    for bname, bdef in parsed.blocks.items():
+        raw = doc["blocks"][bname]
+        where = loc_of(doc["blocks"], bname, top)
+        if bname in CATALOGUE:
+            col.add("invalid-spec", f"block name '{bname}' is a layer type", where, fix="rename the block")
+        if not isinstance(raw["layers"], YSeq):
+            col.add("invalid-spec", f"block '{bname}' needs a list of layers", where)
+    col.raise_if_any()
+
+    expander = _Expander(file, parsed.blocks, doc.get("blocks", {}), col)
+    root = _Scope("", INPUT)
+    input_node = Node(INPUT, Input(), [], loc_of(doc, "input", top))
+    expander.nodes.append(input_node)
+    expander.by_name[INPUT] = input_node
+    last = expander.sequence(doc["layers"], doc["layers"].locs, root, INPUT, {}, (), None, 0)
+    expander.resolve()
+
+    outputs = [last]
+    if parsed.outputs:
+        outputs = []
+        for i, ref in enumerate(parsed.outputs):
+            full = root.resolve(ref) or (ref if ref in expander.by_name else None)
+            if full is None:
+                col.add("invalid-spec", f"unknown output layer '{ref}'{did_you_mean(ref, expander.by_name)}",
+                        loc_of(doc["outputs"], i, top), fix="list names of layers defined in `layers`")
+            else:
+                outputs.append(full)
+    if last == INPUT:
+        col.add("invalid-spec", "the spec has no layers (every entry was dropped by `when` or repeated 0 times)",
+                loc_of(doc, "layers", top), fix="add at least one layer")
+    col.raise_if_any()
+    name = parsed.name or Path(file).stem
+    return Spec(name, file, tuple(parsed.input), expander.nodes, outputs, parsed.classes, parsed.description,
+                dict(parsed.metadata))
+
+
+def load_spec(path) -> Spec:
+    """Read, validate and expand a spec file (YAML or JSON)."""
+    return expand(load_file(path), str(path))

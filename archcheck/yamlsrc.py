@@ -1,0 +1,206 @@
+"""Safe YAML (and JSON) loading that keeps the line and column of every value.
+
+The document is built from libyaml's event stream with an explicit stack, so it
+cannot recurse out of control, and it refuses what a spec never needs:
+language-specific tags (``!!python/object``), documents whose aliases expand
+beyond a node budget (billion-laughs), nesting deeper than ``MAX_DEPTH``,
+duplicate keys and multi-document files.
+
+Mappings load as ``YMap`` and sequences as ``YSeq``: a plain ``dict``/``list``
+with ``loc`` (where the node starts) and ``locs`` (where each value starts), so
+later stages can point at the exact argument that is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import yaml
+
+from archcheck.errors import Loc, Problem, SpecError
+
+MAX_BYTES = 32 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_NODES = 2_000_000  # after alias expansion
+
+_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_HEX = re.compile(r"^[-+]?0x[0-9a-fA-F_]+$")
+_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
+_SPECIAL = {"null": None, "Null": None, "NULL": None, "~": None, "": None,
+            "true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False,
+            ".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".Inf": math.inf, "-.Inf": -math.inf,
+            ".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan}
+
+
+class YMap(dict):
+    """A mapping that knows where it and each of its values start."""
+
+    loc: Loc
+    locs: dict
+    key_locs: dict
+
+
+class YSeq(list):
+    """A sequence that knows where it and each of its items start."""
+
+    loc: Loc
+    locs: list
+
+
+def loc_of(container, key, default: Loc) -> Loc:
+    """Location of ``container[key]`` if known, else ``default``."""
+    locs = getattr(container, "locs", None)
+    if locs is None:
+        return default
+    try:
+        return locs[key]
+    except (KeyError, IndexError, TypeError):
+        return default
+
+
+def _resolve_plain(text: str):
+    if text in _SPECIAL:
+        return _SPECIAL[text]
+    if _INT.match(text):
+        return int(text.replace("_", ""))
+    if _HEX.match(text):
+        return int(text.replace("_", ""), 16)
+    if _FLOAT.match(text) and any(c.isdigit() for c in text):
+        return float(text.replace("_", ""))
+    return text
+
+
+def _size(value) -> int:
+    """Nodes in ``value``, counting shared (aliased) parts every time they appear."""
+    return getattr(value, "_size", 1)
+
+
+def load_text(text: str, file: str = "<string>"):
+    """Parse YAML/JSON text into YMap/YSeq/scalars; raise SpecError on bad input."""
+
+    def fail(message: str, line: int, col: int, fix: str | None = None):
+        raise SpecError([Problem("invalid-yaml", message, Loc(file, line, col), None, fix)])
+
+    if len(text) > MAX_BYTES:
+        fail(f"the file is {len(text):,} bytes; specs are limited to {MAX_BYTES:,} bytes", 1, 1,
+             "split the network into smaller specs or use blocks and `repeat` instead of spelling layers out")
+
+    anchors: dict[str, object] = {}
+    stack: list[list] = []  # frames: [container, pending_key, pending_key_loc, anchor]
+    root = _NOTHING = object()
+    documents = 0
+    nodes = 0
+
+    def here(mark) -> Loc:
+        return Loc(file, mark.line + 1, mark.column + 1)
+
+    def attach(value, loc: Loc, size: int, count: int) -> None:
+        """Put ``value`` (``size`` nodes once expanded) into the open container."""
+        nonlocal root, nodes
+        nodes += count
+        if nodes > MAX_NODES:
+            fail(f"the document expands to more than {MAX_NODES:,} values (aliases included)", loc.line, loc.col,
+                 "remove the alias chain; archcheck refuses documents that grow when aliases expand")
+        if not stack:
+            root = value
+            return
+        frame = stack[-1]
+        container = frame[0]
+        container._size += size
+        if isinstance(container, YSeq):
+            container.append(value)
+            container.locs.append(loc)
+        elif frame[1] is _NOTHING:
+            if isinstance(value, (YMap, YSeq)):
+                fail("a mapping key must be a plain value, not a list or mapping", loc.line, loc.col)
+            if value in container:
+                fail(f"duplicate key '{value}' (first at line {container.key_locs[value].line})", loc.line, loc.col,
+                     "remove one of the two entries")
+            frame[1], frame[2] = value, loc
+        else:
+            key = frame[1]
+            container[key] = value
+            container.locs[key] = loc
+            container.key_locs[key] = frame[2]
+            frame[1] = _NOTHING
+
+    def check_tag(event) -> None:
+        tag = getattr(event, "tag", None)
+        if tag and tag not in _STANDARD_TAGS and tag != "!":
+            loc = here(event.start_mark)
+            fail(f"the tag '{tag}' is not allowed: a spec holds only plain mappings, lists, numbers and strings",
+                 loc.line, loc.col, "remove the tag")
+
+    try:
+        for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                check_tag(event)
+                loc = here(event.start_mark)
+                if event.tag == "tag:yaml.org,2002:str" or not event.implicit[0]:
+                    value = event.value
+                else:
+                    value = _resolve_plain(event.value)
+                if event.anchor:
+                    anchors[event.anchor] = value
+                attach(value, loc, 1, 1)
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                check_tag(event)
+                loc = here(event.start_mark)
+                if len(stack) >= MAX_DEPTH:
+                    fail(f"nesting deeper than {MAX_DEPTH} levels", loc.line, loc.col,
+                         "flatten the structure; specs need only a few levels")
+                node = YMap() if kind is yaml.MappingStartEvent else YSeq()
+                node.loc, node._size = loc, 1
+                node.locs = {} if isinstance(node, YMap) else []
+                if isinstance(node, YMap):
+                    node.key_locs = {}
+                stack.append([node, _NOTHING, None, event.anchor])
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                node, _, _, anchor = stack.pop()
+                if anchor:
+                    anchors[anchor] = node
+                attach(node, node.loc, node._size, 1)
+            elif kind is yaml.AliasEvent:
+                loc = here(event.start_mark)
+                if event.anchor not in anchors:
+                    fail(f"unknown alias '*{event.anchor}'", loc.line, loc.col, "define the anchor '&name' first")
+                value = anchors[event.anchor]
+                attach(value, loc, _size(value), _size(value))
+            elif kind is yaml.DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    loc = here(event.start_mark)
+                    fail("the file holds more than one YAML document", loc.line, loc.col,
+                         "keep one network per file; remove the extra '---' section")
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or str(exc)
+        context = f" ({exc.context})" if exc.context else ""
+        fail(f"YAML syntax error: {problem}{context}", line, col,
+             "check the indentation and brackets at that position")
+    except yaml.YAMLError as exc:  # e.g. reader errors (bad characters)
+        fail(f"YAML error: {exc}", 1, 1)
+    return None if root is _NOTHING else root
+
+
+def load_file(path: str | Path):
+    """Read and parse a spec file; unreadable files become SpecError too."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError([Problem("invalid-yaml", f"the file is {size:,} bytes; specs are limited to "
+                                     f"{MAX_BYTES:,} bytes", Loc(str(path), 1, 1))])
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                                 Loc(str(path), 1, 1), None, "save the spec as UTF-8")]) from None
+    except OSError as exc:
+        raise SpecError([Problem("invalid-yaml", f"cannot read the file: {exc.strerror or exc}",
+                                 Loc(str(path), 1, 1))]) from None
+    return load_text(text, str(path))
