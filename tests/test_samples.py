@@ -1,0 +1,55 @@
+"""The sample specs: every one analyses, and the reference networks match their published totals.
+
+Parameters are trainable ones (batchnorm running statistics excluded); MACs count convolutions and
+dense layers only, the torchvision / fvcore convention. The figures are torchvision's.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from archcheck.pipeline import analyze
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+# name: (trainable params, MACs, receptive field (r, S, P) on every spatial axis of the last
+# spatial layer, or None where not checked)
+PUBLISHED = {
+    "lenet5": (61_706, 416_520, None),  # MACs by hand: 117,600 + 240,000 + 48,000 + 10,080 + 840
+    "alexnet": (61_100_840, 714_188_480, None),
+    "vgg16": (138_357_544, 15_470_264_320, (212, 32, 90)),
+    "googlenet": (6_624_904, 1_498_376_192, None),
+    "resnet18": (11_689_512, 1_814_073_344, None),
+    "resnet50": (25_557_032, 4_089_184_256, (427, 32, 213)),
+    "mobilenetv2": (3_504_872, 300_774_272, None),
+}
+
+
+@pytest.mark.parametrize("name", list(PUBLISHED))
+def test_published_totals(name):
+    params, macs, rf = PUBLISHED[name]
+    totals = analyze(SAMPLES / f"{name}.yaml").totals
+    assert totals.trainable == params
+    if macs is not None:
+        assert totals.macs == macs
+    if rf is not None:
+        _, field = totals.receptive_field
+        expected = tuple(Fraction(v) for v in rf)
+        assert field.axes and all((a.r, a.S, a.P) == expected for a in field.axes)
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_sample_analyses(path):
+    analysis = analyze(path)
+    assert analysis.totals.trainable > 0
+    assert analysis.totals.macs > 0
+
+
+def test_reference_samples_exist():
+    names = {p.stem for p in SAMPLES.glob("*.yaml")}
+    assert set(PUBLISHED) <= names
+    assert {"timeseries1d", "video3d", "bad_pool_early", "bad_pool_near_output", "bad_strided",
+            "bad_even_kernel", "bad_channels", "bad_sigmoid"} <= names
