@@ -89,8 +89,9 @@ class Collector:
         self.problems.extend(problems)
 
     def raise_if_any(self) -> None:
+        """Raise every problem so far, in file order (problems without a place first)."""
         if self.problems:
-            raise SpecError(list(self.problems))
+            raise SpecError(sorted(self.problems, key=lambda p: (p.loc.line, p.loc.col) if p.loc else (0, 0)))
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -25,6 +25,11 @@ _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, as
 class ExprError(ValueError):
     """An expression or reference that cannot be evaluated; the message says why."""
 
+    def __init__(self, message: str, fix: str = "write numbers, argument names and + - * / // % ** "
+                 "comparisons and/or/not, e.g. \"${filters * 4}\""):
+        super().__init__(message)
+        self.fix = fix
+
 
 def has_reference(value) -> bool:
     return isinstance(value, str) and "$" in value
@@ -45,7 +50,8 @@ def substitute(text: str, env: dict):
 def _lookup(name: str, env: dict):
     if name not in env:
         declared = ", ".join(sorted(env)) or "none"
-        raise ExprError(f"'${name}' is not bound: the enclosing block declares {declared}")
+        raise ExprError(f"'${name}' is not bound: the enclosing block declares {declared}",
+                        "declare it in the block's `args` and pass it where the block is used")
     return env[name]
 
 

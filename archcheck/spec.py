@@ -43,12 +43,16 @@ class SpecDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     name: Optional[str] = None
     description: Optional[str] = None
-    input: Annotated[list[Annotated[int, Field(ge=1, le=MAX_DIM)]], Field(min_length=2, max_length=4)]
-    classes: Optional[Annotated[int, Field(ge=1, le=MAX_DIM)]] = None
-    metadata: dict[str, Any] = {}
-    blocks: dict[str, BlockDef] = {}
-    layers: Annotated[list[Any], Field(min_length=1)]
-    outputs: Optional[Annotated[list[str], Field(min_length=1)]] = None
+    input: Annotated[list[Annotated[int, Field(ge=1, le=MAX_DIM)]], Field(
+        min_length=2, max_length=4, description="the input shape without the batch axis: [C, L], [C, H, W] or "
+                                                "[C, D, H, W], each a whole number >= 1")]
+    classes: Optional[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
+        None, description="the number of output classes, a whole number >= 1")
+    metadata: dict[str, Any] = Field({}, description="a mapping of free-form information")
+    blocks: dict[str, BlockDef] = Field({}, description="a mapping of block name to {args, layers}")
+    layers: Annotated[list[Any], Field(min_length=1, description="a non-empty list of layers")]
+    outputs: Optional[Annotated[list[str], Field(min_length=1)]] = Field(
+        None, description="a non-empty list of layer names")
 
 
 @dataclass
@@ -116,8 +120,11 @@ class _Scope:
 
 
 def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc, what: str, layer: str | None,
-                      fields: list[str], code: str = "invalid-spec") -> None:
-    """Turn a pydantic ValidationError into problems pointing at the offending values."""
+                      fields: dict, code: str = "invalid-spec", noun: str = "argument") -> None:
+    """Turn a pydantic ValidationError into problems pointing at the offending values.
+
+    ``fields`` is the model's ``model_fields``: a field's ``description`` says what is expected.
+    """
     by_field: dict[Any, list[dict]] = {}
     for err in exc.errors():
         by_field.setdefault(err["loc"][0] if err["loc"] else None, []).append(err)
@@ -126,18 +133,23 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
         where = Loc(where.file, where.line, where.col, loc.via)
         kinds = {e["type"] for e in errs}
         if "missing" in kinds:
-            col.add(code, f"{what} is missing the required argument '{name}'", loc, layer,
+            col.add(code, f"{what} is missing the required {noun} '{name}'", loc, layer,
                     f"add `{name}: <value>`")
         elif "extra_forbidden" in kinds:
             choices = ", ".join(fields) or "no arguments"
-            col.add(code, f"{what} has no argument '{name}'{did_you_mean(name, fields)}", where, layer,
+            col.add(code, f"{what} has no {noun} '{name}'{did_you_mean(name, fields)}", where, layer,
                     f"{what} takes: {choices}")
         else:
-            received = errs[0].get("input")
-            reasons = list(dict.fromkeys(e["msg"] for e in errs))
-            label = f"argument '{name}'" if name is not None else "value"
-            col.add(code, f"{what} {label} received {received!r}: " + "; or ".join(reasons[:4]), where, layer,
-                    f"give '{name}' a value of the expected type")
+            received = container.get(name) if isinstance(container, dict) else errs[0].get("input")
+            info = fields.get(name)
+            expected = info.description if info is not None and info.description else \
+                "; or ".join(dict.fromkeys(e["msg"].lower() for e in errs[:4]))
+            col.add(code, f"{what} {noun} '{name}' received {received!r}, expected {expected}", where, layer,
+                    f"set `{name}` to {expected}")
+
+
+class _Skip(Exception):
+    """An entry already reported as wrong; expansion goes on without it."""
 
 
 class _Expander:
@@ -157,9 +169,8 @@ class _Expander:
             try:
                 return expr.substitute(value, env)
             except expr.ExprError as exc:
-                self.fail(str(exc), loc, fix="pass the argument where the block is used, or declare it in the "
-                          "block's `args`")
-                return None
+                self.fail(str(exc), loc, fix=exc.fix)
+                raise _Skip from None
         if isinstance(value, YMap):
             out = YMap()
             out.loc, out.locs, out.key_locs = value.loc, {}, value.key_locs
@@ -197,7 +208,10 @@ class _Expander:
     def entry(self, item, loc: Loc, scope: _Scope, prev: str, env: dict, via: tuple, group, depth: int) -> str:
         if len(self.nodes) > MAX_LAYERS:
             return prev
-        item = self.subst(item, env, loc, via)
+        try:
+            item = self.subst(item, env, loc, via)
+        except _Skip:
+            return prev
         if isinstance(item, str):
             kind, args, meta = item, None, YMap()
             meta.loc, meta.locs, meta.key_locs = loc, {}, {}
@@ -311,7 +325,7 @@ class _Expander:
         try:
             layer = cls.model_validate(args)
         except ValidationError as exc:
-            pydantic_problems(self.col, exc, args, loc, kind, local, list(cls.model_fields))
+            pydantic_problems(self.col, exc, args, loc, kind, local, cls.model_fields)
             return prev
 
         local = local or scope.auto_name(kind)
@@ -402,7 +416,7 @@ def expand(doc, file: str) -> Spec:
     try:
         parsed = SpecDoc.model_validate(doc)
     except ValidationError as exc:
-        pydantic_problems(col, exc, doc, doc.loc, "the spec", None, list(SpecDoc.model_fields))
+        pydantic_problems(col, exc, doc, doc.loc, "the spec", None, SpecDoc.model_fields, noun="key")
         col.raise_if_any()
     for bname, bdef in parsed.blocks.items():
         raw = doc["blocks"][bname]
@@ -431,7 +445,7 @@ def expand(doc, file: str) -> Spec:
                         loc_of(doc["outputs"], i, top), fix="list names of layers defined in `layers`")
             else:
                 outputs.append(full)
-    if last == INPUT:
+    if last == INPUT and not col.problems:
         col.add("invalid-spec", "the spec has no layers (every entry was dropped by `when` or repeated 0 times)",
                 loc_of(doc, "layers", top), fix="add at least one layer")
     col.raise_if_any()

@@ -20,13 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Shape = tuple[int, ...]
 
-# Argument types shared by layer types. Sizes are capped so totals stay meaningful.
+# Argument types shared by layer types; each description is the "expected ..." of error messages.
 MAX_DIM = 2**31 - 1
-Dim = Annotated[int, Field(ge=1, le=MAX_DIM)]
-NonNeg = Annotated[int, Field(ge=0, le=MAX_DIM)]
-PerAxis = Union[Dim, list[Dim]]
-Padding = Union[NonNeg, Literal["same", "valid"], list[Union[NonNeg, Annotated[list[NonNeg], Field(min_length=2, max_length=2)]]]]
-
+Dim = Annotated[int, Field(ge=1, le=MAX_DIM, description=f"a whole number from 1 to {MAX_DIM:,}")]
+NonNeg = Annotated[int, Field(ge=0, le=MAX_DIM, description="a whole number >= 0")]
+PerAxis = Annotated[Union[Dim, list[Dim]],
+                    Field(description="a whole number >= 1, or a list with one per spatial axis")]
+Pair = Annotated[list[NonNeg], Field(min_length=2, max_length=2)]
+Padding = Annotated[Union[NonNeg, Literal["same", "valid"], list[Union[NonNeg, Pair]]],
+                    Field(description="a whole number >= 0, a list with one per spatial axis (each a number or "
+                                      "[before, after]), 'same' or 'valid'")]
 
 class ShapeError(Exception):
     """A layer cannot accept its input shapes: what went wrong and how to fix it."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
+
+from pydantic import Field
 
 from archcheck.layers.base import (
     Dim, Layer, NonNeg, Padding, PerAxis, Shape, ShapeError, Step, per_axis, spatial_input, window_out, window_padding,
@@ -54,7 +56,8 @@ class Conv(_Windowed):
     type: ClassVar[str] = "conv"
     category: ClassVar[str] = "conv"
 
-    groups: Union[Dim, Literal["depthwise"]] = 1
+    groups: Annotated[Union[Dim, Literal["depthwise"]],
+                      Field(description="a whole number >= 1 dividing both channel counts, or 'depthwise'")] = 1
 
     def n_groups(self, channels: int) -> int:
         return channels if self.groups == "depthwise" else self.groups
@@ -93,7 +96,8 @@ class ConvTranspose(_Windowed):
     type: ClassVar[str] = "convtranspose"
     category: ClassVar[str] = "conv"
 
-    output_padding: Union[NonNeg, list[NonNeg]] = 0
+    output_padding: Annotated[Union[NonNeg, list[NonNeg]],
+                              Field(description="a whole number >= 0, or one per spatial axis")] = 0
     groups: Dim = 1
 
     def geometry(self, shape):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from archcheck.layers.base import Dim, Layer, ShapeError, fmt_shape
+from archcheck.layers.base import Dim, Layer, ShapeError
 
 
 class Dense(Layer):
@@ -26,7 +26,7 @@ class Dense(Layer):
     def output_shape(self, inputs):
         shape = inputs[0]
         if len(shape) != 1:
-            raise ShapeError(f"dense expects a flat vector (F,), received the feature map {fmt_shape(shape)}",
+            raise ShapeError("dense expects a flat vector (F,), not a feature map",
                              f"add `flatten` before it (giving {math.prod(shape):,} features) or "
                              f"`globalavgpool` (giving {shape[0]} features)")
         return (self.units,)

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from archcheck.layers.base import Layer, ShapeError, axis_names, fmt_shape
+from archcheck.layers.base import Layer, ShapeError, axis_names
 
 
 def _axis_label(shape, axis: int) -> str:
@@ -32,13 +32,12 @@ class _Elementwise(Layer):
         out = inputs[0]
         for other in inputs[1:]:
             if len(other) != len(out):
-                raise ShapeError(f"inputs have different ranks: {fmt_shape(out)} and {fmt_shape(other)}",
+                raise ShapeError("the inputs have different numbers of axes",
                                  "flatten, pool or reshape one input so both have the same axes")
             merged = []
             for axis, (a, b) in enumerate(zip(out, other)):
                 if a != b and 1 not in (a, b):
-                    raise ShapeError(f"input shapes {fmt_shape(out)} and {fmt_shape(other)} differ along "
-                                     f"{_axis_label(out, axis)} ({a} vs {b})",
+                    raise ShapeError(f"the inputs differ along {_axis_label(out, axis)} ({a} vs {b})",
                                      "make the branches agree: a 1x1 conv projects channels, a stride or pooling "
                                      "matches spatial sizes")
                 merged.append(max(a, b))
@@ -73,16 +72,16 @@ class Concat(Layer):
     def output_shape(self, inputs):
         first = inputs[0]
         if self.axis >= len(first):
-            raise ShapeError(f"axis {self.axis} does not exist in the input {fmt_shape(first)}",
+            raise ShapeError(f"axis {self.axis} does not exist in an input with {len(first)} axes",
                              "use axis 0 (channels)")
         for other in inputs[1:]:
             if len(other) != len(first):
-                raise ShapeError(f"inputs have different ranks: {fmt_shape(first)} and {fmt_shape(other)}",
+                raise ShapeError("the inputs have different numbers of axes",
                                  "flatten or reshape one input so both have the same axes")
             for axis, (a, b) in enumerate(zip(first, other)):
                 if axis != self.axis and a != b:
-                    raise ShapeError(f"input shapes {fmt_shape(first)} and {fmt_shape(other)} differ along "
-                                     f"{_axis_label(first, axis)} ({a} vs {b}); only the concat axis "
+                    raise ShapeError(f"the inputs differ along {_axis_label(first, axis)} ({a} vs {b}); only the "
+                                     "concat axis "
                                      f"({_axis_label(first, self.axis)}) may differ",
                                      "pad or resample the branches so their other axes agree")
         return tuple(sum(s[self.axis] for s in inputs) if i == self.axis else d for i, d in enumerate(first))

@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar, Literal, Union
 from pydantic import Field
 
 from archcheck.layers.base import (
-    Dim, Layer, NonNeg, PerAxis, ShapeError, Step, fmt_shape, per_axis, spatial_input, window_padding,
+    Dim, Layer, NonNeg, Pair, PerAxis, ShapeError, Step, fmt_shape, per_axis, spatial_input, window_padding,
 )
 
 
@@ -35,7 +35,8 @@ class Reshape(Layer):
     category: ClassVar[str] = "reshape"
     shorthand: ClassVar[str] = "shape"
 
-    shape: Annotated[list[Union[Dim, Literal[-1]]], Field(min_length=1, max_length=4)]
+    shape: Annotated[list[Union[Dim, Literal[-1]]],
+                     Field(min_length=1, max_length=4, description="a list of 1 to 4 sizes, one of which may be -1")]
 
     def output_shape(self, inputs):
         total = math.prod(inputs[0])
@@ -63,7 +64,9 @@ class ZeroPad(Layer):
     category: ClassVar[str] = "reshape"
     shorthand: ClassVar[str] = "padding"
 
-    padding: Union[NonNeg, list[Union[NonNeg, Annotated[list[NonNeg], Field(min_length=2, max_length=2)]]]] = 1
+    padding: Annotated[Union[NonNeg, list[Union[NonNeg, Pair]]],
+                       Field(description="a whole number >= 0, or one per spatial axis (each a number or "
+                                         "[before, after])")] = 1
 
     def pads(self, shape):
         _, sizes = spatial_input(self, shape)
