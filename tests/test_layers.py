@@ -1,0 +1,139 @@
+"""Per layer type: input shape -> output shape, parameters, buffers, MACs, receptive-field step."""
+
+from fractions import Fraction as F
+
+import pytest
+
+from archcheck.layers import CATALOGUE, ShapeError
+from archcheck.layers.base import count
+
+
+def make(kind, **args):
+    return CATALOGUE[kind].model_validate(args)
+
+
+# (type, args, input shapes, output shape, params, buffers, MACs)
+TABLE = [
+    # the seeds' hand-checked cases
+    ("conv", dict(filters=6, kernel=5), [(3, 32, 32)], (6, 28, 28), 456, 0, 6 * 28 * 28 * 3 * 25),
+    ("maxpool", dict(kernel=2), [(64, 7, 7)], (64, 3, 3), 0, 0, 0),
+    ("conv", dict(filters=96, kernel=11, stride=4), [(3, 227, 227)], (96, 55, 55), 34_944, 0,
+     96 * 55 * 55 * 3 * 121),
+    # convolution variants, 1-D / 2-D / 3-D
+    ("conv", dict(filters=16, kernel=3, padding=1), [(8, 50)], (16, 50), 16 * 8 * 3 + 16, 0, 16 * 50 * 8 * 3),
+    ("conv", dict(filters=16, kernel=3, padding=1, bias=False), [(8, 4, 10, 10)], (16, 4, 10, 10),
+     16 * 8 * 27, 0, 16 * 400 * 8 * 27),
+    ("conv", dict(filters=8, kernel=[1, 7], padding=[0, 3]), [(4, 9, 9)], (8, 9, 9), 8 * 4 * 7 + 8, 0,
+     8 * 81 * 4 * 7),
+    ("conv", dict(filters=8, kernel=3, padding="same", stride=2), [(4, 9, 9)], (8, 5, 5), 8 * 4 * 9 + 8, 0,
+     8 * 25 * 4 * 9),
+    ("conv", dict(filters=8, kernel=3, padding="valid"), [(4, 9, 9)], (8, 7, 7), 8 * 4 * 9 + 8, 0, 8 * 49 * 36),
+    ("conv", dict(filters=8, kernel=3, dilation=2, padding=2), [(4, 9, 9)], (8, 9, 9), 8 * 4 * 9 + 8, 0,
+     8 * 81 * 36),
+    ("conv", dict(filters=32, kernel=3, padding=1, groups="depthwise", bias=False), [(32, 8, 8)], (32, 8, 8),
+     32 * 9, 0, 32 * 64 * 9),
+    ("conv", dict(filters=64, kernel=3, padding=1, groups=4), [(32, 8, 8)], (64, 8, 8), 64 * 8 * 9 + 64, 0,
+     64 * 64 * 8 * 9),
+    ("conv", dict(filters=8, kernel=3, padding=[[0, 1], [2, 0]]), [(2, 6, 6)], (8, 5, 6), 8 * 18 + 8, 0,
+     8 * 30 * 18),
+    ("convtranspose", dict(filters=16, kernel=4, stride=2, padding=1), [(32, 8, 8)], (16, 16, 16),
+     32 * 16 * 16 + 16, 0, 32 * 64 * 16 * 16),
+    ("convtranspose", dict(filters=4, kernel=3, stride=2, padding=1, output_padding=1), [(8, 5)], (4, 10),
+     8 * 4 * 3 + 4, 0, 8 * 5 * 4 * 3),
+    ("locallyconnected", dict(filters=4, kernel=3), [(2, 6, 6)], (4, 4, 4), 4 * 16 * 2 * 9 + 4 * 16, 0,
+     4 * 16 * 2 * 9),
+    # pooling
+    ("maxpool", dict(kernel=3, stride=2, padding=1), [(64, 112, 112)], (64, 56, 56), 0, 0, 0),
+    ("maxpool", dict(kernel=3, stride=2, ceil_mode=True), [(64, 112, 112)], (64, 56, 56), 0, 0, 0),
+    ("maxpool", dict(kernel=2, ceil_mode=True), [(8, 7, 7)], (8, 4, 4), 0, 0, 0),
+    ("avgpool", dict(kernel=2), [(8, 16)], (8, 8), 0, 0, 0),
+    ("maxpool", dict(kernel=[1, 2, 2]), [(8, 16, 32, 32)], (8, 16, 16, 16), 0, 0, 0),
+    ("globalavgpool", {}, [(512, 7, 7)], (512,), 0, 0, 0),
+    ("globalmaxpool", dict(keepdims=True), [(512, 7, 7)], (512, 1, 1), 0, 0, 0),
+    # dense, norm, reshape family
+    ("dense", dict(units=10), [(84,)], (10,), 850, 0, 840),
+    ("dense", dict(units=4096, bias=False), [(25088,)], (4096,), 25088 * 4096, 0, 25088 * 4096),
+    ("batchnorm", {}, [(64, 56, 56)], (64, 56, 56), 128, 128, 0),
+    ("batchnorm", dict(affine=False), [(64,)], (64,), 0, 128, 0),
+    ("layernorm", {}, [(96, 56, 56)], (96, 56, 56), 192, 0, 0),
+    ("layernorm", dict(over="all"), [(4, 5, 5)], (4, 5, 5), 200, 0, 0),
+    ("flatten", {}, [(512, 7, 7)], (25088,), 0, 0, 0),
+    ("reshape", dict(shape=[16, -1]), [(4, 8, 8)], (16, 16), 0, 0, 0),
+    ("zeropad", dict(padding=[1, [2, 3]]), [(3, 10, 10)], (3, 12, 15), 0, 0, 0),
+    ("upsample", dict(scale=2), [(3, 10, 10)], (3, 20, 20), 0, 0, 0),
+    ("upsample", dict(scale=[1, 2, 2], mode="linear"), [(3, 4, 10, 10)], (3, 4, 20, 20), 0, 0, 0),
+    ("identity", {}, [(3, 10)], (3, 10), 0, 0, 0),
+    ("dropout", dict(rate=0.2), [(100,)], (100,), 0, 0, 0),
+    # merges
+    ("add", {}, [(64, 8, 8), (64, 8, 8)], (64, 8, 8), 0, 0, 0),
+    ("multiply", {}, [(64, 8, 8), (64, 1, 1)], (64, 8, 8), 0, 0, 0),
+    ("concat", {}, [(64, 8, 8), (32, 8, 8), (16, 8, 8)], (112, 8, 8), 0, 0, 0),
+    ("concat", dict(axis=2), [(4, 8, 3), (4, 8, 5)], (4, 8, 8), 0, 0, 0),
+] + [(act, {}, [(16, 4, 4)], (16, 4, 4), 0, 0, 0)
+     for act in ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh", "hardswish", "swish",
+                 "softmax")]
+
+
+@pytest.mark.parametrize("kind,args,ins,out,params,buffers,macs", TABLE,
+                         ids=[f"{t[0]}-{i}" for i, t in enumerate(TABLE)])
+def test_layer_facts(kind, args, ins, out, params, buffers, macs):
+    layer = make(kind, **args)
+    assert layer.output_shape(ins) == out
+    assert count(layer.weight_shapes(ins)) == params
+    assert count(layer.buffer_shapes(ins)) == buffers
+    assert layer.macs(ins, out) == macs
+    assert layer.flops(ins, out) >= 2 * macs
+
+
+def test_every_layer_type_is_in_the_table():
+    assert {row[0] for row in TABLE} == set(CATALOGUE)
+
+
+def test_weight_layouts_follow_pytorch():
+    assert make("conv", filters=8, kernel=3, groups=2).weight_shapes([(4, 9, 9)]) == {
+        "weight": (8, 2, 3, 3), "bias": (8,)}
+    assert make("convtranspose", filters=8, kernel=4, groups=2).weight_shapes([(4, 9, 9)]) == {
+        "weight": (4, 4, 4, 4), "bias": (8,)}
+    assert make("dense", units=10).weight_shapes([(84,)]) == {"weight": (10, 84), "bias": (10,)}
+    assert make("batchnorm").buffer_shapes([(6, 2, 2)]) == {"running_mean": (6,), "running_var": (6,)}
+
+
+@pytest.mark.parametrize("kind,args,ins,steps", [
+    ("conv", dict(filters=1, kernel=3, stride=2, padding=1), [(1, 8, 8)], [(3, 2, 1)] * 2),
+    ("conv", dict(filters=1, kernel=3, dilation=3, padding=3), [(1, 16)], [(7, 1, 3)]),
+    ("maxpool", dict(kernel=3, stride=2, padding=1), [(1, 8, 8)], [(3, 2, 1)] * 2),
+    ("convtranspose", dict(filters=1, kernel=4, stride=2, padding=1), [(1, 8)], [(F(5, 2), F(1, 2), 1)]),
+    ("upsample", dict(scale=2), [(1, 8)], [(1, F(1, 2), 0)]),
+    ("zeropad", dict(padding=2), [(1, 8)], [(1, 1, 2)]),
+])
+def test_receptive_field_steps(kind, args, ins, steps):
+    layer = make(kind, **args)
+    got = layer.rf_steps(ins, layer.output_shape(ins))
+    assert [(s.kernel, s.stride, s.pad) for s in got] == [tuple(F(x) for x in step) for step in steps]
+
+
+@pytest.mark.parametrize("kind", ["globalavgpool", "flatten"])
+def test_global_layers_make_the_field_the_whole_input(kind):
+    layer = make(kind)
+    assert layer.rf_steps([(8, 4, 4)], layer.output_shape([(8, 4, 4)])) == "global"
+
+
+@pytest.mark.parametrize("kind,args,ins,message", [
+    ("conv", dict(filters=8, kernel=5), [(3, 4, 4)],
+     "the 5-wide window does not fit the padded input along H: input 4 + padding 0+0 = 4 < 5"),
+    ("conv", dict(filters=8, kernel=3, dilation=3), [(3, 6, 6)], "the 3-wide window (dilated to 7)"),
+    ("conv", dict(filters=8, groups=3), [(4, 8, 8)], "groups=3 does not divide the 4 input channels"),
+    ("conv", dict(filters=8, kernel=[3, 3]), [(4, 8)], "'kernel' has 2 values [3, 3] but the input has 1 spatial axis"),
+    ("conv", dict(filters=8), [(100,)], "conv expects a 1-D, 2-D or 3-D feature map"),
+    ("dense", dict(units=10), [(8, 4, 4)], "dense expects a flat vector (F,), not a feature map"),
+    ("maxpool", dict(kernel=2, padding=2), [(8, 4, 4)], "padding 2 is more than half the 2-wide window"),
+    ("add", {}, [(8, 4, 4), (16, 4, 4)], "the inputs differ along channels (8 vs 16)"),
+    ("concat", {}, [(8, 4, 4), (8, 2, 2)], "the inputs differ along H (4 vs 2); only the concat axis (channels)"),
+    ("reshape", dict(shape=[3, -1]), [(4, 2)], "8 is not divisible by 3"),
+    ("convtranspose", dict(filters=2, kernel=1, padding=2), [(2, 2)], "the output size would be -2"),
+])
+def test_shape_errors_say_what_is_wrong(kind, args, ins, message):
+    with pytest.raises(ShapeError) as err:
+        make(kind, **args).output_shape(ins)
+    assert message in err.value.message
+    assert err.value.fix
