@@ -1,0 +1,133 @@
+"""`archcheck summary`: formats, options, the JSON schema, and memory figures checked by hand."""
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from archcheck.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = json.loads((ROOT / "archcheck" / "schemas" / "summary.schema.json").read_text())
+SAMPLES = sorted((ROOT / "samples").glob("*.yaml"))
+
+
+def summary(*args):
+    result = CliRunner().invoke(main, ["summary", *map(str, args)])
+    assert "Traceback" not in result.output
+    return result
+
+
+def as_json(*args):
+    result = summary(*args, "--format", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_json_output_follows_the_schema(path):
+    doc = as_json(path)
+    jsonschema.validate(doc, SCHEMA)
+    assert sum(layer["params"] for layer in doc["layers"]) == doc["totals"]["trainable_params"]
+    assert sum(layer["macs"] for layer in doc["layers"]) == doc["totals"]["macs"]
+
+
+def test_plain_table_when_piped(tmp_path):
+    result = summary(ROOT / "samples" / "resnet18.yaml")
+    assert result.exit_code == 0
+    out = result.output
+    assert "\x1b[" not in out  # no colour codes when not on a terminal
+    assert "params                     11,699,112 (trainable 11,689,512, non-trainable 9,600)" in out
+    assert "MACs                       1,814,073,344 (1.81G)" in out
+    assert "receptive field r / S / P  435 / 32 / 217 at basic_8.relu_1" in out
+    assert "the torchvision/fvcore convention" in out  # the convention is printed next to the numbers
+    # grouped by block: a group row with the block's subtotal, then its layers indented
+    assert any(line.startswith("basic_1 ") and "block" in line and "73,984" in line for line in out.splitlines())
+    assert "  add_1.0.conv_1" in out
+
+
+def test_markdown_and_csv():
+    md = summary(ROOT / "samples" / "lenet5.yaml", "--format", "markdown").output
+    assert md.startswith("### lenet5: input (1, 32, 32)")
+    assert "| params | 61,706 (trainable 61,706, non-trainable 0) |" in md
+    rows = list(csv.DictReader(io.StringIO(summary(ROOT / "samples" / "lenet5.yaml", "--format", "csv").output)))
+    assert sum(int(r["params"]) for r in rows) == 61_706
+    assert rows[1]["rf_r"] == "5x5"  # one value per spatial axis
+
+
+def spec(tmp_path, text):
+    path = tmp_path / "net.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_peak_memory_follows_tensor_lifetimes(tmp_path):
+    # input 64 B -> conv 128 B -> relu 128 B: at most two tensors live at once
+    path = spec(tmp_path, "input: [1, 4, 4]\nlayers:\n  - conv: {filters: 2, padding: 1}\n  - relu\n")
+    totals = as_json(path)["totals"]
+    assert totals["activation_bytes"] == 64 + 128 + 128
+    assert totals["peak_activation_bytes"] == 256
+    assert totals["peak_at"] == "relu_1"
+    params = 2 * 9 + 2
+    assert totals["param_bytes"] == params * 4
+    assert totals["peak_inference_bytes"] == 256 + params * 4
+    # training: all outputs kept + params + grads (+ 1x / 2x for momentum / adam)
+    assert totals["training_bytes"] == {"sgd": 320 + params * 8, "momentum": 320 + params * 12,
+                                        "adam": 320 + params * 16}
+
+
+def test_a_skip_connection_keeps_its_source_alive(tmp_path):
+    # a (64 B) feeds both b and the add, so it stays live while b runs
+    path = spec(tmp_path, """input: [1, 4, 4]
+layers:
+  - relu:
+    name: a
+  - relu:
+    name: b
+  - add: [a, b]
+""")
+    totals = as_json(path)["totals"]
+    # input freed after a; then a + b live (128), then a + b + add (192)
+    assert totals["peak_activation_bytes"] == 192
+
+
+def test_batch_dtype_and_input_override(tmp_path):
+    base = as_json(ROOT / "samples" / "lenet5.yaml")["totals"]
+    big = as_json(ROOT / "samples" / "lenet5.yaml", "--batch", "8", "--dtype", "float16")["totals"]
+    assert big["activation_bytes"] == base["activation_bytes"] * 8 // 2
+    assert big["param_bytes"] == base["param_bytes"] // 2
+    doc = as_json(ROOT / "samples" / "resnet50.yaml", "--input", "3,160,160")
+    assert doc["spec"]["input"] == [3, 160, 160]
+    assert doc["totals"]["trainable_params"] == 25_557_032
+    assert doc["totals"]["macs"] < 4_089_184_256
+
+
+def test_bad_input_override_is_a_usage_error():
+    result = summary(ROOT / "samples" / "lenet5.yaml", "--input", "3,abc")
+    assert result.exit_code == 2
+    assert "expected sizes like 3,224,224, received '3,abc'" in result.output
+
+
+def test_receptive_field_notes_misaligned_paths(tmp_path):
+    path = spec(tmp_path, """input: [1, 16]
+layers:
+  - concat:
+      - [conv: {filters: 1, kernel: 3}, zeropad: 1]
+      - [conv: {filters: 1, kernel: 2, padding: [[0, 1]]}]
+""")
+    field = as_json(path)["layers"][-1]["receptive_field"]
+    assert field["note"].startswith("input fields are not centred alike")
+    assert field["axes"] == [{"r": 3, "S": 1, "P": 1}]
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0
+    for name in ("summary",):
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output
