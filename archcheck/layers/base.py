@@ -157,6 +157,13 @@ class Layer(BaseModel):
         """Receptive-field step per spatial axis; None keeps the field, 'global' makes it the whole input."""
         return None
 
+    # -- export ----------------------------------------------------------------------
+    def to_onnx(self, b, inputs: list[str], output: str, in_shapes: list[Shape], out_shape: Shape) -> None:
+        """Write this layer as ONNX nodes with ``b`` (an ``archcheck.onnx_export.Builder``): read the
+        tensors named ``inputs`` (batched, ``(N, *in_shape)``) and produce the tensor named ``output``.
+        ``in_shapes`` and ``out_shape`` are the propagator's shapes, without the batch axis."""
+        raise NotImplementedError(f"layer type '{self.type}' has no ONNX export")
+
     # -- helpers ---------------------------------------------------------------------
     def args(self) -> dict:
         """The arguments as given (defaults omitted), for display."""

@@ -84,6 +84,12 @@ class Conv(_Windowed):
         channels, _, k, *_ = self.geometry(inputs[0])
         return math.prod(out) * (channels // self.n_groups(channels)) * math.prod(k)
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        channels, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
+        weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
+        b.op("Conv", [inputs[0], *weights], output, kernel_shape=list(k), strides=list(s), dilations=list(d),
+             pads=b.pads(pads), group=self.n_groups(channels))
+
 
 class ConvTranspose(_Windowed):
     """Transposed convolution ("deconvolution"), the gradient of a convolution.
@@ -147,6 +153,13 @@ class ConvTranspose(_Windowed):
         return [Step(Fraction(di * (ki - 1), si) + 1, Fraction(1, si), Fraction(di * (ki - 1) - p[0], si))
                 for ki, si, di, p in zip(k, s, d, pads)]
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        _, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
+        weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
+        extra = per_axis(self.output_padding, len(k), "output_padding")
+        b.op("ConvTranspose", [inputs[0], *weights], output, kernel_shape=list(k), strides=list(s),
+             dilations=list(d), pads=b.pads(pads), output_padding=list(extra), group=self.groups)
+
 
 class LocallyConnected(_Windowed):
     """Locally connected layer: a convolution whose weights are not shared across positions.
@@ -174,3 +187,25 @@ class LocallyConnected(_Windowed):
     def macs(self, inputs, out):
         channels, _, k, *_ = self.geometry(inputs[0])
         return math.prod(out) * channels * math.prod(k)
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """Unfold the input into patches with a grouped convolution of one-hot kernels (output channel
+        ``c * prod(kernel) + j`` copies input channel c at kernel offset j, the weight's own order),
+        then one matrix product per output position."""
+        import numpy as np
+
+        channels, _, k, s, d, pads, out = self.geometry(in_shapes[0])
+        taps, positions = math.prod(k), math.prod(out)
+        one_hot = np.tile(np.eye(taps).reshape(taps, 1, *k), (channels, 1, *(1,) * len(k)))
+        patches = b.op("Conv", [inputs[0], b.const("unfold", one_hot)], kernel_shape=list(k), strides=list(s),
+                       dilations=list(d), pads=b.pads(pads), group=channels)
+        patches = b.op("Reshape", [patches, b.ints("patches_shape", [0, channels * taps, positions])])
+        patches = b.op("Transpose", [patches], perm=[2, 0, 1])  # (positions, N, C*taps)
+        weight = b.op("Reshape", [b.param("weight"), b.ints("weight_shape", [self.filters, positions, -1])])
+        weight = b.op("Transpose", [weight], perm=[1, 2, 0])  # (positions, C*taps, filters)
+        y = b.op("Transpose", [b.op("MatMul", [patches, weight])], perm=[1, 2, 0])  # (N, filters, positions)
+        shape = b.ints("out_shape", [0, *out_shape])
+        if self.bias:
+            b.op("Add", [b.op("Reshape", [y, shape]), b.param("bias")], output)
+        else:
+            b.op("Reshape", [y, shape], output)

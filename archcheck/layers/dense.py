@@ -42,3 +42,7 @@ class Dense(Layer):
 
     def flops(self, inputs, out):
         return 2 * self.macs(inputs, out) + (self.units if self.bias else 0)
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
+        b.op("Gemm", [inputs[0], *weights], output, transB=1)

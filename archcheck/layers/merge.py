@@ -52,10 +52,18 @@ class Add(_Elementwise):
     __doc__ = "Sum of the inputs (a residual connection). " + _Elementwise.__doc__
     type: ClassVar[str] = "add"
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("Sum", inputs, output)
+
 
 class Multiply(_Elementwise):
     __doc__ = "Product of the inputs (gating, attention). " + _Elementwise.__doc__
     type: ClassVar[str] = "multiply"
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        product = inputs[0]
+        for i, other in enumerate(inputs[1:], 2):
+            product = b.op("Mul", [product, other], output if i == len(inputs) else None)
 
 
 class Concat(Layer):
@@ -85,3 +93,6 @@ class Concat(Layer):
                                      f"({_axis_label(first, self.axis)}) may differ",
                                      "pad or resample the branches so their other axes agree")
         return tuple(sum(s[self.axis] for s in inputs) if i == self.axis else d for i, d in enumerate(first))
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("Concat", inputs, output, axis=self.axis + 1)

@@ -35,6 +35,15 @@ class BatchNorm(Layer):
         c = inputs[0][0]
         return {"running_mean": (c,), "running_var": (c,)}
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        c = in_shapes[0][0]
+        if self.affine:
+            scale, shift = b.param("weight"), b.param("bias")
+        else:
+            scale, shift = b.const("ones", [1.0] * c), b.const("zeros", [0.0] * c)
+        b.op("BatchNormalization", [inputs[0], scale, shift, b.param("running_mean"), b.param("running_var")],
+             output, epsilon=self.eps)
+
 
 class LayerNorm(Layer):
     """Layer normalisation of each sample.
@@ -56,3 +65,21 @@ class LayerNorm(Layer):
     def weight_shapes(self, inputs):
         shape = (inputs[0][0],) if self.over == "channels" else inputs[0]
         return {"weight": shape, "bias": shape} if self.affine else {}
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """ONNX normalises trailing axes: over channels of a feature map, move them last and back."""
+        import numpy as np
+
+        shape = in_shapes[0]
+        if self.affine:
+            scale, shift = b.param("weight"), b.param("bias")
+        else:
+            size = (shape[0],) if self.over == "channels" else shape
+            scale, shift = b.const("ones", np.ones(size)), b.const("zeros", np.zeros(size))
+        if self.over == "all" or len(shape) == 1:
+            b.op("LayerNormalization", [inputs[0], scale, shift], output, axis=1, epsilon=self.eps)
+            return
+        rank = len(shape) + 1
+        last = b.op("Transpose", inputs, perm=[0, *range(2, rank), 1])
+        normed = b.op("LayerNormalization", [last, scale, shift], axis=-1, epsilon=self.eps)
+        b.op("Transpose", [normed], output, perm=[0, rank - 1, *range(1, rank - 1)])

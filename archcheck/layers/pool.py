@@ -54,6 +54,11 @@ class MaxPool(_Pool):
         _, _, k, *_ = self.geometry(inputs[0])
         return (math.prod(k) - 1) * math.prod(out)
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
+        b.op("MaxPool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads),
+             ceil_mode=int(self.ceil_mode))
+
 
 class AvgPool(_Pool):
     """Average pooling; ``count_include_pad`` as in PyTorch. FLOPs: ``prod(kernel)`` per output value
@@ -66,6 +71,11 @@ class AvgPool(_Pool):
     def flops(self, inputs, out):
         _, _, k, *_ = self.geometry(inputs[0])
         return math.prod(k) * math.prod(out)
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
+        b.op("AveragePool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads),
+             ceil_mode=int(self.ceil_mode), count_include_pad=int(self.count_include_pad))
 
 
 class _GlobalPool(Layer):
@@ -86,12 +96,20 @@ class _GlobalPool(Layer):
     def rf_steps(self, inputs, out):
         return "global"
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        if self.keepdims:
+            b.op(self.onnx_op, inputs, output)
+        else:
+            b.op("Flatten", [b.op(self.onnx_op, inputs)], output, axis=1)
+
 
 class GlobalAvgPool(_GlobalPool):
     __doc__ = _GlobalPool.__doc__
     type: ClassVar[str] = "globalavgpool"
+    onnx_op: ClassVar[str] = "GlobalAveragePool"
 
 
 class GlobalMaxPool(_GlobalPool):
     __doc__ = _GlobalPool.__doc__
     type: ClassVar[str] = "globalmaxpool"
+    onnx_op: ClassVar[str] = "GlobalMaxPool"

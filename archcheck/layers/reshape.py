@@ -27,6 +27,9 @@ class Flatten(Layer):
     def rf_steps(self, inputs, out):
         return "global" if len(inputs[0]) > 1 else None
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("Flatten", inputs, output, axis=1)
+
 
 class Reshape(Layer):
     """Reshape to ``shape`` (batch axis excluded); one entry may be -1."""
@@ -56,6 +59,9 @@ class Reshape(Layer):
     def rf_steps(self, inputs, out):
         return None if inputs[0][1:] == out[1:] else "global"
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("Reshape", [inputs[0], b.ints("shape", [0, *out_shape])], output)  # 0 keeps the batch size
+
 
 class ZeroPad(Layer):
     """Pad every spatial axis with zeros: an int, one per axis, or ``[before, after]`` pairs."""
@@ -78,6 +84,10 @@ class ZeroPad(Layer):
 
     def rf_steps(self, inputs, out):
         return [Step(Fraction(1), Fraction(1), Fraction(pb)) for pb, _ in self.pads(inputs[0])]
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        pads = b.pads(((0, 0), (0, 0), *self.pads(in_shapes[0])))  # batch and channels unpadded
+        b.op("Pad", [inputs[0], b.ints("pads", pads)], output, mode="constant")
 
 
 class Upsample(Layer):
@@ -107,12 +117,25 @@ class Upsample(Layer):
         # output j reads the two inputs around (j + 0.5)/f - 0.5
         return [Step(Fraction(2), Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)) for f in scale]
 
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """Resize by integer scales: nearest copies input floor(i / scale) (``asymmetric``/``floor``);
+        linear uses half-pixel centres, as PyTorch with ``align_corners=False``."""
+        scales = b.const("scales", [1.0, 1.0, *per_axis(self.scale, len(in_shapes[0]) - 1, "scale")])
+        if self.mode == "nearest":
+            b.op("Resize", [inputs[0], "", scales], output, mode="nearest",
+                 coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        else:
+            b.op("Resize", [inputs[0], "", scales], output, mode="linear", coordinate_transformation_mode="half_pixel")
+
 
 class Identity(Layer):
     """Pass the input through unchanged (a named tap, or an explicit identity shortcut)."""
 
     type: ClassVar[str] = "identity"
     category: ClassVar[str] = "reshape"
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("Identity", inputs, output)
 
 
 class Dropout(Layer):
@@ -124,3 +147,6 @@ class Dropout(Layer):
     shorthand: ClassVar[str] = "rate"
 
     rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("Identity", inputs, output)  # inference: dropout does nothing
