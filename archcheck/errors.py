@@ -8,6 +8,7 @@ of them, so independent mistakes in one file are reported together.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 # Exit codes shared by every command (documented in the README).
@@ -89,9 +90,36 @@ class Collector:
         self.problems.extend(problems)
 
     def raise_if_any(self) -> None:
-        """Raise every problem so far, in file order (problems without a place first)."""
+        """Raise every problem so far, once each, in file order (problems without a place first).
+
+        A mistake inside a block definition is found again at every use of the block (and
+        an alias repeats its node): the same message at the same place is reported once,
+        with the first use site.
+        """
         if self.problems:
-            raise SpecError(sorted(self.problems, key=lambda p: (p.loc.line, p.loc.col) if p.loc else (0, 0)))
+            unique = {}
+            for p in self.problems:
+                key = (p.code, p.message, p.layer, p.fix) + ((p.loc.file, p.loc.line, p.loc.col) if p.loc else ())
+                unique.setdefault(key, p)
+            raise SpecError(sorted(unique.values(), key=lambda p: (p.loc.line, p.loc.col) if p.loc else (0, 0)))
+
+
+def show(value, limit: int = 80) -> str:
+    """A received value as the spec would write it (``true``, ``null``, ``'text'``, ``[1, 2]``), shortened."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, dict):
+        items = list(value.items())
+        text = "{" + ", ".join(f"{k}: {show(v, limit)}" for k, v in items[:8]) + (", ..." if len(items) > 8 else "") + "}"
+    elif isinstance(value, (list, tuple)):
+        text = "[" + ", ".join(show(v, limit) for v in value[:8]) + (", ..." if len(value) > 8 else "") + "]"
+    elif isinstance(value, float) and math.isinf(value):
+        text = f"{value} (a number too large to represent)"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def did_you_mean(word: str, choices) -> str:

@@ -21,9 +21,9 @@ import yaml
 
 from archcheck.errors import Loc, Problem, SpecError
 
-MAX_BYTES = 32 * 1024 * 1024
+MAX_BYTES = 2 * 1024 * 1024  # ResNet-50 takes 3 kB; a 10,000-layer spec written out in full, under 1 MB
 MAX_DEPTH = 64
-MAX_NODES = 2_000_000  # after alias expansion
+MAX_NODES = 1_000_000  # after alias expansion
 
 _STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 _INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
@@ -61,6 +61,14 @@ def loc_of(container, key, default: Loc) -> Loc:
         return default
 
 
+def key_loc_of(container, key, default: Loc) -> Loc:
+    """Location of the key ``key`` in a mapping if known, else ``default``."""
+    try:
+        return container.key_locs[key]
+    except (AttributeError, KeyError, TypeError):
+        return default
+
+
 def _resolve_plain(text: str):
     if text in _SPECIAL:
         return _SPECIAL[text]
@@ -85,8 +93,7 @@ def load_text(text: str, file: str = "<string>"):
         raise SpecError([Problem("invalid-yaml", message, Loc(file, line, col), None, fix)])
 
     if len(text) > MAX_BYTES:
-        fail(f"the file is {len(text):,} bytes; specs are limited to {MAX_BYTES:,} bytes", 1, 1,
-             "split the network into smaller specs or use blocks and `repeat` instead of spelling layers out")
+        fail(_too_big(len(text)), 1, 1, _TOO_BIG_FIX)
 
     anchors: dict[str, object] = {}
     stack: list[list] = []  # frames: [container, pending_key, pending_key_loc, anchor]
@@ -131,8 +138,9 @@ def load_text(text: str, file: str = "<string>"):
         tag = getattr(event, "tag", None)
         if tag and tag not in _STANDARD_TAGS and tag != "!":
             loc = here(event.start_mark)
-            fail(f"the tag '{tag}' is not allowed: a spec holds only plain mappings, lists, numbers and strings",
-                 loc.line, loc.col, "remove the tag")
+            shown = "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+            fail(f"the tag '{shown}' is not allowed: a spec holds only plain mappings, lists, numbers and strings",
+                 loc.line, loc.col, f"remove '{shown}'; archcheck never constructs objects from a spec")
 
     try:
         for event in yaml.parse(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -151,8 +159,8 @@ def load_text(text: str, file: str = "<string>"):
                 check_tag(event)
                 loc = here(event.start_mark)
                 if len(stack) >= MAX_DEPTH:
-                    fail(f"nesting deeper than {MAX_DEPTH} levels", loc.line, loc.col,
-                         "flatten the structure; specs need only a few levels")
+                    fail(f"lists and mappings nest deeper than {MAX_DEPTH} levels here; a spec needs about 10",
+                         loc.line, loc.col, "flatten the structure; use blocks instead of deeply nested branches")
                 node = YMap() if kind is yaml.MappingStartEvent else YSeq()
                 node.loc, node._size = loc, 1
                 node.locs = {} if isinstance(node, YMap) else []
@@ -177,15 +185,50 @@ def load_text(text: str, file: str = "<string>"):
                     fail("the file holds more than one YAML document", loc.line, loc.col,
                          "keep one network per file; remove the extra '---' section")
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or str(exc)
-        context = f" ({exc.context})" if exc.context else ""
-        fail(f"YAML syntax error: {problem}{context}", line, col,
-             "check the indentation and brackets at that position")
-    except yaml.YAMLError as exc:  # e.g. reader errors (bad characters)
+        message, mark, fix = _syntax_error(exc, text)
+        fail(message, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, fix)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
+        at = exc.position if isinstance(exc.position, int) else 0
+        line = text.count("\n", 0, at) + 1
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        fail(f"the file contains the character U+{char:04X}, which YAML does not allow ({exc.reason})",
+             line, at - text.rfind("\n", 0, at), "remove it; a spec is plain text")
+    except yaml.YAMLError as exc:
         fail(f"YAML error: {exc}", 1, 1)
     return None if root is _NOTHING else root
+
+
+_YAML_TAG = "tag:yaml.org,2002:"
+_TOO_BIG_FIX = "use blocks and `repeat` instead of spelling every layer out, or split the network"
+
+
+def _too_big(size: int) -> str:
+    return f"the file is {size:,} bytes; specs are limited to {MAX_BYTES:,} bytes ({MAX_BYTES // 2**20} MiB)"
+
+
+def _syntax_error(exc, text: str):
+    """(message, mark, fix) for a parser error: where it is, what the parser was reading, a likely fix.
+
+    An error at the end of the file is reported where the unclosed bracket or quote starts.
+    """
+    problem, mark, context, start = exc.problem or str(exc), exc.problem_mark, exc.context, exc.context_mark
+    if mark is not None and start is not None and mark.index >= len(text.rstrip()):
+        return (f"YAML syntax error: {problem} before the end of the file ({context} that starts here)", start,
+                "close the bracket or quote that starts here")
+    if start is not None and mark is not None and start.line != mark.line:
+        context = f"{context} that starts at line {start.line + 1}, column {start.column + 1}"
+    message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
+    line = text.splitlines()[mark.line] if mark is not None and mark.line < len(text.splitlines()) else ""
+    if mark is not None and text[mark.index:mark.index + 1] == "\t":
+        fix = "YAML indents with spaces, not tabs: replace the tab with spaces"
+    elif "${" in line:
+        fix = 'quote an expression written inside braces: `{filters: "${width * 2}"}`'
+    elif "mapping values are not allowed" in problem:
+        fix = ("to give a layer keys, end its type with a colon (`- relu:` then `repeat: 2` indented under it); "
+               "quote a value that contains ': '")
+    else:
+        fix = "check the indentation and brackets at that position"
+    return message, mark, fix
 
 
 def load_file(path: str | Path):
@@ -194,13 +237,12 @@ def load_file(path: str | Path):
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
-            raise SpecError([Problem("invalid-yaml", f"the file is {size:,} bytes; specs are limited to "
-                                     f"{MAX_BYTES:,} bytes", Loc(str(path), 1, 1))])
+            raise SpecError([Problem("invalid-yaml", _too_big(size), Loc(str(path), 1, 1), None, _TOO_BIG_FIX)])
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})",
                                  Loc(str(path), 1, 1), None, "save the spec as UTF-8")]) from None
     except OSError as exc:
-        raise SpecError([Problem("invalid-yaml", f"cannot read the file: {exc.strerror or exc}",
-                                 Loc(str(path), 1, 1))]) from None
+        raise SpecError([Problem("invalid-yaml", f"cannot read '{path}': {exc.strerror or exc}", None, None,
+                                 "check the path: SPEC is a YAML or JSON spec file")]) from None
     return load_text(text, str(path))

@@ -9,24 +9,46 @@ import click
 from archcheck.errors import Loc, Problem
 
 
-@lru_cache(maxsize=64)
-def _lines(file: str) -> tuple[str, ...]:
+WIDTH = 100  # longest excerpt shown; longer lines are cut around the column
+
+
+@lru_cache(maxsize=256)
+def _line(file: str, number: int) -> str | None:
+    """Line ``number`` of ``file``; reads at most a few MiB, in pieces, so a huge file costs nothing."""
+    budget, current, found = 8 * 2**20, 1, []
     try:
-        with open(file, encoding="utf-8") as fh:
-            return tuple(fh.read().splitlines())
-    except (OSError, UnicodeDecodeError):
-        return ()
+        with open(file, encoding="utf-8", errors="replace") as fh:
+            while budget > 0 and current <= number:
+                piece = fh.readline(2**16)
+                if not piece:
+                    break
+                budget -= len(piece)
+                if current == number and len(found) < 4:
+                    found.append(piece)
+                if piece.endswith("\n"):
+                    current += 1
+    except OSError:
+        return None
+    return "".join(found).rstrip("\r\n") if found else None
 
 
 def excerpt(loc: Loc | None) -> str:
     """The spec line at ``loc`` with a caret under the column, or an empty string."""
-    if loc is None:
+    if loc is None or loc.line < 1:
         return ""
-    lines = _lines(loc.file)
-    if not 1 <= loc.line <= len(lines):
+    text = _line(loc.file, loc.line)
+    if text is None:
         return ""
-    text = lines[loc.line - 1]
-    return f"   {loc.line:>4} | {text}\n        | {' ' * (loc.col - 1)}^"
+    col = max(loc.col - 1, 0)
+    start = max(0, min(col - WIDTH // 2, len(text) - WIDTH))
+    shown = text[start:start + WIDTH]
+    # control characters (a NUL, an escape sequence) are shown, not sent to the terminal
+    shown = "".join(c if c.isprintable() or c == "\t" else "\N{REPLACEMENT CHARACTER}" for c in shown)
+    if start:
+        shown, col = "..." + shown[3:], col - start
+    if start + WIDTH < len(text):
+        shown = shown[:-3] + "..."
+    return f"   {loc.line:>4} | {shown}\n        | {' ' * col}^"
 
 
 def format_problem(problem: Problem, color: bool = False) -> str:
