@@ -1,0 +1,45 @@
+"""``archcheck explain CODE|SLUG``: a rule's documentation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from archcheck.commands import reported_errors
+
+
+def explanation(rule) -> str:
+    """A header (code, slug, default severity, options), the summary and the documentation (Markdown)."""
+    facts = [f"default severity: {rule.severity}"]
+    if rule.options:
+        facts.append("options: " + ", ".join(f"{k} = {v!r}" for k, v in rule.options.items()))
+    if rule.origin != "archcheck":
+        facts.append(f"from {rule.origin}")
+    doc = rule.doc or "(This rule has no documentation.)"
+    return f"{rule.code} {rule.slug} ({'; '.join(facts)})\n{rule.summary}\n\n{doc}"
+
+
+@click.command()
+@click.argument("rule")
+def explain(rule):
+    """Print the documentation of RULE, given by code (AC101) or slug (pool-too-early).
+
+    Exit 2 when no rule has that name.
+    """
+    from archcheck.commands.lint import fail_usage, setup
+    from archcheck.config import ConfigError
+    from archcheck.errors import did_you_mean
+    from archcheck.lint import find_rule
+
+    with reported_errors():
+        try:
+            _, registry = setup(None, False, Path.cwd())
+            found = find_rule(rule, registry)
+            if found is None:
+                names = [*registry, *(r.slug for r in registry.values())]
+                raise ConfigError(f"unknown rule '{rule}'{did_you_mean(rule, names)}",
+                                  "`archcheck rules` lists the rules")
+        except ConfigError as exc:
+            fail_usage(exc)
+        click.echo(explanation(found))

@@ -1,0 +1,55 @@
+"""``archcheck rules``: the rule catalogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from archcheck.commands import reported_errors
+
+
+def catalogue(rules) -> list[dict]:
+    return [{"code": r.code, "slug": r.slug, "severity": r.severity, "summary": r.summary, "options": r.options,
+             "origin": r.origin} for r in rules.values()]
+
+
+def _options(options: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in options.items())
+
+
+@click.command()
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "plain", "json"]), default="table",
+              show_default=True, help="Output format; `table` is plain text when not on a terminal.")
+def rules(fmt):
+    """List every lint rule: code, slug, default severity, summary and options.
+
+    Custom rules (the configuration's `custom-rules`, found from the current directory)
+    and installed plugins are listed with the built-in ones. `archcheck explain CODE`
+    prints a rule's documentation.
+    """
+    from archcheck.commands.lint import fail_usage, setup
+    from archcheck.config import ConfigError
+
+    with reported_errors():
+        try:
+            _, registry = setup(None, False, Path.cwd())
+        except ConfigError as exc:
+            fail_usage(exc)
+        rows = catalogue(registry)
+        if fmt == "json":
+            click.echo(json.dumps(rows, indent=2))
+        elif fmt == "table" and click.get_text_stream("stdout").isatty():
+            from rich.console import Console
+            from rich.table import Table
+
+            table = Table("code", "slug", "severity", "summary", "options", box=None, header_style="bold")
+            for r in rows:
+                table.add_row(r["code"], r["slug"], r["severity"], r["summary"], _options(r["options"]))
+            Console().print(table)
+        else:
+            width = max(len(r["slug"]) for r in rows)
+            for r in rows:
+                options = f"  [{_options(r['options'])}]" if r["options"] else ""
+                click.echo(f"{r['code']:<6} {r['slug']:<{width}}  {r['severity']:<7}  {r['summary']}{options}")
