@@ -26,9 +26,9 @@ class ExprError(ValueError):
     """An expression or reference that cannot be evaluated; the message says why."""
 
     def __init__(self, message: str, fix: str = "write numbers, argument names and + - * / // % ** "
-                 "comparisons and/or/not, e.g. \"${filters * 4}\""):
+                 "comparisons and/or/not, e.g. \"${filters * 4}\"", unbound: str | None = None):
         super().__init__(message)
-        self.fix = fix
+        self.fix, self.unbound = fix, unbound  # ``unbound``: the name that has no value, if that is the problem
 
 
 def has_reference(value) -> bool:
@@ -51,7 +51,7 @@ def _lookup(name: str, env: dict):
     if name not in env:
         declared = ", ".join(sorted(env)) or "none"
         raise ExprError(f"'${name}' is not bound: the enclosing block declares {declared}",
-                        "declare it in the block's `args` and pass it where the block is used")
+                        "declare it in the block's `args` and pass it where the block is used", name)
     return env[name]
 
 

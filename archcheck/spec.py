@@ -9,20 +9,20 @@ its location (through block uses). Problems are collected, not raised one by one
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archcheck import expr
-from archcheck.errors import Collector, Loc, SpecError, did_you_mean
+from archcheck.errors import Collector, Loc, SpecError, did_you_mean, show
 from archcheck.layers import CATALOGUE, KNOWN_AS, Input, Layer
 from archcheck.layers.base import MAX_DIM
-from archcheck.yamlsrc import YMap, YSeq, load_file, loc_of
+from archcheck.yamlsrc import YMap, YSeq, key_loc_of, load_file, loc_of
 
-MAX_LAYERS = 200_000
-MAX_REPEAT = 100_000
+MAX_LAYERS = 50_000  # the expansion stops here, so a hostile `repeat` costs at most this much work
+MAX_REPEAT = MAX_LAYERS
 MAX_BLOCK_DEPTH = 32
 ENTRY_KEYS = ("name", "inputs", "repeat", "when")  # the keys of a layer entry besides its type
 INPUT = "input"
@@ -32,9 +32,9 @@ class BlockDef(BaseModel):
     """A reusable, parametrised group of layers."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    args: dict[str, Any] = {}
-    layers: Annotated[list[Any], Field(min_length=1)]
-    description: Optional[str] = None
+    args: dict[str, Any] = Field({}, description="a mapping of argument name to default value (~ for required)")
+    layers: Annotated[list[Any], Field(min_length=1, description="a non-empty list of layers")]
+    description: Optional[str] = Field(None, description="a text")
 
 
 class SpecDoc(BaseModel):
@@ -49,7 +49,7 @@ class SpecDoc(BaseModel):
     classes: Optional[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
         None, description="the number of output classes, a whole number >= 1")
     metadata: dict[str, Any] = Field({}, description="a mapping of free-form information")
-    blocks: dict[str, BlockDef] = Field({}, description="a mapping of block name to {args, layers}")
+    blocks: dict[str, Any] = Field({}, description="a mapping of block name to {args, layers}")
     layers: Annotated[list[Any], Field(min_length=1, description="a non-empty list of layers")]
     outputs: Optional[Annotated[list[str], Field(min_length=1)]] = Field(
         None, description="a non-empty list of layer names")
@@ -129,23 +129,56 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
     for err in exc.errors():
         by_field.setdefault(err["loc"][0] if err["loc"] else None, []).append(err)
     for name, errs in by_field.items():
-        where = loc_of(container, name, loc) if name is not None else loc
-        where = Loc(where.file, where.line, where.col, loc.via)
         kinds = {e["type"] for e in errs}
         if "missing" in kinds:
             col.add(code, f"{what} is missing the required {noun} '{name}'", loc, layer,
                     f"add `{name}: <value>`")
         elif "extra_forbidden" in kinds:
-            choices = ", ".join(fields) or "no arguments"
-            col.add(code, f"{what} has no {noun} '{name}'{did_you_mean(name, fields)}", where, layer,
-                    f"{what} takes: {choices}")
+            choices = ", ".join(fields) or f"no {noun}s"
+            col.add(code, f"{what} has no {noun} '{name}'{did_you_mean(name, fields)}",
+                    _within(key_loc_of(container, name, loc), loc), layer, f"{what} takes: {choices}")
         else:
             received = container.get(name) if isinstance(container, dict) else errs[0].get("input")
             info = fields.get(name)
             expected = info.description if info is not None and info.description else \
                 "; or ".join(dict.fromkeys(e["msg"].lower() for e in errs[:4]))
-            col.add(code, f"{what} {noun} '{name}' received {received!r}, expected {expected}", where, layer,
+            col.add(code, f"{what} {noun} '{name}' received {show(received)}, expected {expected}",
+                    _within(_deepest(container, [e["loc"] for e in errs], loc), loc), layer,
                     f"set `{name}` to {expected}")
+
+
+def _within(where: Loc, loc: Loc) -> Loc:
+    """``where`` reached through the block uses of ``loc``."""
+    return Loc(where.file, where.line, where.col, loc.via)
+
+
+def _deepest(container, paths: list[tuple], default: Loc) -> Loc:
+    """Where the values at ``paths`` start, as deep as the paths agree and exist in the document.
+
+    Pydantic's paths also hold union member tags ('int', 'list[...]'), which stop the walk.
+    """
+    where, node = default, container
+    for parts in zip(*paths):
+        part = parts[0]
+        if any(p != part for p in parts) or isinstance(part, bool):
+            break
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) \
+                and 0 <= part < len(node):
+            where, node = loc_of(node, part, where), node[part]
+        else:
+            break
+    return where
+
+
+def _kind(item) -> str | None:
+    """The layer or block type of an entry (``relu`` or ``{conv: ..., name: ...}``), if it has exactly one."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        kinds = [k for k in item if k not in ENTRY_KEYS]
+        if len(kinds) == 1 and isinstance(kinds[0], str):
+            return kinds[0]
+    return None
 
 
 class _Skip(Exception):
@@ -158,10 +191,18 @@ class _Expander:
         self.nodes: list[Node] = []
         self.pending: list[tuple[Node, list[tuple[str, Loc, bool]], _Scope, str]] = []
         self.by_name: dict[str, Node] = {}
+        self.using: list[str] = []  # the blocks being expanded, outermost first
+        self.too_big = False  # the layer limit was reached (reported once); expansion stops
 
     # -- helpers -------------------------------------------------------------------------
     def fail(self, message: str, loc: Loc, layer: str | None = None, fix: str | None = None) -> None:
         self.col.add("invalid-spec", message, loc, layer, fix)
+
+    def own(self, mark: int, layer: str | None) -> None:
+        """Problems found since ``mark`` without a layer belong to ``layer`` (the entry being expanded)."""
+        if layer is not None:
+            probs = self.col.problems
+            probs[mark:] = [p if p.layer else replace(p, layer=layer) for p in probs[mark:]]
 
     def subst(self, value, env: dict, loc: Loc, via: tuple):
         """Substitute block arguments everywhere in ``value``, keeping locations."""
@@ -169,7 +210,16 @@ class _Expander:
             try:
                 return expr.substitute(value, env)
             except expr.ExprError as exc:
-                self.fail(str(exc), loc, fix=exc.fix)
+                message, fix = str(exc), exc.fix
+                if exc.unbound and not self.using:
+                    message = f"'${exc.unbound}' refers to a block argument, but this layer is not inside a block"
+                    fix = "write the value itself, or move the layer into a block that declares it in `args`"
+                elif exc.unbound:
+                    block = self.using[-1]
+                    declared = ", ".join(env) or "no arguments"
+                    message = (f"'${exc.unbound}' is not an argument of block '{block}'"
+                               f"{did_you_mean(exc.unbound, env)}; it declares {declared}")
+                self.fail(message, loc, fix=fix)
                 raise _Skip from None
         if isinstance(value, YMap):
             out = YMap()
@@ -190,13 +240,14 @@ class _Expander:
     def at(loc: Loc, via: tuple) -> Loc:
         return Loc(loc.file, loc.line, loc.col, via) if via else loc
 
-    def register(self, scope: _Scope, local: str, full: str, loc: Loc) -> None:
+    def register(self, scope: _Scope, local: str, full: str, loc: Loc) -> bool:
         if local in scope.names or local == INPUT:
             first = scope.names.get(local, (None, None))[1]
             earlier = f" (first defined at line {first.line})" if first else " ('input' is reserved)"
             self.fail(f"duplicate layer name '{local}'{earlier}", loc, local, "give each layer a unique name")
-            return
+            return False
         scope.names[local] = (full, loc)
+        return True
 
     # -- expansion -------------------------------------------------------------------------
     def sequence(self, items, locs, scope: _Scope, prev: str, env: dict, via: tuple, group: str | None,
@@ -206,73 +257,88 @@ class _Expander:
         return prev
 
     def entry(self, item, loc: Loc, scope: _Scope, prev: str, env: dict, via: tuple, group, depth: int) -> str:
-        if len(self.nodes) > MAX_LAYERS:
+        if self.too_big:
             return prev
+        mark = len(self.col.problems)
         try:
             item = self.subst(item, env, loc, via)
-        except _Skip:
+        except _Skip:  # name the layer the entry would have made, so its problem says which one
+            kind, name = _kind(item), item.get("name") if isinstance(item, dict) else None
+            if isinstance(name, str) and "$" not in name:
+                self.own(mark, scope.prefix + name)
+            elif name is None and (kind in CATALOGUE or kind in self.blocks):
+                self.own(mark, scope.prefix + scope.auto_name(kind))
+            return prev
+        kind = _kind(item)
+        if kind is None:
+            kinds = [k for k in item if k not in ENTRY_KEYS] if isinstance(item, YMap) else []
+            if len(kinds) > 1:
+                self.fail(f"a layer entry has several types: {', '.join(map(str, kinds))}", loc,
+                          fix="write each layer as its own list item (`- conv: ...` then `- relu`)")
+            elif kinds:
+                self.fail(f"a layer type must be a name, received {show(kinds[0])}", loc,
+                          fix=f"use a layer type ({', '.join(CATALOGUE)}) or a block defined under `blocks:`")
+            elif isinstance(item, YMap):
+                self.fail(f"a layer entry has no type, only {', '.join(map(str, item))}", loc,
+                          fix=f"add the layer type, e.g. `- conv: {{filters: 64}}`; layer types: "
+                              f"{', '.join(CATALOGUE)}")
+            elif isinstance(item, YSeq):
+                self.fail("a list is not a layer", loc,
+                          fix="write branches as arguments of a merge layer: `- concat: [[...], [...]]`")
+            else:
+                self.fail(f"a layer must be a type name or a `type: {{args}}` mapping, received {show(item)}", loc,
+                          fix="write `- relu` or `- conv: {filters: 64}`")
             return prev
         if isinstance(item, str):
-            kind, args, meta = item, None, YMap()
+            args, meta = None, YMap()
             meta.loc, meta.locs, meta.key_locs = loc, {}, {}
-        elif isinstance(item, YMap):
-            kinds = [k for k in item if k not in ENTRY_KEYS]
-            if len(kinds) != 1:
-                if kinds:
-                    self.fail(f"a layer entry has several types: {', '.join(map(str, kinds))}", loc,
-                              fix="write each layer as its own list item (`- conv: ...` then `- relu`)")
-                else:
-                    self.fail(f"a layer entry has no type, only {', '.join(map(str, item))}", loc,
-                              fix=f"add the layer type, e.g. `- conv: {{filters: 64}}`; layer types: "
-                                  f"{', '.join(CATALOGUE)}")
-                return prev
-            kind = kinds[0]
-            args = item[kind]
-            meta = item
-        elif isinstance(item, YSeq):
-            self.fail("a list is not a layer", loc,
-                      fix="write branches as arguments of a merge layer: `- concat: [[...], [...]]`")
-            return prev
         else:
-            self.fail(f"a layer must be a type name or a `type: {{args}}` mapping, received {item!r}", loc)
-            return prev
-        if not isinstance(kind, str):
-            self.fail(f"a layer type must be a name, received {kind!r}", loc)
+            args, meta = item[kind], item
+        if kind not in CATALOGUE and kind not in self.blocks:
+            hint = KNOWN_AS.get(kind.lower().replace("_", "").replace("-", ""))
+            mean = f" (did you mean '{hint}'?)" if hint else did_you_mean(kind, [*CATALOGUE, *self.blocks])
+            spaced = (" (a type is one word: is the next list item indented too far, or its '- ' missing?)"
+                      if not mean and " " in kind.strip() else "")
+            self.fail(f"unknown layer type '{kind}'{mean}{spaced}", loc,
+                      fix=f"use a layer type ({', '.join(CATALOGUE)}) or a block defined under `blocks:`")
             return prev
 
+        name = meta.get("name")
+        if name is not None and (not isinstance(name, str) or not name or "." in name):
+            self.fail(f"a layer name must be a non-empty text without dots, received {show(name)}",
+                      loc_of(meta, "name", loc), fix="use letters, digits and '_', e.g. `name: stem_conv`")
+            name = None
         when = meta.get("when", True)
         if not isinstance(when, bool):
-            self.fail(f"`when` must be true or false, received {when!r}", loc_of(meta, "when", loc),
+            self.fail(f"`when` must be true or false, received {show(when)}", loc_of(meta, "when", loc),
                       fix="write a condition such as `when: ${stride != 1}`")
             return prev
         if not when:
             return prev
         repeat = meta.get("repeat", 1)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or not 0 <= repeat <= MAX_REPEAT:
-            self.fail(f"`repeat` must be a whole number from 0 to {MAX_REPEAT:,}, received {repeat!r}",
-                      loc_of(meta, "repeat", loc), fix="give a smaller count; use blocks for long stacks")
+            self.fail(f"`repeat` must be a whole number from 0 to {MAX_REPEAT:,}, received {show(repeat)}",
+                      loc_of(meta, "repeat", loc), scope.prefix + (name or scope.auto_name(kind)),
+                      "write a count such as `repeat: 3`; for long stacks repeat a block")
             return prev
-        name = meta.get("name")
-        if name is not None and (not isinstance(name, str) or not name or "." in name):
-            self.fail(f"a layer name must be a non-empty string without dots, received {name!r}",
-                      loc_of(meta, "name", loc))
-            name = None
 
         for i in range(repeat):
-            local = None if name is None else (name if repeat == 1 else f"{name}.{i}")
+            local = scope.auto_name(kind) if name is None else (name if repeat == 1 else f"{name}.{i}")
+            before, mark = len(self.nodes), len(self.col.problems)
             if kind in CATALOGUE:
                 prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
-            elif kind in self.blocks:
-                prev = self.block(kind, args, meta, loc, scope, prev, local, via, group, depth)
             else:
-                hint = KNOWN_AS.get(kind.lower().replace("_", "").replace("-", ""))
-                mean = f" (did you mean '{hint}'?)" if hint else did_you_mean(kind, [*CATALOGUE, *self.blocks])
-                self.fail(f"unknown layer type '{kind}'{mean}", loc, fix=f"use a layer type ({', '.join(CATALOGUE)})"
-                          f" or a block defined under `blocks:`")
-                return prev
-            if len(self.nodes) > MAX_LAYERS:
-                self.fail(f"the spec expands to more than {MAX_LAYERS:,} layers", loc,
-                          fix="reduce `repeat` counts; archcheck refuses specs this large")
+                prev = self.block(kind, args, meta, loc, scope, prev, local, via, group, depth)
+            self.own(mark, scope.prefix + local)
+            # repetitions are identical, so the first tells what all of them will add
+            expected = len(self.nodes) + (len(self.nodes) - before) * (repeat - 1 - i)
+            if self.too_big or expected > MAX_LAYERS:
+                if not self.too_big:
+                    times = f" (this entry adds {len(self.nodes) - before:,} x {repeat:,})" if repeat > 1 else ""
+                    self.fail(f"the spec expands to {expected:,} layers{times}; archcheck accepts at most "
+                              f"{MAX_LAYERS:,}", loc_of(meta, "repeat", loc), scope.prefix + local,
+                              "reduce the `repeat` counts: no real network has this many layers")
+                self.too_big = True
                 return prev
         if name is not None and repeat > 1:
             scope.names.setdefault(name, (prev, loc))  # the name of a repeated entry is its last repetition
@@ -280,12 +346,14 @@ class _Expander:
 
     def layer(self, kind, args, meta, loc, scope, prev, local, via, group, depth, env) -> str:
         cls = CATALOGUE[kind]
+        full = scope.prefix + local
+        self.register(scope, local, full, loc)  # even if the layer is wrong: later references to it are fine
         refs: list[tuple[str, Loc, bool]] = []  # (name, where, already a full name)
         inputs_meta = meta.get("inputs")
         if inputs_meta is not None:
             if not isinstance(inputs_meta, list) or not all(isinstance(x, str) for x in inputs_meta):
-                self.fail(f"`inputs` must be a list of layer names, received {inputs_meta!r}",
-                          loc_of(meta, "inputs", loc))
+                self.fail(f"`inputs` must be a list of layer names, received {show(inputs_meta)}",
+                          loc_of(meta, "inputs", loc), fix="write `inputs: [name]` or `inputs: [a, b]`")
                 return prev
             refs = [(x, loc_of(inputs_meta, i, loc), False) for i, x in enumerate(inputs_meta)]
         branches = []
@@ -306,7 +374,8 @@ class _Expander:
                     elif isinstance(x, list):
                         branches.append((x, where))
                     else:
-                        self.fail(f"{kind} takes layer names or branches (lists of layers), received {x!r}", where)
+                        self.fail(f"{kind} takes layer names or branches (lists of layers), received {show(x)}",
+                                  where, fix=f"write `- {kind}: [a, b]` or `- {kind}: [[conv: 8], []]`")
                 args = None if listed is args else args
         elif isinstance(args, list) and cls.shorthand is None:
             self.fail(f"{kind} takes a mapping of arguments, received a list", loc,
@@ -316,7 +385,7 @@ class _Expander:
             args = {}
         elif not isinstance(args, dict):
             if cls.shorthand is None:
-                self.fail(f"{kind} takes no shorthand value, received {args!r}", loc,
+                self.fail(f"{kind} takes no shorthand value, received {show(args)}", loc,
                           fix=f"write `- {kind}` or `- {kind}: {{argument: value}}`")
                 return prev
             value = args
@@ -325,12 +394,9 @@ class _Expander:
         try:
             layer = cls.model_validate(args)
         except ValidationError as exc:
-            pydantic_problems(self.col, exc, args, loc, kind, local, cls.model_fields)
+            pydantic_problems(self.col, exc, args, loc, kind, full, cls.model_fields)
             return prev
 
-        local = local or scope.auto_name(kind)
-        full = scope.prefix + local
-        self.register(scope, local, full, loc)
         for b, (items, where) in enumerate(branches):
             sub = _Scope(f"{full}.{b}.", prev, parent=scope)
             out = self.sequence(items, getattr(items, "locs", [where] * len(items)), sub, prev, env, via, group,
@@ -351,9 +417,15 @@ class _Expander:
         return full
 
     def block(self, kind, args, meta, loc, scope, prev, local, via, group, depth) -> str:
-        if depth >= MAX_BLOCK_DEPTH:
-            self.fail(f"blocks nest more than {MAX_BLOCK_DEPTH} deep (does block '{kind}' use itself?)", loc,
+        full = scope.prefix + local
+        registered = self.register(scope, local, full, loc)  # a placeholder until the block's output is known
+        if kind in self.using:
+            chain = " -> ".join([*self.using[self.using.index(kind):], kind])
+            self.fail(f"block '{kind}' uses itself: {chain}", loc,
                       fix="a block must not use itself, directly or through another block")
+            return prev
+        if depth >= MAX_BLOCK_DEPTH:
+            self.fail(f"blocks nest more than {MAX_BLOCK_DEPTH} deep", loc, fix="use fewer levels of blocks")
             return prev
         if meta.get("inputs") is not None:
             self.fail(f"block '{kind}' takes its input from the previous layer; `inputs` is for single layers", loc,
@@ -362,28 +434,37 @@ class _Expander:
         if args is None:
             args = {}
         if not isinstance(args, dict):
-            self.fail(f"block '{kind}' takes a mapping of its arguments, received {args!r}", loc,
+            self.fail(f"block '{kind}' takes a mapping of its arguments, received {show(args)}", loc,
                       fix=f"write `- {kind}: {{{', '.join(f'{a}: ...' for a in block.args)}}}`")
             return prev
         env = dict(block.args)
+        meant = set()  # declared arguments that a misspelt one was probably meant to be
+        import difflib
         for key, value in args.items():
             if key not in block.args:
                 self.fail(f"block '{kind}' has no argument '{key}'{did_you_mean(key, block.args)}",
-                          loc_of(args, key, loc), fix=f"'{kind}' declares: {', '.join(block.args) or 'no arguments'}")
+                          _within(key_loc_of(args, key, loc), loc),
+                          fix=f"'{kind}' declares: {', '.join(block.args) or 'no arguments'}")
+                meant.update(difflib.get_close_matches(str(key), list(block.args), n=1, cutoff=0.6))
             env[key] = value
-        missing = [k for k, v in env.items() if v is None]
+        missing = [k for k, v in env.items() if v is None and k not in meant]
         if missing:
             self.fail(f"block '{kind}' needs the argument{'s' if len(missing) > 1 else ''} "
-                      f"{', '.join(missing)}", loc, fix=f"pass it: `- {kind}: {{{missing[0]}: ...}}`")
+                      f"{', '.join(missing)}, which {'have' if len(missing) > 1 else 'has'} no default", loc,
+                      fix=f"pass it: `- {kind}: {{{missing[0]}: ...}}`")
+        if missing or meant:
             return prev
-        local = local or scope.auto_name(kind)
-        full = scope.prefix + local
         inner = _Scope(full + ".", prev)
         raw_layers = self.raw_blocks[kind]["layers"]
         use = Loc(loc.file, loc.line, loc.col)
-        out = self.sequence(raw_layers, raw_layers.locs, inner, prev, env, (*loc.via, use) if via else (use,),
-                            group or full, depth + 1)
-        self.register(scope, local, out, loc)
+        self.using.append(kind)
+        try:
+            out = self.sequence(raw_layers, raw_layers.locs, inner, prev, env, (*loc.via, use) if via else (use,),
+                                group or full, depth + 1)
+        finally:
+            self.using.pop()
+        if registered:
+            scope.names[local] = (out, loc)
         return out
 
     def resolve(self) -> None:
@@ -396,9 +477,10 @@ class _Expander:
                 full = scope.resolve(ref)
                 if full is None:
                     visible = scope.visible()
+                    shown = ", ".join(visible[:12]) + (", ..." if len(visible) > 12 else "")
                     self.fail(f"unknown layer name '{ref}'{did_you_mean(ref, visible)}", where, node.name,
-                              fix="refer to a layer defined in this block or above it (`input` is the block's "
-                                  "input)")
+                              fix=f"refer to a layer named in this block or above it: {shown} (`input` is the "
+                                  "block's input)")
                     continue
                 inputs.append(full)
             node.inputs = inputs if refs else [prev]
@@ -409,7 +491,7 @@ def expand(doc, file: str) -> Spec:
     col = Collector()
     top = Loc(file, 1, 1)
     if not isinstance(doc, YMap):
-        kind = "empty" if doc is None else type(doc).__name__
+        kind = "empty" if doc is None else "a list" if isinstance(doc, list) else f"the single value {show(doc)}"
         col.add("invalid-spec", f"a spec must be a mapping with `input` and `layers`, the file is {kind}", top,
                 fix="start from a sample: `input: [3, 224, 224]` and `layers: [...]`")
         col.raise_if_any()
@@ -417,17 +499,30 @@ def expand(doc, file: str) -> Spec:
         parsed = SpecDoc.model_validate(doc)
     except ValidationError as exc:
         pydantic_problems(col, exc, doc, doc.loc, "the spec", None, SpecDoc.model_fields, noun="key")
-        col.raise_if_any()
-    for bname, bdef in parsed.blocks.items():
-        raw = doc["blocks"][bname]
+        failed = {e["loc"][0] for e in exc.errors() if e["loc"]}
+        if failed & {"layers", "blocks"}:
+            col.raise_if_any()
+        # the layers can still be checked: report their problems too
+        parsed = SpecDoc.model_construct(**{k: v for k, v in doc.items() if k in SpecDoc.model_fields and
+                                            k not in failed})
+    blocks = {}
+    for bname, raw in parsed.blocks.items():
         where = loc_of(doc["blocks"], bname, top)
         if bname in CATALOGUE:
-            col.add("invalid-spec", f"block name '{bname}' is a layer type", where, fix="rename the block")
-        if not isinstance(raw["layers"], YSeq):
-            col.add("invalid-spec", f"block '{bname}' needs a list of layers", where)
-    col.raise_if_any()
+            col.add("invalid-spec", f"block name '{bname}' is a layer type", key_loc_of(doc["blocks"], bname, where),
+                    fix=f"rename the block, e.g. '{bname}_block'")
+        if not isinstance(raw, YMap):
+            col.add("invalid-spec", f"block '{bname}' must be a mapping with `layers` (and `args`), received "
+                    f"{show(raw)}", where, fix=f"write `{bname}: {{args: {{...}}, layers: [...]}}`")
+            continue
+        try:
+            blocks[bname] = BlockDef.model_validate(raw)
+        except ValidationError as exc:
+            pydantic_problems(col, exc, raw, where, f"block '{bname}'", None, BlockDef.model_fields, noun="key")
+    if len(blocks) < len(parsed.blocks):
+        col.raise_if_any()  # layers using a broken block would only repeat its problems
 
-    expander = _Expander(file, parsed.blocks, doc.get("blocks", {}), col)
+    expander = _Expander(file, blocks, doc.get("blocks", {}), col)
     root = _Scope("", INPUT)
     input_node = Node(INPUT, Input(), [], loc_of(doc, "input", top))
     expander.nodes.append(input_node)
