@@ -32,8 +32,8 @@ def _line(file: str, number: int) -> str | None:
     return "".join(found).rstrip("\r\n") if found else None
 
 
-def excerpt(loc: Loc | None) -> str:
-    """The spec line at ``loc`` with a caret under the column, or an empty string."""
+def excerpt(loc: Loc | None, note: str = "") -> str:
+    """The spec line at ``loc`` with a caret (and ``note``) under the column, or an empty string."""
     if loc is None or loc.line < 1:
         return ""
     text = _line(loc.file, loc.line)
@@ -42,20 +42,22 @@ def excerpt(loc: Loc | None) -> str:
     col = max(loc.col - 1, 0)
     start = max(0, min(col - WIDTH // 2, len(text) - WIDTH))
     shown = text[start:start + WIDTH]
-    # control characters (a NUL, an escape sequence) are shown, not sent to the terminal
-    shown = "".join(c if c.isprintable() or c == "\t" else "\N{REPLACEMENT CHARACTER}" for c in shown)
+    # control characters (a NUL, an escape sequence) are shown, not sent to the terminal; a tab is one
+    # column to the parser, so one space keeps the caret in place
+    shown = "".join(c if c.isprintable() else " " if c == "\t" else "\N{REPLACEMENT CHARACTER}" for c in shown)
     if start:
         shown, col = "..." + shown[3:], col - start
     if start + WIDTH < len(text):
         shown = shown[:-3] + "..."
-    return f"   {loc.line:>4} | {shown}\n        | {' ' * col}^"
+    return f"   {loc.line:>4} | {shown}\n        | {' ' * col}^{' ' + note if note else ''}"
 
 
 def format_problem(problem: Problem, color: bool = False) -> str:
     parts = [problem.headline(click.style("error", fg="red", bold=True) if color else "error")]
-    snippet = excerpt(problem.loc)
-    if snippet:
-        parts.append(snippet)
+    if problem.loc is not None:
+        # a layer made by a block: its line in the block, then where the block is used
+        sites = [(problem.loc, "")] + [(use, "the block is used here") for use in reversed(problem.loc.via)]
+        parts += [snippet for loc, note in sites if (snippet := excerpt(loc, note))]
     if problem.fix:
         parts.append(f"  = fix: {problem.fix}")
     return "\n".join(parts)
