@@ -31,6 +31,7 @@ KEYS = {
 }
 CHOICES = {"fail-on": SEVERITIES, "format": FORMATS}
 TYPE_NAMES = {list: "an array", dict: "a table", str: "a string"}
+PLURALS = {list: "arrays", dict: "tables", str: "strings"}
 
 
 class ConfigError(Exception):
@@ -126,7 +127,7 @@ def load_config(path: Path | str | None) -> Config:
             for k, v in values:
                 if not isinstance(v, item):
                     sub = (key, str(k)) if isinstance(value, dict) else (key,)
-                    raise cfg.error(sub, f"entries must be {TYPE_NAMES[item]}s, received {v!r}", f"write `{example}`")
+                    raise cfg.error(sub, f"entries must be {PLURALS[item]}, received {v!r}", f"write `{example}`")
                 if item is list and not all(isinstance(x, str) for x in v):
                     raise cfg.error((key, str(k)), f"must list rule names as strings, received {v!r}",
                                     f"write `{example}`")

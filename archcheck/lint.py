@@ -22,10 +22,10 @@ import os
 import pkgutil
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Callable
 
 from archcheck.config import Config, ConfigError
 from archcheck.errors import Loc, did_you_mean
@@ -41,7 +41,7 @@ class Rule:
     doc: str  # Markdown, in the fixed sections
     options: dict = field(default_factory=dict)  # defaults
     check: Callable | None = None  # None for the engine's own codes
-    origin: str = "archcheck"
+    origin: str = "built-in"
 
 
 SPEC_REFERENCE = "The spec language in the README; `archcheck summary` reports the same problems."
@@ -129,8 +129,18 @@ def _import(name: str, origin: str):
     try:
         return importlib.import_module(name)
     except Exception as exc:  # a broken rule module must not look like a broken spec
-        raise ConfigError(f"{origin}: cannot import the rule module '{name}': {type(exc).__name__}: {exc}",
-                          "fix the module (run `python -c \"import " + name + "\"` to see the traceback)") from None
+        raise ConfigError(f"{origin}: cannot import the rule module '{name}'{_where(exc)}: {type(exc).__name__}: "
+                          f"{exc}", "fix the module at that line") from None
+
+
+def _where(exc: Exception) -> str:
+    """`` (at file:line)`` of the innermost frame outside the import machinery."""
+    import traceback
+
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f" (at {exc.filename}:{exc.lineno})"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<")]
+    return f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
 
 
 def _package_rules(package, origin: str) -> list[Rule]:
@@ -183,7 +193,7 @@ def load_rules(custom: Path | None = None) -> dict[str, Rule]:
 
     registry = dict(ENGINE)
     slugs = {r.slug: r for r in ENGINE.values()}
-    found = _package_rules(archcheck.rules, "archcheck")
+    found = _package_rules(archcheck.rules, "built-in")
     if custom is not None:
         found += _package_rules(_custom_package(custom), f"custom rules in {custom}")
     for rule in found + _plugin_rules():
@@ -298,8 +308,9 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
                                   f"'{key}'{did_you_mean(key, rule.options)}", f"its options are: {have}")
             default = rule.options[key]
             if not _option_ok(value, default):
-                raise ConfigError(f"{cfg.where('rules', name, key)}: must be {TYPE_NAMES.get(type(default), type(default).__name__)} "
-                                  f"(default {default!r}), received {value!r}", f"write `{key} = {_toml(default)}`")
+                kind = TYPE_NAMES.get(type(default), type(default).__name__)
+                raise ConfigError(f"{cfg.where('rules', name, key)}: must be {kind} (default {default!r}), received "
+                                  f"{value!r}", f"write `{key} = {_toml(default)}`")
             options[rule.code][key] = float(value) if isinstance(default, float) else value
 
     per_file = [(pattern, set().union(*(_ignorable(s, rules, cfg.where("per-file-ignores", pattern)) for s in names)))

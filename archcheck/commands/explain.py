@@ -14,7 +14,7 @@ def explanation(rule) -> str:
     facts = [f"default severity: {rule.severity}"]
     if rule.options:
         facts.append("options: " + ", ".join(f"{k} = {v!r}" for k, v in rule.options.items()))
-    if rule.origin != "archcheck":
+    if rule.origin != "built-in":
         facts.append(f"from {rule.origin}")
     doc = rule.doc or "(This rule has no documentation.)"
     return f"{rule.code} {rule.slug} ({'; '.join(facts)})\n{rule.summary}\n\n{doc}"

@@ -1,0 +1,176 @@
+"""Lint configuration: where it is found, what overrides what, and the text of every kind of error
+(a broken configuration is exit 2 with the file, the key and the fix; never ignored)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from archcheck.cli import main
+
+DATA = Path(__file__).parent / "data" / "lint"
+SPEC = """\
+input: [3, 32, 32]
+layers:
+  - conv: {filters: 128, kernel: 3, padding: 1}
+  - relu
+  - conv: {filters: 8, kernel: 3, stride: 2, padding: 1}
+  - relu
+  - globalavgpool
+  - dense: 10
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """The test rules in tmp/rules, a spec at tmp/m.yaml and tmp/sub/n.yaml; no configuration yet."""
+    shutil.copytree(DATA / "rules", tmp_path / "rules", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "m.yaml").write_text(SPEC)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "n.yaml").write_text(SPEC)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def lint(*args):
+    return CliRunner().invoke(main, ["lint", *args])
+
+
+def codes(*args) -> list[str]:
+    result = lint("--format", "json", *args)
+    assert result.exit_code in (0, 1), result.output
+    return sorted(f["code"] for f in json.loads(result.stdout)["findings"])
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# -- discovery -----------------------------------------------------------------------------------
+def test_archcheck_toml_is_found_walking_up(project):
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["wide-conv"]\n')
+    assert codes("sub/n.yaml") == ["XT101"]
+
+
+def test_nearest_configuration_wins(project):
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["wide-conv"]\n')
+    write(project / "sub" / "archcheck.toml", 'custom-rules = "../rules"\nselect = ["strided"]\n')
+    assert codes("sub/n.yaml") == ["XT102"]
+    assert codes("m.yaml") == ["XT101"]
+
+
+def test_pyproject_table_and_precedence_in_one_directory(project):
+    write(project / "pyproject.toml", '[project]\nname = "x"\n\n[tool.archcheck]\ncustom-rules = "rules"\n'
+                                      'select = ["XT102"]\n')
+    assert codes("m.yaml") == ["XT102"]
+    # a pyproject.toml without [tool.archcheck] is passed over on the way up
+    write(project / "sub" / "pyproject.toml", '[project]\nname = "y"\n')
+    assert codes("sub/n.yaml") == ["XT102"]
+    # archcheck.toml wins over pyproject.toml in the same directory
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["XT101"]\n')
+    assert codes("m.yaml") == ["XT101"]
+
+
+def test_explicit_config_and_no_config(project):
+    write(project / "archcheck.toml", 'select = ["nothing-like-this"]\n')  # would fail if read
+    cfg = write(project / "other.toml", 'custom-rules = "rules"\nselect = ["XT101"]\n')
+    assert codes("m.yaml", "--config", str(cfg)) == ["XT101"]
+    result = lint("m.yaml", "--no-config", "--format", "json")
+    assert result.exit_code == 0 or result.exit_code == 1  # built-in rules only
+    assert "XT1" not in result.stdout
+
+
+# -- command line overrides ------------------------------------------------------------------------
+def test_command_line_overrides_configuration(project):
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["XT101"]\nfail-on = "error"\n'
+                                      'format = "json"\nignore = ["strided"]\n')
+    result = lint("m.yaml")
+    assert result.exit_code == 0  # a warning, but fail-on = error
+    assert json.loads(result.stdout)["findings"][0]["code"] == "XT101"  # format = json
+    assert lint("m.yaml", "--fail-on", "warning").exit_code == 1
+    assert lint("m.yaml", "--format", "text").stdout.startswith("m.yaml:3:5: XT101 wide-conv")
+    assert codes("--select", "XT", "m.yaml") == ["XT101"]  # the configuration's ignore still applies
+    assert codes("--select", "XT", "--ignore", "XT101", "m.yaml") == ["XT102"]  # --ignore replaces it
+
+
+# -- errors ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, text, message", [
+    ("archcheck.toml", "selct = ['AC1']\n",
+     "archcheck.toml: key 'selct': unknown key (did you mean 'select'?)\n  = fix: the keys are: select, ignore, "),
+    ("pyproject.toml", "[tool.archcheck]\nfail_on = 'error'\n",
+     "pyproject.toml: key 'tool.archcheck.fail_on': unknown key (did you mean 'fail-on'?)"),
+    ("archcheck.toml", "select = 'AC1'\n",
+     "archcheck.toml: key 'select': must be an array, received 'AC1'\n  = fix: write `select = [\"AC1\", "
+     "\"strided-conv\"]`"),
+    ("archcheck.toml", "select = [1]\n", "archcheck.toml: key 'select': entries must be strings, received 1"),
+    ("archcheck.toml", "fail-on = 'warn'\n",
+     "archcheck.toml: key 'fail-on': must be one of info, warning, error, received 'warn' (did you mean 'warning'?)"),
+    ("archcheck.toml", "format = 'sarif2'\n", "archcheck.toml: key 'format': must be one of auto, text, json, "
+     "sarif, github, markdown, received 'sarif2' (did you mean 'sarif'?)"),
+    ("archcheck.toml", "[severity]\nwide-conv = 'fatal'\n",
+     "archcheck.toml: key 'severity.wide-conv': must be one of info, warning, error, received 'fatal'"),
+    ("archcheck.toml", "select = [\n", "archcheck.toml: invalid TOML: "),
+    ("archcheck.toml", "custom-rules = 'nowhere'\n",
+     "archcheck.toml: key 'custom-rules': 'nowhere' is not a directory"),
+    ("archcheck.toml", "[per-file-ignores]\n'a.yaml' = 'AC1'\n",
+     "archcheck.toml: key 'per-file-ignores.a.yaml': entries must be arrays, received 'AC1'"),
+])
+def test_broken_configuration_names_file_and_key(project, name, text, message):
+    write(project / name, text)
+    result = lint("m.yaml")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("archcheck: error: ")
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("select = ['XT1O1']\n", "archcheck.toml: key 'select': unknown rule 'XT1O1' (did you mean 'XT101'?)"),
+    ("ignore = ['wide-cnov']\n", "archcheck.toml: key 'ignore': unknown rule 'wide-cnov' (did you mean "
+     "'wide-conv'?)"),
+    ("[severity]\nstrided-conf = 'info'\n", "key 'severity.strided-conf': unknown rule 'strided-conf'"),
+    ("[rules.wide-conv]\nmax_filter = 3\n", "archcheck.toml: key 'rules.wide-conv.max_filter': rule XT101 "
+     "wide-conv has no option 'max_filter' (did you mean 'max_filters'?)\n  = fix: its options are: max_filters"),
+    ("[rules.wide-conv]\nmax_filters = 'many'\n", "archcheck.toml: key 'rules.wide-conv.max_filters': must be a "
+     "whole number (default 64), received 'many'\n  = fix: write `max_filters = 64`"),
+    ("[rules.wide-conv]\nmax_filters = true\n", "must be a whole number (default 64), received True"),
+    ("[rules.wide-conf]\nmax_filters = 3\n", "archcheck.toml: key 'rules.wide-conf': unknown rule 'wide-conf' "
+     "(did you mean 'wide-conv'?)"),
+    ("[rules.strided]\nanything = 1\n", "rule XT102 strided has no option 'anything'\n  = fix: its options are: "
+     "none"),
+    ("[per-file-ignores]\n'*.yaml' = ['invalid-yaml']\n", "archcheck.toml: key 'per-file-ignores.*.yaml': AC001 "
+     "invalid-yaml cannot be ignored"),
+])
+def test_configuration_naming_unknown_rules_or_options(project, text, message):
+    write(project / "archcheck.toml", 'custom-rules = "rules"\n' + text)
+    result = lint("m.yaml")
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_command_line_unknown_rule(project):
+    result = lint("m.yaml", "--no-config", "--select", "wide-conv")
+    assert result.exit_code == 2
+    assert "archcheck: error: --select: unknown rule 'wide-conv'" in result.stderr
+
+
+def test_missing_config_file_and_pyproject_without_table(project):
+    result = lint("m.yaml", "--config", "nope.toml")
+    assert result.exit_code == 2 and "nope.toml: no such configuration file" in result.stderr
+    write(project / "pyproject.toml", "[project]\nname = 'x'\n")
+    result = lint("m.yaml", "--config", "pyproject.toml")
+    assert result.exit_code == 2 and "pyproject.toml: there is no [tool.archcheck] table" in result.stderr
+
+
+def test_float_option_accepts_integers(project):
+    write(project / "rules" / "ratio.py", '"""Ratio test rule."""\nfrom archcheck.findings import Report\n'
+          "CODE = 'XT110'\nSLUG = 'ratio'\nSEVERITY = 'info'\nOPTIONS = {'share': 0.5}\nSUMMARY = 'Ratio.'\n"
+          "def check(analysis, options):\n    yield Report(None, f\"share {options['share']!r}\")\n")
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["ratio"]\n[rules.XT110]\nshare = 1\n')
+    data = json.loads(lint("m.yaml", "--format", "json").stdout)
+    assert [(f["message"], f["line"], f["layer"]) for f in data["findings"]] == [("share 1.0", 1, None)]
