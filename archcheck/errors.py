@@ -117,6 +117,8 @@ def show(value, limit: int = 80) -> str:
         text = "[" + ", ".join(show(v, limit) for v in value[:8]) + (", ..." if len(value) > 8 else "") + "]"
     elif isinstance(value, float) and math.isinf(value):
         text = f"{value} (a number too large to represent)"
+    elif isinstance(value, int) and value.bit_length() > 128:
+        text = f"a {value.bit_length():,}-bit number"
     else:
         text = repr(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."

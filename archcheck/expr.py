@@ -13,6 +13,8 @@ import ast
 import operator
 import re
 
+from archcheck.errors import show
+
 _WHOLE = re.compile(r"^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([^{}]*)\})$")
 _PART = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([^{}]*)\})")
 
@@ -55,32 +57,64 @@ def _lookup(name: str, env: dict):
     return env[name]
 
 
+MAX_SOURCE = 500  # characters in one expression
+MAX_BITS = 64  # whole numbers an expression may produce (sizes are far smaller)
+MAX_TEXT = 1_000  # characters of text an expression may produce
+
+
 def evaluate(source: str, env: dict):
+    if len(source) > MAX_SOURCE:
+        raise ExprError(f"an expression of {len(source):,} characters is too long (at most {MAX_SOURCE})",
+                        "compute the value in the block's arguments or write it out")
     try:
         tree = ast.parse(source.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise ExprError(f"'${{{source}}}' is not a valid expression") from None
-    return _eval(tree.body, env, source)
+    try:
+        return _eval(tree.body, env, source)
+    except RecursionError:
+        raise ExprError(f"'${{{source}}}' nests too deeply") from None
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float))
+
+
+def _bounded(value, source: str):
+    """``value``, unless it is too large to be a real size or name (a hostile ``${9**64**2}``)."""
+    if isinstance(value, int) and value.bit_length() > MAX_BITS:
+        raise ExprError(f"'${{{source}}}' gives a number of more than {MAX_BITS} bits; sizes are far smaller")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise ExprError(f"'${{{source}}}' gives a text of {len(value):,} characters (at most {MAX_TEXT:,})")
+    return value
 
 
 def _eval(node, env, source):
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool, str)):
-        return node.value
+        return _bounded(node.value, source)
     if isinstance(node, ast.Name):
         if node.id in ("true", "false"):
             return node.id == "true"
         return _lookup(node.id, env)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left, env, source), _eval(node.right, env, source)
+        text = isinstance(node.op, ast.Add) and isinstance(left, str) and isinstance(right, str)
+        if not text and not (_number(left) and _number(right)):
+            raise ExprError(f"'${{{source}}}': arithmetic needs numbers, received {show(left)} and {show(right)}",
+                            "use numeric arguments; text can only be joined with +")
         if isinstance(node.op, ast.Pow) and abs(right) > 64:
             raise ExprError(f"'${{{source}}}': exponent {right} is too large")
         try:
-            return _BINARY[type(node.op)](left, right)
+            return _bounded(_BINARY[type(node.op)](left, right), source)
         except (ArithmeticError, TypeError) as exc:
             raise ExprError(f"'${{{source}}}' cannot be computed: {exc}") from None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
         value = _eval(node.operand, env, source)
-        return not value if isinstance(node.op, ast.Not) else (-value if isinstance(node.op, ast.USub) else value)
+        if isinstance(node.op, ast.Not):
+            return not value
+        if not _number(value):
+            raise ExprError(f"'${{{source}}}': a sign needs a number, received {show(value)}")
+        return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BoolOp):
         values = [_eval(v, env, source) for v in node.values]
         return all(values) if isinstance(node.op, ast.And) else any(values)
@@ -88,8 +122,11 @@ def _eval(node, env, source):
         left = _eval(node.left, env, source)
         for op, comparator in zip(node.ops, node.comparators):
             right = _eval(comparator, env, source)
-            if not _COMPARE[type(op)](left, right):
-                return False
+            try:
+                if not _COMPARE[type(op)](left, right):
+                    return False
+            except TypeError:
+                raise ExprError(f"'${{{source}}}' cannot compare {show(left)} with {show(right)}") from None
             left = right
         return True
     if isinstance(node, ast.IfExp):

@@ -72,10 +72,10 @@ def key_loc_of(container, key, default: Loc) -> Loc:
 def _resolve_plain(text: str):
     if text in _SPECIAL:
         return _SPECIAL[text]
-    if _INT.match(text):
-        return int(text.replace("_", ""))
-    if _HEX.match(text):
-        return int(text.replace("_", ""), 16)
+    if _INT.match(text) or _HEX.match(text):
+        if len(text) > 100:  # no size is this long; Python also refuses to convert over 4,300 digits
+            return -math.inf if text.startswith("-") else math.inf
+        return int(text.replace("_", ""), 16 if "x" in text else 10)
     if _FLOAT.match(text) and any(c.isdigit() for c in text):
         return float(text.replace("_", ""))
     return text
@@ -124,7 +124,8 @@ def load_text(text: str, file: str = "<string>"):
             if isinstance(value, (YMap, YSeq)):
                 fail("a mapping key must be a plain value, not a list or mapping", loc.line, loc.col)
             if value in container:
-                fail(f"duplicate key '{value}' (first at line {container.key_locs[value].line})", loc.line, loc.col,
+                first = container.key_locs[value]
+                fail(f"duplicate key '{value}' (first at line {first.line}, column {first.col})", loc.line, loc.col,
                      "remove one of the two entries")
             frame[1], frame[2] = value, loc
         else:
@@ -238,10 +239,13 @@ def load_file(path: str | Path):
         size = path.stat().st_size
         if size > MAX_BYTES:
             raise SpecError([Problem("invalid-yaml", _too_big(size), Loc(str(path), 1, 1), None, _TOO_BIG_FIX)])
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                 Loc(str(path), 1, 1), None, "save the spec as UTF-8")]) from None
+        line, col = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
+        raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text: byte {data[exc.start]:#04x} at "
+                                 f"offset {exc.start:,} ({exc.reason})", Loc(str(path), line, col), None,
+                                 "save the spec as UTF-8 (most editors offer it under 'Save with encoding')")]) from None
     except OSError as exc:
         raise SpecError([Problem("invalid-yaml", f"cannot read '{path}': {exc.strerror or exc}", None, None,
                                  "check the path: SPEC is a YAML or JSON spec file")]) from None
