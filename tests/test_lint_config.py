@@ -174,3 +174,40 @@ def test_float_option_accepts_integers(project):
     write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["ratio"]\n[rules.XT110]\nshare = 1\n')
     data = json.loads(lint("m.yaml", "--format", "json").stdout)
     assert [(f["message"], f["line"], f["layer"]) for f in data["findings"]] == [("share 1.0", 1, None)]
+
+
+# -- the documentation's examples ------------------------------------------------------------------
+DOCS = (Path(__file__).resolve().parent.parent / "docs" / "lint.md").read_text()
+
+
+def _block(after: str, fence: str) -> str:
+    """The first code block opened by ``fence`` after the text ``after``."""
+    ticks = fence[:len(fence) - len(fence.lstrip("`"))]
+    start = DOCS.index(fence, DOCS.index(after)) + len(fence)
+    return DOCS[start:DOCS.index("\n" + ticks + "\n", start) + 1]
+
+
+def test_documented_configuration_is_valid(project):
+    (project / "tools" / "archcheck_rules").mkdir(parents=True)
+    write(project / "archcheck.toml", _block("### `archcheck.toml`", "```toml\n"))
+    result = lint("m.yaml")
+    assert result.exit_code in (0, 1), result.stderr
+    write(project / "archcheck.toml", "")
+    write(project / "pyproject.toml", _block("### `pyproject.toml`", "```toml\n"))
+    result = lint("m.yaml")
+    assert result.exit_code in (0, 1), result.stderr
+
+
+def test_documented_custom_rule_works(project):
+    rules = project / "tools" / "archcheck_rules"
+    rules.mkdir(parents=True)
+    write(rules / "param_budget.py", _block("A complete example", "````python\n"))
+    write(project / "archcheck.toml", 'custom-rules = "tools/archcheck_rules"\nselect = ["ORG"]\n'
+                                      "[rules.over-param-budget]\nmax_params = 10_000\n")
+    data = json.loads(lint("m.yaml", "--format", "json").stdout)
+    # conv_1 3*9*128+128 = 3,584; conv_2 128*9*8+8 = 9,224; dense 8*10+10 = 90
+    assert [(f["code"], f["layer"], f["line"]) for f in data["findings"]] == [("ORG101", "conv_2", 5)]
+    assert data["findings"][0]["message"] == ("the network has 12,898 trainable parameters, 2,898 over the budget "
+                                              "of 10,000; this layer holds 9,224 of them")
+    explained = CliRunner().invoke(main, ["explain", "ORG101"]).stdout
+    assert "## Why is this bad?\nOur edge devices hold at most `max_params` weights in memory." in explained
