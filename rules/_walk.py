@@ -1,0 +1,169 @@
+"""Graph queries several rules share: what a node is, walks that skip the layers in between,
+and per-node counts along the longest path.
+
+Everything reads the ``Analysis`` (the graph, each layer's arguments and the propagated
+shapes); nothing here parses YAML or recomputes a shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from archcheck.spec import INPUT
+
+WINDOW_POOLS = ("maxpool", "avgpool")
+GLOBAL_POOLS = ("globalavgpool", "globalmaxpool")
+# layers that pass values through without adding a non-linearity or weights
+PASS = ("identity", "dropout", "flatten", "reshape", "zeropad")
+
+
+def is_weight(node) -> bool:
+    """Convolutions (incl. transposed, locally connected) and dense layers."""
+    return node.layer.category in ("conv", "dense")
+
+
+def is_conv(node) -> bool:
+    return node.layer.category == "conv"
+
+
+def is_activation(node) -> bool:
+    return node.layer.category == "activation"
+
+
+def channels(analysis, node) -> int:
+    return analysis.layers[node.name].shape[0]
+
+
+def spatial(shape) -> tuple[int, ...]:
+    """The spatial sizes of a feature map ``(C, *spatial)``; ``()`` for a vector."""
+    return tuple(shape[1:])
+
+
+def size(sizes) -> str:
+    """(7, 7) -> '7x7'."""
+    return "x".join(str(s) for s in sizes)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def used(analysis) -> list:
+    """The nodes whose output reaches an output, in topological order, without the input."""
+    g = analysis.graph
+    return [n for n in g.order if n.name in g.used and n.name != INPUT]
+
+
+def window(analysis, node):
+    """``(kernels, strides, dilations, pads, in_sizes, out_sizes)`` per spatial axis of a conv or
+    window pool, from the layer's own geometry; None for other layers."""
+    if not (is_conv(node) or node.type in WINDOW_POOLS):
+        return None
+    facts = analysis.layers[node.name]
+    _, sizes, k, s, d, pads, _ = node.layer.geometry(facts.in_shapes[0])
+    return k, s, d, pads, sizes, spatial(facts.shape)
+
+
+def downsamples(analysis, node) -> bool:
+    """A convolution or window pooling with a stride above 1 on some axis (transposed convolutions
+    upsample)."""
+    if node.type == "convtranspose":
+        return False
+    w = window(analysis, node)
+    return w is not None and max(w[1]) > 1
+
+
+def coverage(kernel: int, stride: int, dilation: int = 1) -> list[int]:
+    """How many taps of a sliding window land on each position of one stride period (away from
+    the borders): ``[1, 2]`` for a 3-wide window with stride 2, ``[1, 0]`` for a 1-wide one."""
+    counts = [0] * stride
+    for j in range(kernel):
+        counts[j * dilation % stride] += 1
+    return counts
+
+
+def upsamples(analysis, node) -> bool:
+    facts = analysis.layers[node.name]
+    ins, out = spatial(facts.in_shapes[0]) if facts.in_shapes else (), spatial(facts.shape)
+    return len(ins) == len(out) > 0 and any(o > i for i, o in zip(ins, out)) and node.type != "zeropad"
+
+
+def collapses(analysis, node) -> bool:
+    """A layer that turns a feature map into a vector (or 1x1 map): global pooling, flatten, reshape.
+    Its input is the map the classifier head receives."""
+    facts = analysis.layers[node.name]
+    if not facts.in_shapes or node.layer.category not in ("pool", "reshape"):
+        return False
+    before, after = spatial(facts.in_shapes[0]), spatial(facts.shape)
+    return bool(before) and any(s > 1 for s in before) and all(s == 1 for s in after)
+
+
+def pooling(analysis, node) -> bool:
+    """A window pooling that downsamples and leaves a map (not one that pools the whole map to 1x1,
+    which acts as global pooling)."""
+    return node.type in WINDOW_POOLS and downsamples(analysis, node) and not collapses(analysis, node)
+
+
+def heads(analysis) -> list:
+    """The used layers where a feature map becomes a vector."""
+    return [n for n in used(analysis) if collapses(analysis, n)]
+
+
+def longest(analysis, step: Callable, reset: Callable | None = None) -> dict[str, int]:
+    """Per node, the largest sum of ``step(node)`` over the layers on any path from the input (or
+    from the last node where ``reset(node)`` holds, which restarts at 0) up to and including it."""
+    out: dict[str, int] = {}
+    for node in analysis.graph.order:
+        if node.name == INPUT:
+            out[INPUT] = 0
+        elif reset is not None and reset(node):
+            out[node.name] = 0
+        else:
+            out[node.name] = max((out[i] for i in node.inputs), default=0) + step(node)
+    return out
+
+
+def longest_after(analysis, step: Callable) -> dict[str, int]:
+    """Per node, the largest sum of ``step(node)`` over the layers on any path from it (excluded)
+    to an output."""
+    g = analysis.graph
+    out: dict[str, int] = {}
+    for node in reversed(g.order):
+        out[node.name] = max((out[c] + step(g.nodes[c]) for c in g.consumers[node.name]), default=0)
+    return out
+
+
+def after(analysis, node, through: Callable) -> Iterator:
+    """The first layers downstream of ``node`` that ``through`` does not pass, each once."""
+    g = analysis.graph
+    seen, stack = set(), list(g.consumers[node.name])
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        nxt = g.nodes[name]
+        if through(nxt):
+            stack.extend(g.consumers[name])
+        else:
+            yield nxt
+
+
+def before(analysis, node, through: Callable) -> Iterator:
+    """The nearest layers upstream of ``node`` that ``through`` does not pass, each once."""
+    g = analysis.graph
+    seen, stack = set(), list(node.inputs)
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        prev = g.nodes[name]
+        if through(prev) and prev.name != INPUT:
+            stack.extend(prev.inputs)
+        else:
+            yield prev
+
+
+def passes(node) -> bool:
+    return node.type in PASS

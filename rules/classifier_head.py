@@ -1,0 +1,101 @@
+"""## What it does
+Checks the classifier at the end of the network:
+
+- the last layer with weights before each output has as many outputs as the spec's `classes`;
+- with `classes` declared, the network ends in `softmax` (or `sigmoid`, for multi-label outputs);
+- `softmax` is the last layer (nothing but dropout or reshaping after it), appears once on a path,
+  and does not directly follow another activation.
+
+## Why is this bad?
+A final layer whose width differs from the number of classes cannot be trained against the labels;
+it is almost always a stale number after a dataset change. Softmax turns the last layer's scores
+into class probabilities; a classifier without it outputs unnormalised scores. Softmax anywhere but
+last squashes values that later layers then have to undo, twice is a bug (the second flattens the
+probabilities towards uniform), and an activation right before it (relu) clips the scores it needs:
+negative logits become 0 and the probabilities lose their ordering.
+
+Where it does not apply: frameworks whose loss applies the softmax itself (PyTorch's
+`CrossEntropyLoss` takes raw scores) describe the network without it; suppress the missing-softmax
+finding for such specs, or declare no `classes`. Specs without `classes` (regression, embeddings)
+are only checked for misplaced softmax.
+
+## Example
+```yaml
+classes: 10
+layers:
+  # ...
+  - dense: 100            # 100 outputs for 10 classes
+  - relu
+  - softmax
+```
+
+## Use instead
+```yaml
+classes: 10
+layers:
+  # ...
+  - dense: 10
+  - softmax
+```
+
+## Options
+None.
+
+## References
+- Seed 004: the number of units in the last layer equals the number of classes when it is activated
+  by softmax.
+- NeuraLint (Nikanjam et al., 2021) and UMLAUT (Schoop et al., 2021): last layer width, missing or
+  misplaced softmax, activation before softmax.
+"""
+
+from __future__ import annotations
+
+from archcheck.findings import Report
+
+from ._walk import after, before, channels, is_activation, is_weight, passes, used
+
+CODE = "AC501"
+SLUG = "classifier-head"
+SEVERITY = "warning"
+OPTIONS: dict = {}
+SUMMARY = "Classifier head: width differs from classes; softmax missing, misplaced or doubled."
+
+FINAL = ("softmax", "sigmoid")
+
+
+def _final(analysis, output):
+    """The layer that produces an output, looking through dropout and reshapes."""
+    node = analysis.graph.nodes[output]
+    return node if not passes(node) else next(before(analysis, node, passes), node)
+
+
+def check(analysis, options):
+    classes = analysis.spec.classes
+    for node in used(analysis):
+        if node.type != "softmax":
+            continue
+        nxt = next(after(analysis, node, passes), None)
+        if nxt is not None:
+            yield Report(node, f"is followed by '{nxt.name}' ({nxt.type}): softmax is not the last layer (expected "
+                               f"it at the output only)",
+                         "remove this softmax, or move it to the end of the network")
+        prev = next((p for p in before(analysis, node, passes) if is_activation(p)), None)
+        if prev is not None:
+            what = "a second softmax" if prev.type == "softmax" else f"{prev.type} right before softmax"
+            yield Report(node, f"follows the activation '{prev.name}' ({prev.type}): {what} distorts the class "
+                               f"scores (expected the last dense or convolution to feed softmax directly)",
+                         f"remove `{prev.type}` before the softmax")
+    if classes is None:
+        return
+    for output in analysis.spec.outputs:
+        last = _final(analysis, output)
+        weights = last if is_weight(last) else next(before(analysis, last, lambda n: not is_weight(n)), None)
+        if weights is not None and is_weight(weights) and channels(analysis, weights) != classes:
+            yield Report(weights, f"has {channels(analysis, weights)} outputs but the spec declares classes: "
+                                  f"{classes} (expected the last layer with weights to have one output per class)",
+                         f"set it to {classes} units (filters), or correct `classes`")
+        if last.type not in FINAL:
+            yield Report(last, f"produces the output '{output}' as {last.type}, not softmax (expected a classifier "
+                               f"with {classes} classes to end in softmax)",
+                         "add `- softmax` at the end (or suppress this if the loss applies softmax, as PyTorch's "
+                         "CrossEntropyLoss does)")

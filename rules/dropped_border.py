@@ -1,0 +1,75 @@
+"""## What it does
+Flags a convolution or pooling whose windows do not reach the end of its (padded) input, so the last
+rows or columns of the input are silently ignored: a 2x2 pooling with stride 2 on a 7x7 map gives
+3x3 and never looks at the 7th row and column.
+
+## Why is this bad?
+The output size is rounded down, and the rounding is paid for with real input pixels along the
+bottom and right borders. Nothing reports it; the network simply never sees that strip, and the
+error compounds through every later downsampling (the sizes drift off by one at each stage).
+
+Where it does not apply: rows that are only padding do not count (a 3x3 stride-2 convolution with
+padding 1 on 224 pixels skips one padding row, not an input row), and neither do `ceil_mode`
+poolings whose last, partial window covers the border. Windows narrower than their stride skip
+pixels everywhere, not only at the border: `uneven-stride-coverage` reports those.
+
+## Example
+```yaml
+input: [3, 28, 28]
+layers:
+  # ... two 2x2 poolings: 28 -> 14 -> 7
+  - maxpool: 2            # 7x7 -> 3x3: the 7th row and column are dropped
+```
+
+## Use instead
+```yaml
+  - maxpool: {kernel: 2, stride: 2, ceil_mode: true}   # 7x7 -> 4x4, every pixel used
+  # or pad to an even size first: `zeropad: [[0, 1], [0, 1]]`, or choose an input size that divides evenly
+```
+
+## Options
+None.
+
+## References
+- Seed 000: max-pooling an odd-sized map ignores the last rows and columns: 7x7 pooled to 3x3 drops
+  the last column.
+- Seed 002: the output size `floor((n + 2p - f) / s) + 1` rounds down.
+"""
+
+from __future__ import annotations
+
+from archcheck.findings import Report
+from archcheck.layers.base import axis_names
+
+from ._walk import WINDOW_POOLS, size, used, window
+
+CODE = "AC203"
+SLUG = "dropped-border"
+SEVERITY = "warning"
+OPTIONS: dict = {}
+SUMMARY = "Window and stride that do not tile the input: the last rows/columns are never read."
+
+
+def check(analysis, options):
+    for node in used(analysis):
+        if node.type not in WINDOW_POOLS and (node.layer.category != "conv" or node.type == "convtranspose"):
+            continue
+        kernels, strides, dilations, pads, sizes, out = window(analysis, node)
+        dropped = []
+        for k, s, d, (before, _), n, o in zip(kernels, strides, dilations, pads, sizes, out):
+            span = d * (k - 1) + 1
+            if span < s:
+                continue  # skips pixels throughout: uneven-stride-coverage
+            last_read = (o - 1) * s + span - before  # input rows read: [0, last_read)
+            dropped.append(max(n - last_read, 0))
+        if not any(dropped):
+            continue
+        axes = axis_names(len(sizes))
+        lost = ", ".join(f"{n} along {a}" for n, a in zip(dropped, axes) if n)
+        yield Report(
+            node,
+            f"a {size(kernels)} window with stride {size(strides)} maps {size(sizes)} to {size(out)} and never reads "
+            f"the last input rows/columns ({lost}; expected every input pixel to be read)",
+            "make the input size fit the windows (n - kernel + padding divisible by the stride), pad the map first "
+            "(`zeropad`), or use `ceil_mode: true` on a pooling",
+        )

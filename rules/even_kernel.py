@@ -1,0 +1,63 @@
+"""## What it does
+Flags a convolution with an even kernel size (2x2, 4x4, ...) on some axis.
+
+## Why is this bad?
+An even kernel has no centre pixel and no axis of symmetry: its output sits between input pixels.
+Padding that keeps the size must then be lopsided (one pixel before, two after for a 4x4 kernel), so
+every such layer shifts the features by half a pixel, and the shifts add up through the network.
+Odd kernels (3x3, 5x5) keep features aligned with the pixels they came from; a 4x4 field is better
+had from two stacked 3x3 convolutions (5x5) with fewer weights.
+
+Where it does not apply: pooling windows (2x2 is the standard pooling) and transposed convolutions,
+where a kernel divisible by the stride (4x4 with stride 2) is exactly what avoids checkerboard
+artefacts, are not checked. Kernels of 1 are odd and fine.
+
+## Example
+```yaml
+layers:
+  - conv: {filters: 32, kernel: 4, padding: same}
+```
+
+## Use instead
+```yaml
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+```
+
+## Options
+None.
+
+## References
+- Seed 000: 3x3 kernels are used mostly for their axis of symmetry; a 4x4 kernel loses the fine
+  detail a 3x3 keeps, and two stacked 3x3 convolutions cover a 4x4 behaviour and more.
+- Seed 002: by convention the filter size is odd, so that "same" padding `(f - 1) / 2` is whole.
+"""
+
+from __future__ import annotations
+
+from archcheck.findings import Report
+
+from ._walk import size, used, window
+
+CODE = "AC204"
+SLUG = "even-kernel"
+SEVERITY = "warning"
+OPTIONS: dict = {}
+SUMMARY = "Convolution with an even kernel size (no centre pixel)."
+
+
+def check(analysis, options):
+    for node in used(analysis):
+        if node.layer.category != "conv" or node.type == "convtranspose":
+            continue
+        kernels, *_ = window(analysis, node)
+        if all(k % 2 for k in kernels):
+            continue
+        odd = [k if k % 2 else max(k - 1, 3) for k in kernels]
+        yield Report(
+            node,
+            f"has a {size(kernels)} kernel, even along some axis: it has no centre pixel and 'same' padding must be "
+            f"lopsided (expected odd kernel sizes)",
+            f"use the odd kernel {size(odd)} (`kernel: {odd[0] if len(set(odd)) == 1 else odd}`, padding "
+            f"{max(odd) // 2}); for a wider field, stack two 3x3 convolutions",
+        )

@@ -1,0 +1,98 @@
+"""## What it does
+Flags a `dropout` layer whose rate is above `max_rate`, and a dropout placed before a batch
+normalisation (anywhere upstream of it).
+
+## Why is this bad?
+Dropout at 0.5 is the well-tested default for dense layers; above it, most of the signal is zeroed
+at every step, training slows down and the network underfits. Placed before batch normalisation,
+dropout changes the variance of the values the batchnorm sees during training, but not at inference
+(dropout is off then), so the running statistics batchnorm learned no longer match: a "variance
+shift" that costs accuracy.
+
+Where it does not apply: rates above 0.5 on inputs with heavy redundancy (dropout on a wide input
+layer, spatial dropout in some segmentation nets) can be deliberate. Dropout after the last
+batchnorm, in the classifier head, is the recommended place and is not flagged.
+
+## Example
+```yaml
+layers:
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - dropout: 0.3
+  - batchnorm
+  - relu
+  # ...
+  - dropout: 0.8
+  - dense: 10
+```
+
+## Use instead
+```yaml
+layers:
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - batchnorm
+  - relu
+  # ...
+  - dropout: 0.5
+  - dense: 10
+```
+
+## Options
+- `max_rate` (default 0.5): the highest dropout rate accepted.
+
+## References
+- Seed 003: a dropout probability of 0.5 is stated to be good.
+- UMLAUT (Schoop et al., 2021): dropout rate too high. NeuraLint (Nikanjam et al., 2021): dropout
+  before batch normalisation.
+- Li et al., *Understanding the Disharmony between Dropout and Batch Normalization by Variance
+  Shift* (2019).
+"""
+
+from __future__ import annotations
+
+from archcheck.findings import Report
+
+from ._walk import used
+
+CODE = "AC701"
+SLUG = "high-dropout"
+SEVERITY = "warning"
+OPTIONS = {"max_rate": 0.5}
+SUMMARY = "Dropout rate above 0.5, or dropout before batch normalisation."
+
+
+def _first_norm(analysis, node):
+    """The nearest batchnorm anywhere downstream of ``node`` (breadth first), or None."""
+    g = analysis.graph
+    queue, seen = list(g.consumers[node.name]), set()
+    while queue:
+        name = queue.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        if g.nodes[name].type == "batchnorm":
+            return g.nodes[name]
+        queue.extend(g.consumers[name])
+    return None
+
+
+def check(analysis, options):
+    for node in used(analysis):
+        if node.type != "dropout":
+            continue
+        rate = node.layer.rate
+        if rate > options["max_rate"]:
+            yield Report(
+                node,
+                f"drops {rate:.0%} of the values at each step (expected at most {options['max_rate']:.0%}): most of "
+                f"the signal is lost and the network underfits",
+                f"use `dropout: {options['max_rate']:g}` or less",
+            )
+        norm = _first_norm(analysis, node)
+        if norm is not None:
+            yield Report(
+                node,
+                f"comes before the batch normalisation '{norm.name}': the batchnorm's running statistics are learned "
+                f"with dropout on and used with it off, a variance shift at inference (expected dropout only after "
+                f"the last batchnorm)",
+                "move this dropout after the last batchnorm (into the classifier head), or remove it",
+            )

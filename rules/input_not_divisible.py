@@ -1,0 +1,69 @@
+"""## What it does
+Flags an input whose spatial size is not divisible by the network's total downsampling factor (the
+product of all its strides, e.g. 32 for five stride-2 stages).
+
+## Why is this bad?
+Every stride-2 layer halves the map. When a size is odd at that point, the half is rounded, and a
+row or column at the border is dropped or padded differently on each side; after several stages the
+maps no longer line up with the input grid (a feature's position stops being `stride x index`), and
+skip connections or upsampling paths must crop or pad to fit. Sizes divisible by 2 as often as the
+network downsamples (224 = 7 x 32) avoid all of it.
+
+Where it does not apply: networks meant to run at many input sizes handle the rounding on purpose
+(with `ceil_mode` or "same" padding); check the sizes you actually deploy with
+`archcheck summary --input`.
+
+## Example
+```yaml
+input: [3, 225, 225]      # five stride-2 stages: 225 is not divisible by 32
+```
+
+## Use instead
+```yaml
+input: [3, 224, 224]      # 224 = 7 x 32
+```
+
+## Options
+None.
+
+## References
+- Seed 002: the input size should be divisible by 2 many times (32, 64, 96, 224, 384, 512).
+"""
+
+from __future__ import annotations
+
+from archcheck.findings import Report
+from archcheck.spec import INPUT
+
+from ._walk import size, spatial, used
+
+CODE = "AC208"
+SLUG = "input-not-divisible"
+SEVERITY = "warning"
+OPTIONS: dict = {}
+SUMMARY = "Input size not divisible by the network's total downsampling factor."
+
+
+def check(analysis, options):
+    sizes = spatial(analysis.layers[INPUT].shape)
+    deepest, where = [1] * len(sizes), [None] * len(sizes)
+    for node in used(analysis):
+        rf = analysis.layers[node.name].rf
+        if rf.is_global or len(rf.axes) != len(sizes):
+            continue
+        for i, axis in enumerate(rf.axes):
+            if axis.S > deepest[i] and axis.S.denominator == 1:
+                deepest[i], where[i] = int(axis.S), node.name
+    bad = [i for i, (n, s) in enumerate(zip(sizes, deepest)) if n % s]
+    if not bad:
+        return
+    i = bad[0]
+    fits = [(n // s) * s or s for n, s in zip(sizes, deepest)]
+    bigger = [(n // s + 1) * s for n, s in zip(sizes, deepest)]
+    yield Report(
+        analysis.graph.nodes[INPUT],
+        f"the input {size(sizes)} is not divisible by the network's total downsampling {size(deepest)} (reached at "
+        f"'{where[i]}'): {sizes[i]} / {deepest[i]} = {sizes[i] / deepest[i]:g}, so sizes are rounded at the "
+        f"downsampling layers (expected a multiple of {deepest[i]})",
+        f"use an input of {size(fits)} or {size(bigger)}",
+    )

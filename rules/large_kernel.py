@@ -1,0 +1,80 @@
+"""## What it does
+Flags a convolution with a kernel larger than `max_kernel` anywhere but in the first convolution
+of the network.
+
+## Why is this bad?
+A stack of small convolutions sees as far as one large one with fewer weights and more
+non-linearities: three 3x3 convolutions cover 7x7 with 27 weights per channel pair instead of 49,
+and add two activations in between. Large kernels after the first layer cost parameters and
+compute for a receptive field the network could grow more cheaply.
+
+Where it does not apply: the first convolution sees raw pixels at full resolution and often uses a
+large, strided kernel to cut the resolution early (AlexNet's 11x11, ResNet's and GoogLeNet's 7x7
+stems); it is not checked. Depthwise convolutions are not checked either: their cost grows with the
+kernel area only, and large depthwise kernels (ConvNeXt's 7x7) are a deliberate modern design.
+
+## Example
+```yaml
+layers:
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - conv: {filters: 64, kernel: 7, padding: 3}
+```
+
+## Use instead
+```yaml
+layers:
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - conv: {filters: 64, kernel: 3, padding: 1}
+    repeat: 3            # sees 7x7 with 45% fewer weights
+```
+
+## Options
+- `max_kernel` (default 5): the largest kernel size accepted after the first convolution.
+
+## References
+- Seed 002: use small filters (3x3, at most 5x5); bigger filters are common only in the very first
+  convolution; prefer a stack of small convolutions to one large one.
+- Seed 004: filter sizes are usually 3x3 or 5x5; small sizes are usually better.
+- Simonyan and Zisserman, *Very Deep Convolutional Networks for Large-Scale Image Recognition*
+  (2014): stacks of 3x3 convolutions in place of larger kernels.
+"""
+
+from __future__ import annotations
+
+from archcheck.findings import Report
+
+from ._walk import is_conv, longest, plural, size, used, window
+
+CODE = "AC205"
+SLUG = "large-kernel"
+SEVERITY = "warning"
+OPTIONS = {"max_kernel": 5}
+SUMMARY = "Convolution kernel larger than 5 after the first convolution."
+
+
+def _depthwise(analysis, node) -> bool:
+    groups = getattr(node.layer, "groups", 1)
+    return groups == "depthwise" or groups > 1 and groups == analysis.layers[node.name].in_shapes[0][0]
+
+
+def check(analysis, options):
+    earlier = longest(analysis, step=is_conv)
+    for node in used(analysis):
+        if not is_conv(node) or _depthwise(analysis, node):
+            continue
+        kernels, *_ = window(analysis, node)
+        big = max(kernels)
+        before = earlier[node.name] - 1
+        if big <= options["max_kernel"] or before == 0:
+            continue
+        stack = (big - 1) // 2
+        saving = 1 - stack * 9 / big ** 2
+        yield Report(
+            node,
+            f"has a {size(kernels)} kernel after {plural(before, 'earlier convolution')} (expected at most "
+            f"{options['max_kernel']} past the first convolution): {stack} stacked 3x3 convolutions see the same "
+            f"{big}x{big} field with {saving:.0%} fewer weights",
+            f"replace it with {stack} 3x3 convolutions (padding 1, an activation after each)",
+        )

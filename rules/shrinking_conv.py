@@ -1,0 +1,70 @@
+"""## What it does
+Flags an unpadded convolution (`padding: 0` or `valid`) whose kernel is larger than 1, so the map
+shrinks by `kernel - 1` pixels along each axis.
+
+## Why is this bad?
+Without padding, each convolution loses a border strip, and the pixels near the border take part in
+fewer outputs than those in the middle, so features at the edges of the image are under-represented.
+The loss compounds: a few unpadded layers eat a large share of a small map (14x14 to 10x10 is half
+the positions), and the sizes stop lining up with the poolings. Zero padding of `(kernel - 1) / 2`
+keeps the size and gives the border its share.
+
+Where it does not apply: some classic designs shrink on purpose, with the padding done once on the
+data instead (LeNet-5 takes 32x32 images padded from 28x28 digits, then uses valid 5x5
+convolutions); segmentation networks such as the original U-Net use valid convolutions and crop.
+Suppress the finding there.
+
+## Example
+```yaml
+layers:
+  - conv: {filters: 32, kernel: 3}        # 32x32 -> 30x30
+```
+
+## Use instead
+```yaml
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}   # 32x32 -> 32x32
+```
+
+## Options
+None.
+
+## References
+- Seed 000: add padding so that the convolution does not lose the size of the channel.
+- Seed 002: each unpadded convolution shrinks the image and uses the border pixels less; pad with
+  `p = (f - 1) / 2` ("same") so the conv layer does not alter the spatial dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+
+from archcheck.findings import Report
+
+from ._walk import is_conv, size, used, window
+
+CODE = "AC206"
+SLUG = "shrinking-conv"
+SEVERITY = "warning"
+OPTIONS: dict = {}
+SUMMARY = "Unpadded convolution that shrinks the feature map."
+
+
+def check(analysis, options):
+    for node in used(analysis):
+        if not is_conv(node) or node.type == "convtranspose":
+            continue
+        kernels, strides, dilations, pads, sizes, out = window(analysis, node)
+        if any(p for pair in pads for p in pair) or max(kernels) == 1:
+            continue
+        kept = [-(-n // s) for n, s in zip(sizes, strides)]  # what 'same' padding would give
+        if list(out) == kept:
+            continue
+        lost = 1 - math.prod(out) / math.prod(kept)
+        same = "x".join(str(d * (k - 1) // 2) for k, d in zip(kernels, dilations))
+        yield Report(
+            node,
+            f"has no padding, so its {size(kernels)} kernel shrinks {size(sizes)} to {size(out)} (expected "
+            f"{size(kept)}; {lost:.0%} of the positions are lost at the borders)",
+            f"pad it: `padding: {same if len(set(same.split('x'))) > 1 else same.split('x')[0]}` (or `padding: same`)",
+        )

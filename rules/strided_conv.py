@@ -1,0 +1,81 @@
+"""## What it does
+Reports each convolution with a stride above 1: a layer that downsamples by computing only every
+second (third, ...) position instead of leaving the downsampling to a pooling layer.
+
+## Why is this bad?
+A strided convolution shrinks the map in the same step that extracts features, so it discards
+information a stride-1 convolution followed by pooling would keep: a 3x3 convolution with stride 2
+computes a quarter of the positions, and covers the input pixels unevenly (some once, some twice,
+some four times), blurring strong responses into their neighbours. Stride-1 convolutions that keep
+the size, with pooling doing the downsampling, are the default advice.
+
+It is reported as **information**, not a warning, because it is a trade-off rather than a mistake:
+strided convolutions save memory and compute where the resources are tight, and they learn their
+downsampling. Many well-known networks rely on them deliberately: ResNet's and GoogLeNet's 7x7
+stride-2 stems, ResNet's stride-2 convolutions and projection shortcuts at each stage, AlexNet's
+11x11 stride-4 stem, MobileNet's stride-2 depthwise convolutions, and the all-convolutional
+networks that replace pooling altogether. Raise its severity in the configuration if your project
+wants pooling-only downsampling.
+
+Transposed convolutions (which upsample) are not reported here; see `uneven-stride-coverage`.
+
+## Example
+```yaml
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
+  - conv: {filters: 64, kernel: 3, stride: 2, padding: 1}   # 32x32 -> 16x16
+  - relu
+```
+
+## Use instead
+```yaml
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2                                              # 32x32 -> 16x16
+```
+
+## Options
+None.
+
+## References
+- Seed 000: convolve with stride 1; a stride of 2 or more shrinks the map drastically, throws away
+  information and covers pixels unevenly, and is useful mainly on resource-constrained hardware.
+- Seed 004: a stride of 1 is the default and works well; pooling downsamples without parameters.
+- Springenberg et al., *Striving for Simplicity: The All Convolutional Net* (2015), the case for
+  strided convolutions instead of pooling (cited in seed 002).
+"""
+
+from __future__ import annotations
+
+import math
+
+from archcheck.findings import Report
+
+from ._walk import coverage, downsamples, size, used, window
+
+CODE = "AC201"
+SLUG = "strided-conv"
+SEVERITY = "info"
+OPTIONS: dict = {}
+SUMMARY = "Convolution with a stride above 1 (downsampling inside the convolution)."
+
+
+def check(analysis, options):
+    for node in used(analysis):
+        if node.layer.category != "conv" or not downsamples(analysis, node):
+            continue
+        kernels, strides, dilations, _, sizes, out = window(analysis, node)
+        counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
+        low, high = math.prod(min(c) for c in counts), math.prod(max(c) for c in counts)
+        uneven = f", and reads input pixels unevenly ({low} to {high} times)" if low and low != high else ""
+        yield Report(
+            node,
+            f"convolves {size(sizes)} -> {size(out)} with kernel {size(kernels)} and stride {size(strides)}: it "
+            f"computes 1 in {math.prod(strides)} positions{uneven} (expected stride 1, with pooling to downsample)",
+            "use stride 1 (with padding that keeps the size) and a `maxpool: 2` after the convolutions, unless the "
+            "stride is a deliberate saving of memory and compute",
+        )

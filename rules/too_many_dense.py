@@ -1,0 +1,71 @@
+"""## What it does
+Flags a chain of more than `max_dense` dense layers in a row (counted along the longest path since
+the last convolution).
+
+## Why is this bad?
+After the convolutions have extracted the features, one to three fully connected layers are enough
+to classify them. More dense layers add parameters (each one a full matrix) and depth without
+spatial structure to exploit, are hard to train without normalisation, and overfit. If the features
+are not separable after three dense layers, the convolutional part is what needs more capacity.
+
+Where it does not apply: multi-layer perceptrons on non-image data are not what this linter is for;
+raise `max_dense` for them. Dense layers inside attention or gating branches that merge back (a
+squeeze-and-excitation block's two dense layers) break the chain when they merge.
+
+## Example
+```yaml
+layers:
+  # ... convolutions
+  - flatten
+  - dense: 1024
+  - relu
+  - dense: 512
+  - relu
+  - dense: 256
+  - relu
+  - dense: 10
+  - softmax
+```
+
+## Use instead
+```yaml
+  - globalavgpool
+  - dense: 256
+  - relu
+  - dense: 10
+  - softmax
+```
+
+## Options
+- `max_dense` (default 3): the most dense layers accepted in a row.
+
+## References
+- Seed 004: the number of fully connected layers is usually between 1 and 3; the most important is
+  the last one.
+- Seed 002: the pattern `[FC -> RELU]*K -> OUTPUT` with K typically 0 to 2 before the output layer.
+"""
+
+from __future__ import annotations
+
+from archcheck.findings import Report
+
+from ._walk import is_conv, longest, used
+
+CODE = "AC503"
+SLUG = "too-many-dense"
+SEVERITY = "warning"
+OPTIONS = {"max_dense": 3}
+SUMMARY = "More than 3 dense layers in a row in the head."
+
+
+def check(analysis, options):
+    count = longest(analysis, step=lambda n: n.type == "dense", reset=is_conv)
+    limit = options["max_dense"]
+    for node in used(analysis):
+        if node.type == "dense" and count[node.name] == limit + 1:
+            yield Report(
+                node,
+                f"is dense layer number {limit + 1} in a row since the last convolution (expected at most {limit})",
+                "remove hidden dense layers (1 to 3 are enough after the convolutions), or give the convolutional "
+                "part more capacity instead",
+            )

@@ -1,0 +1,93 @@
+"""## What it does
+Flags sliding windows whose stride does not fit their kernel:
+
+- a transposed convolution whose kernel is not divisible by its stride: neighbouring output pixels
+  receive different numbers of contributions (1 and 2 for a 3x3 kernel with stride 2), which prints
+  a checkerboard pattern on everything it generates;
+- a convolution or pooling whose window is smaller than its stride (or whose dilation shares a
+  factor with it): some input pixels are never read at all (a 1x1 convolution with stride 2 sees one
+  pixel in four).
+
+## Why is this bad?
+The checkerboard of a transposed convolution is built into the layer: training can only hide it by
+learning carefully balanced weights, and it rarely does. Pixels that a strided window skips are lost
+to the rest of the network; for a 1x1 stride-2 convolution that is three quarters of its input.
+
+Where it does not apply: a forward convolution whose kernel is larger than its stride but not a
+multiple of it (the ubiquitous 3x3 stride 2 of ResNet and MobileNet) also covers pixels unevenly, 1,
+2 or 4 times; it loses nothing, the network learns around it, and `strided-conv` reports it as
+information. ResNet's 1x1 stride-2 projection shortcuts *are* flagged: they ignore three quarters of
+their input, which is what ResNet-D (an average pooling before a stride-1 projection) fixes.
+
+## Example
+```yaml
+layers:
+  # ... a 512x8x8 feature map
+  - convtranspose: {filters: 256, kernel: 3, stride: 2, padding: 1, output_padding: 1}
+```
+
+## Use instead
+```yaml
+layers:
+  - convtranspose: {filters: 256, kernel: 4, stride: 2, padding: 1}   # kernel divisible by stride
+  # or: resize, then convolve
+  - upsample: 2
+  - conv: {filters: 256, kernel: 3, padding: 1}
+```
+
+## Options
+None.
+
+## References
+- Seed 000: with stride 2 pixels are covered once, twice or more, never evenly, which distorts and
+  blurs the information; and its reference *Deconvolution and Checkerboard Artifacts* (Odena,
+  Dumoulin and Olah, Distill 2016): uneven overlap when the kernel is not divisible by the stride.
+- He et al., *Bag of Tricks for Image Classification with Convolutional Neural Networks* (2019):
+  the 1x1 stride-2 shortcut ignores three quarters of its input (ResNet-D).
+"""
+
+from __future__ import annotations
+
+import math
+
+from archcheck.findings import Report
+
+from ._walk import WINDOW_POOLS, coverage, size, used, window
+
+CODE = "AC202"
+SLUG = "uneven-stride-coverage"
+SEVERITY = "warning"
+OPTIONS: dict = {}
+SUMMARY = "Stride that does not fit the kernel: checkerboard (transposed conv) or pixels never read."
+
+
+def check(analysis, options):
+    for node in used(analysis):
+        if node.layer.category != "conv" and node.type not in WINDOW_POOLS:
+            continue
+        kernels, strides, dilations, *_ = window(analysis, node)
+        per_axis = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
+        if node.type == "convtranspose":
+            if all(min(c) == max(c) for c in per_axis):
+                continue
+            spread = sorted({n for c in per_axis for n in c})
+            yield Report(
+                node,
+                f"upsamples with a {size(kernels)} kernel and stride {size(strides)}: the kernel is not divisible by "
+                f"the stride, so neighbouring output pixels receive {' or '.join(map(str, spread))} contributions, a "
+                f"checkerboard pattern (expected a kernel that is a multiple of the stride)",
+                f"use kernel {2 * max(strides)} with stride {max(strides)} and padding {max(strides) // 2}, or "
+                f"`upsample: {max(strides)}` followed by a 3x3 convolution",
+            )
+            continue
+        read = math.prod(sum(1 for n in c if n) / len(c) for c in per_axis)
+        if read == 1:
+            continue
+        yield Report(
+            node,
+            f"slides a {size(kernels)} window" + (f" (dilation {size(dilations)})" if max(dilations) > 1 else "")
+            + f" with stride {size(strides)}: it never reads {1 - read:.0%} of its input positions (expected a "
+            f"window at least as wide as the stride)",
+            "give the window at least the stride's width (a 3x3 kernel for stride 2), or downsample first with "
+            "`avgpool: 2` and use stride 1 (the ResNet-D shortcut)",
+        )
