@@ -107,7 +107,8 @@ def _eval(node, env, source):
         try:
             return _bounded(_BINARY[type(node.op)](left, right), source)
         except (ArithmeticError, TypeError) as exc:
-            raise ExprError(f"'${{{source}}}' cannot be computed: {exc}") from None
+            raise ExprError(f"'${{{source}}}' cannot be computed: {exc}",
+                            "check the values of the arguments it uses, where the block is used") from None
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd, ast.Not)):
         value = _eval(node.operand, env, source)
         if isinstance(node.op, ast.Not):

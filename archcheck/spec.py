@@ -128,8 +128,15 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
     by_field: dict[Any, list[dict]] = {}
     for err in exc.errors():
         by_field.setdefault(err["loc"][0] if err["loc"] else None, []).append(err)
+    import difflib
+
+    # a misspelt key is reported once, as the misspelling, not also as the key it was meant to be
+    meant = {m for name, errs in by_field.items() if errs[0]["type"] == "extra_forbidden"
+             for m in difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.6)}
     for name, errs in by_field.items():
         kinds = {e["type"] for e in errs}
+        if "missing" in kinds and name in meant:
+            continue
         if "missing" in kinds:
             col.add(code, f"{what} is missing the required {noun} '{name}'", loc, layer,
                     f"add `{name}: <value>`")
@@ -141,10 +148,25 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
             received = container.get(name) if isinstance(container, dict) else errs[0].get("input")
             info = fields.get(name)
             expected = info.description if info is not None and info.description else \
-                "; or ".join(dict.fromkeys(e["msg"].lower() for e in errs[:4]))
+                " or ".join(dict.fromkeys(_expected(e) for e in errs[:4]))
             col.add(code, f"{what} {noun} '{name}' received {show(received)}, expected {expected}",
                     _within(_deepest(container, [e["loc"] for e in errs], loc), loc), layer,
                     f"set `{name}` to {expected}")
+
+
+_EXPECTED = {"bool_type": "true or false", "bool_parsing": "true or false", "int_type": "a whole number",
+             "int_parsing": "a whole number", "int_from_float": "a whole number", "float_type": "a number",
+             "float_parsing": "a number", "string_type": "a text", "list_type": "a list", "dict_type": "a mapping"}
+
+
+def _expected(err: dict) -> str:
+    """What a pydantic error says was expected, in the words of a spec ("true or false", "less than 1")."""
+    if err["type"] in _EXPECTED:
+        return _EXPECTED[err["type"]]
+    msg = err["msg"]
+    msg = msg[len("Input should be "):] if msg.startswith("Input should be ") else msg[0].lower() + msg[1:]
+    return f"a number {msg}" if err["type"] in ("less_than", "less_than_equal", "greater_than",
+                                                  "greater_than_equal") else msg
 
 
 def _within(where: Loc, loc: Loc) -> Loc:
@@ -311,7 +333,7 @@ class _Expander:
         when = meta.get("when", True)
         if not isinstance(when, bool):
             self.fail(f"`when` must be true or false, received {show(when)}", loc_of(meta, "when", loc),
-                      fix="write a condition such as `when: ${stride != 1}`")
+                      scope.prefix + (name or scope.auto_name(kind)), "write a condition such as `when: ${stride != 1}`")
             return prev
         if not when:
             return prev
@@ -476,11 +498,11 @@ class _Expander:
                     continue
                 full = scope.resolve(ref)
                 if full is None:
-                    visible = scope.visible()
+                    visible = [n for n in scope.visible() if scope.resolve(n) != node.name]
                     shown = ", ".join(visible[:12]) + (", ..." if len(visible) > 12 else "")
                     self.fail(f"unknown layer name '{ref}'{did_you_mean(ref, visible)}", where, node.name,
                               fix=f"refer to a layer named in this block or above it: {shown} (`input` is the "
-                                  "block's input)")
+                                  "input of the network, or of the block)")
                     continue
                 inputs.append(full)
             node.inputs = inputs if refs else [prev]

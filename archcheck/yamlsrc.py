@@ -207,6 +207,10 @@ def _too_big(size: int) -> str:
     return f"the file is {size:,} bytes; specs are limited to {MAX_BYTES:,} bytes ({MAX_BYTES // 2**20} MiB)"
 
 
+_OPENED = {"a flow mapping": "the '{' mapping", "a flow sequence": "the '[' list",
+           "a quoted scalar": "the quoted text"}
+
+
 def _syntax_error(exc, text: str):
     """(message, mark, fix) for a parser error: where it is, what the parser was reading, a likely fix.
 
@@ -214,8 +218,10 @@ def _syntax_error(exc, text: str):
     """
     problem, mark, context, start = exc.problem or str(exc), exc.problem_mark, exc.context, exc.context_mark
     if mark is not None and start is not None and mark.index >= len(text.rstrip()):
-        return (f"YAML syntax error: {problem} before the end of the file ({context} that starts here)", start,
-                "close the bracket or quote that starts here")
+        what = context.replace("while parsing ", "").replace("while scanning ", "")
+        what = _OPENED.get(what, what)
+        return f"YAML syntax error: the file ends before {what} that starts here is closed", start, \
+            f"close {what}"
     if start is not None and mark is not None and start.line != mark.line:
         context = f"{context} that starts at line {start.line + 1}, column {start.column + 1}"
     message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
