@@ -330,7 +330,7 @@ def _toml(value) -> str:
 def _path_matches(path: str, pattern: str, root: Path) -> bool:
     """fnmatch on the path relative to ``root`` (``*`` crosses ``/``); a pattern without ``/``
     also matches the file name."""
-    full = Path(os.path.abspath(path))
+    full = Path(path).resolve()
     try:
         rel = full.relative_to(root).as_posix()
     except ValueError:
