@@ -16,12 +16,39 @@ class Activation(Layer):
     category: ClassVar[str] = "activation"
     flops_per_output: ClassVar[int] = 1
     saturating: ClassVar[bool] = False
+    relu_family: ClassVar[bool] = False  # weights feeding it are He-initialised
+    bounds: ClassVar[tuple[float, float] | None] = None  # saturation bounds, for run statistics
+
+    def fn(self, x):
+        raise NotImplementedError(f"activation '{self.type}' has no NumPy function")
+
+    def fn_grad(self, x, y, dy):
+        """dL/dx from dL/dy, with the input x and output y at hand."""
+        raise NotImplementedError(f"activation '{self.type}' has no NumPy derivative")
+
+    def forward(self, xs, params, ctx):
+        y = self.fn(xs[0])
+        return y, ((xs[0], y) if ctx.grad else None)
+
+    def backward(self, dy, cache, params):
+        x, y = cache
+        return [self.fn_grad(x, y, dy)], {}
 
 
 class Relu(Activation):
     """max(0, x). 1 FLOP per value."""
 
     type: ClassVar[str] = "relu"
+
+    relu_family: ClassVar[bool] = True
+
+    def fn(self, x):
+        import numpy as np
+
+        return np.maximum(x, 0)
+
+    def fn_grad(self, x, y, dy):
+        return dy * (x > 0)
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Relu", inputs, output)
@@ -32,6 +59,16 @@ class Relu6(Activation):
 
     type: ClassVar[str] = "relu6"
     flops_per_output: ClassVar[int] = 2
+
+    relu_family: ClassVar[bool] = True
+
+    def fn(self, x):
+        import numpy as np
+
+        return np.clip(x, 0, 6)
+
+    def fn_grad(self, x, y, dy):
+        return dy * ((x > 0) & (x < 6))
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Clip", [inputs[0], b.const("min", 0.0), b.const("max", 6.0)], output)
@@ -46,6 +83,18 @@ class LeakyRelu(Activation):
 
     slope: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
 
+    relu_family: ClassVar[bool] = True
+
+    def fn(self, x):
+        import numpy as np
+
+        return np.where(x > 0, x, x * self.slope)
+
+    def fn_grad(self, x, y, dy):
+        import numpy as np
+
+        return np.where(x > 0, dy, dy * self.slope)
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("LeakyRelu", inputs, output, alpha=self.slope)
 
@@ -59,6 +108,18 @@ class Elu(Activation):
 
     alpha: Annotated[float, Field(gt=0.0)] = 1.0
 
+    relu_family: ClassVar[bool] = True
+
+    def fn(self, x):
+        import numpy as np
+
+        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
+
+    def fn_grad(self, x, y, dy):
+        import numpy as np
+
+        return np.where(x > 0, dy, dy * (y + self.alpha))
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Elu", inputs, output, alpha=self.alpha)
 
@@ -69,6 +130,19 @@ class Selu(Activation):
     type: ClassVar[str] = "selu"
     flops_per_output: ClassVar[int] = 4
 
+    alpha: ClassVar[float] = 1.6732632423543772
+    scale: ClassVar[float] = 1.0507009873554805
+
+    def fn(self, x):
+        import numpy as np
+
+        return self.scale * np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
+
+    def fn_grad(self, x, y, dy):
+        import numpy as np
+
+        return np.where(x > 0, self.scale * dy, dy * (y + self.scale * self.alpha))
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Selu", inputs, output)  # ONNX's default alpha and gamma are the self-normalising constants
 
@@ -78,6 +152,26 @@ class Gelu(Activation):
 
     type: ClassVar[str] = "gelu"
     flops_per_output: ClassVar[int] = 8
+
+    relu_family: ClassVar[bool] = True
+
+    def fn(self, x):
+        """Exact, with libm's erf per value (NumPy has no vectorised erf): the slowest activation here."""
+        import math
+
+        import numpy as np
+
+        phi = 0.5 * (1 + np.frompyfunc(math.erf, 1, 1)(x / math.sqrt(2)).astype(x.dtype))
+        return x * phi
+
+    def fn_grad(self, x, y, dy):
+        import math
+
+        import numpy as np
+
+        density = np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        cdf = np.divide(y, x, out=np.full_like(x, 0.5), where=x != 0)
+        return dy * (cdf + x * density)
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         """0.5 x (1 + erf(x / sqrt 2)), spelled with Erf (the Gelu operator needs opset 20)."""
@@ -93,6 +187,16 @@ class Sigmoid(Activation):
     flops_per_output: ClassVar[int] = 4
     saturating: ClassVar[bool] = True
 
+    bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def fn(self, x):
+        import numpy as np
+
+        return 0.5 * (1 + np.tanh(0.5 * x))  # the same function, without overflow in exp
+
+    def fn_grad(self, x, y, dy):
+        return dy * y * (1 - y)
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Sigmoid", inputs, output)
 
@@ -104,6 +208,16 @@ class Tanh(Activation):
     flops_per_output: ClassVar[int] = 5
     saturating: ClassVar[bool] = True
 
+    bounds: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+    def fn(self, x):
+        import numpy as np
+
+        return np.tanh(x)
+
+    def fn_grad(self, x, y, dy):
+        return dy * (1 - y * y)
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Tanh", inputs, output)
 
@@ -114,6 +228,18 @@ class Hardswish(Activation):
     type: ClassVar[str] = "hardswish"
     flops_per_output: ClassVar[int] = 4
 
+    relu_family: ClassVar[bool] = True
+
+    def fn(self, x):
+        import numpy as np
+
+        return x * np.clip(x + 3, 0, 6) / 6
+
+    def fn_grad(self, x, y, dy):
+        import numpy as np
+
+        return dy * np.where(x < -3, 0, np.where(x > 3, 1, (2 * x + 3) / 6))
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("HardSwish", inputs, output)
 
@@ -123,6 +249,19 @@ class Swish(Activation):
 
     type: ClassVar[str] = "swish"
     flops_per_output: ClassVar[int] = 5
+
+    relu_family: ClassVar[bool] = True
+
+    def fn(self, x):
+        import numpy as np
+
+        return x * (0.5 * (1 + np.tanh(0.5 * x)))
+
+    def fn_grad(self, x, y, dy):
+        import numpy as np
+
+        s = 0.5 * (1 + np.tanh(0.5 * x))
+        return dy * (s + y * (1 - s))
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Mul", [inputs[0], b.op("Sigmoid", inputs)], output)
@@ -137,6 +276,17 @@ class Softmax(Activation):
     saturating: ClassVar[bool] = True
 
     axis: Annotated[int, Field(ge=0, le=3)] = 0
+
+    def fn(self, x):
+        import numpy as np
+
+        axis = self.axis + 1
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        return e
+
+    def fn_grad(self, x, y, dy):
+        return y * (dy - (dy * y).sum(axis=self.axis + 1, keepdims=True))
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Softmax", inputs, output, axis=self.axis + 1)

@@ -157,6 +157,45 @@ class Layer(BaseModel):
         """Receptive-field step per spatial axis; None keeps the field, 'global' makes it the whole input."""
         return None
 
+    # -- execution (NumPy, imported by these methods) ----------------------------------
+    def fans(self, inputs: list[Shape]) -> tuple[int, int]:
+        """(fan_in, fan_out) of ``weight`` for initialisation, PyTorch's convention for its layout
+        ``(out, in, *kernel)``: ``in x prod(kernel)`` and ``out x prod(kernel)``."""
+        shape = self.weight_shapes(inputs)["weight"]
+        field = math.prod(shape[2:])
+        return shape[1] * field, shape[0] * field
+
+    def init(self, inputs: list[Shape], rng, relu: bool, dtype) -> dict:
+        """Initial weights and buffers by suffix: ``weight`` He-normal (std ``sqrt(2 / fan_in)``) when a
+        ReLU-family activation follows (``relu``), Glorot-uniform (limit ``sqrt(6 / (fan_in + fan_out))``)
+        otherwise; every other array zeros. Normalisation layers override this."""
+        import numpy as np
+
+        out = {}
+        for suffix, shape in {**self.weight_shapes(inputs), **self.buffer_shapes(inputs)}.items():
+            if suffix == "weight":
+                fan_in, fan_out = self.fans(inputs)
+                w = (rng.normal(0.0, math.sqrt(2.0 / fan_in), shape) if relu
+                     else rng.uniform(-1.0, 1.0, shape) * math.sqrt(6.0 / (fan_in + fan_out)))
+                out[suffix] = w.astype(dtype)
+            else:
+                out[suffix] = np.zeros(shape, dtype)
+        return out
+
+    def forward(self, xs: list, params: dict, ctx) -> tuple:
+        """Run on batched arrays ``xs`` (``(N, *in_shape)``, one per input); return ``(output, cache)``.
+
+        ``params`` maps this layer's weight and buffer suffixes to arrays; ``ctx`` carries ``train``
+        (batch statistics, dropout), ``grad`` (return what ``backward`` needs as the cache, else None)
+        and ``rng``.
+        """
+        raise NotImplementedError(f"layer type '{self.type}' has no NumPy forward")
+
+    def backward(self, dy, cache, params: dict) -> tuple[list, dict]:
+        """From the gradient of the output, the gradients of the inputs (a list, one per input) and
+        of the trainable weights (by suffix)."""
+        raise NotImplementedError(f"layer type '{self.type}' has no NumPy backward")
+
     # -- export ----------------------------------------------------------------------
     def to_onnx(self, b, inputs: list[str], output: str, in_shapes: list[Shape], out_shape: Shape) -> None:
         """Write this layer as ONNX nodes with ``b`` (an ``archcheck.onnx_export.Builder``): read the

@@ -84,6 +84,26 @@ class Conv(_Windowed):
         channels, _, k, *_ = self.geometry(inputs[0])
         return math.prod(out) * (channels // self.n_groups(channels)) * math.prod(k)
 
+    def forward(self, xs, params, ctx):
+        from archcheck import kernels
+
+        x = xs[0]
+        channels, _, _, s, d, pads, _ = self.geometry(x.shape[1:])
+        y = kernels.conv(x, params["weight"], s, d, pads, self.n_groups(channels))
+        if self.bias:
+            kernels.add_bias(y, params["bias"])
+        return y, (x if ctx.grad else None)
+
+    def backward(self, dy, x, params):
+        from archcheck import kernels
+
+        channels, sizes, k, s, d, pads, _ = self.geometry(x.shape[1:])
+        g = self.n_groups(channels)
+        grads = {"weight": kernels.conv_grad_weight(x, dy, k, s, d, pads, g)}
+        if self.bias:
+            grads["bias"] = kernels.bias_grad(dy)
+        return [kernels.conv_grad_input(dy, params["weight"], sizes, s, d, pads, g)], grads
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         channels, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
         weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
@@ -153,6 +173,34 @@ class ConvTranspose(_Windowed):
         return [Step(Fraction(di * (ki - 1), si) + 1, Fraction(1, si), Fraction(di * (ki - 1) - p[0], si))
                 for ki, si, di, p in zip(k, s, d, pads)]
 
+    def fans(self, inputs):
+        """A transposed convolution's output sums ``channels/groups x prod(kernel) / prod(stride)``
+        inputs (on average), not the PyTorch-layout count."""
+        channels, _, k, s, *_ = self.geometry(inputs[0])
+        field = math.prod(k)
+        return (max(1, channels // self.groups * field // math.prod(s)), self.filters // self.groups * field)
+
+    def forward(self, xs, params, ctx):
+        """The input gradient of the convolution it transposes (a full convolution with the rotated filter)."""
+        from archcheck import kernels
+
+        x = xs[0]
+        _, _, _, s, d, pads, out = self.geometry(x.shape[1:])
+        y = kernels.conv_grad_input(x, params["weight"], out, s, d, pads, self.groups)
+        if self.bias:
+            kernels.add_bias(y, params["bias"])
+        return y, (x if ctx.grad else None)
+
+    def backward(self, dy, x, params):
+        """Its input gradient is the convolution it transposes; its weight gradient that convolution's."""
+        from archcheck import kernels
+
+        _, _, k, s, d, pads, _ = self.geometry(x.shape[1:])
+        grads = {"weight": kernels.conv_grad_weight(dy, x, k, s, d, pads, self.groups)}
+        if self.bias:
+            grads["bias"] = kernels.bias_grad(dy)
+        return [kernels.conv(dy, params["weight"], s, d, pads, self.groups)], grads
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         _, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
         weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
@@ -187,6 +235,30 @@ class LocallyConnected(_Windowed):
     def macs(self, inputs, out):
         channels, _, k, *_ = self.geometry(inputs[0])
         return math.prod(out) * channels * math.prod(k)
+
+    def fans(self, inputs):
+        channels, _, k, *_ = self.geometry(inputs[0])
+        return channels * math.prod(k), self.filters * math.prod(k)
+
+    def forward(self, xs, params, ctx):
+        from archcheck import kernels
+
+        x = xs[0]
+        _, _, _, s, d, pads, _ = self.geometry(x.shape[1:])
+        y = kernels.local(x, params["weight"], s, d, pads)
+        if self.bias:
+            y += params["bias"]
+        return y, (x if ctx.grad else None)
+
+    def backward(self, dy, x, params):
+        from archcheck import kernels
+
+        _, _, _, s, d, pads, _ = self.geometry(x.shape[1:])
+        dx, dw = kernels.local_grads(x, dy, params["weight"], s, d, pads)
+        grads = {"weight": dw}
+        if self.bias:
+            grads["bias"] = dy.sum(axis=0)
+        return [dx], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         """Unfold the input into patches with a grouped convolution of one-hot kernels (output channel

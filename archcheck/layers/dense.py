@@ -43,6 +43,19 @@ class Dense(Layer):
     def flops(self, inputs, out):
         return 2 * self.macs(inputs, out) + (self.units if self.bias else 0)
 
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        y = x @ params["weight"].T
+        if self.bias:
+            y += params["bias"]
+        return y, (x if ctx.grad else None)
+
+    def backward(self, dy, x, params):
+        grads = {"weight": dy.T @ x}
+        if self.bias:
+            grads["bias"] = dy.sum(axis=0)
+        return [dy @ params["weight"]], grads
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
         b.op("Gemm", [inputs[0], *weights], output, transB=1)

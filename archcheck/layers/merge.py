@@ -48,9 +48,24 @@ class _Elementwise(Layer):
         return (len(inputs) - 1) * math.prod(out)
 
 
+def _unbroadcast(g, shape):
+    """Sum a gradient over the axes an input was broadcast along (its size-1 axes)."""
+    axes = tuple(i for i, (n, m) in enumerate(zip(shape, g.shape)) if n == 1 and m != 1)
+    return g.sum(axis=axes, keepdims=True) if axes else g
+
+
 class Add(_Elementwise):
     __doc__ = "Sum of the inputs (a residual connection). " + _Elementwise.__doc__
     type: ClassVar[str] = "add"
+
+    def forward(self, xs, params, ctx):
+        y = xs[0] + xs[1]
+        for x in xs[2:]:
+            y = y + x
+        return y, [x.shape for x in xs]
+
+    def backward(self, dy, shapes, params):
+        return [_unbroadcast(dy, shape) for shape in shapes], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Sum", inputs, output)
@@ -59,6 +74,22 @@ class Add(_Elementwise):
 class Multiply(_Elementwise):
     __doc__ = "Product of the inputs (gating, attention). " + _Elementwise.__doc__
     type: ClassVar[str] = "multiply"
+
+    def forward(self, xs, params, ctx):
+        y = xs[0] * xs[1]
+        for x in xs[2:]:
+            y = y * x
+        return y, (xs if ctx.grad else None)
+
+    def backward(self, dy, xs, params):
+        grads = []
+        for i, x in enumerate(xs):
+            g = dy
+            for j, other in enumerate(xs):
+                if j != i:
+                    g = g * other
+            grads.append(_unbroadcast(g, x.shape))
+        return grads, {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         product = inputs[0]
@@ -93,6 +124,16 @@ class Concat(Layer):
                                      f"({_axis_label(first, self.axis)}) may differ",
                                      "pad or resample the branches so their other axes agree")
         return tuple(sum(s[self.axis] for s in inputs) if i == self.axis else d for i, d in enumerate(first))
+
+    def forward(self, xs, params, ctx):
+        import numpy as np
+
+        return np.concatenate(xs, axis=self.axis + 1), [x.shape[self.axis + 1] for x in xs]
+
+    def backward(self, dy, sizes, params):
+        import numpy as np
+
+        return np.split(dy, np.cumsum(sizes)[:-1], axis=self.axis + 1), {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Concat", inputs, output, axis=self.axis + 1)

@@ -35,6 +35,50 @@ class BatchNorm(Layer):
         c = inputs[0][0]
         return {"running_mean": (c,), "running_var": (c,)}
 
+    def init(self, inputs, rng, relu, dtype):
+        """Weight 1, bias 0, running mean 0, running variance 1 (the identity at inference)."""
+        import numpy as np
+
+        c = inputs[0][0]
+        out = {"running_mean": np.zeros(c, dtype), "running_var": np.ones(c, dtype)}
+        if self.affine:
+            out.update(weight=np.ones(c, dtype), bias=np.zeros(c, dtype))
+        return out
+
+    def forward(self, xs, params, ctx):
+        """Training: normalise with the batch statistics and update the running ones in place
+        (``momentum``, unbiased variance, as PyTorch does); inference: the running statistics."""
+        import numpy as np
+
+        x = xs[0]
+        axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
+        if ctx.train:
+            mean, var = x.mean(axis=axes), x.var(axis=axes)
+            n, m = x.size // x.shape[1], self.momentum
+            params["running_mean"][...] = (1 - m) * params["running_mean"] + m * mean
+            params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
+        else:
+            mean, var = params["running_mean"], params["running_var"]
+        inv = 1 / np.sqrt(var + self.eps)
+        scale = inv * params["weight"] if self.affine else inv
+        shift = params["bias"] - mean * scale if self.affine else -mean * scale
+        y = x * scale.reshape(shape)
+        y += shift.reshape(shape)
+        return y, ((x, mean, inv, ctx.train) if ctx.grad else None)
+
+    def backward(self, dy, cache, params):
+        x, mean, inv, train = cache
+        axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
+        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
+        grads = {"weight": (dy * xhat).sum(axis=axes), "bias": dy.sum(axis=axes)} if self.affine else {}
+        scale = inv * params["weight"] if self.affine else inv
+        dx = dy * scale.reshape(shape)
+        if train:  # the batch statistics depend on x too
+            n = x.size // x.shape[1]
+            dx -= (scale * dy.sum(axis=axes) / n).reshape(shape)
+            dx -= xhat * (scale * (dy * xhat).sum(axis=axes) / n).reshape(shape)
+        return [dx], grads
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         c = in_shapes[0][0]
         if self.affine:
@@ -65,6 +109,43 @@ class LayerNorm(Layer):
     def weight_shapes(self, inputs):
         shape = (inputs[0][0],) if self.over == "channels" else inputs[0]
         return {"weight": shape, "bias": shape} if self.affine else {}
+
+    def init(self, inputs, rng, relu, dtype):
+        import numpy as np
+
+        shapes = self.weight_shapes(inputs)
+        return {"weight": np.ones(shapes["weight"], dtype), "bias": np.zeros(shapes["bias"], dtype)} if shapes else {}
+
+    def _axes(self, ndim: int):
+        """(normalised axes, axes the weights are shared over) of a batched array."""
+        if self.over == "channels":
+            return (1,), (0, *range(2, ndim))
+        return tuple(range(1, ndim)), (0,)
+
+    def forward(self, xs, params, ctx):
+        import numpy as np
+
+        x = xs[0]
+        axes, _ = self._axes(x.ndim)
+        mean = x.mean(axis=axes, keepdims=True)
+        inv = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + self.eps)
+        xhat = (x - mean) * inv
+        if not self.affine:
+            return xhat, ((xhat, inv) if ctx.grad else None)
+        shape = (1, -1, *(1,) * (x.ndim - 2)) if self.over == "channels" else (1, *x.shape[1:])
+        y = xhat * params["weight"].reshape(shape) + params["bias"].reshape(shape)
+        return y, ((xhat, inv) if ctx.grad else None)
+
+    def backward(self, dy, cache, params):
+        xhat, inv = cache
+        axes, shared = self._axes(dy.ndim)
+        grads = {}
+        if self.affine:
+            shape = (1, -1, *(1,) * (dy.ndim - 2)) if self.over == "channels" else (1, *dy.shape[1:])
+            grads = {"weight": (dy * xhat).sum(axis=shared), "bias": dy.sum(axis=shared)}
+            dy = dy * params["weight"].reshape(shape)
+        dx = inv * (dy - dy.mean(axis=axes, keepdims=True) - xhat * (dy * xhat).mean(axis=axes, keepdims=True))
+        return [dx], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         """ONNX normalises trailing axes: over channels of a feature map, move them last and back."""

@@ -54,6 +54,22 @@ class MaxPool(_Pool):
         _, _, k, *_ = self.geometry(inputs[0])
         return (math.prod(k) - 1) * math.prod(out)
 
+    def forward(self, xs, params, ctx):
+        from archcheck import kernels
+
+        x = xs[0]
+        _, _, k, s, _, pads, out = self.geometry(x.shape[1:])
+        y, index = kernels.max_pool(x, k, s, pads, out, keep_index=ctx.grad)
+        return y, (x.shape, index)
+
+    def backward(self, dy, cache, params):
+        """The gradient goes to the (first) maximum of each window."""
+        from archcheck import kernels
+
+        shape, index = cache
+        _, sizes, k, s, _, pads, out = self.geometry(shape[1:])
+        return [kernels.max_pool_grad(dy, index, sizes, k, s, pads, out)], {}
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
         b.op("MaxPool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads),
@@ -71,6 +87,19 @@ class AvgPool(_Pool):
     def flops(self, inputs, out):
         _, _, k, *_ = self.geometry(inputs[0])
         return math.prod(k) * math.prod(out)
+
+    def forward(self, xs, params, ctx):
+        from archcheck import kernels
+
+        x = xs[0]
+        _, _, k, s, _, pads, out = self.geometry(x.shape[1:])
+        return kernels.avg_pool(x, k, s, pads, out, self.count_include_pad), x.shape
+
+    def backward(self, dy, shape, params):
+        from archcheck import kernels
+
+        _, sizes, k, s, _, pads, out = self.geometry(shape[1:])
+        return [kernels.avg_pool_grad(dy, sizes, k, s, pads, out, self.count_include_pad)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
@@ -108,8 +137,34 @@ class GlobalAvgPool(_GlobalPool):
     type: ClassVar[str] = "globalavgpool"
     onnx_op: ClassVar[str] = "GlobalAveragePool"
 
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        return x.mean(axis=tuple(range(2, x.ndim)), keepdims=self.keepdims), x.shape
+
+    def backward(self, dy, shape, params):
+        import numpy as np
+
+        g = dy.reshape(*shape[:2], *(1,) * (len(shape) - 2)) / np.prod(shape[2:], dtype=dy.dtype)
+        return [np.broadcast_to(g, shape).copy()], {}
+
 
 class GlobalMaxPool(_GlobalPool):
     __doc__ = _GlobalPool.__doc__
     type: ClassVar[str] = "globalmaxpool"
     onnx_op: ClassVar[str] = "GlobalMaxPool"
+
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        flat = x.reshape(*x.shape[:2], -1)
+        y = flat.max(axis=2)
+        cache = (x.shape, flat.argmax(axis=2)) if ctx.grad else None
+        return (y.reshape(*x.shape[:2], *(1,) * (x.ndim - 2)) if self.keepdims else y), cache
+
+    def backward(self, dy, cache, params):
+        """The gradient goes to the (first) maximum of each channel."""
+        import numpy as np
+
+        shape, index = cache
+        dx = np.zeros((*shape[:2], int(np.prod(shape[2:]))), dy.dtype)
+        np.put_along_axis(dx, index[..., None], dy.reshape(*shape[:2], 1), axis=2)
+        return [dx.reshape(shape)], {}

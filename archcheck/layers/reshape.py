@@ -27,6 +27,12 @@ class Flatten(Layer):
     def rf_steps(self, inputs, out):
         return "global" if len(inputs[0]) > 1 else None
 
+    def forward(self, xs, params, ctx):
+        return xs[0].reshape(xs[0].shape[0], -1), xs[0].shape
+
+    def backward(self, dy, shape, params):
+        return [dy.reshape(shape)], {}
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Flatten", inputs, output, axis=1)
 
@@ -59,6 +65,13 @@ class Reshape(Layer):
     def rf_steps(self, inputs, out):
         return None if inputs[0][1:] == out[1:] else "global"
 
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        return x.reshape(x.shape[0], *self.output_shape([x.shape[1:]])), x.shape
+
+    def backward(self, dy, shape, params):
+        return [dy.reshape(shape)], {}
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Reshape", [inputs[0], b.ints("shape", [0, *out_shape])], output)  # 0 keeps the batch size
 
@@ -84,6 +97,18 @@ class ZeroPad(Layer):
 
     def rf_steps(self, inputs, out):
         return [Step(Fraction(1), Fraction(1), Fraction(pb)) for pb, _ in self.pads(inputs[0])]
+
+    def forward(self, xs, params, ctx):
+        from archcheck import kernels
+
+        x = xs[0]
+        pads = self.pads(x.shape[1:])
+        return kernels.pad(x, pads), pads
+
+    def backward(self, dy, pads, params):
+        from archcheck import kernels
+
+        return [kernels.crop(dy, pads)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         pads = b.pads(((0, 0), (0, 0), *self.pads(in_shapes[0])))  # batch and channels unpadded
@@ -117,6 +142,17 @@ class Upsample(Layer):
         # output j reads the two inputs around (j + 0.5)/f - 0.5
         return [Step(Fraction(2), Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)) for f in scale]
 
+    def forward(self, xs, params, ctx):
+        from archcheck import kernels
+
+        x = xs[0]
+        return kernels.upsample(x, per_axis(self.scale, x.ndim - 2, "scale"), self.mode), None
+
+    def backward(self, dy, cache, params):
+        from archcheck import kernels
+
+        return [kernels.upsample_grad(dy, per_axis(self.scale, dy.ndim - 2, "scale"), self.mode)], {}
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         """Resize by integer scales: nearest copies input floor(i / scale) (``asymmetric``/``floor``);
         linear uses half-pixel centres, as PyTorch with ``align_corners=False``."""
@@ -134,6 +170,12 @@ class Identity(Layer):
     type: ClassVar[str] = "identity"
     category: ClassVar[str] = "reshape"
 
+    def forward(self, xs, params, ctx):
+        return xs[0], None
+
+    def backward(self, dy, cache, params):
+        return [dy], {}
+
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Identity", inputs, output)
 
@@ -147,6 +189,16 @@ class Dropout(Layer):
     shorthand: ClassVar[str] = "rate"
 
     rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        if not ctx.train or self.rate == 0:
+            return x, None
+        mask = (ctx.rng.random(x.shape, dtype=x.dtype) >= self.rate) / x.dtype.type(1 - self.rate)
+        return x * mask, mask
+
+    def backward(self, dy, mask, params):
+        return [dy if mask is None else dy * mask], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Identity", inputs, output)  # inference: dropout does nothing

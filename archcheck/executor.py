@@ -1,0 +1,403 @@
+"""The NumPy executor: run a spec's network forward and backward on real arrays.
+
+It walks the graph the propagator analysed and calls each layer type's own ``forward`` /
+``backward`` (beside its shape rule in ``archcheck.layers``; windowed kernels in
+``archcheck.kernels``). It never re-derives a shape: every layer's output is checked against
+the propagator's (``ShapeMismatch``, a bug in archcheck, if they differ). Arrays are batched,
+``(N, *shape)``; float32 by default, float64 on request.
+
+API
+---
+``init_params(analysis, seed=0, dtype="float32") -> {name: array}``
+    Every layer's weights and buffers under state_dict names ``<layer>.<suffix>``, in PyTorch
+    layouts. ``weight``: He-normal for layers followed by a ReLU-family activation (looking
+    through normalisation, pooling, merges and the like), Glorot-uniform otherwise; biases 0;
+    normalisation weight 1, bias 0; running mean 0, running variance 1.
+
+``forward(analysis, params, x, *, train=False, keep=False, tape=None, seed=0, on_layer=None)``
+    Runs the graph on ``x`` of shape ``(N, *input)``; returns ``{output name: array}`` (every
+    node's output, the input included, with ``keep``). Inference uses batchnorm running
+    statistics and no dropout; ``train`` uses batch statistics (updating the running ones in
+    ``params`` in place, as PyTorch does) and dropout drawn from ``seed``. Activations are freed
+    after their last consumer unless ``keep``. With a ``Tape``, each layer's cache is recorded
+    for ``backward``. ``on_layer(node, output, seconds)`` is called after each layer.
+
+``backward(analysis, params, tape, seeds) -> Gradients``
+    ``seeds`` maps node names to dL/d(that node's output), usually the network outputs. Walks
+    the tape in reverse, summing gradients where a tensor feeds several layers. Returns
+    ``Gradients``: ``input`` (dL/dx), ``params`` (dL/dw for every trainable weight, zeros where
+    no gradient flows) and ``norms`` (the L2 norm of dL/d(output) per layer reached).
+
+``loss(analysis, outputs, targets, kind="cross-entropy") -> (value, seeds)``
+    Summed over the network outputs. ``cross-entropy`` takes integer labels ``(N,)`` (or
+    ``(N, *spatial)`` for feature-map outputs); a softmax head is seeded at its input with
+    ``(p - onehot) / M`` (exact and stable), any other output is taken as logits. ``mse`` takes
+    targets shaped like the output.
+
+``gradients(analysis, params, x, targets, kind="cross-entropy", *, train=True, seed=0)``
+    One forward and backward pass: ``(loss value, outputs, Gradients)``.
+
+Dynamic checks (``archcheck run --grad``): ``layer_stats`` summarises an activation and
+``dynamic_findings`` turns statistics and gradients into lint-style findings, codes AC801-AC805.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archcheck.errors import Loc
+from archcheck.findings import Finding
+from archcheck.layers.base import fmt_shape
+from archcheck.propagate import Analysis
+from archcheck.spec import INPUT, Node
+
+DTYPES = ("float32", "float64")
+
+
+class ShapeMismatch(RuntimeError):
+    """A layer's array does not have the shape the propagator computed: a bug in archcheck."""
+
+
+class InputError(ValueError):
+    """The batch given to ``forward`` does not fit the spec (wrong shape or type)."""
+
+
+@dataclass
+class Context:
+    """What a layer's ``forward`` may consult: the mode, whether to keep a cache, randomness."""
+
+    train: bool = False
+    grad: bool = False
+    rng: np.random.Generator = field(default_factory=np.random.default_rng)
+
+
+@dataclass
+class Tape:
+    """Caches recorded by ``forward`` for ``backward``, by node name."""
+
+    caches: dict = field(default_factory=dict)
+    x_shape: tuple = ()
+    dtype: np.dtype | None = None
+
+
+@dataclass
+class Gradients:
+    input: np.ndarray
+    params: dict[str, np.ndarray]
+    norms: dict[str, float]
+
+
+# -- weights -------------------------------------------------------------------------------
+def param_shapes(analysis: Analysis) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """Every array a network needs: state_dict name -> (shape, trainable)."""
+    out = {}
+    for node in analysis.graph.order[1:]:
+        ins = analysis.layers[node.name].in_shapes
+        for suffix, shape in node.layer.weight_shapes(ins).items():
+            out[f"{node.name}.{suffix}"] = (tuple(shape), True)
+        for suffix, shape in node.layer.buffer_shapes(ins).items():
+            out[f"{node.name}.{suffix}"] = (tuple(shape), False)
+    return out
+
+
+def _feeds_relu(analysis: Analysis, node: Node) -> bool:
+    """Whether a ReLU-family activation follows, looking through layers without weights
+    (normalisation, pooling, merges, reshapes, dropout) and stopping at the next weighted layer."""
+    graph, seen = analysis.graph, set()
+    stack = list(graph.consumers[node.name])
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        layer = graph.nodes[name].layer
+        if layer.category == "activation":
+            if getattr(layer, "relu_family", False):
+                return True
+        elif layer.category not in ("conv", "dense"):
+            stack.extend(graph.consumers[name])
+    return False
+
+
+def init_params(analysis: Analysis, seed: int = 0, dtype: str = "float32") -> dict[str, np.ndarray]:
+    """Initial weights and buffers for every layer (see the module docstring), seeded."""
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    params = {}
+    for node in analysis.graph.order[1:]:
+        ins = analysis.layers[node.name].in_shapes
+        if not node.layer.weight_shapes(ins) and not node.layer.buffer_shapes(ins):
+            continue
+        for suffix, array in node.layer.init(ins, rng, _feeds_relu(analysis, node), dt).items():
+            params[f"{node.name}.{suffix}"] = array
+    return params
+
+
+def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str, np.ndarray]]:
+    """Per node, its arrays by suffix (in ``dtype``); missing or misshapen arrays raise WeightsError."""
+    from archcheck.weights import check
+
+    check(analysis, params)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for name in param_shapes(analysis):
+        node, suffix = name.rsplit(".", 1)
+        out.setdefault(node, {})[suffix] = np.asarray(params[name]).astype(dtype, copy=False)
+    return out
+
+
+# -- forward / backward --------------------------------------------------------------------
+def check_input(analysis: Analysis, x) -> None:
+    expected = tuple(analysis.spec.input)
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        kind = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise InputError(f"the input batch must be a floating-point array, received {kind}")
+    if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != expected or x.shape[0] < 1:
+        raise InputError(f"the input batch has shape {fmt_shape(x.shape)} but the spec takes (N, "
+                         f"{', '.join(map(str, expected))}): a batch of {fmt_shape(expected)} samples")
+
+
+def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = False, keep: bool = False,
+            tape: Tape | None = None, seed: int = 0, on_layer=None) -> dict[str, np.ndarray]:
+    """Run the network on a batch; see the module docstring."""
+    check_input(analysis, x)
+    graph = analysis.graph
+    per_layer = _layer_params(analysis, params, x.dtype)
+    ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
+    if tape is not None:
+        tape.x_shape, tape.dtype = x.shape, x.dtype
+    outputs = set(graph.outputs)
+    remaining = {name: len(consumers) for name, consumers in graph.consumers.items()}
+    values = {INPUT: x}
+    for node in graph.order[1:]:
+        start = time.perf_counter()
+        y, cache = node.layer.forward([values[src] for src in node.inputs], per_layer.get(node.name, {}), ctx)
+        seconds = time.perf_counter() - start
+        expected = (x.shape[0], *analysis.layers[node.name].shape)
+        if y.shape != expected:
+            raise ShapeMismatch(f"layer '{node.name}' ({node.type}, {node.loc}) produced an array of shape "
+                                f"{fmt_shape(y.shape)} but the propagator computed {fmt_shape(expected)}: "
+                                "the executor and the shape rule of this layer type disagree (a bug in archcheck)")
+        if tape is not None:
+            tape.caches[node.name] = cache
+        values[node.name] = y
+        if on_layer is not None:
+            on_layer(node, y, seconds)
+        if keep:
+            continue
+        for src in set(node.inputs):
+            remaining[src] -= node.inputs.count(src)
+            if remaining[src] == 0 and src not in outputs:
+                del values[src]
+        if not graph.consumers[node.name] and node.name not in outputs:
+            del values[node.name]  # a dangling branch
+    return values if keep else {name: values[name] for name in graph.outputs}
+
+
+def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.ndarray]) -> Gradients:
+    """Back-propagate ``seeds`` through the recorded forward pass; see the module docstring."""
+    per_layer = _layer_params(analysis, params, tape.dtype)
+    grads = dict(seeds)
+    out_params: dict[str, np.ndarray] = {}
+    norms: dict[str, float] = {}
+    for node in reversed(analysis.graph.order[1:]):
+        g = grads.pop(node.name, None)
+        cache = tape.caches.pop(node.name, None)
+        if g is None:
+            continue
+        norms[node.name] = float(np.linalg.norm(g.ravel()))
+        dxs, dps = node.layer.backward(g, cache, per_layer.get(node.name, {}))
+        for suffix, d in dps.items():
+            out_params[f"{node.name}.{suffix}"] = d
+        for src, dx in zip(node.inputs, dxs):
+            grads[src] = grads[src] + dx if src in grads else dx
+    for name, (shape, trainable) in param_shapes(analysis).items():
+        if trainable and name not in out_params:
+            out_params[name] = np.zeros(shape, tape.dtype)
+    dx = grads.pop(INPUT, None)
+    return Gradients(np.zeros(tape.x_shape, tape.dtype) if dx is None else dx, out_params, norms)
+
+
+# -- losses --------------------------------------------------------------------------------
+LOSSES = ("cross-entropy", "mse")
+
+
+def _softmax(z, axis=1):
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def loss(analysis: Analysis, outputs: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+         kind: str = "cross-entropy") -> tuple[float, dict[str, np.ndarray]]:
+    """The loss summed over the network outputs, and the gradient seeds for ``backward``."""
+    total, seeds = 0.0, {}
+    for name in analysis.graph.outputs:
+        y, t = outputs[name], targets[name]
+        if kind == "mse":
+            diff = y - t.astype(y.dtype, copy=False)
+            total += float(np.mean(diff * diff, dtype=np.float64))
+            seeds[name] = diff * y.dtype.type(2 / diff.size)
+            continue
+        node = analysis.graph.nodes[name]
+        head = node.type == "softmax" and node.layer.axis == 0
+        p = y if head else _softmax(y)
+        labels = t.astype(np.intp, copy=False)[:, None]
+        picked = np.take_along_axis(p, labels, axis=1)
+        total += float(-np.log(np.maximum(picked.astype(np.float64), np.finfo(np.float64).tiny)).mean())
+        g = p.copy()
+        np.put_along_axis(g, labels, picked - 1, axis=1)
+        g /= g.dtype.type(g.size // g.shape[1])
+        at = node.inputs[0] if head else name
+        seeds[at] = seeds[at] + g if at in seeds else g
+    return total, seeds
+
+
+def random_targets(analysis: Analysis, batch: int, kind: str, rng: np.random.Generator,
+                   dtype="float32") -> dict[str, np.ndarray]:
+    """Random labels (cross-entropy) or targets in [0, 1) (mse) for every network output."""
+    out = {}
+    for name in analysis.graph.outputs:
+        shape = analysis.layers[name].shape
+        if kind == "mse":
+            out[name] = rng.random((batch, *shape)).astype(dtype)
+        else:
+            out[name] = rng.integers(0, shape[0], (batch, *shape[1:]))
+    return out
+
+
+def gradients(analysis: Analysis, params: dict, x: np.ndarray, targets: dict[str, np.ndarray],
+              kind: str = "cross-entropy", *, train: bool = True, seed: int = 0):
+    """One forward and backward pass: (loss value, outputs, Gradients)."""
+    tape = Tape()
+    outputs = forward(analysis, params, x, train=train, tape=tape, seed=seed)
+    value, seeds = loss(analysis, outputs, targets, kind)
+    return value, outputs, backward(analysis, params, tape, seeds)
+
+
+# -- statistics and dynamic checks -----------------------------------------------------------
+SATURATION_MARGIN = 0.01  # within 1% of the output range from a bound counts as saturated
+
+# Thresholds as AUTOTRAINER (Zhang et al., ICSE 2021) sets them by default: beta_1, beta_2 for
+# vanishing, beta_3 for exploding gradients, gamma for dying ReLUs.
+THRESHOLDS = {"vanishing_ratio": 1e-3, "vanishing_norm": 1e-4, "exploding_ratio": 70.0, "dead_share": 0.7,
+              "saturated_share": 0.5}
+
+DYNAMIC_CHECKS = {  # code: (slug, severity, summary)
+    "AC801": ("dead-relu", "warning", "A ReLU layer outputs zero for most values of the batch."),
+    "AC802": ("saturated-activation-runtime", "warning", "A sigmoid/tanh layer sits mostly at its bounds."),
+    "AC803": ("vanishing-gradient", "warning", "The first layer's gradient is tiny next to the last layer's."),
+    "AC804": ("exploding-gradient", "warning", "The first layer's gradient is huge next to the last layer's."),
+    "AC805": ("non-finite-values", "error", "NaN or Inf in an activation, a gradient or the loss."),
+}
+
+
+@dataclass
+class LayerStats:
+    name: str
+    type: str
+    shape: tuple
+    mean: float
+    std: float
+    zeros: float  # share of values exactly zero
+    saturated: float | None  # share within SATURATION_MARGIN of a bound (bounded activations only)
+    nan: int
+    inf: int
+    seconds: float
+    dead_units: int = 0  # channels (features) zero for every sample and position
+    units: int = 0
+
+
+def layer_stats(node: Node, y: np.ndarray, seconds: float) -> LayerStats:
+    finite = np.isfinite(y)
+    nan = inf = 0
+    if not finite.all():
+        nan = int(np.isnan(y).sum())
+        inf = int(y.size - finite.sum()) - nan
+        y = np.where(finite, y, 0)
+    zero = y == 0
+    units = y.shape[1]
+    dead = int(zero.all(axis=(0, *range(2, y.ndim))).sum()) if y.ndim > 1 else 0
+    bounds = getattr(node.layer, "bounds", None)
+    saturated = None
+    if bounds is not None:
+        lo, hi = bounds
+        margin = SATURATION_MARGIN * (hi - lo)
+        saturated = float(((y <= lo + margin) | (y >= hi - margin)).mean())
+    return LayerStats(node.name, node.type, tuple(y.shape), float(y.mean()), float(y.std()), float(zero.mean()),
+                      saturated, nan, inf, seconds, dead, units)
+
+
+def _finding(code: str, message: str, loc: Loc | None, layer: str | None, fix: str) -> Finding:
+    slug, severity, _ = DYNAMIC_CHECKS[code]
+    return Finding(code, slug, severity, message, loc, layer, fix)
+
+
+def dynamic_findings(analysis: Analysis, stats: dict[str, LayerStats], grads: Gradients | None = None,
+                     loss_value: float | None = None, thresholds: dict | None = None) -> list[Finding]:
+    """Findings from one run: dead ReLUs and saturated activations (from ``stats``), vanishing or
+    exploding gradients (from ``grads``: the ratio of the first to the last weighted layer's
+    weight-gradient norm, as AUTOTRAINER measures it), and the first NaN/Inf anywhere."""
+    th = {**THRESHOLDS, **(thresholds or {})}
+    nodes = analysis.graph.nodes
+    out: list[Finding] = []
+    for name, s in stats.items():
+        node = nodes[name]
+        if s.nan or s.inf:
+            out.append(_finding("AC805", f"the output of this {s.type} layer holds {s.nan:,} NaN and {s.inf:,} Inf "
+                                f"values (of {math.prod(s.shape):,}); they first appear here",
+                                node.loc, name, "look for an overflow here: large weights or inputs, a too high "
+                                "learning rate, or a division by a value near zero"))
+            break
+    for name, s in stats.items():
+        node = nodes[name]
+        if node.type in ("relu", "relu6") and s.zeros >= th["dead_share"]:
+            out.append(_finding("AC801", f"{s.zeros:.0%} of this ReLU's outputs are zero on the batch "
+                                f"({s.dead_units} of {s.units} channels are zero for every sample), so little "
+                                f"gradient flows back through it (threshold {th['dead_share']:.0%})", node.loc, name,
+                                "check the initialisation and the biases of the layer before it (a large negative "
+                                "shift kills ReLUs), normalise before the activation, or use leaky_relu"))
+        if s.saturated is not None and s.saturated >= th["saturated_share"]:
+            out.append(_finding("AC802", f"{s.saturated:.0%} of this {s.type}'s outputs are within "
+                                f"{SATURATION_MARGIN:.0%} of its bounds, where its gradient almost vanishes "
+                                f"(threshold {th['saturated_share']:.0%})", node.loc, name,
+                                "normalise the input of the activation (batchnorm), scale the initial weights "
+                                "down, or use a ReLU-family activation in hidden layers"))
+    if grads is not None:
+        bad = [n for n, g in grads.params.items() if not np.isfinite(g).all()]
+        if bad or (loss_value is not None and not math.isfinite(loss_value)):
+            where = bad[0].rsplit(".", 1)[0] if bad else None
+            what = f"the gradient of {bad[0]}" + (f" and {len(bad) - 1} other arrays" if len(bad) > 1 else "") \
+                if bad else "the loss"
+            out.append(_finding("AC805", f"{what} holds NaN or Inf values", nodes[where].loc if where else None, where,
+                                "lower the learning rate or the initial weight scale; check the input for "
+                                "extreme values"))
+        else:
+            out.extend(_gradient_ratio(analysis, grads, th))
+    if loss_value is not None and not math.isfinite(loss_value) and grads is None:
+        out.append(_finding("AC805", "the loss is NaN or Inf", None, None, "check the labels and the network output"))
+    return out
+
+
+def _gradient_ratio(analysis: Analysis, grads: Gradients, th: dict) -> list[Finding]:
+    weighted = [n for n in analysis.graph.order if f"{n.name}.weight" in grads.params
+                and n.layer.category in ("conv", "dense")]
+    if len(weighted) < 2:
+        return []
+    first, last = weighted[0], weighted[-1]
+    g_first = float(np.linalg.norm(grads.params[f"{first.name}.weight"].ravel()))
+    g_last = float(np.linalg.norm(grads.params[f"{last.name}.weight"].ravel()))
+    ratio = g_first / g_last if g_last > 0 else math.inf if g_first > 0 else 1.0
+    figures = (f"the weight-gradient norm of the first weighted layer '{first.name}' is {g_first:.3g}, "
+               f"{ratio:.3g} times that of the last, '{last.name}' ({g_last:.3g})")
+    if ratio < th["vanishing_ratio"] and g_first < th["vanishing_norm"]:
+        return [_finding("AC803", f"{figures}: below {th['vanishing_ratio']:g} (and below {th['vanishing_norm']:g}), "
+                         "so the early layers barely learn", first.loc, first.name,
+                         "use ReLU-family activations, batchnorm, residual connections or He initialisation")]
+    if ratio > th["exploding_ratio"]:
+        return [_finding("AC804", f"{figures}: above {th['exploding_ratio']:g}, so early layers take huge steps",
+                         first.loc, first.name,
+                         "add normalisation, lower the learning rate or the initial weight scale, or clip gradients")]
+    return []

@@ -1,0 +1,366 @@
+"""NumPy kernels shared by the windowed layer types (conv, convtranspose, locallyconnected,
+pooling, upsample): padding, sliding windows, im2col + GEMM, and their gradients.
+
+Imported only by executor-time code (the layer types' ``forward``/``backward``), never on
+the static path. Arrays are batched, ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes; the
+window geometry (kernel, stride, dilation, ``(before, after)`` padding per axis) comes from
+the layer types. Loops run over kernel offsets (``prod(kernel)`` iterations) or batch chunks,
+never over pixels or channels.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+# Largest im2col buffer; a batch whose columns would be larger runs in chunks of samples.
+CHUNK_BYTES = 16 * 2**20
+
+
+# -- geometry ----------------------------------------------------------------------------
+def pad(x, pads, value=0.0):
+    """Pad the spatial axes of ``(N, C, *S)`` by ``(before, after)`` per axis; negative amounts crop."""
+    if all(b == 0 and a == 0 for b, a in pads):
+        return x
+    crop = tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(x.shape[2:], pads))
+    x = x[(slice(None), slice(None), *crop)]
+    grow = [(max(b, 0), max(a, 0)) for b, a in pads]
+    if not any(b or a for b, a in grow):
+        return x
+    shape = (*x.shape[:2], *(n + b + a for n, (b, a) in zip(x.shape[2:], grow)))
+    out = np.zeros(shape, x.dtype) if value == 0 else np.full(shape, value, x.dtype)
+    out[(slice(None), slice(None), *(slice(b, b + n) for n, (b, _) in zip(x.shape[2:], grow)))] = x
+    return out
+
+
+def out_sizes(sizes, kernel, stride, dilation):
+    return tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation))
+
+
+def taps(kernel, stride, dilation, out):
+    """(flat offset index, spatial slices) for every kernel offset: the input values that
+    offset reads for all output positions at once."""
+    for t, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
+        yield t, tuple(slice(o * d, o * d + s * (m - 1) + 1, s) for o, s, d, m in zip(offset, stride, dilation, out))
+
+
+def windows(xp, kernel, stride, dilation, out):
+    """A read-only strided view ``(N, C, *kernel, *out)`` of the padded input: every window, no copy."""
+    sn, sc, *ss = xp.strides
+    shape = (*xp.shape[:2], *kernel, *out)
+    strides = (sn, sc, *(st * d for st, d in zip(ss, dilation)), *(st * s for st, s in zip(ss, stride)))
+    return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
+
+
+def _chunk(n_samples: int, bytes_per_sample: int) -> int:
+    return max(1, min(n_samples, CHUNK_BYTES // max(bytes_per_sample, 1)))
+
+
+def im2col(xp, kernel, stride, dilation, out):
+    """Yield ``(first sample, columns (n, C * prod(kernel), prod(out)))`` over chunks of the batch.
+
+    A 1x1, stride-1 window needs no copy (the input already is its columns); otherwise one
+    buffer of at most ``CHUNK_BYTES`` is reused for every chunk.
+    """
+    N, C = xp.shape[:2]
+    rows, cols = C * math.prod(kernel), math.prod(out)
+    view = windows(xp, kernel, stride, dilation, out)
+    if math.prod(kernel) == 1 and all(s == 1 for s in stride):
+        yield 0, view.reshape(N, rows, cols)
+        return
+    n = _chunk(N, rows * cols * xp.itemsize)
+    buf = np.empty((n, *view.shape[1:]), xp.dtype)
+    for n0 in range(0, N, n):
+        m = min(n, N - n0)
+        np.copyto(buf[:m], view[n0:n0 + m])
+        yield n0, buf[:m].reshape(m, rows, cols)
+
+
+def col2im(dcols, dxp, kernel, stride, dilation, out):
+    """Scatter-add columns ``(n, C, *kernel, *out)`` back into the padded input gradient ``dxp``."""
+    everything = (slice(None), slice(None))
+    for t, sl in taps(kernel, stride, dilation, out):
+        offset = np.unravel_index(t, kernel)
+        dxp[(*everything, *sl)] += dcols[(*everything, *offset)]
+
+
+# -- convolution -------------------------------------------------------------------------
+def conv(x, w, stride, dilation, pads, groups=1):
+    """Cross-correlation, as every framework computes a convolution:
+    ``y[n, f, o] = sum_{c, k} w[f, c, k] * x_pad[n, group(f) * C_g + c, o * stride + k * dilation]``.
+
+    im2col + one BLAS matmul per chunk (all groups at once); groups with a single input or output
+    channel each (depthwise) are a multiply-add per kernel offset instead.
+    """
+    xp = pad(x, pads)
+    N, C, *S = xp.shape
+    F, Cg, *K = w.shape
+    G, Fg = groups, F // groups
+    O = out_sizes(S, K, stride, dilation)
+    P = math.prod(O)
+    if G > 1 and (Cg == 1 or Fg == 1):
+        return _conv_by_offsets(xp, w.reshape(G, Fg, Cg, -1), K, stride, dilation, O).reshape(N, F, *O)
+    y = np.empty((N, F, *O), x.dtype)
+    wg = w.reshape(G, Fg, Cg * math.prod(K))
+    for n0, cols in im2col(xp, K, stride, dilation, O):
+        m = cols.shape[0]
+        np.matmul(wg, cols.reshape(m, G, -1, P), out=y[n0:n0 + m].reshape(m, G, Fg, P))
+    return y
+
+
+def _conv_by_offsets(xp, wg, K, stride, dilation, O):
+    """Grouped correlation with few channels per group: per kernel offset, a broadcast multiply
+    (one input channel per group) or a short weighted sum (one output channel per group)."""
+    N, C = xp.shape[:2]
+    G, Fg, Cg, _ = wg.shape
+    P = math.prod(O)
+    y = np.zeros((N, G, Fg, P), xp.dtype)
+    for t, sl in taps(K, stride, dilation, O):
+        xt = xp[(slice(None), slice(None), *sl)].reshape(N, G, Cg, P)
+        wt = wg[..., t]
+        if Cg == 1:
+            y += wt[None, :, :, :] * xt  # (1, G, Fg, 1) * (N, G, 1, P)
+        else:
+            y += np.einsum("gc,ngcp->ngp", wt[:, 0, :], xt)[:, :, None, :]
+    return y
+
+
+def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
+    """Gradient of ``conv`` with respect to its weights: each output gradient times the input
+    window it came from, summed over the batch and positions (``dy @ columns^T``)."""
+    xp = pad(x, pads)
+    N, C = xp.shape[:2]
+    F, O = dy.shape[1], dy.shape[2:]
+    G, Fg, Cg = groups, F // groups, C // groups
+    P, Kn = math.prod(O), math.prod(kernel)
+    dy4 = dy.reshape(N, G, Fg, P)
+    if G > 1 and (Cg == 1 or Fg == 1):
+        dw = np.empty((G, Fg, Cg, Kn), dy.dtype)
+        for t, sl in taps(kernel, stride, dilation, O):
+            xt = xp[(slice(None), slice(None), *sl)].reshape(N, G, Cg, P)
+            dw[..., t] = np.einsum("ngfp,ngcp->gfc", dy4, xt)
+        return dw.reshape(F, Cg, *kernel)
+    dw = np.zeros((G, Fg, Cg * Kn), dy.dtype)
+    for n0, cols in im2col(xp, kernel, stride, dilation, O):
+        m = cols.shape[0]
+        dw += np.matmul(dy4[n0:n0 + m], cols.reshape(m, G, -1, P).swapaxes(-1, -2)).sum(axis=0)
+    return dw.reshape(F, Cg, *kernel)
+
+
+def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
+    """Gradient of ``conv`` with respect to its input, as the seeds describe it: a *full*
+    convolution of the output gradient with the filter rotated by 180 degrees.
+
+    A stride first spreads the output gradient out (stride - 1 zeros between values); padding
+    by ``dilation * (kernel - 1) - pad_before`` makes the correlation "full"; the rotated filter
+    swaps input and output channels within each group. ``sizes`` are the input's spatial sizes
+    (needed because a strided convolution may ignore the last rows of its input). This is also
+    the forward pass of a transposed convolution.
+    """
+    N, F, *O = dy.shape
+    _, Cg, *K = w.shape
+    G, Fg = groups, F // groups
+    if any(s > 1 for s in stride):
+        spread = np.zeros((N, F, *((o - 1) * s + 1 for o, s in zip(O, stride))), dy.dtype)
+        spread[(slice(None), slice(None), *(slice(None, None, s) for s in stride))] = dy
+        dy = spread
+    full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1) * s)
+            for n, o, k, s, d, (pb, _) in zip(sizes, O, K, stride, dilation, pads)]
+    rank = len(K)
+    rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
+    return conv(dy, rotated.reshape(G * Cg, Fg, *K), (1,) * rank, dilation, full, groups)
+
+
+def bias_grad(dy):
+    return dy.sum(axis=(0, *range(2, dy.ndim)))
+
+
+def add_bias(y, b):
+    y += b.reshape(-1, *(1,) * (y.ndim - 2))
+    return y
+
+
+# -- locally connected ---------------------------------------------------------------------
+def local(x, w, stride, dilation, pads):
+    """Unshared convolution: ``w`` is ``(F, *out, C, *kernel)``, one filter bank per output position.
+    One matmul per chunk, batched over positions: ``(P, F, CK) @ (P, CK, n)``."""
+    xp = pad(x, pads)
+    F, *rest = w.shape
+    O, K = rest[:(len(rest) - 1) // 2], rest[(len(rest) + 1) // 2:]
+    P = math.prod(O)
+    wp = w.reshape(F, P, -1).transpose(1, 0, 2)
+    y = np.empty((x.shape[0], F, P), x.dtype)
+    for n0, cols in im2col(xp, K, stride, dilation, O):
+        m = cols.shape[0]
+        y[n0:n0 + m] = np.matmul(wp, cols.transpose(2, 1, 0)).transpose(2, 1, 0)
+    return y.reshape(x.shape[0], F, *O)
+
+
+def local_grads(x, dy, w, stride, dilation, pads):
+    """Gradients of ``local``: (input gradient, weight gradient)."""
+    xp = pad(x, pads)
+    F, *rest = w.shape
+    O, K = tuple(rest[:(len(rest) - 1) // 2]), tuple(rest[(len(rest) + 1) // 2:])
+    C, P = rest[len(O)], math.prod(O)
+    wp = w.reshape(F, P, -1).transpose(1, 0, 2)
+    dyp = dy.reshape(dy.shape[0], F, P).transpose(2, 1, 0)  # (P, F, N)
+    dw = np.zeros_like(wp)
+    dxp = np.zeros_like(xp)
+    for n0, cols in im2col(xp, K, stride, dilation, O):
+        m = cols.shape[0]
+        d = dyp[:, :, n0:n0 + m]
+        dw += np.matmul(d, cols.transpose(2, 0, 1))
+        dcols = np.matmul(wp.transpose(0, 2, 1), d).transpose(2, 1, 0)  # (m, CK, P)
+        col2im(dcols.reshape(m, C, *K, *O), dxp[n0:n0 + m], K, stride, dilation, O)
+    return crop(dxp, pads), dw.transpose(1, 0, 2).reshape(w.shape)
+
+
+def crop(xp, pads):
+    """Undo ``pad``: the gradient of padding is the interior of the padded gradient."""
+    return pad(xp, [(-b, -a) for b, a in pads])
+
+
+# -- pooling -------------------------------------------------------------------------------
+def pool_pads(sizes, kernel, stride, pads, out):
+    """Padding that fits every window, including a last partial window kept by ``ceil_mode``."""
+    return [(pb, max(pa, (o - 1) * s + k - n - pb)) for n, k, s, (pb, pa), o in zip(sizes, kernel, stride, pads, out)]
+
+
+def _separable(xp, kernel, stride, out, op):
+    """Reduce every window with a binary ufunc one spatial axis at a time (max and sum are
+    separable): ``sum(kernel)`` operations instead of ``prod(kernel)``."""
+    y = xp
+    for axis, (k, s, o) in enumerate(zip(kernel, stride, out), start=2):
+        acc = None
+        for offset in range(k):
+            index = [slice(None)] * y.ndim
+            index[axis] = slice(offset, offset + s * (o - 1) + 1, s)
+            v = y[tuple(index)]
+            acc = v.copy() if acc is None else op(acc, v, out=acc)
+        y = acc
+    return y
+
+
+def max_pool(x, kernel, stride, pads, out, keep_index=False):
+    """Max over each window (padding never wins). With ``keep_index``, also the offset of each
+    maximum (the first one on ties), for ``max_pool_grad``."""
+    xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
+    if not keep_index:
+        return _separable(xp, kernel, stride, out, np.maximum), None
+    y = index = None
+    for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
+        v = xp[(slice(None), slice(None), *sl)]
+        if y is None:
+            y = v.copy()
+            index = np.zeros(y.shape, np.int16 if math.prod(kernel) < 2**15 else np.int32)
+        else:
+            better = v > y
+            np.copyto(y, v, where=better)
+            index[better] = t
+    return y, index
+
+
+def max_pool_grad(dy, index, sizes, kernel, stride, pads, out):
+    full = pool_pads(sizes, kernel, stride, pads, out)
+    dxp = np.zeros((*dy.shape[:2], *(n + b + a for n, (b, a) in zip(sizes, full))), dy.dtype)
+    for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
+        dxp[(slice(None), slice(None), *sl)] += np.where(index == t, dy, 0)
+    return crop(dxp, full)
+
+
+def avg_divisor(sizes, kernel, stride, pads, out, count_include_pad, dtype):
+    """Values averaged by each window, ``(1, 1, *out)``: PyTorch's rule (padding counts when
+    ``count_include_pad``; the part of a ``ceil_mode`` window beyond the padding never does)."""
+    full = pool_pads(sizes, kernel, stride, pads, out)
+    mask = np.ones((1, 1, *sizes), dtype)
+    if count_include_pad:
+        mask = pad(mask, pads, 1.0)
+        mask = pad(mask, [(0, a - pa) for (_, a), (_, pa) in zip(full, pads)])
+    else:
+        mask = pad(mask, full)
+    return sum(mask[(slice(None), slice(None), *sl)] for _, sl in taps(kernel, stride, (1,) * len(kernel), out))
+
+
+def avg_pool(x, kernel, stride, pads, out, count_include_pad):
+    xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out))
+    y = _separable(xp, kernel, stride, out, np.add)
+    y /= avg_divisor(x.shape[2:], kernel, stride, pads, out, count_include_pad, x.dtype)
+    return y
+
+
+def avg_pool_grad(dy, sizes, kernel, stride, pads, out, count_include_pad):
+    full = pool_pads(sizes, kernel, stride, pads, out)
+    g = dy / avg_divisor(sizes, kernel, stride, pads, out, count_include_pad, dy.dtype)
+    dxp = np.zeros((*dy.shape[:2], *(n + b + a for n, (b, a) in zip(sizes, full))), dy.dtype)
+    for _, sl in taps(kernel, stride, (1,) * len(kernel), out):
+        dxp[(slice(None), slice(None), *sl)] += g
+    return crop(dxp, full)
+
+
+# -- upsampling ----------------------------------------------------------------------------
+def _linear_phases(f: int):
+    """For output ``j = f * i + r``: the source ``(j + 0.5) / f - 0.5 = i + t`` (half-pixel centres)
+    reads inputs ``i + lo`` and ``i + lo + 1`` with weights ``(1 - frac, frac)``."""
+    for r in range(f):
+        t = (r + 0.5) / f - 0.5
+        lo = math.floor(t)
+        yield r, lo, t - lo
+
+
+def upsample(x, scale, mode):
+    """Nearest: repeat each value; linear: separable half-pixel interpolation with edges clamped
+    (PyTorch's ``align_corners=False``), one shifted multiply-add per phase and axis."""
+    y = x
+    for axis, f in enumerate(scale, start=2):
+        if f == 1:
+            continue
+        if mode == "nearest":
+            y = np.repeat(y, f, axis=axis)
+            continue
+        n = y.shape[axis]
+        edge = [(0, 0)] * (y.ndim - 2)
+        edge[axis - 2] = (1, 1)
+        yp = np.pad(y, [(0, 0), (0, 0), *edge], mode="edge")
+        out = np.empty((*y.shape[:axis], n * f, *y.shape[axis + 1:]), y.dtype)
+        for r, lo, frac in _linear_phases(f):
+            a = np.take(yp, range(lo + 1, lo + 1 + n), axis=axis)
+            b = np.take(yp, range(lo + 2, lo + 2 + n), axis=axis)
+            dst = [slice(None)] * y.ndim
+            dst[axis] = slice(r, None, f)
+            out[tuple(dst)] = a * (1 - frac) + b * frac if frac else a
+        y = out
+    return y
+
+
+def upsample_grad(dy, scale, mode):
+    g = dy
+    for axis, f in reversed(list(enumerate(scale, start=2))):
+        if f == 1:
+            continue
+        n = g.shape[axis] // f
+        if mode == "nearest":
+            g = g.reshape(*g.shape[:axis], n, f, *g.shape[axis + 1:]).sum(axis=axis + 1)
+            continue
+        shape = list(g.shape)
+        shape[axis] = n + 2
+        gp = np.zeros(shape, g.dtype)
+        for r, lo, frac in _linear_phases(f):
+            src = [slice(None)] * g.ndim
+            src[axis] = slice(r, None, f)
+            part = g[tuple(src)]
+            for offset, weight in ((lo + 1, 1 - frac), (lo + 2, frac)):
+                if weight:
+                    dst = [slice(None)] * g.ndim
+                    dst[axis] = slice(offset, offset + n)
+                    gp[tuple(dst)] += part * weight
+        # fold the clamped edges back onto the first and last inputs
+        first, last, inner = ([slice(None)] * g.ndim for _ in range(3))
+        first[axis], last[axis], inner[axis] = slice(0, 1), slice(n + 1, n + 2), slice(1, n + 1)
+        g = gp[tuple(inner)].copy()
+        head, tail = [slice(None)] * g.ndim, [slice(None)] * g.ndim
+        head[axis], tail[axis] = slice(0, 1), slice(n - 1, n)
+        g[tuple(head)] += gp[tuple(first)]
+        g[tuple(tail)] += gp[tuple(last)]
+    return g

@@ -1,0 +1,94 @@
+"""Weight files: ``.npz`` archives of arrays under PyTorch state_dict names and layouts.
+
+Names are ``<layer name>.<suffix>`` (``conv_1.weight``, ``batchnorm_1.running_var``, ...),
+so a PyTorch state_dict converts by renaming keys::
+
+    np.savez("w.npz", **{ours: t.numpy() for ours, t in zip(names, model.state_dict().values())})
+
+PyTorch's ``num_batches_tracked`` counters are ignored. A file that does not match the spec
+is reported array by array: missing, extra and wrongly shaped arrays, each with the expected
+and found shapes.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+from archcheck.layers.base import fmt_shape
+
+IGNORED_SUFFIXES = (".num_batches_tracked",)
+
+
+class WeightsError(Exception):
+    """Weights that do not fit the spec: one line per problem, and how to fix it."""
+
+    def __init__(self, source: str, problems: list[str], fix: str):
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source, self.problems, self.fix = source, problems, fix
+
+    def render(self) -> str:
+        lines = [f"error: {self.source} does not match the spec ({len(self.problems)} "
+                 f"problem{'s' if len(self.problems) != 1 else ''}):"]
+        lines += [f"  {p}" for p in self.problems]
+        lines.append(f"  = fix: {self.fix}")
+        return "\n".join(lines)
+
+
+def _where(analysis, name: str) -> str:
+    node = analysis.graph.nodes.get(name.rsplit(".", 1)[0])
+    return f" (layer at {node.loc})" if node is not None else ""
+
+
+def mismatches(analysis, arrays: dict) -> list[str]:
+    """Problems with ``arrays`` (name -> array-like) as the weights of ``analysis``'s network."""
+    from archcheck.executor import param_shapes
+
+    expected = param_shapes(analysis)
+    problems = []
+    for name, (shape, _) in expected.items():
+        if name not in arrays:
+            problems.append(f"missing: {name}, expected shape {fmt_shape(shape)}{_where(analysis, name)}")
+        elif tuple(arrays[name].shape) != shape:
+            problems.append(f"wrong shape: {name} is {fmt_shape(arrays[name].shape)}, expected {fmt_shape(shape)}"
+                            f"{_where(analysis, name)}")
+        elif arrays[name].dtype.kind not in "fiu":
+            problems.append(f"wrong type: {name} holds {arrays[name].dtype} values, expected floating point")
+    for name in arrays:
+        if name not in expected and not name.endswith(IGNORED_SUFFIXES):
+            problems.append(f"extra: {name} (shape {fmt_shape(arrays[name].shape)}) is not a weight of this network")
+    return problems
+
+
+def check(analysis, params: dict, source: str = "the weights") -> None:
+    problems = mismatches(analysis, params)
+    if problems:
+        raise WeightsError(source, problems, "store each array as `<layer>.<suffix>` in PyTorch's layout, with the "
+                           "shapes above; `archcheck summary SPEC` lists the layer names")
+
+
+def load(path: str, analysis, dtype: str = "float32") -> dict:
+    """Read an ``.npz`` of weights for ``analysis``'s network, converted to ``dtype``."""
+    import numpy as np
+
+    how = "write weights with numpy.savez, one array per state_dict name"
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise WeightsError(path, ["the file does not exist"], "give the path of an .npz file") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(path, [f"cannot be read as an .npz archive ({exc})"], how) from None
+    if isinstance(archive, np.ndarray):
+        raise WeightsError(path, ["holds a single array, not named weights"], how)
+    try:
+        with archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise WeightsError(path, [f"cannot be read as an .npz archive ({exc})"], how) from None
+    check(analysis, arrays, path)
+    return {name: array.astype(dtype) for name, array in arrays.items() if not name.endswith(IGNORED_SUFFIXES)}
+
+
+def save(path: str, params: dict) -> None:
+    import numpy as np
+
+    np.savez(path, **params)

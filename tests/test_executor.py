@@ -1,0 +1,475 @@
+"""The NumPy executor's forward pass, layer type by layer type, against slow and obviously correct
+references written here (explicit loops over tiny inputs), plus initialisation, shape checking,
+memory release and the static path staying free of NumPy.
+
+Each case is a tiny spec; the executor runs it keeping every activation, and each layer's output is
+compared with its reference computed from the layer's own (kept) inputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from archcheck import executor, kernels
+from archcheck.executor import InputError, ShapeMismatch, forward, init_params
+from archcheck.layers.activation import Relu
+from archcheck.pipeline import analyze
+from archcheck.spec import INPUT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build(tmp_path, input_shape, layers, name="net"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"input": list(input_shape), "layers": layers}, sort_keys=False))
+    return analyze(path)
+
+
+def random_params(analysis, seed=0, dtype="float64"):
+    """Initial weights with every bias and statistic made non-trivial (they start at 0 and 1)."""
+    rng = np.random.default_rng(seed + 100)
+    params = init_params(analysis, seed=seed, dtype=dtype)
+    for key, value in params.items():
+        if key.endswith("running_var"):
+            params[key] = (rng.random(value.shape) + 0.5).astype(dtype)
+        elif not key.endswith(".weight") or "norm" in key:
+            params[key] = rng.standard_normal(value.shape).astype(dtype)
+    return params
+
+
+def layer_params(params, name):
+    return {k.rsplit(".", 1)[1]: v for k, v in params.items() if k.rsplit(".", 1)[0] == name}
+
+
+# -- slow references -----------------------------------------------------------------------
+def window_slices(o, k, s, d):
+    return tuple(slice(oi * si, oi * si + di * (ki - 1) + 1, di) for oi, ki, si, di in zip(o, k, s, d))
+
+
+def ref_conv(x, w, b, s, d, pads, groups):
+    xp = np.pad(x, [(0, 0), (0, 0), *pads])
+    N, F, Cg, K = x.shape[0], w.shape[0], w.shape[1], w.shape[2:]
+    Fg = F // groups
+    O = [(xp.shape[2 + i] - d[i] * (K[i] - 1) - 1) // s[i] + 1 for i in range(len(K))]
+    y = np.zeros((N, F, *O))
+    for n, f in itertools.product(range(N), range(F)):
+        g = f // Fg
+        for o in np.ndindex(*O):
+            window = xp[n, g * Cg:(g + 1) * Cg][(slice(None), *window_slices(o, K, s, d))]
+            y[(n, f, *o)] = (window * w[f]).sum() + (b[f] if b is not None else 0)
+    return y
+
+
+def ref_convtranspose(x, w, b, s, d, pads, groups, out):
+    N, Cin, *I = x.shape
+    Fg, K = w.shape[1], w.shape[2:]
+    Cg = Cin // groups
+    size = [max((i - 1) * si + di * (ki - 1) + 1, pb + o) for i, si, di, ki, (pb, _), o in zip(I, s, d, K, pads, out)]
+    full = np.zeros((N, groups * Fg, *size))
+    for n, c in itertools.product(range(N), range(Cin)):
+        g = c // Cg
+        for i in np.ndindex(*I):
+            for k in np.ndindex(*K):
+                pos = tuple(ii * si + ki * di for ii, si, ki, di in zip(i, s, k, d))
+                full[(n, slice(g * Fg, (g + 1) * Fg), *pos)] += x[(n, c, *i)] * w[(c, slice(None), *k)]
+    y = full[(slice(None), slice(None), *(slice(pb, pb + o) for (pb, _), o in zip(pads, out)))]
+    return y + (b.reshape(-1, *(1,) * len(K)) if b is not None else 0)
+
+
+def ref_local(x, w, b, s, d, pads):
+    xp = np.pad(x, [(0, 0), (0, 0), *pads])
+    rank = x.ndim - 2
+    F, O, K = w.shape[0], w.shape[1:1 + rank], w.shape[2 + rank:]
+    y = np.zeros((x.shape[0], F, *O))
+    for n, f in itertools.product(range(x.shape[0]), range(F)):
+        for o in np.ndindex(*O):
+            window = xp[n][(slice(None), *window_slices(o, K, s, d))]
+            y[(n, f, *o)] = (window * w[(f, *o)]).sum() + (b[(f, *o)] if b is not None else 0)
+    return y
+
+
+def pool_window(o, k, s, pb, n):
+    start = o * s - pb
+    return max(start, 0), min(start + k, n), start
+
+
+def ref_pool(x, layer, kind):
+    _, sizes, K, S, _, pads, O = layer.geometry(x.shape[1:])
+    y = np.zeros((*x.shape[:2], *O))
+    for o in np.ndindex(*O):
+        bounds = [pool_window(oi, ki, si, pb, n) for oi, ki, si, (pb, _), n in zip(o, K, S, pads, sizes)]
+        window = x[(slice(None), slice(None), *(slice(lo, hi) for lo, hi, _ in bounds))]
+        if kind == "max":
+            y[(slice(None), slice(None), *o)] = window.max(axis=tuple(range(2, x.ndim)))
+            continue
+        if layer.count_include_pad:  # the window clipped to the padded input
+            count = math.prod(min(st + k, n + pa) - max(st, -pb)
+                              for (_, _, st), k, n, (pb, pa) in zip(bounds, K, sizes, pads))
+        else:
+            count = math.prod(hi - lo for lo, hi, _ in bounds)
+        y[(slice(None), slice(None), *o)] = window.sum(axis=tuple(range(2, x.ndim))) / count
+    return y
+
+
+def ref_upsample(x, scale, mode):
+    y = x
+    for axis, f in enumerate(scale, start=2):
+        n = y.shape[axis]
+        parts = []
+        for j in range(n * f):
+            if mode == "nearest":
+                parts.append(np.take(y, [j // f], axis=axis))
+                continue
+            src = max((j + 0.5) / f - 0.5, 0.0)
+            i0 = int(math.floor(src))
+            i1, lam = min(i0 + 1, n - 1), src - i0
+            parts.append((1 - lam) * np.take(y, [i0], axis=axis) + lam * np.take(y, [i1], axis=axis))
+        y = np.concatenate(parts, axis=axis)
+    return y
+
+
+def scalar(fn, x):
+    return np.array([fn(v) for v in x.ravel()]).reshape(x.shape)
+
+
+SELU_A, SELU_S = 1.6732632423543772, 1.0507009873554805
+ACTIVATIONS = {
+    "relu": lambda v, a: max(v, 0.0),
+    "relu6": lambda v, a: min(max(v, 0.0), 6.0),
+    "leaky_relu": lambda v, a: v if v > 0 else a.slope * v,
+    "elu": lambda v, a: v if v > 0 else a.alpha * (math.exp(v) - 1),
+    "selu": lambda v, a: SELU_S * (v if v > 0 else SELU_A * (math.exp(v) - 1)),
+    "gelu": lambda v, a: v * 0.5 * (1 + math.erf(v / math.sqrt(2))),
+    "sigmoid": lambda v, a: 1 / (1 + math.exp(-v)),
+    "tanh": lambda v, a: math.tanh(v),
+    "hardswish": lambda v, a: v * min(max(v + 3, 0.0), 6.0) / 6,
+    "swish": lambda v, a: v / (1 + math.exp(-v)),
+}
+
+
+def reference(node, xs, p, out_shape, train=False):
+    """The output of ``node`` for inputs ``xs`` and weights ``p``, computed slowly."""
+    layer, x, t = node.layer, xs[0], node.type
+    if t == "conv":
+        channels, _, _, s, d, pads, _ = layer.geometry(x.shape[1:])
+        return ref_conv(x, p["weight"], p.get("bias"), s, d, pads, layer.n_groups(channels))
+    if t == "convtranspose":
+        _, _, _, s, d, pads, out = layer.geometry(x.shape[1:])
+        return ref_convtranspose(x, p["weight"], p.get("bias"), s, d, pads, layer.groups, out)
+    if t == "locallyconnected":
+        _, _, _, s, d, pads, _ = layer.geometry(x.shape[1:])
+        return ref_local(x, p["weight"], p.get("bias"), s, d, pads)
+    if t in ("maxpool", "avgpool"):
+        return ref_pool(x, layer, t[:3])
+    if t in ("globalavgpool", "globalmaxpool"):
+        y = np.zeros(x.shape[:2])
+        for n, c in np.ndindex(*x.shape[:2]):
+            y[n, c] = x[n, c].max() if t == "globalmaxpool" else x[n, c].sum() / x[n, c].size
+        return y.reshape(*y.shape, *(1,) * (x.ndim - 2)) if layer.keepdims else y
+    if t == "dense":
+        y = np.zeros((x.shape[0], layer.units))
+        for n, u in np.ndindex(*y.shape):
+            y[n, u] = sum(x[n, i] * p["weight"][u, i] for i in range(x.shape[1])) + (p["bias"][u] if layer.bias else 0)
+        return y
+    if t == "batchnorm":
+        y = np.empty_like(x)
+        for c in range(x.shape[1]):
+            v = x[:, c]
+            mean, var = (v.mean(), v.var()) if train else (p["running_mean"][c], p["running_var"][c])
+            w, b = (p["weight"][c], p["bias"][c]) if layer.affine else (1.0, 0.0)
+            y[:, c] = (v - mean) / math.sqrt(var + layer.eps) * w + b
+        return y
+    if t == "layernorm":
+        y = np.empty_like(x)
+        groups = [(n, slice(None), *i) for n in range(x.shape[0]) for i in np.ndindex(*x.shape[2:])] \
+            if layer.over == "channels" and x.ndim > 2 else [(n,) for n in range(x.shape[0])]
+        for index in groups:
+            v = x[index]
+            y[index] = (v - v.mean()) / math.sqrt(v.var() + layer.eps)
+        if layer.affine:
+            shape = (1, -1, *(1,) * (x.ndim - 2)) if layer.over == "channels" else (1, *x.shape[1:])
+            y = y * p["weight"].reshape(shape) + p["bias"].reshape(shape)
+        return y
+    if t in ACTIVATIONS:
+        return scalar(lambda v: ACTIVATIONS[t](v, layer), x)
+    if t == "softmax":
+        axis = layer.axis + 1
+        y = np.empty_like(x)
+        for index in np.ndindex(*(n for i, n in enumerate(x.shape) if i != axis)):
+            sl = (*index[:axis], slice(None), *index[axis:])
+            e = np.array([math.exp(v) for v in x[sl]])
+            y[sl] = e / e.sum()
+        return y
+    if t in ("add", "multiply"):
+        shape = np.broadcast_shapes(*(v.shape for v in xs))
+        y = np.zeros(shape) if t == "add" else np.ones(shape)
+        for index in np.ndindex(*shape):
+            for v in xs:
+                value = v[tuple(i if n > 1 else 0 for i, n in zip(index, v.shape))]
+                y[index] = y[index] + value if t == "add" else y[index] * value
+        return y
+    if t == "concat":
+        return np.concatenate(xs, axis=layer.axis + 1)
+    if t in ("flatten", "reshape"):
+        flat = np.array([x[(n, *i)] for n in range(x.shape[0]) for i in np.ndindex(*x.shape[1:])])
+        return flat.reshape(x.shape[0], *out_shape)
+    if t == "zeropad":
+        pads = layer.pads(x.shape[1:])
+        y = np.zeros((*x.shape[:2], *(n + b + a for n, (b, a) in zip(x.shape[2:], pads))))
+        for index in np.ndindex(*x.shape):
+            y[(*index[:2], *(i + b for i, (b, _) in zip(index[2:], pads)))] = x[index]
+        return y
+    if t == "upsample":
+        scale = layer.scale if isinstance(layer.scale, list) else [layer.scale] * (x.ndim - 2)
+        return ref_upsample(x, scale, layer.mode)
+    if t in ("identity", "dropout"):
+        return x
+    raise AssertionError(f"no reference for {t}")
+
+
+# -- the cases: (id, input shape, layers) ----------------------------------------------------
+CASES = [
+    ("conv1d", [3, 11], [{"conv": {"filters": 4, "kernel": 3, "stride": 2, "padding": 1}}]),
+    ("conv2d", [3, 7, 8], [{"conv": {"filters": 4, "kernel": 3}}]),
+    ("conv2d-groups-dilation-asymmetric", [4, 9, 8],
+     [{"conv": {"filters": 6, "kernel": [3, 2], "stride": [2, 1], "dilation": [1, 2],
+                "padding": [[1, 2], [0, 1]], "groups": 2}}]),
+    ("conv2d-same-stride", [2, 7, 7], [{"conv": {"filters": 3, "kernel": 3, "stride": 2, "padding": "same"}}]),
+    ("conv2d-depthwise", [4, 6, 6], [{"conv": {"filters": 4, "kernel": 3, "padding": 1, "groups": "depthwise"}}]),
+    ("conv2d-depthwise-multiplier", [3, 6, 5], [{"conv": {"filters": 6, "kernel": 3, "groups": "depthwise"}}]),
+    ("conv2d-one-input-per-group", [6, 5, 5], [{"conv": {"filters": 2, "kernel": 3, "groups": 2, "stride": 2}}]),
+    ("conv2d-1x1", [5, 4, 4], [{"conv": {"filters": 3, "kernel": 1, "bias": False}}]),
+    ("conv2d-1x1-stride", [5, 5, 5], [{"conv": {"filters": 3, "kernel": 1, "stride": 2}}]),
+    ("conv2d-wide-padding", [2, 4, 4], [{"conv": {"filters": 2, "kernel": 2, "padding": 3}}]),
+    ("conv3d", [2, 5, 6, 5], [{"conv": {"filters": 3, "kernel": 3, "stride": [1, 2, 2], "padding": 1}}]),
+    ("convtranspose2d", [3, 4, 5], [{"convtranspose": {"filters": 2, "kernel": 4, "stride": 2, "padding": 1}}]),
+    ("convtranspose2d-groups-output-padding", [4, 3, 3],
+     [{"convtranspose": {"filters": 6, "kernel": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2}}]),
+    ("convtranspose1d-dilation", [2, 5], [{"convtranspose": {"filters": 3, "kernel": 3, "dilation": 2, "stride": 3}}]),
+    ("convtranspose3d", [2, 3, 3, 3], [{"convtranspose": {"filters": 2, "kernel": 2, "stride": 2, "bias": False}}]),
+    ("locallyconnected2d", [2, 6, 5], [{"locallyconnected": {"filters": 3, "kernel": 3, "stride": [1, 2],
+                                                               "padding": 1}}]),
+    ("locallyconnected1d", [3, 8], [{"locallyconnected": {"filters": 2, "kernel": 2, "stride": 2, "bias": False}}]),
+    ("maxpool2d", [2, 7, 7], [{"maxpool": {"kernel": 3, "stride": 2, "padding": 1}}]),
+    ("maxpool2d-ceil", [2, 8, 8], [{"maxpool": {"kernel": 3, "stride": 2, "ceil_mode": True}}]),
+    ("maxpool1d", [3, 9], ["maxpool"]),
+    ("maxpool3d", [2, 4, 5, 5], [{"maxpool": {"kernel": [1, 2, 2]}}]),
+    ("avgpool2d-include-pad", [2, 7, 7], [{"avgpool": {"kernel": 3, "stride": 2, "padding": 1}}]),
+    ("avgpool2d-exclude-pad-ceil", [2, 8, 7],
+     [{"avgpool": {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}}]),
+    ("avgpool2d-include-pad-ceil", [2, 8, 7],
+     [{"avgpool": {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}}]),
+    ("avgpool1d", [3, 10], [{"avgpool": {"kernel": 3, "stride": 2}}]),
+    ("avgpool3d", [2, 4, 4, 4], [{"avgpool": 2}]),
+    ("globalavgpool2d", [3, 4, 5], ["globalavgpool"]),
+    ("globalavgpool3d-keepdims", [3, 2, 3, 4], [{"globalavgpool": {"keepdims": True}}]),
+    ("globalmaxpool1d", [3, 7], ["globalmaxpool"]),
+    ("globalmaxpool2d-keepdims", [3, 4, 4], [{"globalmaxpool": {"keepdims": True}}]),
+    ("dense", [2, 3], ["flatten", {"dense": 4}, {"dense": {"units": 3, "bias": False}}]),
+    ("batchnorm2d", [3, 4, 4], ["batchnorm"]),
+    ("batchnorm1d-no-affine", [3, 6], [{"batchnorm": {"affine": False}}]),
+    ("batchnorm-vector", [5, 1], ["flatten", "batchnorm"]),
+    ("layernorm-channels", [3, 4, 4], ["layernorm"]),
+    ("layernorm-all", [3, 4, 4], [{"layernorm": {"over": "all"}}]),
+    ("layernorm-vector-no-affine", [6, 1], ["flatten", {"layernorm": {"affine": False}}]),
+    ("layernorm3d", [2, 3, 3, 3], ["layernorm"]),
+    *[(f"activation-{a}", [3, 4, 4], [a]) for a in ACTIVATIONS],
+    ("leaky_relu-slope", [3, 5], [{"leaky_relu": 0.2}]),
+    ("elu-alpha", [3, 5], [{"elu": 0.5}]),
+    ("softmax", [5, 1], ["flatten", "softmax"]),
+    ("softmax-channels-of-map", [4, 3, 3], ["softmax"]),
+    ("softmax-axis1", [3, 4, 2], [{"softmax": {"axis": 1}}]),
+    ("add-residual", [3, 5, 5], [{"add": [[{"conv": {"filters": 3, "kernel": 3, "padding": 1}}], []]}]),
+    ("add-broadcast-three", [3, 4, 4], [{"globalavgpool": {"keepdims": True}, "name": "g"},
+                                        {"add": ["input", "g", "input"]}]),
+    ("multiply-gate", [3, 4, 4], [{"globalavgpool": {"keepdims": True}, "name": "g"}, {"sigmoid": None, "name": "s"},
+                                  {"multiply": ["input", "s"]}]),
+    ("concat-channels", [2, 4, 4], [{"concat": [[{"conv": {"filters": 3, "kernel": 1}}], []]}]),
+    ("concat-axis1", [2, 3, 4], [{"concat": {"branches": [[], [{"maxpool": {"kernel": [1, 1]}}]], "axis": 1}}]),
+    ("flatten", [2, 3, 4], ["flatten", {"dense": 2}]),
+    ("reshape", [2, 3, 4], [{"reshape": [4, -1]}]),
+    ("zeropad2d", [2, 3, 4], [{"zeropad": [[1, 2], 0]}]),
+    ("zeropad1d", [2, 5], [{"zeropad": 2}]),
+    ("upsample2d-nearest", [2, 3, 4], [{"upsample": {"scale": [2, 3]}}]),
+    ("upsample2d-linear", [2, 3, 4], [{"upsample": {"scale": [2, 3], "mode": "linear"}}]),
+    ("upsample1d-linear", [2, 5], [{"upsample": {"scale": 4, "mode": "linear"}}]),
+    ("upsample3d-linear", [1, 2, 3, 2], [{"upsample": {"scale": [2, 1, 3], "mode": "linear"}}]),
+    ("identity-dropout", [3, 4], ["identity", "dropout"]),
+]
+
+
+def run_case(tmp_path, input_shape, layers, *, batch=2, train=False, dtype="float64", seed=0):
+    analysis = build(tmp_path, input_shape, layers)
+    params = random_params(analysis, seed, dtype)
+    x = (np.random.default_rng(seed).standard_normal((batch, *input_shape)) * 2).astype(dtype)
+    return analysis, params, x, forward(analysis, params, x, keep=True, train=train)
+
+
+@pytest.mark.parametrize("case_id,input_shape,layers", CASES, ids=[c[0] for c in CASES])
+def test_forward_matches_reference(tmp_path, case_id, input_shape, layers):
+    analysis, params, x, values = run_case(tmp_path, input_shape, layers)
+    for node in analysis.graph.order[1:]:
+        expected = reference(node, [values[s] for s in node.inputs], layer_params(params, node.name),
+                             analysis.layers[node.name].shape)
+        assert values[node.name].dtype == np.float64
+        np.testing.assert_allclose(values[node.name], expected, rtol=1e-10, atol=1e-12, err_msg=node.name)
+
+
+@pytest.mark.parametrize("layers", [["batchnorm"], [{"batchnorm": {"affine": False, "momentum": 0.3}}]])
+def test_batchnorm_training_uses_batch_statistics_and_updates_running_ones(tmp_path, layers):
+    analysis = build(tmp_path, [3, 4, 4], layers)
+    params = random_params(analysis)
+    before = {k: v.copy() for k, v in params.items()}
+    x = np.random.default_rng(1).standard_normal((4, 3, 4, 4)) * 3 + 1
+    values = forward(analysis, params, x, keep=True, train=True)
+    node = analysis.graph.order[1]
+    expected = reference(node, [x], layer_params(before, node.name), (3, 4, 4), train=True)
+    np.testing.assert_allclose(values[node.name], expected, atol=1e-12)
+    m, n = node.layer.momentum, 4 * 4 * 4
+    mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3)) * n / (n - 1)
+    np.testing.assert_allclose(params[f"{node.name}.running_mean"], (1 - m) * before[f"{node.name}.running_mean"]
+                               + m * mean)
+    np.testing.assert_allclose(params[f"{node.name}.running_var"], (1 - m) * before[f"{node.name}.running_var"]
+                               + m * var)
+
+
+def test_dropout_in_training_zeroes_and_rescales(tmp_path):
+    analysis = build(tmp_path, [50, 40], [{"dropout": 0.3}])
+    x = np.random.default_rng(0).random((4, 50, 40)) + 1
+    y = forward(analysis, {}, x, train=True, seed=3)["dropout_1"]
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], x[kept] / 0.7)
+    assert 0.25 < 1 - kept.mean() < 0.35
+    np.testing.assert_array_equal(forward(analysis, {}, x, train=True, seed=3)["dropout_1"], y)  # seeded
+    np.testing.assert_array_equal(forward(analysis, {}, x)["dropout_1"], x)  # inference: identity
+
+
+def test_chunked_im2col_gives_the_same_result(tmp_path, monkeypatch):
+    layers = [{"conv": {"filters": 4, "kernel": 3, "stride": 2, "padding": 1}},
+              {"locallyconnected": {"filters": 2, "kernel": 2}}]
+    analysis, params, x, whole = run_case(tmp_path, [3, 9, 9], layers, batch=5)
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", 1)  # one sample per chunk
+    chunked = forward(analysis, params, x, keep=True)
+    for name in whole:
+        np.testing.assert_allclose(chunked[name], whole[name], rtol=1e-12)
+
+
+def test_float32_by_default_close_to_float64(tmp_path):
+    layers = [{"conv": {"filters": 8, "kernel": 3, "padding": 1}}, "batchnorm", "relu", "maxpool",
+              {"conv": {"filters": 8, "kernel": 3, "groups": "depthwise"}}, "globalavgpool", {"dense": 5}, "softmax"]
+    analysis = build(tmp_path, [4, 12, 12], layers)
+    p64 = random_params(analysis, dtype="float64")
+    x = np.random.default_rng(0).standard_normal((3, 4, 12, 12))
+    y64 = forward(analysis, p64, x)["softmax_1"]
+    p32 = {k: v.astype(np.float32) for k, v in p64.items()}
+    y32 = forward(analysis, p32, x.astype(np.float32))["softmax_1"]
+    assert y32.dtype == np.float32
+    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-6)
+
+
+def test_every_catalogue_type_has_a_case():
+    from archcheck.layers import CATALOGUE
+
+    covered = {next(k for k in (layer if isinstance(layer, dict) else {layer: None}) if k != "name")
+               for _, _, layers in CASES for layer in layers}
+    covered |= {"conv"}  # used inside branches
+    assert set(CATALOGUE) <= covered
+
+
+# -- initialisation ----------------------------------------------------------------------------
+def test_init_he_before_relu_glorot_otherwise(tmp_path):
+    layers = [{"conv": {"filters": 64, "kernel": 3, "bias": False}}, "batchnorm", "relu",
+              {"conv": {"filters": 64, "kernel": 3}}, "tanh", "flatten", {"dense": 10}, "softmax"]
+    analysis = build(tmp_path, [32, 12, 12], layers)
+    params = init_params(analysis, seed=1)
+    assert all(v.dtype == np.float32 for v in params.values())
+    he = params["conv_1.weight"]
+    assert abs(he.std() / math.sqrt(2 / (32 * 9)) - 1) < 0.02
+    glorot = params["conv_2.weight"]
+    limit = math.sqrt(6 / (64 * 9 + 64 * 9))
+    assert glorot.max() <= limit and glorot.min() >= -limit and glorot.max() > 0.95 * limit
+    dense = params["dense_1.weight"]
+    assert np.abs(dense).max() <= math.sqrt(6 / (10 + dense.shape[1]))
+    np.testing.assert_array_equal(params["conv_2.bias"], 0)
+    np.testing.assert_array_equal(params["batchnorm_1.weight"], 1)
+    np.testing.assert_array_equal(params["batchnorm_1.bias"], 0)
+    np.testing.assert_array_equal(params["batchnorm_1.running_mean"], 0)
+    np.testing.assert_array_equal(params["batchnorm_1.running_var"], 1)
+    assert sorted(params) == sorted(executor.param_shapes(analysis))
+    again = init_params(analysis, seed=1, dtype="float64")
+    np.testing.assert_allclose(again["conv_1.weight"], he, rtol=1e-6)
+    assert not np.allclose(init_params(analysis, seed=2)["conv_1.weight"], he)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "timeseries1d", "video3d", "googlenet", "mobilenetv2"])
+def test_init_shapes_match_the_analysis(name):
+    analysis = analyze(ROOT / "samples" / f"{name}.yaml")
+    params = init_params(analysis)
+    for key, (shape, _) in executor.param_shapes(analysis).items():
+        assert params[key].shape == shape, key
+
+
+# -- checks ------------------------------------------------------------------------------------
+def test_a_wrong_layer_shape_is_reported_loudly(tmp_path, monkeypatch):
+    analysis = build(tmp_path, [3, 4], ["relu"])
+    monkeypatch.setattr(Relu, "fn", lambda self, x: x[:, :2])
+    with pytest.raises(ShapeMismatch) as err:
+        forward(analysis, {}, np.ones((2, 3, 4)))
+    message = str(err.value)
+    assert "layer 'relu_1'" in message and "(2, 2, 4)" in message and "(2, 3, 4)" in message
+    assert "bug in archcheck" in message
+
+
+@pytest.mark.parametrize("x,expected", [
+    (np.ones((2, 3, 5)), "the input batch has shape (2, 3, 5) but the spec takes (N, 3, 4)"),
+    (np.ones((3, 4)), "the input batch has shape (3, 4) but the spec takes (N, 3, 4)"),
+    (np.ones((2, 3, 4), dtype=np.int64), "must be a floating-point array, received int64"),
+])
+def test_bad_batches_are_rejected_with_their_shape(tmp_path, x, expected):
+    analysis = build(tmp_path, [3, 4], ["relu"])
+    with pytest.raises(InputError, match=None) as err:
+        forward(analysis, {}, x)
+    assert expected in str(err.value)
+
+
+def test_activations_are_freed_after_their_last_consumer(tmp_path):
+    layers = [{"conv": {"filters": 3, "kernel": 1}}, "relu", {"add": [[{"conv": {"filters": 3, "kernel": 1}}], []]},
+              "relu", "flatten"]
+    analysis = build(tmp_path, [3, 4, 4], layers)
+    params = init_params(analysis, dtype="float64")
+    refs = {}
+    forward(analysis, params, np.ones((2, 3, 4, 4)), on_layer=lambda node, y, s: refs.setdefault(node.name,
+                                                                                                   weakref.ref(y)))
+    alive = {name for name, ref in refs.items() if ref() is not None}
+    assert alive <= {"flatten_1", "relu_2"}  # the output (and the input it is a view of)
+    kept = forward(analysis, params, np.ones((2, 3, 4, 4)), keep=True)
+    assert set(kept) == {INPUT, *refs}
+
+
+def test_static_path_does_not_import_numpy():
+    code = ("import sys; from archcheck.pipeline import analyze; analyze('samples/resnet18.yaml');"
+            "from archcheck.cli import main\n"
+            "for args in (['summary', 'samples/lenet5.yaml'], ['lint', 'samples/lenet5.yaml']):\n"
+            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+            "assert 'numpy' not in sys.modules, 'numpy imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("name", ["lenet5", "timeseries1d", "mobilenetv2", "googlenet", "video3d", "alexnet"])
+def test_samples_run_and_every_shape_agrees(name):
+    analysis = analyze(ROOT / "samples" / f"{name}.yaml")
+    x = np.random.default_rng(0).standard_normal((1, *analysis.spec.input)).astype(np.float32)
+    out = forward(analysis, init_params(analysis), x)
+    for key, y in out.items():
+        assert y.shape == (1, *analysis.layers[key].shape)
+        assert np.isfinite(y).all()
