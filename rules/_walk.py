@@ -44,6 +44,11 @@ def size(sizes) -> str:
     return "x".join(str(s) for s in sizes)
 
 
+def per_axis(values) -> str:
+    """A per-axis setting as written: (2, 2) -> '2', (1, 2, 2) -> '1x2x2'."""
+    return str(values[0]) if len(set(values)) == 1 else size(values)
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
@@ -89,13 +94,18 @@ def upsamples(analysis, node) -> bool:
 
 
 def collapses(analysis, node) -> bool:
-    """A layer that turns a feature map into a vector (or 1x1 map): global pooling, flatten, reshape.
-    Its input is the map the classifier head receives."""
+    """A layer that turns a feature map into a vector (or a 1x1 map): global pooling, flatten, a
+    reshape to a vector, or a window pooling over the whole map. Its input is the map the
+    classifier head receives."""
     facts = analysis.layers[node.name]
-    if not facts.in_shapes or node.layer.category not in ("pool", "reshape"):
+    before = spatial(facts.in_shapes[0]) if facts.in_shapes else ()
+    if not before:
         return False
-    before, after = spatial(facts.in_shapes[0]), spatial(facts.shape)
-    return bool(before) and any(s > 1 for s in before) and all(s == 1 for s in after)
+    if node.type in GLOBAL_POOLS:
+        return True
+    if node.layer.category == "reshape":
+        return len(facts.shape) == 1
+    return node.type in WINDOW_POOLS and any(s > 1 for s in before) and all(s == 1 for s in spatial(facts.shape))
 
 
 def pooling(analysis, node) -> bool:
@@ -105,8 +115,10 @@ def pooling(analysis, node) -> bool:
 
 
 def heads(analysis) -> list:
-    """The used layers where a feature map becomes a vector."""
-    return [n for n in used(analysis) if collapses(analysis, n)]
+    """The used layers where a feature map becomes a vector (the first on each path: not a
+    ``flatten`` after a global pooling)."""
+    return [n for n in used(analysis) if collapses(analysis, n)
+            and not any(collapses(analysis, p) for p in before(analysis, n, passes) if p.name != INPUT)]
 
 
 def longest(analysis, step: Callable, reset: Callable | None = None) -> dict[str, int]:

@@ -46,7 +46,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import before, is_conv, size, used, window
+from ._walk import before, is_conv, per_axis, used, window
 
 CODE = "AC207"
 SLUG = "dilation-gridding"
@@ -75,9 +75,9 @@ def check(analysis, options):
                 continue
             yield Report(
                 node,
-                f"has dilation {size(rates)} right after '{prev.name}' with dilation {size(earlier)}: the rates share "
-                f"the factor {common}, so the stack only combines pixels on a grid of step {common} (expected rates "
-                f"without a common factor)",
+                f"has dilation {per_axis(rates)} right after '{prev.name}' with dilation {per_axis(earlier)}: the "
+                f"rates share the factor {common}, so the stack only combines pixels on a grid of step {common} "
+                f"(expected rates without a common factor)",
                 "use rates without a common factor along the stack, such as 1, 2, 5 (hybrid dilated convolution), or "
                 "put an undilated convolution between them",
             )

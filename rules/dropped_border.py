@@ -41,7 +41,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.layers.base import axis_names
 
-from ._walk import WINDOW_POOLS, size, used, window
+from ._walk import WINDOW_POOLS, per_axis, size, used, window
 
 CODE = "AC203"
 SLUG = "dropped-border"
@@ -68,8 +68,8 @@ def check(analysis, options):
         lost = ", ".join(f"{n} along {a}" for n, a in zip(dropped, axes) if n)
         yield Report(
             node,
-            f"a {size(kernels)} window with stride {size(strides)} maps {size(sizes)} to {size(out)} and never reads "
-            f"the last input rows/columns ({lost}; expected every input pixel to be read)",
+            f"a {size(kernels)} window with stride {per_axis(strides)} maps {size(sizes)} to {size(out)} and never "
+            f"reads the last input rows/columns ({lost}; expected every input pixel to be read)",
             "make the input size fit the windows (n - kernel + padding divisible by the stride), pad the map first "
             "(`zeropad`), or use `ceil_mode: true` on a pooling",
         )

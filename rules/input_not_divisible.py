@@ -35,7 +35,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.spec import INPUT
 
-from ._walk import size, spatial, used
+from ._walk import per_axis, size, spatial, used
 
 CODE = "AC208"
 SLUG = "input-not-divisible"
@@ -62,7 +62,7 @@ def check(analysis, options):
     bigger = [(n // s + 1) * s for n, s in zip(sizes, deepest)]
     yield Report(
         analysis.graph.nodes[INPUT],
-        f"the input {size(sizes)} is not divisible by the network's total downsampling {size(deepest)} (reached at "
+        f"the input {size(sizes)} is not divisible by the network's total downsampling {per_axis(deepest)} (reached at "
         f"'{where[i]}'): {sizes[i]} / {deepest[i]} = {sizes[i] / deepest[i]:g}, so sizes are rounded at the "
         f"downsampling layers (expected a multiple of {deepest[i]})",
         f"use an input of {size(fits)} or {size(bigger)}",

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import pooling, used, window
+from ._walk import per_axis, pooling, size, used, window
 
 CODE = "AC103"
 SLUG = "pool-window"
@@ -68,7 +68,7 @@ def check(analysis, options):
         shown = " or ".join(f"{a}/{b}" for a, b in sorted(allowed - {(1, 1)}))
         yield Report(
             node,
-            f"pools with window {'x'.join(map(str, kernels))} and stride {'x'.join(map(str, strides))} "
+            f"pools with window {size(kernels)} and stride {per_axis(strides)} "
             f"(window {k}, stride {s} on an axis; expected window/stride {shown})",
             "use `maxpool: 2` (or `{kernel: 3, stride: 2}`); to downsample by more than 2, pool twice with "
             "convolutions in between",

@@ -9,13 +9,13 @@ computes a quarter of the positions, and covers the input pixels unevenly (some 
 some four times), blurring strong responses into their neighbours. Stride-1 convolutions that keep
 the size, with pooling doing the downsampling, are the default advice.
 
-It is reported as **information**, not a warning, because it is a trade-off rather than a mistake:
-strided convolutions save memory and compute where the resources are tight, and they learn their
-downsampling. Many well-known networks rely on them deliberately: ResNet's and GoogLeNet's 7x7
-stride-2 stems, ResNet's stride-2 convolutions and projection shortcuts at each stage, AlexNet's
-11x11 stride-4 stem, MobileNet's stride-2 depthwise convolutions, and the all-convolutional
-networks that replace pooling altogether. Raise its severity in the configuration if your project
-wants pooling-only downsampling.
+Where it does not apply: strided convolutions save memory and compute where resources are tight,
+and they learn their downsampling instead of fixing it. Many well-known networks rely on them
+deliberately: ResNet's and GoogLeNet's 7x7 stride-2 stems, ResNet's stride-2 convolutions and
+projection shortcuts at each stage, AlexNet's 11x11 stride-4 stem, MobileNet's stride-2 depthwise
+convolutions, and the all-convolutional networks that replace pooling altogether. Because it is a
+trade-off rather than a mistake, the rule reports **information**, not a warning; raise its
+severity in the configuration if your project wants pooling-only downsampling.
 
 Transposed convolutions (which upsample) are not reported here; see `uneven-stride-coverage`.
 
@@ -55,7 +55,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import coverage, downsamples, size, used, window
+from ._walk import coverage, downsamples, per_axis, size, used, window
 
 CODE = "AC201"
 SLUG = "strided-conv"
@@ -74,7 +74,7 @@ def check(analysis, options):
         uneven = f", and reads input pixels unevenly ({low} to {high} times)" if low and low != high else ""
         yield Report(
             node,
-            f"convolves {size(sizes)} -> {size(out)} with kernel {size(kernels)} and stride {size(strides)}: it "
+            f"convolves {size(sizes)} -> {size(out)} with kernel {size(kernels)} and stride {per_axis(strides)}: it "
             f"computes 1 in {math.prod(strides)} positions{uneven} (expected stride 1, with pooling to downsample)",
             "use stride 1 (with padding that keeps the size) and a `maxpool: 2` after the convolutions, unless the "
             "stride is a deliberate saving of memory and compute",

@@ -52,7 +52,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import WINDOW_POOLS, coverage, size, used, window
+from ._walk import WINDOW_POOLS, coverage, per_axis, size, used, window
 
 CODE = "AC202"
 SLUG = "uneven-stride-coverage"
@@ -66,27 +66,27 @@ def check(analysis, options):
         if node.layer.category != "conv" and node.type not in WINDOW_POOLS:
             continue
         kernels, strides, dilations, *_ = window(analysis, node)
-        per_axis = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
+        counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
         if node.type == "convtranspose":
-            if all(min(c) == max(c) for c in per_axis):
+            if all(min(c) == max(c) for c in counts):
                 continue
-            spread = sorted({n for c in per_axis for n in c})
+            spread = sorted({n for c in counts for n in c})
             yield Report(
                 node,
-                f"upsamples with a {size(kernels)} kernel and stride {size(strides)}: the kernel is not divisible by "
-                f"the stride, so neighbouring output pixels receive {' or '.join(map(str, spread))} contributions, a "
-                f"checkerboard pattern (expected a kernel that is a multiple of the stride)",
+                f"upsamples with a {size(kernels)} kernel and stride {per_axis(strides)}: the kernel is not "
+                f"divisible by the stride, so neighbouring output pixels receive {' or '.join(map(str, spread))} "
+                f"contributions, a checkerboard pattern (expected a kernel that is a multiple of the stride)",
                 f"use kernel {2 * max(strides)} with stride {max(strides)} and padding {max(strides) // 2}, or "
                 f"`upsample: {max(strides)}` followed by a 3x3 convolution",
             )
             continue
-        read = math.prod(sum(1 for n in c if n) / len(c) for c in per_axis)
+        read = math.prod(sum(1 for n in c if n) / len(c) for c in counts)
         if read == 1:
             continue
         yield Report(
             node,
-            f"slides a {size(kernels)} window" + (f" (dilation {size(dilations)})" if max(dilations) > 1 else "")
-            + f" with stride {size(strides)}: it never reads {1 - read:.0%} of its input positions (expected a "
+            f"slides a {size(kernels)} window" + (f" (dilation {per_axis(dilations)})" if max(dilations) > 1 else "")
+            + f" with stride {per_axis(strides)}: it never reads {1 - read:.0%} of its input positions (expected a "
             f"window at least as wide as the stride)",
             "give the window at least the stride's width (a 3x3 kernel for stride 2), or downsample first with "
             "`avgpool: 2` and use stride 1 (the ResNet-D shortcut)",
