@@ -1,0 +1,145 @@
+"""Gradients against central finite differences, in float64: for every layer case of
+``test_executor`` (the input and every parameter), for the losses on whole networks, and the
+convolution's input gradient (a full convolution with the rotated filter) as the adjoint of the
+convolution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from test_executor import CASES, build, random_params
+
+from archcheck import kernels
+from archcheck.executor import Tape, backward, forward, gradients, loss, param_shapes, random_targets
+from archcheck.pipeline import analyze
+
+H = 1e-6
+
+
+def check_fd(f, array, grad, rng, samples=10, name=""):
+    """Compare ``grad`` with central differences of ``f`` at up to ``samples`` entries of ``array``."""
+    assert grad.shape == array.shape, name
+    flat, g = array.reshape(-1), grad.reshape(-1)
+    for i in rng.choice(flat.size, size=min(samples, flat.size), replace=False):
+        keep = flat[i]
+        flat[i] = keep + H
+        up = f()
+        flat[i] = keep - H
+        down = f()
+        flat[i] = keep
+        fd = (up - down) / (2 * H)
+        assert abs(fd - g[i]) <= 1e-6 + 1e-5 * abs(fd), f"{name}[{i}]: finite difference {fd}, gradient {g[i]}"
+
+
+def check_network(analysis, params, x, train=True, seed=0):
+    """Gradients of a random projection of the first output, for the input and every weight."""
+    rng = np.random.default_rng(seed)
+    out = analysis.graph.outputs[0]
+    weights = rng.standard_normal((x.shape[0], *analysis.layers[out].shape))
+
+    def value():
+        return float((forward(analysis, params, x, train=train, seed=seed)[out] * weights).sum())
+
+    tape = Tape()
+    forward(analysis, params, x, train=train, tape=tape, seed=seed)
+    grads = backward(analysis, params, tape, {out: weights})
+    assert not tape.caches  # every cache consumed
+    check_fd(value, x, grads.input, rng, name="input")
+    trainable = [k for k, (_, t) in param_shapes(analysis).items() if t]
+    assert sorted(grads.params) == sorted(trainable)
+    for key in trainable:
+        check_fd(value, params[key], grads.params[key], rng, name=key)
+
+
+@pytest.mark.parametrize("case_id,input_shape,layers", CASES, ids=[c[0] for c in CASES])
+def test_layer_gradients(tmp_path, case_id, input_shape, layers):
+    analysis = build(tmp_path, input_shape, layers)
+    params = random_params(analysis)
+    x = np.random.default_rng(1).standard_normal((2, *input_shape))
+    check_network(analysis, params, x)
+
+
+@pytest.mark.parametrize("layers", [["batchnorm"], [{"layernorm": {"over": "all"}}, {"dropout": 0.5}],
+                                    [{"batchnorm": {"affine": False}}]])
+def test_inference_mode_gradients(tmp_path, layers):
+    analysis = build(tmp_path, [3, 4, 4], layers)
+    check_network(analysis, random_params(analysis), np.random.default_rng(2).standard_normal((3, 3, 4, 4)),
+                  train=False)
+
+
+def test_training_mode_gradient_flows_through_the_batch_statistics(tmp_path):
+    """With batch statistics, shifting every sample of a channel changes nothing: the gradient of
+    each channel sums to zero over the batch and positions."""
+    analysis = build(tmp_path, [3, 4, 4], ["batchnorm", "tanh"])
+    params = random_params(analysis)
+    x = np.random.default_rng(0).standard_normal((4, 3, 4, 4))
+    tape = Tape()
+    forward(analysis, params, x, train=True, tape=tape)
+    grads = backward(analysis, params, tape, {"tanh_1": np.random.default_rng(1).standard_normal(x.shape)})
+    np.testing.assert_allclose(grads.input.sum(axis=(0, 2, 3)), 0, atol=1e-12)
+
+
+NETWORKS = {
+    "softmax-head": ([1, 8, 8], [{"conv": {"filters": 3, "kernel": 3}}, "relu", "maxpool", "flatten",
+                                 {"dense": 4}, "softmax"], None),
+    "logits-per-position": ([2, 5, 5], [{"conv": {"filters": 4, "kernel": 3, "padding": 1}}], None),
+    "two-outputs": ([2, 6], [{"conv": {"filters": 3, "kernel": 3}, "name": "features"}, "globalavgpool",
+                             {"dense": 3, "name": "logits"}, {"softmax": None, "name": "probs"}], ["features", "probs"]),
+}
+
+
+@pytest.mark.parametrize("kind", ["cross-entropy", "mse"])
+@pytest.mark.parametrize("net", list(NETWORKS))
+def test_loss_gradients(tmp_path, net, kind):
+    input_shape, layers, outputs = NETWORKS[net]
+    path = tmp_path / "net.yaml"
+    doc = {"input": input_shape, "layers": layers, **({"outputs": outputs} if outputs else {})}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    analysis = analyze(path)
+    params = random_params(analysis)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, *input_shape))
+    targets = random_targets(analysis, 3, kind, rng, dtype="float64")
+    value, outputs_, grads = gradients(analysis, params, x, targets, kind)
+    assert np.isfinite(value) and value > 0
+
+    def f():
+        return loss(analysis, forward(analysis, params, x, train=True), targets, kind)[0]
+
+    assert f() == pytest.approx(value)
+    check_fd(f, x, grads.input, rng, name="input")
+    for key, grad in grads.params.items():
+        check_fd(f, params[key], grad, rng, samples=5, name=key)
+
+
+def test_cross_entropy_of_a_softmax_head_is_stable(tmp_path):
+    """Probabilities that underflow to zero still give a finite loss and the exact gradient
+    (p - onehot) / N at the logits."""
+    analysis = build(tmp_path, [2, 1], ["flatten", {"dense": 3}, "softmax"])
+    params = {"dense_1.weight": np.array([[1000.0, 0], [0, 0], [-1000.0, 0]]), "dense_1.bias": np.zeros(3)}
+    x = np.array([[[1.0], [0.0]]])
+    out = forward(analysis, params, x)
+    value, seeds = loss(analysis, out, {"softmax_1": np.array([2])})
+    assert np.isfinite(value) and value > 700
+    np.testing.assert_allclose(seeds["dense_1"], [[1.0, 0.0, -1.0]], atol=1e-300)
+
+
+@pytest.mark.parametrize("sizes,kernel,stride,dilation,pads,groups", [
+    ((9,), (3,), (2,), (1,), [(1, 1)], 1),
+    ((8, 7), (3, 2), (2, 3), (1, 2), [(2, 0), (1, 3)], 2),
+    ((6, 6), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 4),  # depthwise
+    ((5, 4, 6), (2, 3, 3), (2, 1, 2), (1, 1, 2), [(0, 1), (1, 1), (2, 2)], 1),
+])
+def test_input_gradient_is_the_adjoint_of_the_convolution(sizes, kernel, stride, dilation, pads, groups):
+    """<conv(x), dy> = <x, full convolution of dy with the rotated filter>, for any x and dy."""
+    rng = np.random.default_rng(0)
+    channels, filters = 4, 8
+    x = rng.standard_normal((2, channels, *sizes))
+    w = rng.standard_normal((filters, channels // groups, *kernel))
+    y = kernels.conv(x, w, stride, dilation, pads, groups)
+    dy = rng.standard_normal(y.shape)
+    dx = kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups)
+    assert dx.shape == x.shape
+    assert np.vdot(y, dy) == pytest.approx(np.vdot(x, dx), rel=1e-12)
