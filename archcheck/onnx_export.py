@@ -13,7 +13,6 @@ this module only walks the graph.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from archcheck import __version__
 from archcheck.spec import INPUT
 
 OPSET = 17
+DTYPE = np.float32  # ONNX Runtime's CPU convolutions are float32 only
 BATCH = "batch"  # the symbolic batch dimension
 PROTOBUF_LIMIT = 2**31 - 1  # beyond this the weights must live in a side file
 
@@ -36,12 +36,12 @@ class Builder:
     ``<layer>.<suffix>``, its intermediate tensors ``<layer>/<hint>``.
     """
 
-    def __init__(self, params: dict, dtype=np.float32):
-        self.params, self.dtype = params, np.dtype(dtype)
+    def __init__(self, params: dict):
+        self.params = params
         self.layer = ""
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, onnx.TensorProto] = {}
-        self._taken: set[str] = set()
+        self._taken: set[str] = {INPUT}
 
     def fresh(self, hint: str) -> str:
         name, i = hint, 1
@@ -72,7 +72,7 @@ class Builder:
 
     def const(self, hint: str, value) -> str:
         """A floating-point constant of the model's dtype."""
-        return self._add(self.fresh(f"{self.layer}/{hint}"), np.asarray(value, dtype=self.dtype))
+        return self._add(self.fresh(f"{self.layer}/{hint}"), np.asarray(value, dtype=DTYPE))
 
     def ints(self, hint: str, values) -> str:
         """An int64 constant (shapes, pads)."""
@@ -89,11 +89,11 @@ class Builder:
         return [p[0] for p in pads] + [p[1] for p in pads]
 
 
-def _value_info(name: str, shape, elem_type: int) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, elem_type, [BATCH, *shape])
+def _value_info(name: str, shape) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH, *shape])
 
 
-def export_model(analysis, params: dict, outputs: list[str] | None = None, dtype="float32") -> onnx.ModelProto:
+def export_model(analysis, params: dict, outputs: list[str] | None = None) -> onnx.ModelProto:
     """Build the ONNX model of ``analysis`` with weights ``params`` (state_dict names and layouts,
     as ``archcheck.executor.init_params`` returns them).
 
@@ -102,15 +102,13 @@ def export_model(analysis, params: dict, outputs: list[str] | None = None, dtype
     """
     graph = analysis.graph
     outputs = list(outputs or graph.outputs)
-    elem_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
     needed, stack = set(), list(outputs)
     while stack:
         name = stack.pop()
         if name not in needed:
             needed.add(name)
             stack.extend(graph.nodes[name].inputs)
-    b = Builder({k: np.asarray(v, dtype=dtype) for k, v in params.items()}, dtype)
-    b._taken.add(INPUT)
+    b = Builder({k: np.asarray(v, dtype=DTYPE) for k, v in params.items()})
     for node in graph.order:
         if node.name == INPUT or node.name not in needed:
             continue
@@ -121,10 +119,10 @@ def export_model(analysis, params: dict, outputs: list[str] | None = None, dtype
     inner = [n for n in graph.order if n.name in needed and n.name != INPUT and n.name not in outputs]
     model_graph = helper.make_graph(
         b.nodes, analysis.spec.name or "archcheck",
-        [_value_info(INPUT, analysis.layers[INPUT].shape, elem_type)],
-        [_value_info(name, analysis.layers[name].shape, elem_type) for name in outputs],
+        [_value_info(INPUT, analysis.layers[INPUT].shape)],
+        [_value_info(name, analysis.layers[name].shape) for name in outputs],
         initializer=list(b.initializers.values()),
-        value_info=[_value_info(n.name, analysis.layers[n.name].shape, elem_type) for n in inner],
+        value_info=[_value_info(n.name, analysis.layers[n.name].shape) for n in inner],
         doc_string=analysis.spec.description or "",
     )
     model = helper.make_model(model_graph, producer_name="archcheck", producer_version=__version__,
@@ -148,9 +146,7 @@ def _check_weights(analysis, needed: set[str], b: Builder) -> None:
 def save_model(model: onnx.ModelProto, path) -> None:
     """Save and check ``model``; weights too large for one protobuf go to ``<path>.data``."""
     path = Path(path)
-    size = sum(math.prod(t.dims) * np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-               for t in model.graph.initializer)
-    if size > PROTOBUF_LIMIT - 2**26:
+    if sum(len(t.raw_data) for t in model.graph.initializer) > PROTOBUF_LIMIT - 2**26:
         onnx.save_model(model, str(path), save_as_external_data=True, location=f"{path.name}.data")
     else:
         onnx.save_model(model, str(path))

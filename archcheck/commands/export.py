@@ -1,0 +1,61 @@
+"""``archcheck export``: write a spec as a standard ONNX model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from archcheck.commands import reported_errors, spec_argument
+from archcheck.errors import EXIT_USAGE
+
+
+def fail_usage(message: str) -> None:
+    click.echo(f"archcheck: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.command()
+@spec_argument
+@click.option("--to", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True, help="Model format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              metavar="FILE", help="Where to write the model, e.g. model.onnx.")
+@click.option("--weights", "-w", type=click.Path(dir_okay=False, path_type=str), metavar="NPZ",
+              help="Weights (.npz) with state_dict names and PyTorch layouts [default: initialised with --seed].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights without --weights.")
+def export(spec, fmt, output, weights, seed):
+    """Write SPEC as a standard ONNX model (opset 17) that opens in Netron and runs in ONNX Runtime.
+
+    The graph input is `input` with a symbolic batch axis; there is one output per network
+    output, named after its layer; weights are initializers named `<layer>.<suffix>` as in a
+    PyTorch state_dict. Exit 0 on success, 2 when the spec or the weights are invalid, the
+    model cannot be written, or the `onnx` package is missing.
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        fail_usage("exporting to ONNX needs the `onnx` package: pip install 'archcheck[onnx]'")
+    from archcheck.executor import init_params
+    from archcheck.onnx_export import OPSET, export_model, save_model
+    from archcheck.pipeline import analyze
+    from archcheck.weights import WeightsError, load
+
+    with reported_errors():
+        analysis = analyze(spec)
+        try:
+            params = load(weights, analysis) if weights else init_params(analysis, seed=seed)
+        except WeightsError as exc:
+            click.echo(exc.render(), err=True)
+            sys.exit(EXIT_USAGE)
+        model = export_model(analysis, params)
+        try:
+            save_model(model, output)
+        except OSError as exc:
+            fail_usage(f"cannot write the model to {output}: {exc.strerror or exc}")
+    def batched(name):
+        return f"'{name}' (batch, {', '.join(map(str, analysis.layers[name].shape))})"
+
+    click.echo(f"wrote {output}: ONNX opset {OPSET}, {len(model.graph.node)} nodes, "
+               f"{analysis.totals.params:,} weights; input {batched('input')} -> "
+               + ", ".join(batched(name) for name in analysis.spec.outputs))
