@@ -432,7 +432,10 @@ def _run(rule: Rule, analysis, plan: Plan, path: str) -> list[Finding]:
         reports = list(rule.check(analysis, dict(plan.options[rule.code])))
         crash = None
     except Exception as exc:  # isolate the rule: report it, keep checking with the others
-        frames = traceback.extract_tb(exc.__traceback__)
+        # the innermost frame in the rule's own directory (its module or helpers), not in a library
+        home = os.path.dirname(getattr(getattr(rule.check, "__code__", None), "co_filename", ""))
+        frames = traceback.extract_tb(exc.__traceback__)[1:]
+        frames = [f for f in frames if home and f.filename.startswith(home)] or frames
         at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
         crash = f"crashed{at}: {type(exc).__name__}: {exc}"
     else:
