@@ -160,5 +160,6 @@ def test_lint_output_has_no_colour_when_not_a_terminal(project):
 
 def test_summary_line_counts():
     findings = [FINDING, Finding("AC003", "shape-error", "error", "m", None)]
-    assert render(findings, "text", files_checked=7, suppressed=2).splitlines()[-1] == \
-        "2 findings (1 error, 1 warning, 0 info) in 7 files; 2 suppressed"
+    lines = render(findings, "text", files_checked=7, suppressed=2).splitlines()
+    assert "AC003 shape-error [error] m" in lines  # no location: no prefix
+    assert lines[-1] == "2 findings (1 error, 1 warning, 0 info) in 7 files; 2 suppressed"

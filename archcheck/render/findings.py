@@ -86,7 +86,8 @@ def _text(findings, files_checked, suppressed, color) -> str:
     blocks = []
     for f in findings:
         sev = style(f"[{f.severity}]", fg=COLORS[f.severity], bold=True)
-        lines = [f"{style(str(f.loc), bold=True)}: {style(f.code, bold=True)} {f.rule} {sev} {_headline(f)}"]
+        where = f"{style(str(f.loc), bold=True)}: " if f.loc else ""
+        lines = [f"{where}{style(f.code, bold=True)} {f.rule} {sev} {_headline(f)}"]
         snippet = excerpt(f.loc)
         if snippet:
             lines.append(snippet)
