@@ -99,7 +99,7 @@ class Collector:
         if self.problems:
             unique = {}
             for p in self.problems:
-                key = (p.code, p.message, p.layer, p.fix) + ((p.loc.file, p.loc.line, p.loc.col) if p.loc else ())
+                key = (p.code, p.message, p.fix) + ((p.loc.file, p.loc.line, p.loc.col) if p.loc else ())
                 unique.setdefault(key, p)
             raise SpecError(sorted(unique.values(), key=lambda p: (p.loc.line, p.loc.col) if p.loc else (0, 0)))
 
@@ -112,7 +112,8 @@ def show(value, limit: int = 80) -> str:
         text = "true" if value else "false"
     elif isinstance(value, dict):
         items = list(value.items())
-        text = "{" + ", ".join(f"{k}: {show(v, limit)}" for k, v in items[:8]) + (", ..." if len(items) > 8 else "") + "}"
+        more = ", ..." if len(items) > 8 else ""
+        text = "{" + ", ".join(f"{k}: {show(v, limit)}" for k, v in items[:8]) + more + "}"
     elif isinstance(value, (list, tuple)):
         text = "[" + ", ".join(show(v, limit) for v in value[:8]) + (", ..." if len(value) > 8 else "") + "]"
     elif isinstance(value, float) and math.isinf(value):

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archcheck import expr
-from archcheck.errors import Collector, Loc, SpecError, did_you_mean, show
+from archcheck.errors import Collector, Loc, did_you_mean, show
 from archcheck.layers import CATALOGUE, KNOWN_AS, Input, Layer
 from archcheck.layers.base import MAX_DIM
 from archcheck.yamlsrc import YMap, YSeq, key_loc_of, load_file, loc_of
@@ -333,7 +333,8 @@ class _Expander:
         when = meta.get("when", True)
         if not isinstance(when, bool):
             self.fail(f"`when` must be true or false, received {show(when)}", loc_of(meta, "when", loc),
-                      scope.prefix + (name or scope.auto_name(kind)), "write a condition such as `when: ${stride != 1}`")
+                      scope.prefix + (name or scope.auto_name(kind)),
+                      "write a condition such as `when: ${stride != 1}`")
             return prev
         if not when:
             return prev

@@ -251,7 +251,7 @@ def load_file(path: str | Path):
         line, col = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
         raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text: byte {data[exc.start]:#04x} at "
                                  f"offset {exc.start:,} ({exc.reason})", Loc(str(path), line, col), None,
-                                 "save the spec as UTF-8 (most editors offer it under 'Save with encoding')")]) from None
+                                 "save the spec as UTF-8 (editors offer it under 'Save with encoding')")]) from None
     except OSError as exc:
         raise SpecError([Problem("invalid-yaml", f"cannot read '{path}': {exc.strerror or exc}", None, None,
                                  "check the path: SPEC is a YAML or JSON spec file")]) from None

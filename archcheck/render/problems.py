@@ -2,34 +2,40 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import click
 
 from archcheck.errors import Loc, Problem
 
-
 WIDTH = 100  # longest excerpt shown; longer lines are cut around the column
 
 
-@lru_cache(maxsize=256)
-def _line(file: str, number: int) -> str | None:
-    """Line ``number`` of ``file``; reads at most a few MiB, in pieces, so a huge file costs nothing."""
-    budget, current, found = 8 * 2**20, 1, []
+@lru_cache(maxsize=8)
+def _text(path: str, mtime: int, size: int) -> str:
+    """A file's text as it is now (the key includes its time and size); at most 2 MiB, the spec size limit."""
     try:
-        with open(file, encoding="utf-8", errors="replace") as fh:
-            while budget > 0 and current <= number:
-                piece = fh.readline(2**16)
-                if not piece:
-                    break
-                budget -= len(piece)
-                if current == number and len(found) < 4:
-                    found.append(piece)
-                if piece.endswith("\n"):
-                    current += 1
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(2 * 2**20)
+    except OSError:
+        return ""
+
+
+def _line(file: str, number: int) -> str | None:
+    try:
+        st = os.stat(file)
     except OSError:
         return None
-    return "".join(found).rstrip("\r\n") if found else None
+    text = _text(os.path.realpath(file), st.st_mtime_ns, st.st_size)
+    start = 0
+    for _ in range(number - 1):
+        start = text.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = text.find("\n", start)
+    line = text[start:] if end < 0 else text[start:end]
+    return None if not line and start >= len(text) else line.rstrip("\r")
 
 
 def excerpt(loc: Loc | None, note: str = "") -> str:
