@@ -53,20 +53,37 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+_last: list = [None, {}]  # the analysis last asked about, and what was worked out about it
+
+
+def _memo(analysis) -> dict:
+    """Facts every rule asks for, worked out once per analysis (the engine runs all rules on one
+    analysis, then moves to the next)."""
+    if _last[0] is not analysis:
+        _last[:] = [analysis, {"windows": {}}]
+    return _last[1]
+
+
 def used(analysis) -> list:
     """The nodes whose output reaches an output, in topological order, without the input."""
-    g = analysis.graph
-    return [n for n in g.order if n.name in g.used and n.name != INPUT]
+    memo = _memo(analysis)
+    if "used" not in memo:
+        g = analysis.graph
+        memo["used"] = [n for n in g.order if n.name in g.used and n.name != INPUT]
+    return memo["used"]
 
 
 def window(analysis, node):
     """``(kernels, strides, dilations, pads, in_sizes, out_sizes)`` per spatial axis of a conv or
     window pool, from the layer's own geometry; None for other layers."""
-    if not (is_conv(node) or node.type in WINDOW_POOLS):
-        return None
-    facts = analysis.layers[node.name]
-    _, sizes, k, s, d, pads, _ = node.layer.geometry(facts.in_shapes[0])
-    return k, s, d, pads, sizes, spatial(facts.shape)
+    known = _memo(analysis)["windows"]
+    if node.name not in known:
+        known[node.name] = None
+        if is_conv(node) or node.type in WINDOW_POOLS:
+            facts = analysis.layers[node.name]
+            _, sizes, k, s, d, pads, _ = node.layer.geometry(facts.in_shapes[0])
+            known[node.name] = k, s, d, pads, sizes, spatial(facts.shape)
+    return known[node.name]
 
 
 def downsamples(analysis, node) -> bool:
@@ -124,14 +141,14 @@ def heads(analysis) -> list:
 def longest(analysis, step: Callable, reset: Callable | None = None) -> dict[str, int]:
     """Per node, the largest sum of ``step(node)`` over the layers on any path from the input (or
     from the last node where ``reset(node)`` holds, which restarts at 0) up to and including it."""
-    out: dict[str, int] = {}
-    for node in analysis.graph.order:
-        if node.name == INPUT:
-            out[INPUT] = 0
-        elif reset is not None and reset(node):
+    order = analysis.graph.order
+    out: dict[str, int] = {INPUT: 0}
+    for node in order[1:]:
+        if reset is not None and reset(node):
             out[node.name] = 0
         else:
-            out[node.name] = max((out[i] for i in node.inputs), default=0) + step(node)
+            ins = node.inputs
+            out[node.name] = (out[ins[0]] if len(ins) == 1 else max(out[i] for i in ins)) + step(node)
     return out
 
 
@@ -139,9 +156,10 @@ def longest_after(analysis, step: Callable) -> dict[str, int]:
     """Per node, the largest sum of ``step(node)`` over the layers on any path from it (excluded)
     to an output."""
     g = analysis.graph
+    counts = {n.name: step(n) for n in g.order}
     out: dict[str, int] = {}
     for node in reversed(g.order):
-        out[node.name] = max((out[c] + step(g.nodes[c]) for c in g.consumers[node.name]), default=0)
+        out[node.name] = max((out[c] + counts[c] for c in g.consumers[node.name]), default=0)
     return out
 
 

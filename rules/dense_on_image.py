@@ -53,7 +53,7 @@ from archcheck.findings import Report
 from archcheck.layers.base import fmt_shape
 from archcheck.spec import INPUT
 
-from ._walk import is_conv, longest, spatial, used
+from ._walk import before, is_weight, spatial, used
 
 CODE = "AC504"
 SLUG = "dense-on-image"
@@ -66,10 +66,8 @@ def check(analysis, options):
     image = analysis.layers[INPUT].shape
     if not any(s > 1 for s in spatial(image)):
         return
-    convs = longest(analysis, step=is_conv)
-    dense = longest(analysis, step=lambda n: n.type == "dense")
     for node in used(analysis):
-        if node.type == "dense" and convs[node.name] == 0 and dense[node.name] == 1:
+        if node.type == "dense" and all(p.name == INPUT for p in before(analysis, node, lambda n: not is_weight(n))):
             yield Report(
                 node,
                 f"reads the flattened {fmt_shape(image)} input ({math.prod(image):,} values) with no convolution "

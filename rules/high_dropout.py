@@ -60,22 +60,22 @@ OPTIONS = {"max_rate": 0.5}
 SUMMARY = "Dropout rate above 0.5, or dropout before batch normalisation."
 
 
-def _first_norm(analysis, node):
-    """The nearest batchnorm anywhere downstream of ``node`` (breadth first), or None."""
+def _norms_below(analysis) -> dict[str, str | None]:
+    """Per layer, a batchnorm somewhere downstream of it (the nearest along some path), or None."""
     g = analysis.graph
-    queue, seen = list(g.consumers[node.name]), set()
-    while queue:
-        name = queue.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        if g.nodes[name].type == "batchnorm":
-            return g.nodes[name]
-        queue.extend(g.consumers[name])
-    return None
+    below: dict[str, str | None] = {}
+    for node in reversed(g.order):
+        found = None
+        for c in g.consumers[node.name]:
+            found = c if g.nodes[c].type == "batchnorm" else below[c]
+            if found:
+                break
+        below[node.name] = found
+    return below
 
 
 def check(analysis, options):
+    below = None
     for node in used(analysis):
         if node.type != "dropout":
             continue
@@ -87,11 +87,13 @@ def check(analysis, options):
                 f"the signal is lost and the network underfits",
                 f"use `dropout: {options['max_rate']:g}` or less",
             )
-        norm = _first_norm(analysis, node)
+        if below is None:
+            below = _norms_below(analysis)
+        norm = below[node.name]
         if norm is not None:
             yield Report(
                 node,
-                f"comes before the batch normalisation '{norm.name}': the batchnorm's running statistics are learned "
+                f"comes before the batch normalisation '{norm}': the batchnorm's running statistics are learned "
                 f"with dropout on and used with it off, a variance shift at inference (expected dropout only after "
                 f"the last batchnorm)",
                 "move this dropout after the last batchnorm (into the classifier head), or remove it",

@@ -35,7 +35,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.spec import INPUT
 
-from ._walk import per_axis, size, spatial, used
+from ._walk import downsamples, per_axis, size, spatial, used
 
 CODE = "AC208"
 SLUG = "input-not-divisible"
@@ -48,6 +48,8 @@ def check(analysis, options):
     sizes = spatial(analysis.layers[INPUT].shape)
     deepest, where = [1] * len(sizes), [None] * len(sizes)
     for node in used(analysis):
+        if not downsamples(analysis, node):
+            continue  # the total stride only grows at downsampling layers
         rf = analysis.layers[node.name].rf
         if rf.is_global or len(rf.axes) != len(sizes):
             continue
