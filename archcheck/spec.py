@@ -215,8 +215,34 @@ class _Expander:
         self.by_name: dict[str, Node] = {}
         self.using: list[str] = []  # the blocks being expanded, outermost first
         self.too_big = False  # the layer limit was reached (reported once); expansion stops
+        self.repeating: list[list] = []  # [first node of the current repetition, repetitions left, loc, layer, repeat]
 
     # -- helpers -------------------------------------------------------------------------
+    def over_limit(self, loc: Loc, layer: str) -> bool:
+        """Whether the expansion will pass ``MAX_LAYERS``: reported once, at the `repeat` that makes it so.
+
+        Repetitions of an entry are identical, so each one still to come adds at least as many layers
+        as the current one has added so far: nested repeats are refused after a few layers of work.
+        """
+        if self.too_big:
+            return True
+        n = len(self.nodes)
+        extra = [(remaining * (n - start), where, label, repeat)
+                 for start, remaining, where, label, repeat in self.repeating]
+        total = n + sum(e[0] for e in extra)
+        if total <= MAX_LAYERS:
+            return False
+        self.too_big = True
+        if extra:
+            _, loc, layer, repeat = max(extra, key=lambda e: e[0])
+            self.fail(f"the spec expands to at least {total:,} layers (`repeat: {repeat:,}` here); archcheck "
+                      f"accepts at most {MAX_LAYERS:,}", loc, layer,
+                      "reduce the `repeat` counts: no real network has this many layers")
+        else:
+            self.fail(f"the spec expands to more than {MAX_LAYERS:,} layers", loc, layer,
+                      "use blocks and `repeat`, or split the network: no real network has this many layers")
+        return True
+
     def fail(self, message: str, loc: Loc, layer: str | None = None, fix: str | None = None) -> None:
         self.col.add("invalid-spec", message, loc, layer, fix)
 
@@ -345,24 +371,24 @@ class _Expander:
                       "write a count such as `repeat: 3`; for long stacks repeat a block")
             return prev
 
-        for i in range(repeat):
-            local = scope.auto_name(kind) if name is None else (name if repeat == 1 else f"{name}.{i}")
-            before, mark = len(self.nodes), len(self.col.problems)
-            if kind in CATALOGUE:
-                prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
-            else:
-                prev = self.block(kind, args, meta, loc, scope, prev, local, via, group, depth)
-            self.own(mark, scope.prefix + local)
-            # repetitions are identical, so the first tells what all of them will add
-            expected = len(self.nodes) + (len(self.nodes) - before) * (repeat - 1 - i)
-            if self.too_big or expected > MAX_LAYERS:
-                if not self.too_big:
-                    times = f" (this entry adds {len(self.nodes) - before:,} x {repeat:,})" if repeat > 1 else ""
-                    self.fail(f"the spec expands to {expected:,} layers{times}; archcheck accepts at most "
-                              f"{MAX_LAYERS:,}", loc_of(meta, "repeat", loc), scope.prefix + local,
-                              "reduce the `repeat` counts: no real network has this many layers")
-                self.too_big = True
-                return prev
+        frame = [0, 0, loc_of(meta, "repeat", loc), "", repeat]  # see over_limit
+        if repeat > 1:
+            self.repeating.append(frame)
+        try:
+            for i in range(repeat):
+                local = scope.auto_name(kind) if name is None else (name if repeat == 1 else f"{name}.{i}")
+                frame[0], frame[1], frame[3] = len(self.nodes), repeat - 1 - i, scope.prefix + local
+                mark = len(self.col.problems)
+                if kind in CATALOGUE:
+                    prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
+                else:
+                    prev = self.block(kind, args, meta, loc, scope, prev, local, via, group, depth)
+                self.own(mark, scope.prefix + local)
+                if self.over_limit(loc, scope.prefix + local):
+                    return prev
+        finally:
+            if repeat > 1:
+                self.repeating.pop()
         if name is not None and repeat > 1:
             scope.names.setdefault(name, (prev, loc))  # the name of a repeated entry is its last repetition
         return prev
@@ -544,6 +570,12 @@ def expand(doc, file: str) -> Spec:
             pydantic_problems(col, exc, raw, where, f"block '{bname}'", None, BlockDef.model_fields, noun="key")
     if len(blocks) < len(parsed.blocks):
         col.raise_if_any()  # layers using a broken block would only repeat its problems
+    for owner in [doc, *parsed.blocks.values()]:
+        if len(owner["layers"]) > MAX_LAYERS:  # refused before any work
+            col.add("invalid-spec", f"{len(owner['layers']):,} layers are listed here; archcheck accepts at most "
+                    f"{MAX_LAYERS:,}", loc_of(owner, "layers", top),
+                    fix="use blocks and `repeat`, or split the network: no real network has this many layers")
+            col.raise_if_any()
 
     expander = _Expander(file, blocks, doc.get("blocks", {}), col)
     root = _Scope("", INPUT)
