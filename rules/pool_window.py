@@ -55,7 +55,11 @@ SUMMARY = "Pooling window and stride other than 2/2 or 3/2."
 
 
 def check(analysis, options):
-    allowed = {tuple(pair) for pair in options["allowed"]} | {(1, 1)}
+    pairs = options["allowed"]
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) for v in p) for p in pairs):
+        raise ValueError(f"the option 'allowed' takes [window, stride] pairs such as [[2, 2], [3, 2]], "
+                         f"received {pairs!r}")
+    allowed = {tuple(pair) for pair in pairs} | {(1, 1)}
     for node in used(analysis):
         if not pooling(analysis, node):
             continue

@@ -650,6 +650,21 @@ def test_options_change_thresholds(tmp_path):
     assert run(MODULES["dense_dominates"], tmp_path, CASES["dense_dominates"][0], min_params=10**8) == []
 
 
+def test_pool_window_rejects_malformed_pairs(tmp_path):
+    with pytest.raises(ValueError, match=r"takes \[window, stride\] pairs .* received \[2, 3\]"):
+        run(MODULES["pool_window"], tmp_path, CASES["pool_window"][0], allowed=[2, 3])
+
+
+def test_dense_on_pooled_input_is_not_dense_on_image(tmp_path):
+    spec = """
+        input: [3, 32, 32]
+        layers:
+          - globalavgpool
+          - dense: 10
+        """
+    assert run(MODULES["dense_on_image"], tmp_path, spec) == []
+
+
 def test_classifier_width_and_doubled_softmax(tmp_path):
     spec = """
         input: [3, 32, 32]
