@@ -26,7 +26,8 @@ API
     ``seeds`` maps node names to dL/d(that node's output), usually the network outputs. Walks
     the tape in reverse, summing gradients where a tensor feeds several layers. Returns
     ``Gradients``: ``input`` (dL/dx), ``params`` (dL/dw for every trainable weight, zeros where
-    no gradient flows) and ``norms`` (the L2 norm of dL/d(output) per layer reached).
+    no gradient flows) and ``norms`` (the L2 norm of dL/d(output) per layer reached; under
+    ``"input"``, of dL/dx).
 
 ``loss(analysis, outputs, targets, kind="cross-entropy") -> (value, seeds)``
     Summed over the network outputs. ``cross-entropy`` takes integer labels ``(N,)`` (or
@@ -218,7 +219,9 @@ def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.n
         if trainable and name not in out_params:
             out_params[name] = np.zeros(shape, tape.dtype)
     dx = grads.pop(INPUT, None)
-    return Gradients(np.zeros(tape.x_shape, tape.dtype) if dx is None else dx, out_params, norms)
+    dx = np.zeros(tape.x_shape, tape.dtype) if dx is None else dx
+    norms[INPUT] = float(np.linalg.norm(dx.ravel()))
+    return Gradients(dx, out_params, norms)
 
 
 # -- losses --------------------------------------------------------------------------------
@@ -257,14 +260,18 @@ def loss(analysis: Analysis, outputs: dict[str, np.ndarray], targets: dict[str, 
 
 def random_targets(analysis: Analysis, batch: int, kind: str, rng: np.random.Generator,
                    dtype="float32") -> dict[str, np.ndarray]:
-    """Random labels (cross-entropy) or targets in [0, 1) (mse) for every network output."""
+    """Random targets every network output can reach: class labels (cross-entropy); for mse,
+    one-hot vectors of random classes after a softmax, values in [0, 1) otherwise."""
     out = {}
     for name in analysis.graph.outputs:
         shape = analysis.layers[name].shape
-        if kind == "mse":
-            out[name] = rng.random((batch, *shape)).astype(dtype)
+        labels = rng.integers(0, shape[0], (batch, *shape[1:]))
+        if kind != "mse":
+            out[name] = labels
+        elif analysis.graph.nodes[name].type == "softmax":
+            out[name] = (np.arange(shape[0]).reshape(1, -1, *(1,) * (len(shape) - 1)) == labels[:, None]).astype(dtype)
         else:
-            out[name] = rng.integers(0, shape[0], (batch, *shape[1:]))
+            out[name] = rng.random((batch, *shape)).astype(dtype)
     return out
 
 

@@ -1,0 +1,295 @@
+"""``archcheck run``: execute a spec in NumPy on a sample batch and show what each layer does to it."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+
+import click
+
+from archcheck.commands import reported_errors, spec_argument
+from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+
+PROGRESS_MACS = 2e9  # show a progress bar (on a terminal) when a run does more work than this
+
+
+def fail(message: str, fix: str | None = None) -> None:
+    """Bad data, weights or labels: a message and a fix on stderr, exit 2."""
+    click.echo(f"archcheck: error: {message}" + (f"\n  = fix: {fix}" if fix else ""), err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def prepare(spec, data, batch, weights, seed, dtype):
+    """Analyse the spec and load (or make) the batch and the weights: (analysis, x, names, params, source)."""
+    from archcheck import data as datamod
+    from archcheck.executor import init_params
+    from archcheck.pipeline import analyze
+    from archcheck.weights import WeightsError, load
+
+    analysis = analyze(spec)
+    try:
+        if data:
+            x, names = datamod.load(data, analysis.spec.input, dtype)
+            if batch is not None:
+                if batch > len(x):
+                    raise datamod.DataError(f"--batch {batch} asks for more samples than {data} holds ({len(x)})",
+                                            f"use --batch {len(x)} or less")
+                x, names = x[:batch], names[:batch]
+            source = f"{data} ({len(x)} sample{'s' if len(x) != 1 else ''})"
+        else:
+            batch = batch or 1
+            x, names = datamod.random_batch(analysis.spec.input, batch, seed, dtype), [str(i) for i in range(batch)]
+            source = f"random normal, seed {seed}"
+        params = load(weights, analysis, dtype) if weights else init_params(analysis, seed, dtype)
+    except datamod.DataError as exc:
+        fail(exc.message, exc.fix)
+    except WeightsError as exc:
+        click.echo("archcheck: " + exc.render(), err=True)
+        sys.exit(EXIT_USAGE)
+    return analysis, x, names, params, source
+
+
+def targets_for(analysis, labels, batch, kind, seed):
+    import numpy as np
+
+    from archcheck import data as datamod
+    from archcheck.executor import random_targets
+
+    if labels is None:
+        return random_targets(analysis, batch, kind, np.random.default_rng(seed + 1))
+    try:
+        return datamod.load_targets(labels, analysis, batch, kind)
+    except datamod.DataError as exc:
+        fail(exc.message, exc.fix)
+
+
+def progress_bar(total: int, work: float):
+    """A transient rich progress bar on a terminal for long runs, else None."""
+    if work < PROGRESS_MACS or not click.get_text_stream("stderr").isatty():
+        return None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    progress.start()
+    progress.add_task("running", total=total)
+    return progress
+
+
+@click.command()
+@spec_argument
+@click.option("--data", type=click.Path(), metavar="PATH",
+              help="A .npy/.npz array (N, *input), an image, or a directory of images [default: random data].")
+@click.option("--batch", "-b", type=click.IntRange(1, 100_000), default=None,
+              help="Random batch size [default: 1]; with --data, the first N samples.")
+@click.option("--weights", type=click.Path(dir_okay=False), metavar="W.npz",
+              help="Weights under state_dict names [default: initialised with --seed].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, random data and labels.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@click.option("--grad", is_flag=True,
+              help="Also back-propagate a loss (training mode): gradient norms and dynamic findings.")
+@click.option("--labels", metavar="LABELS",
+              help="Class indices (3,0,7), or a .npy/.npz file of labels/targets [default: random].")
+@click.option("--loss", "loss_kind", type=click.Choice(["cross-entropy", "mse"]), default="cross-entropy",
+              show_default=True, help="Loss for --grad.")
+@click.option("--save", type=click.Path(dir_okay=False), metavar="OUT.npz",
+              help="Write the outputs (and, with --grad, the gradients) to an .npz file.")
+@click.option("--save-activations", is_flag=True, help="With --save, also write every layer's output.")
+@click.option("--top-k", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Classes listed per sample for a softmax output.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output format; `table` is plain text when not on a terminal.")
+def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, save_activations, top_k, fmt):
+    """Run SPEC in NumPy on a batch and print, per layer, the output shape, mean and standard
+    deviation, the share of zeros (dead ReLUs) and of saturated values (sigmoid/tanh), NaN/Inf
+    counts and time; then the outputs (top-k classes for a softmax head).
+
+    With --grad the batch runs in training mode (batch statistics, dropout) and a loss is
+    back-propagated: per-layer gradient norms and dynamic findings (AC801-AC805) in lint's format.
+
+    Exit 0 on success; 1 when --grad reports findings; 2 for an invalid spec, data, weights or
+    labels; 3 for an internal error.
+    """
+    if save_activations and not save:
+        raise click.UsageError("--save-activations needs --save OUT.npz")
+    if labels is not None and not grad:
+        raise click.UsageError("--labels is for --grad (the loss needs labels)")
+    with reported_errors():
+        import numpy as np
+
+        from archcheck import executor
+        from archcheck.spec import INPUT
+
+        analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype)
+        targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
+        stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0)}
+        bar = progress_bar(len(analysis.graph.order) - 1, analysis.totals.macs * len(x))
+
+        def on_layer(node, y, seconds):
+            stats[node.name] = executor.layer_stats(node, y, seconds)
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+
+        tape = executor.Tape() if grad else None
+        start = time.perf_counter()
+        try:
+            values = executor.forward(analysis, params, x, train=grad, keep=save_activations, tape=tape, seed=seed,
+                                      on_layer=on_layer)
+            grads = loss_value = None
+            if grad:
+                loss_value, seeds = executor.loss(analysis, values, targets, loss_kind)
+                grads = executor.backward(analysis, params, tape, seeds)
+        finally:
+            if bar is not None:
+                bar.stop()
+        seconds = time.perf_counter() - start
+        findings = executor.dynamic_findings(analysis, stats, grads, loss_value) if grad else []
+        outputs = {name: values[name] for name in analysis.graph.outputs}
+        heads = {name: _top_k(analysis, name, y, top_k) for name, y in outputs.items()}
+        if save:
+            arrays = dict(values)
+            if grads is not None:
+                arrays["grad:input"] = grads.input
+                arrays.update({f"grad:{k}": v for k, v in grads.params.items()})
+            np.savez(save, **arrays)
+        report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
+                      heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
+                      dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings)
+        if fmt == "json":
+            click.echo(json.dumps(_json(**report), indent=2))
+        elif click.get_text_stream("stdout").isatty():
+            from rich.console import Console
+
+            _rich(Console(), **report)
+        else:
+            click.echo(_plain(**report))
+        if save:
+            click.echo(f"wrote {save}", err=True)
+        sys.exit(EXIT_FINDINGS if any(f.severity != "info" for f in findings) else EXIT_OK)
+
+
+def _top_k(analysis, name, y, k):
+    """Per sample, the k largest (class, probability) of a softmax over a vector, else None."""
+    node = analysis.graph.nodes[name]
+    if node.type != "softmax" or y.ndim != 2:
+        return None
+    order = (-y).argsort(axis=1)[:, :k]
+    return [[(int(c), float(row[c])) for c in classes] for row, classes in zip(y, order)]
+
+
+# -- rendering -------------------------------------------------------------------------------
+def _num(v) -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.3g}" if v == 0 or 1e-3 <= abs(v) < 1e4 else f"{v:.2e}"
+
+
+def _rows(stats, grads):
+    for s in stats.values():
+        cells = [s.name, s.type, "(" + ", ".join(map(str, s.shape)) + ")", _num(s.mean), _num(s.std),
+                 f"{s.zeros:.1%}", "-" if s.saturated is None else f"{s.saturated:.1%}",
+                 f"{s.nan}/{s.inf}" if s.nan or s.inf else "0", "-" if s.type == "input" else f"{s.seconds * 1000:.2f}"]
+        if grads is not None:
+            cells.append(_num(grads.norms.get(s.name)))
+        yield cells
+
+
+HEADERS = ["layer", "type", "output shape", "mean", "std", "zeros", "saturated", "NaN/Inf", "ms"]
+
+
+def _header_line(analysis, source, weights, dtype, mode, **_) -> str:
+    return (f"{analysis.spec.name}: {mode} on {source}; weights {weights}; {dtype}")
+
+
+def _outputs_lines(heads, names, stats, **_) -> list[str]:
+    lines = []
+    for name, head in heads.items():
+        s = stats[name]
+        lines.append(f"output '{name}' {'(' + ', '.join(map(str, s.shape)) + ')'}: mean {_num(s.mean)}, std "
+                     f"{_num(s.std)}")
+        for sample, top in zip(names, head or []):
+            classes = ", ".join(f"{c} ({p:.1%})" for c, p in top)
+            lines.append(f"  {sample}: {classes}")
+    return lines
+
+
+def _loss_line(loss_value, loss_kind, grads, **_) -> list[str]:
+    if grads is None:
+        return []
+    return [f"{loss_kind} loss {_num(loss_value)}; gradient norm at the input {_num(grads.norms['input'])}"]
+
+
+def _findings_text(findings, color=False) -> str:
+    from archcheck.render.findings import render
+
+    return render(findings, "text", files_checked=1, color=color)
+
+
+def _plain(**r) -> str:
+    headers = HEADERS + (["grad norm"] if r["grads"] is not None else [])
+    rows = [headers, *_rows(r["stats"], r["grads"])]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
+    right = set(range(3, len(headers)))
+    lines = [_header_line(**r), ""]
+    for row in rows:
+        lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     .rstrip())
+    lines.append(f"total {r['seconds']:.3f} s")
+    lines += ["", *_outputs_lines(**r)]
+    lines += _loss_line(**r)
+    if r["grads"] is not None:
+        lines += ["", _findings_text(r["findings"])]
+    return "\n".join(lines)
+
+
+def _rich(console, **r) -> None:
+    from rich.table import Table
+
+    table = Table(title=_header_line(**r), title_justify="left")
+    headers = HEADERS + (["grad norm"] if r["grads"] is not None else [])
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="right" if i >= 3 else "left")
+    for cells in _rows(r["stats"], r["grads"]):
+        s = r["stats"][cells[0]]
+        style = "red" if s.nan or s.inf else None
+        table.add_row(*cells, style=style)
+    console.print(table)
+    console.print(f"total {r['seconds']:.3f} s")
+    console.print("\n".join(_outputs_lines(**r)), highlight=False)
+    for line in _loss_line(**r):
+        console.print(line, highlight=False)
+    if r["grads"] is not None:
+        click.echo("\n" + _findings_text(r["findings"], color=True))
+
+
+def _finite(v):
+    return v if v is None or math.isfinite(v) else None
+
+
+def _json(analysis, stats, grads, loss_value, loss_kind, heads, names, source, weights, dtype, mode, seconds,
+          findings) -> dict:
+    from archcheck.render.findings import to_json
+
+    layers = []
+    for s in stats.values():
+        row = {"name": s.name, "type": s.type, "shape": list(s.shape), "mean": _finite(s.mean), "std": _finite(s.std),
+               "zeros": s.zeros, "saturated": s.saturated, "nan": s.nan, "inf": s.inf, "ms": s.seconds * 1000}
+        if grads is not None:
+            row["grad_norm"] = _finite(grads.norms.get(s.name))
+        layers.append(row)
+    out = {
+        "schema": "archcheck.run/1", "spec": analysis.spec.file, "name": analysis.spec.name, "mode": mode,
+        "data": source, "weights": weights, "dtype": dtype, "samples": names, "seconds": seconds, "layers": layers,
+        "outputs": {name: {"shape": list(stats[name].shape),
+                           "top_k": None if head is None else [[{"class": c, "p": p} for c, p in top] for top in head]}
+                    for name, head in heads.items()},
+    }
+    if grads is not None:
+        out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
+        out["findings"] = to_json(findings, 1, 0)
+    return out
