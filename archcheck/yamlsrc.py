@@ -123,23 +123,34 @@ def load_text(text: str, file: str = "<string>"):
         elif frame[1] is _NOTHING:
             if isinstance(value, (YMap, YSeq)):
                 fail("a mapping key must be a plain value, not a list or mapping", loc.line, loc.col)
-            if value in container:
+            if value in container and value not in container.merged:
                 first = container.key_locs[value]
                 fail(f"duplicate key '{value}' (first at line {first.line}, column {first.col})", loc.line, loc.col,
                      "remove one of the two entries")
             frame[1], frame[2] = value, loc
+        elif frame[1] == "<<":  # a merge key: `<<: *defaults` copies the keys the mapping does not set itself
+            for source in value if isinstance(value, YSeq) else [value]:
+                if not isinstance(source, YMap):
+                    fail("`<<` merges mappings into this one, received something else", loc.line, loc.col,
+                         "write `<<: *name` where `&name` marks a mapping, or `<<: [*a, *b]`")
+                for k, v in source.items():
+                    if k not in container:
+                        container[k], container.locs[k], container.key_locs[k] = v, source.locs[k], source.key_locs[k]
+                        container.merged.add(k)
+            frame[1] = _NOTHING
         else:
             key = frame[1]
             container[key] = value
             container.locs[key] = loc
             container.key_locs[key] = frame[2]
+            container.merged.discard(key)  # a key written out overrides a merged one
             frame[1] = _NOTHING
 
     def check_tag(event) -> None:
         tag = getattr(event, "tag", None)
         if tag and tag not in _STANDARD_TAGS and tag != "!":
             loc = here(event.start_mark)
-            shown = "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+            shown = _shown(tag)
             fail(f"the tag '{shown}' is not allowed: a spec holds only plain mappings, lists, numbers and strings",
                  loc.line, loc.col, f"remove '{shown}'; archcheck never constructs objects from a spec")
 
@@ -149,10 +160,17 @@ def load_text(text: str, file: str = "<string>"):
             if kind is yaml.ScalarEvent:
                 check_tag(event)
                 loc = here(event.start_mark)
-                if event.tag == "tag:yaml.org,2002:str" or not event.implicit[0]:
-                    value = event.value
-                else:
+                if event.tag in _TYPED:  # an explicit !!int, !!float, !!bool or !!null
                     value = _resolve_plain(event.value)
+                    kind_ = _TYPED[event.tag]
+                    if isinstance(value, bool) != (kind_ is bool) or not isinstance(value, kind_):
+                        fail(f"'{event.value}' is not a valid {_shown(event.tag)}", loc.line, loc.col,
+                             f"remove the tag {_shown(event.tag)} or correct the value")
+                    value = float(value) if event.tag == _YAML_TAG + "float" else value
+                elif event.tag is None and event.implicit[0]:  # a plain scalar: a number, true, null...
+                    value = _resolve_plain(event.value)
+                else:  # quoted, or tagged !!str or !
+                    value = event.value
                 if event.anchor:
                     anchors[event.anchor] = value
                 attach(value, loc, 1, 1)
@@ -166,7 +184,7 @@ def load_text(text: str, file: str = "<string>"):
                 node.loc, node._size = loc, 1
                 node.locs = {} if isinstance(node, YMap) else []
                 if isinstance(node, YMap):
-                    node.key_locs = {}
+                    node.key_locs, node.merged = {}, set()
                 stack.append([node, _NOTHING, None, event.anchor])
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 node, _, _, anchor = stack.pop()
@@ -200,6 +218,15 @@ def load_text(text: str, file: str = "<string>"):
 
 
 _YAML_TAG = "tag:yaml.org,2002:"
+_TYPED = {_YAML_TAG + "int": int, _YAML_TAG + "float": (int, float), _YAML_TAG + "bool": bool,
+          _YAML_TAG + "null": type(None)}
+
+
+def _shown(tag: str) -> str:
+    """A tag as it is written: ``!!python/object``, ``!local``, ``!<tag:example.com,2000:x>``."""
+    if tag.startswith(_YAML_TAG):
+        return "!!" + tag[len(_YAML_TAG):]
+    return tag if tag.startswith("!") else f"!<{tag}>"
 _TOO_BIG_FIX = "use blocks and `repeat` instead of spelling every layer out, or split the network"
 
 
