@@ -13,6 +13,7 @@ Locally connected layers have a bias per position, which batchnorm does not full
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - batchnorm
@@ -21,6 +22,7 @@ layers:
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1, bias: false}
   - batchnorm

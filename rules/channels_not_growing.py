@@ -20,22 +20,28 @@ Where it does not apply:
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
   - maxpool: 2
   - conv: {filters: 64, kernel: 3, padding: 1}   # the map is 4x smaller, the width the same
   - relu
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
   - maxpool: 2
   - conv: {filters: 128, kernel: 3, padding: 1}
   - relu
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Options

@@ -21,19 +21,25 @@ are only checked for misplaced softmax.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 classes: 10
 layers:
-  # ...
-  - dense: 100            # 100 outputs for 10 classes
+  - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
+  - globalavgpool
+  - dense: 100            # 100 outputs for 10 classes
+  - relu                  # clips the scores softmax needs
   - softmax
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 classes: 10
 layers:
-  # ...
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - globalavgpool
   - dense: 10
   - softmax
 ```

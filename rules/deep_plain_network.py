@@ -16,6 +16,7 @@ you raise `max_depth`.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 blocks:
   conv_relu:
     layers:
@@ -28,6 +29,7 @@ layers:
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 blocks:
   residual:
     args: {filters: ~}
@@ -36,7 +38,7 @@ blocks:
           - - conv: {filters: $filters, kernel: 3, padding: 1}
             - relu
             - conv: {filters: $filters, kernel: 3, padding: 1}
-          - []
+          - []            # the shortcut
       - relu
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}

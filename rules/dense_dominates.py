@@ -16,14 +16,18 @@ does.
 
 ## Example
 ```yaml
+input: [512, 7, 7]        # the map the convolutions deliver
 layers:
-  # ... a 512x7x7 map
   - flatten
   - dense: 4096           # 102.8M parameters
+  - relu
+  - dense: 1000
 ```
 
 ## Use instead
 ```yaml
+input: [512, 7, 7]
+layers:
   - globalavgpool
   - dense: 1000           # 0.5M parameters
 ```

@@ -14,20 +14,24 @@ concatenated (ASPP in DeepLab), are not stacks and are not flagged.
 
 ## Example
 ```yaml
+input: [256, 64, 64]
 layers:
   - conv: {filters: 256, kernel: 3, dilation: 2, padding: 2}
   - relu
   - conv: {filters: 256, kernel: 3, dilation: 2, padding: 2}
+  - relu
 ```
 
 ## Use instead
 ```yaml
+input: [256, 64, 64]
 layers:
   - conv: {filters: 256, kernel: 3, dilation: 1, padding: 1}
   - relu
   - conv: {filters: 256, kernel: 3, dilation: 2, padding: 2}
   - relu
   - conv: {filters: 256, kernel: 3, dilation: 5, padding: 5}
+  - relu
 ```
 
 ## Options

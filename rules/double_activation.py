@@ -13,6 +13,7 @@ pooling are not back to back and are not flagged.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
@@ -21,6 +22,7 @@ layers:
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu

@@ -17,14 +17,23 @@ pixels everywhere, not only at the border: `uneven-stride-coverage` reports thos
 ```yaml
 input: [3, 28, 28]
 layers:
-  # ... two 2x2 poolings: 28 -> 14 -> 7
-  - maxpool: 2            # 7x7 -> 3x3: the 7th row and column are dropped
+  - conv: {filters: 16, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2            # 28 -> 14
+  - maxpool: 2            # 14 -> 7
+  - maxpool: 2            # 7 -> 3: the 7th row and column are dropped
 ```
 
 ## Use instead
+`ceil_mode` (or an input size that divides evenly, or `zeropad` to an even size first):
 ```yaml
-  - maxpool: {kernel: 2, stride: 2, ceil_mode: true}   # 7x7 -> 4x4, every pixel used
-  # or pad to an even size first: `zeropad: [[0, 1], [0, 1]]`, or choose an input size that divides evenly
+input: [3, 28, 28]
+layers:
+  - conv: {filters: 16, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2
+  - maxpool: 2
+  - maxpool: {kernel: 2, stride: 2, ceil_mode: true}   # 7 -> 4, every pixel used
 ```
 
 ## Options

@@ -14,14 +14,18 @@ artefacts, are not checked. Kernels of 1 are odd and fine.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 4, padding: same}
+  - relu
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
 ```
 
 ## Options

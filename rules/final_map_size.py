@@ -18,16 +18,24 @@ on purpose; they have no global head and are not checked.
 ```yaml
 input: [3, 224, 224]
 layers:
-  # ... three 2x2 poolings: 224 -> 28
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2
+    repeat: 3             # 224 -> 28
   - globalavgpool         # averages a 28x28 map
-  - dense: 1000
+  - dense: 10
 ```
 
 ## Use instead
 ```yaml
-  # ... five downsampling stages: 224 -> 7
+input: [3, 224, 224]
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2
+    repeat: 5             # 224 -> 7
   - globalavgpool
-  - dense: 1000
+  - dense: 10
 ```
 
 ## Options

@@ -15,23 +15,25 @@ batchnorm, in the classifier head, is the recommended place and is not flagged.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
-  - dropout: 0.3
+  - dropout: 0.3          # before a batchnorm
   - batchnorm
   - relu
-  # ...
-  - dropout: 0.8
+  - globalavgpool
+  - dropout: 0.8          # too high
   - dense: 10
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - batchnorm
   - relu
-  # ...
+  - globalavgpool
   - dropout: 0.5
   - dense: 10
 ```

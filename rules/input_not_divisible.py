@@ -15,12 +15,26 @@ Where it does not apply: networks meant to run at many input sizes handle the ro
 
 ## Example
 ```yaml
-input: [3, 225, 225]      # five stride-2 stages: 225 is not divisible by 32
+input: [3, 225, 225]      # five 2x2 poolings: 225 is not divisible by 32
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
+  - maxpool: {kernel: 2, stride: 2, ceil_mode: true}
+    repeat: 5
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Use instead
 ```yaml
 input: [3, 224, 224]      # 224 = 7 x 32
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2
+    repeat: 5
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Options

@@ -15,19 +15,26 @@ kernel area only, and large depthwise kernels (ConvNeXt's 7x7) are a deliberate 
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
   - conv: {filters: 64, kernel: 7, padding: 3}
+  - relu
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
+  - conv: {filters: 64, kernel: 3, padding: 1}   # three 3x3 see 7x7 with 45% fewer weights
+  - relu
   - conv: {filters: 64, kernel: 3, padding: 1}
-    repeat: 3            # sees 7x7 with 45% fewer weights
+  - relu
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
 ```
 
 ## Options

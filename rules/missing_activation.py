@@ -16,19 +16,23 @@ softmax, which is fine: it is not followed by another linear layer.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - batchnorm
   - conv: {filters: 64, kernel: 3, padding: 1}   # conv -> batchnorm -> conv: one linear map
+  - relu
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - batchnorm
   - relu
   - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
 ```
 
 ## Options

@@ -15,14 +15,22 @@ or outputs the task dictates. Dense layers are not checked: this rule is about c
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 100, kernel: 3, padding: 1}
+  - relu
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 128, kernel: 3, padding: 1}   # or 96, 104: multiples of 8
+  - relu
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Options

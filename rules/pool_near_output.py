@@ -19,28 +19,31 @@ without a classifier) is flagged: say so with a suppression comment if it is mea
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
-  # ...
-  - conv: {filters: 128, kernel: 3, padding: 1}
+  - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
-  - maxpool: 2            # 8x8 -> 4x4, then straight to the classifier
+  - maxpool: 2
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2            # 16x16 -> 8x8, then straight to the classifier
   - flatten
   - dense: 10
-  - softmax
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
-  # ...
-  - maxpool: 2
-  - conv: {filters: 128, kernel: 3, padding: 1}
+  - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
-  - conv: {filters: 128, kernel: 3, padding: 1}
+  - maxpool: 2
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
   - globalavgpool
   - dense: 10
-  - softmax
 ```
 
 ## Options

@@ -17,20 +17,30 @@ Inception's pooling branch) is not checked.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
   - maxpool: 2            # after one 3x3 convolution
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
   - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
   - maxpool: 2
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Options

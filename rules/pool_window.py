@@ -15,14 +15,18 @@ stride 1 is not pooled (C3D pools `[1, 2, 2]` to keep the time axis) and is acce
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
   - maxpool: 4            # 4x4 window, stride 4: 15 of every 16 values dropped
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
@@ -30,6 +34,8 @@ layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
   - maxpool: 2
+  - globalavgpool
+  - dense: 10
 ```
 
 ## Options

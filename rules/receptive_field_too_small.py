@@ -15,20 +15,42 @@ head (segmentation), which need local context rather than the whole image.
 
 ## Example
 ```yaml
-input: [3, 224, 224]
+input: [3, 64, 64]
 layers:
-  - conv: {filters: 64, kernel: 3, padding: 1}
+  - conv: {filters: 16, kernel: 3, padding: 1}
   - relu
   - maxpool: 2
-  - conv: {filters: 128, kernel: 3, padding: 1}
+  - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
-  - globalavgpool         # each feature sees 10x10 of the 224x224 image
+  - globalavgpool         # each feature sees 8x8 of the 64x64 input
   - dense: 10
 ```
 
 ## Use instead
-More stages of convolutions and downsampling before the head, until the field covers the input
-(`archcheck summary` shows the field of every layer).
+More stages before the head, until the field covers the input (`archcheck summary` shows the field
+of every layer):
+```yaml
+input: [3, 64, 64]
+blocks:
+  stage:
+    args: {filters: ~}
+    layers:
+      - conv: {filters: $filters, kernel: 3, padding: 1}
+      - relu
+      - conv: {filters: $filters, kernel: 3, padding: 1}
+      - relu
+      - maxpool: 2
+layers:
+  - stage: {filters: 16}
+  - stage: {filters: 32}
+  - stage: {filters: 64}
+  - conv: {filters: 128, kernel: 3, padding: 1}
+  - relu
+  - conv: {filters: 128, kernel: 3, padding: 1}
+  - relu
+  - globalavgpool         # each feature sees 68x68: the whole input
+  - dense: 10
+```
 
 ## Options
 - `min_share` (default 1.0): the share of the input, per axis, the last features must see.

@@ -16,14 +16,20 @@ attention, LSTM-style gating), where the bounded range is the point.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3, padding: 1}
   - sigmoid
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
   - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
 ```

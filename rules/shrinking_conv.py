@@ -16,14 +16,18 @@ Suppress the finding there.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3}        # 32x32 -> 30x30
+  - relu
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3, padding: 1}   # 32x32 -> 32x32
+  - relu
 ```
 
 ## Options

@@ -21,6 +21,7 @@ Transposed convolutions (which upsample) are not reported here; see `uneven-stri
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3, padding: 1}
   - relu
@@ -30,6 +31,7 @@ layers:
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 32, kernel: 3, padding: 1}
   - relu

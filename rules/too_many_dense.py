@@ -14,26 +14,30 @@ squeeze-and-excitation block's two dense layers) break the chain when they merge
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
-  # ... convolutions
-  - flatten
-  - dense: 1024
+  - conv: {filters: 64, kernel: 3, padding: 1}
   - relu
-  - dense: 512
-  - relu
+  - globalavgpool
   - dense: 256
   - relu
+  - dense: 128
+  - relu
+  - dense: 64
+  - relu
   - dense: 10
-  - softmax
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
+layers:
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
   - globalavgpool
   - dense: 256
   - relu
   - dense: 10
-  - softmax
 ```
 
 ## Options

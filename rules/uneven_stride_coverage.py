@@ -21,18 +21,17 @@ their input, which is what ResNet-D (an average pooling before a stride-1 projec
 
 ## Example
 ```yaml
+input: [512, 8, 8]
 layers:
-  # ... a 512x8x8 feature map
-  - convtranspose: {filters: 256, kernel: 3, stride: 2, padding: 1, output_padding: 1}
+  - convtranspose: {filters: 256, kernel: 3, stride: 2, padding: 1, output_padding: 1}   # 8x8 -> 16x16
 ```
 
 ## Use instead
+A kernel divisible by the stride, or `upsample: 2` followed by a 3x3 convolution:
 ```yaml
+input: [512, 8, 8]
 layers:
-  - convtranspose: {filters: 256, kernel: 4, stride: 2, padding: 1}   # kernel divisible by stride
-  # or: resize, then convolve
-  - upsample: 2
-  - conv: {filters: 256, kernel: 3, padding: 1}
+  - convtranspose: {filters: 256, kernel: 4, stride: 2, padding: 1}   # 8x8 -> 16x16
 ```
 
 ## Options

@@ -12,18 +12,20 @@ classifiers) must be listed under `outputs:`; then it is used and not flagged.
 
 ## Example
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
     name: features
   - conv: {filters: 64, kernel: 1}
-    name: side               # nothing reads it
-  - globalavgpool
+    name: side            # nothing reads it
+  - globalavgpool:
     inputs: [features]
   - dense: 10
 ```
 
 ## Use instead
 ```yaml
+input: [3, 32, 32]
 layers:
   - conv: {filters: 64, kernel: 3, padding: 1}
   - globalavgpool

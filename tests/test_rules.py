@@ -724,6 +724,19 @@ def test_contract(name):
     assert callable(module.check)
 
 
+def _yaml(doc: str, section: str) -> str:
+    part = doc[doc.index(section):]
+    return re.search(r"```yaml\n(.*?)```", part, re.S).group(1)
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_documented_examples(name, tmp_path):
+    """The docs' Example triggers the rule and its Use instead does not: both are complete specs."""
+    module = MODULES[name]
+    assert run(module, tmp_path, _yaml(module.__doc__, "## Example"))
+    assert run(module, tmp_path, _yaml(module.__doc__, "## Use instead")) == []
+
+
 def test_codes_and_slugs_are_unique():
     codes = [m.CODE for m in MODULES.values()]
     slugs = [m.SLUG for m in MODULES.values()]
