@@ -142,9 +142,10 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
     """Per node, its arrays by suffix (in ``dtype``); missing or misshapen arrays raise WeightsError."""
     from archcheck.weights import check
 
-    check(analysis, params)
+    shapes = param_shapes(analysis)
+    check(analysis, params, expected=shapes)
     out: dict[str, dict[str, np.ndarray]] = {}
-    for name in param_shapes(analysis):
+    for name in shapes:
         node, suffix = name.rsplit(".", 1)
         out.setdefault(node, {})[suffix] = np.asarray(params[name]).astype(dtype, copy=False)
     return out
@@ -215,9 +216,10 @@ def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.n
             out_params[f"{node.name}.{suffix}"] = d
         for src, dx in zip(node.inputs, dxs):
             grads[src] = grads[src] + dx if src in grads else dx
-    for name, (shape, trainable) in param_shapes(analysis).items():
-        if trainable and name not in out_params:
-            out_params[name] = np.zeros(shape, tape.dtype)
+    for node_name, arrays in per_layer.items():
+        for suffix in analysis.graph.nodes[node_name].layer.weight_shapes(analysis.layers[node_name].in_shapes):
+            if f"{node_name}.{suffix}" not in out_params:
+                out_params[f"{node_name}.{suffix}"] = np.zeros_like(arrays[suffix])
     dx = grads.pop(INPUT, None)
     dx = np.zeros(tape.x_shape, tape.dtype) if dx is None else dx
     norms[INPUT] = float(np.linalg.norm(dx.ravel()))

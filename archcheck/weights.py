@@ -39,11 +39,12 @@ def _where(analysis, name: str) -> str:
     return f" (layer at {node.loc})" if node is not None else ""
 
 
-def mismatches(analysis, arrays: dict) -> list[str]:
-    """Problems with ``arrays`` (name -> array-like) as the weights of ``analysis``'s network."""
+def mismatches(analysis, arrays: dict, expected: dict | None = None) -> list[str]:
+    """Problems with ``arrays`` (name -> array) as the weights of ``analysis``'s network
+    (``expected``: ``executor.param_shapes(analysis)``, when already at hand)."""
     from archcheck.executor import param_shapes
 
-    expected = param_shapes(analysis)
+    expected = expected if expected is not None else param_shapes(analysis)
     problems = []
     for name, (shape, _) in expected.items():
         if name not in arrays:
@@ -59,8 +60,8 @@ def mismatches(analysis, arrays: dict) -> list[str]:
     return problems
 
 
-def check(analysis, params: dict, source: str = "the weights") -> None:
-    problems = mismatches(analysis, params)
+def check(analysis, params: dict, source: str = "the weights", expected: dict | None = None) -> None:
+    problems = mismatches(analysis, params, expected)
     if problems:
         raise WeightsError(source, problems, "store each array as `<layer>.<suffix>` in PyTorch's layout, with the "
                            "shapes above; `archcheck summary SPEC` lists the layer names")

@@ -136,17 +136,18 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         tape = executor.Tape() if grad else None
         start = time.perf_counter()
         try:
-            values = executor.forward(analysis, params, x, train=grad, keep=save_activations, tape=tape, seed=seed,
-                                      on_layer=on_layer)
-            grads = loss_value = None
-            if grad:
-                loss_value, seeds = executor.loss(analysis, values, targets, loss_kind)
-                grads = executor.backward(analysis, params, tape, seeds)
+            with np.errstate(all="ignore"):  # NaN and Inf are counted per layer and reported as AC805
+                values = executor.forward(analysis, params, x, train=grad, keep=save_activations, tape=tape,
+                                          seed=seed, on_layer=on_layer)
+                grads = loss_value = None
+                if grad:
+                    loss_value, seeds = executor.loss(analysis, values, targets, loss_kind)
+                    grads = executor.backward(analysis, params, tape, seeds)
+                findings = executor.dynamic_findings(analysis, stats, grads, loss_value) if grad else []
         finally:
             if bar is not None:
                 bar.stop()
         seconds = time.perf_counter() - start
-        findings = executor.dynamic_findings(analysis, stats, grads, loss_value) if grad else []
         outputs = {name: values[name] for name in analysis.graph.outputs}
         heads = {name: _top_k(analysis, name, y, top_k) for name, y in outputs.items()}
         if save:

@@ -118,6 +118,8 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
     invalid spec, data, weights or labels; 3 for an internal error.
     """
     with reported_errors():
+        import numpy as np
+
         from archcheck import executor
 
         if batch is None and not data:
@@ -132,14 +134,15 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
         bar = progress_bar(steps, 3 * analysis.totals.macs * len(x) * steps)
         losses = []
         try:
-            for step in range(steps):
-                value, _, grads = executor.gradients(analysis, params, x, targets, loss_kind, seed=seed + step)
-                losses.append(value)
-                if bar is not None:
-                    bar.update(bar.task_ids[0], advance=1, description=f"loss {value:.4g}")
-                if not math.isfinite(value):
-                    break
-                opt.step(params, {k: grads.params[k] for k in trainable})
+            with np.errstate(all="ignore"):  # a diverging loss is the verdict, not a warning
+                for step in range(steps):
+                    value, _, grads = executor.gradients(analysis, params, x, targets, loss_kind, seed=seed + step)
+                    losses.append(value)
+                    if bar is not None:
+                        bar.update(bar.task_ids[0], advance=1, description=f"loss {value:.4g}")
+                    if not math.isfinite(value):
+                        break
+                    opt.step(params, {k: grads.params[k] for k in trainable})
         finally:
             if bar is not None:
                 bar.stop()
