@@ -44,6 +44,11 @@ def size(sizes) -> str:
     return "x".join(str(s) for s in sizes)
 
 
+def wide(kernels) -> str:
+    """A window's size as an adjective: (3, 3) -> '3x3', (5,) -> '5-wide'."""
+    return f"{kernels[0]}-wide" if len(kernels) == 1 else size(kernels)
+
+
 def per_axis(values) -> str:
     """A per-axis setting as written: (2, 2) -> '2', (1, 2, 2) -> '1x2x2'."""
     return str(values[0]) if len(set(values)) == 1 else size(values)

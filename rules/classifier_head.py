@@ -81,7 +81,7 @@ def check(analysis, options):
         if node.type != "softmax":
             continue
         nxt = next(after(analysis, node, passes), None)
-        if nxt is not None:
+        if nxt is not None and nxt.type != "softmax":  # a doubled softmax is reported at the second
             yield Report(node, f"is followed by '{nxt.name}' ({nxt.type}): softmax is not the last layer (expected "
                                f"it at the output only)",
                          "remove this softmax, or move it to the end of the network")

@@ -50,7 +50,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.layers.base import axis_names
 
-from ._walk import WINDOW_POOLS, per_axis, size, used, window
+from ._walk import WINDOW_POOLS, per_axis, size, used, wide, window
 
 CODE = "AC203"
 SLUG = "dropped-border"
@@ -77,7 +77,7 @@ def check(analysis, options):
         lost = ", ".join(f"{n} along {a}" for n, a in zip(dropped, axes) if n)
         yield Report(
             node,
-            f"a {size(kernels)} window with stride {per_axis(strides)} maps {size(sizes)} to {size(out)} and never "
+            f"a {wide(kernels)} window with stride {per_axis(strides)} maps {size(sizes)} to {size(out)} and never "
             f"reads the last input rows/columns ({lost}; expected every input pixel to be read)",
             "make the input size fit the windows (n - kernel + padding divisible by the stride), pad the map first "
             "(`zeropad`), or use `ceil_mode: true` on a pooling",

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import size, used, window
+from ._walk import size, used, wide, window
 
 CODE = "AC204"
 SLUG = "even-kernel"
@@ -60,7 +60,7 @@ def check(analysis, options):
         odd = [k if k % 2 else max(k - 1, 3) for k in kernels]
         yield Report(
             node,
-            f"has a {size(kernels)} kernel, even along some axis: it has no centre pixel and 'same' padding must be "
+            f"has a {wide(kernels)} kernel, even along some axis: it has no centre pixel and 'same' padding must be "
             f"lopsided (expected odd kernel sizes)",
             f"use the odd kernel {size(odd)} (`kernel: {odd[0] if len(set(odd)) == 1 else odd}`, padding "
             f"{max(odd) // 2}); for a wider field, stack two 3x3 convolutions",

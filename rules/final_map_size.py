@@ -10,7 +10,8 @@ and a dense head on them is huge. A much smaller one (1x1, 2x2) means it downsam
 where positions carry information, wasting the last stages on a few pixels.
 
 Where it does not apply: 1-D networks (time series, text) are not checked; for 3-D inputs only the
-height and width are. Small inputs end on smaller maps (a CIFAR network at 32x32 ends at 8x8 or
+height and width are. A head on the raw input (no feature extraction at all) is `dense-on-image`'s
+finding, not this one. Small inputs end on smaller maps (a CIFAR network at 32x32 ends at 8x8 or
 4x4, within the default range). Dense prediction networks (segmentation, detection) keep large maps
 on purpose; they have no global head and are not checked.
 
@@ -53,8 +54,9 @@ from __future__ import annotations
 import math
 
 from archcheck.findings import Report
+from archcheck.spec import INPUT
 
-from ._walk import heads, size, spatial
+from ._walk import before, heads, passes, size, spatial
 
 CODE = "AC209"
 SLUG = "final-map-size"
@@ -68,8 +70,8 @@ def check(analysis, options):
     high = math.floor(options["target"] * options["factor"])
     for node in heads(analysis):
         sizes = spatial(analysis.layers[node.name].in_shapes[0])
-        if len(sizes) < 2:
-            continue
+        if len(sizes) < 2 or any(p.name == INPUT for p in before(analysis, node, passes)):
+            continue  # 1-D, or the raw input flattened: dense-on-image's business
         plane = sizes[-2:]
         if all(low <= s <= high for s in plane):
             continue

@@ -79,7 +79,7 @@ def check(analysis, options):
     yield Report(
         analysis.graph.nodes[INPUT],
         f"the input {size(sizes)} is not divisible by the network's total downsampling {per_axis(deepest)} (reached at "
-        f"'{where[i]}'): {sizes[i]} / {deepest[i]} = {sizes[i] / deepest[i]:g}, so sizes are rounded at the "
+        f"'{where[i]}'): {sizes[i]} / {deepest[i]} = {sizes[i] / deepest[i]:.4g}, so sizes are rounded at the "
         f"downsampling layers (expected a multiple of {deepest[i]})",
         f"use an input of {size(fits)} or {size(bigger)}",
     )

@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import is_conv, longest, plural, size, used, window
+from ._walk import is_conv, longest, plural, used, wide, window
 
 CODE = "AC205"
 SLUG = "large-kernel"
@@ -80,7 +80,7 @@ def check(analysis, options):
         saving = 1 - stack * 9 / big ** 2
         yield Report(
             node,
-            f"has a {size(kernels)} kernel after {plural(before, 'earlier convolution')} (expected at most "
+            f"has a {wide(kernels)} kernel after {plural(before, 'earlier convolution')} (expected at most "
             f"{options['max_kernel']} past the first convolution): {stack} stacked 3x3 convolutions see the same "
             f"{big}x{big} field with {saving:.0%} fewer weights",
             f"replace it with {stack} 3x3 convolutions (padding 1, an activation after each)",

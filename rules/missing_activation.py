@@ -11,7 +11,9 @@ scale, so the layer before it still lacks a non-linearity of its own.)
 
 Where it does not apply: a *linear bottleneck*, where the first layer narrows the channels and the
 next widens them again (MobileNetV2's projection convolutions), is a deliberate low-rank
-factorisation and is not flagged. The classifier's final dense layer has no activation besides
+factorisation and is not flagged. Nor is a transposed convolution used as a learned upsampling
+before the next convolution (U-Net's "up-convolution"): it plays the part of an `upsample`, which
+is just as linear. The classifier's final dense layer has no activation besides
 softmax, which is fine: it is not followed by another linear layer.
 
 ## Example
@@ -68,7 +70,7 @@ def _linear(node) -> bool:
 
 def check(analysis, options):
     for node in used(analysis):
-        if not is_weight(node):
+        if not is_weight(node) or node.type == "convtranspose":
             continue
         nxt = next((n for n in after(analysis, node, _linear) if is_weight(n)), None)
         if nxt is None:

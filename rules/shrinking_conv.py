@@ -45,7 +45,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import is_conv, size, used, window
+from ._walk import is_conv, size, used, wide, window
 
 CODE = "AC206"
 SLUG = "shrinking-conv"
@@ -68,7 +68,7 @@ def check(analysis, options):
         same = "x".join(str(d * (k - 1) // 2) for k, d in zip(kernels, dilations))
         yield Report(
             node,
-            f"has no padding, so its {size(kernels)} kernel shrinks {size(sizes)} to {size(out)} (expected "
+            f"has no padding, so its {wide(kernels)} kernel shrinks {size(sizes)} to {size(out)} (expected "
             f"{size(kept)}; {lost:.0%} of the positions are lost at the borders)",
             f"pad it: `padding: {same if len(set(same.split('x'))) > 1 else same.split('x')[0]}` (or `padding: same`)",
         )

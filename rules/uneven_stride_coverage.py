@@ -51,7 +51,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import WINDOW_POOLS, coverage, per_axis, size, used, window
+from ._walk import WINDOW_POOLS, coverage, per_axis, used, wide, window
 
 CODE = "AC202"
 SLUG = "uneven-stride-coverage"
@@ -72,7 +72,7 @@ def check(analysis, options):
             spread = sorted({n for c in counts for n in c})
             yield Report(
                 node,
-                f"upsamples with a {size(kernels)} kernel and stride {per_axis(strides)}: the kernel is not "
+                f"upsamples with a {wide(kernels)} kernel and stride {per_axis(strides)}: the kernel is not "
                 f"divisible by the stride, so neighbouring output pixels receive {' or '.join(map(str, spread))} "
                 f"contributions, a checkerboard pattern (expected a kernel that is a multiple of the stride)",
                 f"use kernel {2 * max(strides)} with stride {max(strides)} and padding {max(strides) // 2}, or "
@@ -84,7 +84,7 @@ def check(analysis, options):
             continue
         yield Report(
             node,
-            f"slides a {size(kernels)} window" + (f" (dilation {per_axis(dilations)})" if max(dilations) > 1 else "")
+            f"slides a {wide(kernels)} window" + (f" (dilation {per_axis(dilations)})" if max(dilations) > 1 else "")
             + f" with stride {per_axis(strides)}: it never reads {1 - read:.0%} of its input positions (expected a "
             f"window at least as wide as the stride)",
             "give the window at least the stride's width (a 3x3 kernel for stride 2), or downsample first with "

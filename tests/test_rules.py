@@ -95,7 +95,7 @@ CASES = {
           - maxpool: 4
           - globalavgpool
           - dense: 10
-        """, [("maxpool_1", 5, ["window 4x4 and stride 4", "expected window/stride 2/2 or 3/2"])], """
+        """, [("maxpool_1", 5, ["window 4x4 and stride 4 (expected window/stride 2/2 or 3/2)"])], """
         input: [3, 16, 32, 32]
         layers:
           - conv: {filters: 32, kernel: 3, padding: 1}
@@ -213,7 +213,7 @@ CASES = {
           - maxpool: 2
           - maxpool: 2
           - maxpool: 2
-        """, [("input", 1, ["36x36 is not divisible", "total downsampling 8", "36 / 8 = 4.5",
+        """, [("input", 1, ["36x36 is not divisible", "total downsampling 8 (reached at 'maxpool_3')", "36 / 8 = 4.5",
                             "expected a multiple of 8"])], """
         input: [3, 32, 32]
         layers:
@@ -678,9 +678,26 @@ def test_classifier_width_and_doubled_softmax(tmp_path):
           - softmax
         """
     reports = run(MODULES["classifier_head"], tmp_path, spec)
-    assert found(reports) == [("softmax_1", 8), ("softmax_2", 9), ("dense_1", 7)]
-    assert "a second softmax" in reports[1].message
-    assert "has 100 outputs but the spec declares classes: 10" in reports[2].message
+    assert found(reports) == [("softmax_2", 9), ("dense_1", 7)]  # the doubled softmax reported once
+    assert "follows the activation 'softmax_1' (softmax): a second softmax" in reports[0].message
+    assert "has 100 outputs but the spec declares classes: 10" in reports[1].message
+
+
+def test_learned_upsampling_is_not_a_missing_activation(tmp_path):
+    spec = """
+        input: [64, 16, 16]
+        layers:
+          - convtranspose: {filters: 32, kernel: 2, stride: 2}   # U-Net's up-convolution
+          - conv: {filters: 32, kernel: 3, padding: 1}
+          - relu
+        """
+    assert run(MODULES["missing_activation"], tmp_path, spec) == []
+
+
+def test_final_map_size_leaves_a_flattened_input_to_dense_on_image(tmp_path):
+    spec = CASES["dense_on_image"][0]
+    assert run(MODULES["final_map_size"], tmp_path, spec) == []
+    assert run(MODULES["dense_on_image"], tmp_path, spec)
 
 
 def test_layers_in_blocks_report_the_block_line(tmp_path):
