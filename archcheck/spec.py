@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archcheck import expr
-from archcheck.errors import Collector, Loc, did_you_mean, show
+from archcheck.errors import Collector, Loc, closest, did_you_mean, show
 from archcheck.layers import CATALOGUE, KNOWN_AS, Input, Layer
 from archcheck.layers.base import MAX_DIM
 from archcheck.yamlsrc import YMap, YSeq, key_loc_of, load_file, loc_of
@@ -34,24 +34,24 @@ class BlockDef(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     args: dict[str, Any] = Field({}, description="a mapping of argument name to default value (~ for required)")
     layers: Annotated[list[Any], Field(min_length=1, description="a non-empty list of layers")]
-    description: Optional[str] = Field(None, description="a text")
+    description: str | None = Field(None, description="a text")
 
 
 class SpecDoc(BaseModel):
     """The top level of a spec file."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    name: Optional[str] = None
-    description: Optional[str] = None
+    name: str | None = None
+    description: str | None = None
     input: Annotated[list[Annotated[int, Field(ge=1, le=MAX_DIM)]], Field(
         min_length=2, max_length=4, description="the input shape without the batch axis: [C, L], [C, H, W] or "
                                                 "[C, D, H, W], each a whole number >= 1")]
-    classes: Optional[Annotated[int, Field(ge=1, le=MAX_DIM)]] = Field(
+    classes: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = Field(
         None, description="the number of output classes, a whole number >= 1")
     metadata: dict[str, Any] = Field({}, description="a mapping of free-form information")
     blocks: dict[str, Any] = Field({}, description="a mapping of block name to {args, layers}")
     layers: Annotated[list[Any], Field(min_length=1, description="a non-empty list of layers")]
-    outputs: Optional[Annotated[list[str], Field(min_length=1)]] = Field(
+    outputs: Annotated[list[str], Field(min_length=1)] | None = Field(
         None, description="a non-empty list of layer names")
 
 
@@ -128,11 +128,8 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
     by_field: dict[Any, list[dict]] = {}
     for err in exc.errors():
         by_field.setdefault(err["loc"][0] if err["loc"] else None, []).append(err)
-    import difflib
-
     # a misspelt key is reported once, as the misspelling, not also as the key it was meant to be
-    meant = {m for name, errs in by_field.items() if errs[0]["type"] == "extra_forbidden"
-             for m in difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.6)}
+    meant = {closest(name, fields) for name, errs in by_field.items() if errs[0]["type"] == "extra_forbidden"} - {None}
     for name, errs in by_field.items():
         kinds = {e["type"] for e in errs}
         if "missing" in kinds and name in meant:
@@ -279,8 +276,8 @@ class _Expander:
             out.loc = self.at(value.loc, via)
             return out
         if isinstance(value, YSeq):
-            out = YSeq(self.subst(v, env, self.at(l, via), via) for v, l in zip(value, value.locs))
-            out.loc, out.locs = self.at(value.loc, via), [self.at(l, via) for l in value.locs]
+            out = YSeq(self.subst(v, env, self.at(at, via), via) for v, at in zip(value, value.locs))
+            out.loc, out.locs = self.at(value.loc, via), [self.at(at, via) for at in value.locs]
             return out
         return value
 
@@ -488,14 +485,14 @@ class _Expander:
             return prev
         env = dict(block.args)
         meant = set()  # declared arguments that a misspelt one was probably meant to be
-        import difflib
         for key, value in args.items():
             if key not in block.args:
                 self.fail(f"block '{kind}' has no argument '{key}'{did_you_mean(key, block.args)}",
                           _within(key_loc_of(args, key, loc), loc),
                           fix=f"'{kind}' declares: {', '.join(block.args) or 'no arguments'}")
-                meant.update(difflib.get_close_matches(str(key), list(block.args), n=1, cutoff=0.6))
+                meant.add(closest(key, block.args))
             env[key] = value
+        meant.discard(None)
         missing = [k for k, v in env.items() if v is None and k not in meant]
         if missing:
             self.fail(f"block '{kind}' needs the argument{'s' if len(missing) > 1 else ''} "
