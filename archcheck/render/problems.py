@@ -13,13 +13,13 @@ WIDTH = 100  # longest excerpt shown; longer lines are cut around the column
 
 
 @lru_cache(maxsize=8)
-def _text(path: str, mtime: int, size: int) -> str:
-    """A file's text as it is now (the key includes its time and size); at most 2 MiB, the spec size limit."""
+def _lines(path: str, mtime: int, size: int) -> tuple[str, ...]:
+    """A file's lines as it is now (the key includes its time and size); at most 2 MiB, the spec size limit."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read(2 * 2**20)
+            return tuple(fh.read(2 * 2**20).splitlines())
     except OSError:
-        return ""
+        return ()
 
 
 def _line(file: str, number: int) -> str | None:
@@ -27,15 +27,8 @@ def _line(file: str, number: int) -> str | None:
         st = os.stat(file)
     except OSError:
         return None
-    text = _text(os.path.realpath(file), st.st_mtime_ns, st.st_size)
-    start = 0
-    for _ in range(number - 1):
-        start = text.find("\n", start) + 1
-        if start == 0:
-            return None
-    end = text.find("\n", start)
-    line = text[start:] if end < 0 else text[start:end]
-    return None if not line and start >= len(text) else line.rstrip("\r")
+    lines = _lines(os.path.realpath(file), st.st_mtime_ns, st.st_size)
+    return lines[number - 1] if number <= len(lines) else None
 
 
 def excerpt(loc: Loc | None, note: str = "") -> str:
