@@ -26,7 +26,7 @@ MAX_DEPTH = 64
 MAX_NODES = 1_000_000  # after alias expansion
 
 _STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
-_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_INT = re.compile(r"^[-+]?[0-9][0-9_]*$")  # 007 is 7, as in YAML 1.1 and 1.2
 _HEX = re.compile(r"^[-+]?0x[0-9a-fA-F_]+$")
 _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$")
 _SPECIAL = {"null": None, "Null": None, "NULL": None, "~": None, "": None,
