@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 # Largest im2col buffer; a batch whose columns would be larger runs in chunks of samples.
-CHUNK_BYTES = 16 * 2**20
+CHUNK_BYTES = 8 * 2**20
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -228,17 +228,26 @@ def pool_pads(sizes, kernel, stride, pads, out):
     return [(pb, max(pa, (o - 1) * s + k - n - pb)) for n, k, s, (pb, pa), o in zip(sizes, kernel, stride, pads, out)]
 
 
-def _separable(xp, kernel, stride, out, op):
-    """Reduce every window with a binary ufunc one spatial axis at a time (max and sum are
-    separable): ``sum(kernel)`` operations instead of ``prod(kernel)``."""
-    y = xp
-    for axis, (k, s, o) in enumerate(zip(kernel, stride, out), start=2):
-        acc = None
+def _separable(x, kernel, stride, pads, out, op, fill):
+    """Reduce every window with a binary ufunc (``np.maximum`` or ``np.add``), one spatial axis at a
+    time: max and sum are separable, so this takes ``sum(kernel)`` vectorised operations. Padding is
+    never materialised: each kernel offset only updates the outputs whose tap lands in the input
+    (``fill``, the identity of ``op``, stands for the padding)."""
+    y = x
+    for axis, (k, s, (pb, _), o) in enumerate(zip(kernel, stride, pads, out), start=2):
+        n = y.shape[axis]
+        acc = np.full((*y.shape[:axis], o, *y.shape[axis + 1:]), fill, y.dtype)
         for offset in range(k):
-            index = [slice(None)] * y.ndim
-            index[axis] = slice(offset, offset + s * (o - 1) + 1, s)
-            v = y[tuple(index)]
-            acc = v.copy() if acc is None else op(acc, v, out=acc)
+            lo = max(0, -(-(pb - offset) // s))  # first output whose tap o*s + offset - pb >= 0
+            hi = min(o - 1, (n - 1 + pb - offset) // s)  # last one whose tap is < n
+            if hi < lo:
+                continue
+            first = lo * s + offset - pb
+            src, dst = [slice(None)] * y.ndim, [slice(None)] * y.ndim
+            src[axis] = slice(first, first + s * (hi - lo) + 1, s)
+            dst[axis] = slice(lo, hi + 1)
+            target = acc[tuple(dst)]
+            op(target, y[tuple(src)], out=target)
         y = acc
     return y
 
@@ -246,9 +255,9 @@ def _separable(xp, kernel, stride, out, op):
 def max_pool(x, kernel, stride, pads, out, keep_index=False):
     """Max over each window (padding never wins). With ``keep_index``, also the offset of each
     maximum (the first one on ties), for ``max_pool_grad``."""
-    xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
     if not keep_index:
-        return _separable(xp, kernel, stride, out, np.maximum), None
+        return _separable(x, kernel, stride, pads, out, np.maximum, -np.inf), None
+    xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
     y = index = None
     for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
         v = xp[(slice(None), slice(None), *sl)]
@@ -284,8 +293,7 @@ def avg_divisor(sizes, kernel, stride, pads, out, count_include_pad, dtype):
 
 
 def avg_pool(x, kernel, stride, pads, out, count_include_pad):
-    xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out))
-    y = _separable(xp, kernel, stride, out, np.add)
+    y = _separable(x, kernel, stride, pads, out, np.add, 0)
     y /= avg_divisor(x.shape[2:], kernel, stride, pads, out, count_include_pad, x.dtype)
     return y
 
