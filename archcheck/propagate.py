@@ -142,7 +142,8 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
             layer = node.layer
             shape = layer.output_shape(ins)
             if math.prod(shape) * batch > MAX_VALUES:
-                raise ShapeError(f"the output {fmt_shape(shape)} holds {math.prod(shape) * batch:.3g} values",
+                raise ShapeError(f"the output {fmt_shape(shape)} holds {math.prod(shape) * batch:.3g} values, more "
+                                 f"than archcheck's limit of 2^48 per tensor (batch included)",
                                  "check the sizes: this is far beyond any real network")
             params = count(layer.weight_shapes(ins))
             buffers = count(layer.buffer_shapes(ins))

@@ -65,7 +65,7 @@ def per_axis(value, rank: int, arg: str) -> tuple:
     if isinstance(value, (list, tuple)):
         if len(value) != rank:
             raise ShapeError(f"'{arg}' has {len(value)} values {list(value)} but the input has {rank} spatial "
-                             f"ax{'is' if rank == 1 else 'es'} {axis_names(rank)}",
+                             f"ax{'is' if rank == 1 else 'es'} ({', '.join(axis_names(rank))})",
                              f"give one value, or exactly {rank}")
         return tuple(value)
     return (value,) * rank
@@ -109,7 +109,8 @@ def window_out(layer: Layer, sizes, kernels, strides, dilations, pads, ceil_mode
         if span > padded:
             dilated = f" (dilated to {span})" if d > 1 else ""
             raise ShapeError(f"the {k}-wide window{dilated} does not fit the padded input along {axis}: "
-                             f"input {n} + padding {pb}+{pa} = {padded} < {span}",
+                             f"input {n} + padding {pb}+{pa} = {padded} < {span}, so the output would have no "
+                             f"positions along {axis}",
                              "use a smaller kernel, add padding, or downsample less before this layer")
         if ceil_mode:
             o = -(-(padded - span) // s) + 1
