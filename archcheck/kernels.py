@@ -98,26 +98,26 @@ def conv(x, w, stride, dilation, pads, groups=1):
     N, C, *S = xp.shape
     F, Cg, *K = w.shape
     G, Fg = groups, F // groups
-    O = out_sizes(S, K, stride, dilation)
-    P = math.prod(O)
+    out = out_sizes(S, K, stride, dilation)
+    P = math.prod(out)
     if G > 1 and (Cg == 1 or Fg == 1):
-        return _conv_by_offsets(xp, w.reshape(G, Fg, Cg, -1), K, stride, dilation, O).reshape(N, F, *O)
-    y = np.empty((N, F, *O), x.dtype)
+        return _conv_by_offsets(xp, w.reshape(G, Fg, Cg, -1), K, stride, dilation, out).reshape(N, F, *out)
+    y = np.empty((N, F, *out), x.dtype)
     wg = w.reshape(G, Fg, Cg * math.prod(K))
-    for n0, cols in im2col(xp, K, stride, dilation, O):
+    for n0, cols in im2col(xp, K, stride, dilation, out):
         m = cols.shape[0]
         np.matmul(wg, cols.reshape(m, G, -1, P), out=y[n0:n0 + m].reshape(m, G, Fg, P))
     return y
 
 
-def _conv_by_offsets(xp, wg, K, stride, dilation, O):
+def _conv_by_offsets(xp, wg, K, stride, dilation, out):
     """Grouped correlation with few channels per group: per kernel offset, a broadcast multiply
     (one input channel per group) or a short weighted sum (one output channel per group)."""
     N, C = xp.shape[:2]
     G, Fg, Cg, _ = wg.shape
-    P = math.prod(O)
+    P = math.prod(out)
     y = np.zeros((N, G, Fg, P), xp.dtype)
-    for t, sl in taps(K, stride, dilation, O):
+    for t, sl in taps(K, stride, dilation, out):
         xt = xp[(slice(None), slice(None), *sl)].reshape(N, G, Cg, P)
         wt = wg[..., t]
         if Cg == 1:
@@ -132,18 +132,18 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
     window it came from, summed over the batch and positions (``dy @ columns^T``)."""
     xp = pad(x, pads)
     N, C = xp.shape[:2]
-    F, O = dy.shape[1], dy.shape[2:]
+    F, out = dy.shape[1], dy.shape[2:]
     G, Fg, Cg = groups, F // groups, C // groups
-    P, Kn = math.prod(O), math.prod(kernel)
+    P, Kn = math.prod(out), math.prod(kernel)
     dy4 = dy.reshape(N, G, Fg, P)
     if G > 1 and (Cg == 1 or Fg == 1):
         dw = np.empty((G, Fg, Cg, Kn), dy.dtype)
-        for t, sl in taps(kernel, stride, dilation, O):
+        for t, sl in taps(kernel, stride, dilation, out):
             xt = xp[(slice(None), slice(None), *sl)].reshape(N, G, Cg, P)
             dw[..., t] = np.einsum("ngfp,ngcp->gfc", dy4, xt)
         return dw.reshape(F, Cg, *kernel)
     dw = np.zeros((G, Fg, Cg * Kn), dy.dtype)
-    for n0, cols in im2col(xp, kernel, stride, dilation, O):
+    for n0, cols in im2col(xp, kernel, stride, dilation, out):
         m = cols.shape[0]
         dw += np.matmul(dy4[n0:n0 + m], cols.reshape(m, G, -1, P).swapaxes(-1, -2)).sum(axis=0)
     return dw.reshape(F, Cg, *kernel)
@@ -159,15 +159,15 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
     (needed because a strided convolution may ignore the last rows of its input). This is also
     the forward pass of a transposed convolution.
     """
-    N, F, *O = dy.shape
+    N, F, *out = dy.shape
     _, Cg, *K = w.shape
     G, Fg = groups, F // groups
     if any(s > 1 for s in stride):
-        spread = np.zeros((N, F, *((o - 1) * s + 1 for o, s in zip(O, stride))), dy.dtype)
+        spread = np.zeros((N, F, *((o - 1) * s + 1 for o, s in zip(out, stride))), dy.dtype)
         spread[(slice(None), slice(None), *(slice(None, None, s) for s in stride))] = dy
         dy = spread
     full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1) * s)
-            for n, o, k, s, d, (pb, _) in zip(sizes, O, K, stride, dilation, pads)]
+            for n, o, k, s, d, (pb, _) in zip(sizes, out, K, stride, dilation, pads)]
     rank = len(K)
     rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
     return conv(dy, rotated.reshape(G * Cg, Fg, *K), (1,) * rank, dilation, full, groups)
@@ -188,32 +188,32 @@ def local(x, w, stride, dilation, pads):
     One matmul per chunk, batched over positions: ``(P, F, CK) @ (P, CK, n)``."""
     xp = pad(x, pads)
     F, *rest = w.shape
-    O, K = rest[:(len(rest) - 1) // 2], rest[(len(rest) + 1) // 2:]
-    P = math.prod(O)
+    out, K = rest[:(len(rest) - 1) // 2], rest[(len(rest) + 1) // 2:]
+    P = math.prod(out)
     wp = w.reshape(F, P, -1).transpose(1, 0, 2)
     y = np.empty((x.shape[0], F, P), x.dtype)
-    for n0, cols in im2col(xp, K, stride, dilation, O):
+    for n0, cols in im2col(xp, K, stride, dilation, out):
         m = cols.shape[0]
         y[n0:n0 + m] = np.matmul(wp, cols.transpose(2, 1, 0)).transpose(2, 1, 0)
-    return y.reshape(x.shape[0], F, *O)
+    return y.reshape(x.shape[0], F, *out)
 
 
 def local_grads(x, dy, w, stride, dilation, pads):
     """Gradients of ``local``: (input gradient, weight gradient)."""
     xp = pad(x, pads)
     F, *rest = w.shape
-    O, K = tuple(rest[:(len(rest) - 1) // 2]), tuple(rest[(len(rest) + 1) // 2:])
-    C, P = rest[len(O)], math.prod(O)
+    out, K = tuple(rest[:(len(rest) - 1) // 2]), tuple(rest[(len(rest) + 1) // 2:])
+    C, P = rest[len(out)], math.prod(out)
     wp = w.reshape(F, P, -1).transpose(1, 0, 2)
     dyp = dy.reshape(dy.shape[0], F, P).transpose(2, 1, 0)  # (P, F, N)
     dw = np.zeros_like(wp)
     dxp = np.zeros_like(xp)
-    for n0, cols in im2col(xp, K, stride, dilation, O):
+    for n0, cols in im2col(xp, K, stride, dilation, out):
         m = cols.shape[0]
         d = dyp[:, :, n0:n0 + m]
         dw += np.matmul(d, cols.transpose(2, 0, 1))
         dcols = np.matmul(wp.transpose(0, 2, 1), d).transpose(2, 1, 0)  # (m, CK, P)
-        col2im(dcols.reshape(m, C, *K, *O), dxp[n0:n0 + m], K, stride, dilation, O)
+        col2im(dcols.reshape(m, C, *K, *out), dxp[n0:n0 + m], K, stride, dilation, out)
     return crop(dxp, pads), dw.transpose(1, 0, 2).reshape(w.shape)
 
 

@@ -59,25 +59,25 @@ def ref_conv(x, w, b, s, d, pads, groups):
     xp = np.pad(x, [(0, 0), (0, 0), *pads])
     N, F, Cg, K = x.shape[0], w.shape[0], w.shape[1], w.shape[2:]
     Fg = F // groups
-    O = [(xp.shape[2 + i] - d[i] * (K[i] - 1) - 1) // s[i] + 1 for i in range(len(K))]
-    y = np.zeros((N, F, *O))
+    osz = [(xp.shape[2 + i] - d[i] * (K[i] - 1) - 1) // s[i] + 1 for i in range(len(K))]
+    y = np.zeros((N, F, *osz))
     for n, f in itertools.product(range(N), range(F)):
         g = f // Fg
-        for o in np.ndindex(*O):
+        for o in np.ndindex(*osz):
             window = xp[n, g * Cg:(g + 1) * Cg][(slice(None), *window_slices(o, K, s, d))]
             y[(n, f, *o)] = (window * w[f]).sum() + (b[f] if b is not None else 0)
     return y
 
 
 def ref_convtranspose(x, w, b, s, d, pads, groups, out):
-    N, Cin, *I = x.shape
+    N, Cin, *isz = x.shape
     Fg, K = w.shape[1], w.shape[2:]
     Cg = Cin // groups
-    size = [max((i - 1) * si + di * (ki - 1) + 1, pb + o) for i, si, di, ki, (pb, _), o in zip(I, s, d, K, pads, out)]
+    size = [max((i - 1) * si + di * (ki - 1) + 1, pb + o) for i, si, di, ki, (pb, _), o in zip(isz, s, d, K, pads, out)]
     full = np.zeros((N, groups * Fg, *size))
     for n, c in itertools.product(range(N), range(Cin)):
         g = c // Cg
-        for i in np.ndindex(*I):
+        for i in np.ndindex(*isz):
             for k in np.ndindex(*K):
                 pos = tuple(ii * si + ki * di for ii, si, ki, di in zip(i, s, k, d))
                 full[(n, slice(g * Fg, (g + 1) * Fg), *pos)] += x[(n, c, *i)] * w[(c, slice(None), *k)]
@@ -88,10 +88,10 @@ def ref_convtranspose(x, w, b, s, d, pads, groups, out):
 def ref_local(x, w, b, s, d, pads):
     xp = np.pad(x, [(0, 0), (0, 0), *pads])
     rank = x.ndim - 2
-    F, O, K = w.shape[0], w.shape[1:1 + rank], w.shape[2 + rank:]
-    y = np.zeros((x.shape[0], F, *O))
+    F, osz, K = w.shape[0], w.shape[1:1 + rank], w.shape[2 + rank:]
+    y = np.zeros((x.shape[0], F, *osz))
     for n, f in itertools.product(range(x.shape[0]), range(F)):
-        for o in np.ndindex(*O):
+        for o in np.ndindex(*osz):
             window = xp[n][(slice(None), *window_slices(o, K, s, d))]
             y[(n, f, *o)] = (window * w[(f, *o)]).sum() + (b[(f, *o)] if b is not None else 0)
     return y
@@ -103,9 +103,9 @@ def pool_window(o, k, s, pb, n):
 
 
 def ref_pool(x, layer, kind):
-    _, sizes, K, S, _, pads, O = layer.geometry(x.shape[1:])
-    y = np.zeros((*x.shape[:2], *O))
-    for o in np.ndindex(*O):
+    _, sizes, K, S, _, pads, osz = layer.geometry(x.shape[1:])
+    y = np.zeros((*x.shape[:2], *osz))
+    for o in np.ndindex(*osz):
         bounds = [pool_window(oi, ki, si, pb, n) for oi, ki, si, (pb, _), n in zip(o, K, S, pads, sizes)]
         window = x[(slice(None), slice(None), *(slice(lo, hi) for lo, hi, _ in bounds))]
         if kind == "max":

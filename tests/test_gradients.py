@@ -86,7 +86,8 @@ NETWORKS = {
                                  {"dense": 4}, "softmax"], None),
     "logits-per-position": ([2, 5, 5], [{"conv": {"filters": 4, "kernel": 3, "padding": 1}}], None),
     "two-outputs": ([2, 6], [{"conv": {"filters": 3, "kernel": 3}, "name": "features"}, "globalavgpool",
-                             {"dense": 3, "name": "logits"}, {"softmax": None, "name": "probs"}], ["features", "probs"]),
+                             {"dense": 3, "name": "logits"}, {"softmax": None, "name": "probs"}],
+                    ["features", "probs"]),
 }
 
 

@@ -243,7 +243,8 @@ def test_unreadable_image(tmp_path):
 
 def test_images_need_an_image_shaped_input():
     err = bad("run", ROOT / "samples" / "timeseries1d.yaml", "--data", IMAGES)
-    assert "images need an input of 1 or 3 channels and two spatial axes (C, H, W); this spec's input is (3, 128)" in err
+    assert ("images need an input of 1 or 3 channels and two spatial axes (C, H, W); this spec's input is "
+            "(3, 128)") in err
 
 
 def test_images_without_pillow(monkeypatch):

@@ -159,14 +159,15 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
                       heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
                       dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings)
+        plain = _plain(**report) if fmt == "table" else None
         if fmt == "json":
             click.echo(json.dumps(_json(**report), indent=2))
-        elif click.get_text_stream("stdout").isatty():
+        elif click.get_text_stream("stdout").isatty() and _fits(plain):
             from rich.console import Console
 
             _rich(Console(), **report)
         else:
-            click.echo(_plain(**report))
+            click.echo(plain)
         if save:
             click.echo(f"wrote {save}", err=True)
         sys.exit(EXIT_FINDINGS if any(f.severity != "info" for f in findings) else EXIT_OK)
@@ -248,19 +249,28 @@ def _plain(**r) -> str:
     return "\n".join(lines)
 
 
+def _fits(plain: str) -> bool:
+    """Whether the terminal is wide enough for the table (rich would squeeze it unreadably)."""
+    import shutil
+
+    table = plain.split("\n\n", 2)[1] if plain.count("\n\n") >= 1 else plain
+    return max(map(len, table.splitlines()), default=0) + 6 <= shutil.get_terminal_size().columns
+
+
 def _rich(console, **r) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(title=_header_line(**r), title_justify="left")
+    table = Table(title=_header_line(**r), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     headers = HEADERS + (["grad norm"] if r["grads"] is not None else [])
     for i, h in enumerate(headers):
-        table.add_column(h, justify="right" if i >= 3 else "left")
+        table.add_column(h, justify="right" if i >= 3 else "left", no_wrap=i != 0)
     for cells in _rows(r["stats"], r["grads"]):
         s = r["stats"][cells[0]]
         style = "red" if s.nan or s.inf else None
         table.add_row(*cells, style=style)
     console.print(table)
-    console.print(f"total {r['seconds']:.3f} s")
+    console.print(f"total {r['seconds']:.3f} s", highlight=False)
     console.print("\n".join(_outputs_lines(**r)), highlight=False)
     for line in _loss_line(**r):
         console.print(line, highlight=False)
