@@ -153,7 +153,7 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
 
 # -- forward / backward --------------------------------------------------------------------
 def check_input(analysis: Analysis, x) -> None:
-    expected = tuple(analysis.spec.input)
+    expected = tuple(analysis.layers[INPUT].shape)  # the spec's input, or the shape it was analysed with
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         kind = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
         raise InputError(f"the input batch must be a floating-point array, received {kind}")

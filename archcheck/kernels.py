@@ -153,24 +153,40 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
     """Gradient of ``conv`` with respect to its input, as the seeds describe it: a *full*
     convolution of the output gradient with the filter rotated by 180 degrees.
 
-    A stride first spreads the output gradient out (stride - 1 zeros between values); padding
-    by ``dilation * (kernel - 1) - pad_before`` makes the correlation "full"; the rotated filter
-    swaps input and output channels within each group. ``sizes`` are the input's spatial sizes
-    (needed because a strided convolution may ignore the last rows of its input). This is also
-    the forward pass of a transposed convolution.
+    Padding by ``dilation * (kernel - 1) - pad_before`` makes the correlation "full"; the rotated
+    filter swaps input and output channels within each group. ``sizes`` are the input's spatial
+    sizes (a strided convolution may ignore the last rows of its input). With a stride, the
+    output gradient would first be spread out with ``stride - 1`` zeros between values; most of
+    that work multiplies zeros, so strided convolutions compute the same full convolution by
+    scattering instead (``_scatter_input_grad``). This is also a transposed convolution's forward.
     """
-    N, F, *out = dy.shape
+    if any(s > 1 for s in stride):
+        return _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups)
+    _, F, *out = dy.shape
     _, Cg, *K = w.shape
     G, Fg = groups, F // groups
-    if any(s > 1 for s in stride):
-        spread = np.zeros((N, F, *((o - 1) * s + 1 for o, s in zip(out, stride))), dy.dtype)
-        spread[(slice(None), slice(None), *(slice(None, None, s) for s in stride))] = dy
-        dy = spread
-    full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1) * s)
-            for n, o, k, s, d, (pb, _) in zip(sizes, out, K, stride, dilation, pads)]
+    full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1)) for n, o, k, d, (pb, _) in zip(sizes, out, K, dilation, pads)]
     rank = len(K)
     rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
-    return conv(dy, rotated.reshape(G * Cg, Fg, *K), (1,) * rank, dilation, full, groups)
+    return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, groups)
+
+
+def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):
+    """The full convolution with the rotated filter, computed as a scatter: each output gradient
+    goes back through the filter (``w^T @ dy``, one matmul per chunk) onto the input values its
+    window read (``col2im``). No zeros are multiplied, whatever the stride."""
+    N, F, *out = dy.shape
+    _, Cg, *K = w.shape
+    G, Fg, C = groups, F // groups, groups * Cg
+    P, Kn = math.prod(out), math.prod(K)
+    dxp = np.zeros((N, C, *(n + pb + pa for n, (pb, pa) in zip(sizes, pads))), dy.dtype)
+    wt = w.reshape(G, Fg, Cg * Kn).transpose(0, 2, 1)  # (G, Cg*K, Fg)
+    n = _chunk(N, C * Kn * P * dy.itemsize)
+    for n0 in range(0, N, n):
+        d = dy[n0:n0 + n].reshape(-1, G, Fg, P)
+        dcols = wt[None] * d if Fg == 1 else np.matmul(wt, d)  # (m, G, Cg*K, P)
+        col2im(dcols.reshape(len(d), C, *K, *out), dxp[n0:n0 + n], K, stride, dilation, out)
+    return crop(dxp, pads)
 
 
 def bias_grad(dy):

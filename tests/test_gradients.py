@@ -144,3 +144,30 @@ def test_input_gradient_is_the_adjoint_of_the_convolution(sizes, kernel, stride,
     dx = kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups)
     assert dx.shape == x.shape
     assert np.vdot(y, dy) == pytest.approx(np.vdot(x, dx), rel=1e-12)
+
+
+@pytest.mark.parametrize("sizes,kernel,stride,dilation,pads,groups", [
+    ((9,), (3,), (2,), (1,), [(1, 1)], 1),
+    ((8, 7), (3, 2), (2, 3), (1, 2), [(2, 0), (1, 3)], 2),
+    ((9, 9), (3, 3), (2, 2), (1, 1), [(1, 1), (1, 1)], 4),  # depthwise
+    ((11, 10), (7, 7), (2, 2), (1, 1), [(3, 3), (3, 3)], 1),  # ResNet's stem
+])
+def test_strided_input_gradient_is_the_seeds_full_convolution(sizes, kernel, stride, dilation, pads, groups):
+    """Literally the seeds' construction: spread the output gradient out with stride - 1 zeros,
+    pad it for a full convolution, and correlate with the filter rotated by 180 degrees (input and
+    output channels swapped within each group)."""
+    rng = np.random.default_rng(1)
+    channels, filters = 4, 8
+    x = rng.standard_normal((2, channels, *sizes))
+    w = rng.standard_normal((filters, channels // groups, *kernel))
+    dy = rng.standard_normal(kernels.conv(x, w, stride, dilation, pads, groups).shape)
+    out = dy.shape[2:]
+    spread = np.zeros((*dy.shape[:2], *((o - 1) * s + 1 for o, s in zip(out, stride))))
+    spread[(slice(None), slice(None), *(slice(None, None, s) for s in stride))] = dy
+    full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1) * s)
+            for n, o, k, s, d, (pb, _) in zip(sizes, out, kernel, stride, dilation, pads)]
+    rotated = np.flip(w, axis=tuple(range(2, w.ndim))).reshape(groups, filters // groups, channels // groups, *kernel)
+    rotated = rotated.swapaxes(1, 2).reshape(channels, filters // groups, *kernel)
+    expected = kernels.conv(spread, rotated, (1,) * len(sizes), dilation, full, groups)
+    np.testing.assert_allclose(kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups), expected,
+                               rtol=1e-12, atol=1e-12)

@@ -134,20 +134,22 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
                 bar.advance(bar.task_ids[0])
 
         tape = executor.Tape() if grad else None
-        start = time.perf_counter()
         try:
             with np.errstate(all="ignore"):  # NaN and Inf are counted per layer and reported as AC805
                 values = executor.forward(analysis, params, x, train=grad, keep=save_activations, tape=tape,
                                           seed=seed, on_layer=on_layer)
                 grads = loss_value = None
+                backward_seconds = 0.0
                 if grad:
                     loss_value, seeds = executor.loss(analysis, values, targets, loss_kind)
+                    start = time.perf_counter()
                     grads = executor.backward(analysis, params, tape, seeds)
+                    backward_seconds = time.perf_counter() - start
                 findings = executor.dynamic_findings(analysis, stats, grads, loss_value) if grad else []
         finally:
             if bar is not None:
                 bar.stop()
-        seconds = time.perf_counter() - start
+        seconds = sum(s.seconds for s in stats.values())  # the layers' own time, not the statistics'
         outputs = {name: values[name] for name in analysis.graph.outputs}
         heads = {name: _top_k(analysis, name, y, top_k) for name, y in outputs.items()}
         if save:
@@ -158,7 +160,8 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
             np.savez(save, **arrays)
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
                       heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
-                      dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings)
+                      dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings,
+                      backward_seconds=backward_seconds)
         plain = _plain(**report) if fmt == "table" else None
         if fmt == "json":
             click.echo(json.dumps(_json(**report), indent=2))
@@ -220,10 +223,11 @@ def _outputs_lines(heads, names, stats, **_) -> list[str]:
     return lines
 
 
-def _loss_line(loss_value, loss_kind, grads, **_) -> list[str]:
+def _loss_line(loss_value, loss_kind, grads, backward_seconds, **_) -> list[str]:
     if grads is None:
         return []
-    return [f"{loss_kind} loss {_num(loss_value)}; gradient norm at the input {_num(grads.norms['input'])}"]
+    return [f"{loss_kind} loss {_num(loss_value)}; gradient norm at the input {_num(grads.norms['input'])}; "
+            f"backward {backward_seconds:.3f} s"]
 
 
 def _findings_text(findings, color=False) -> str:
@@ -241,7 +245,7 @@ def _plain(**r) -> str:
     for row in rows:
         lines.append("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
                      .rstrip())
-    lines.append(f"total {r['seconds']:.3f} s")
+    lines.append(f"total {r['seconds']:.3f} s in the layers")
     lines += ["", *_outputs_lines(**r)]
     lines += _loss_line(**r)
     if r["grads"] is not None:
@@ -270,7 +274,7 @@ def _rich(console, **r) -> None:
         style = "red" if s.nan or s.inf else None
         table.add_row(*cells, style=style)
     console.print(table)
-    console.print(f"total {r['seconds']:.3f} s", highlight=False)
+    console.print(f"total {r['seconds']:.3f} s in the layers", highlight=False)
     console.print("\n".join(_outputs_lines(**r)), highlight=False)
     for line in _loss_line(**r):
         console.print(line, highlight=False)
@@ -283,7 +287,7 @@ def _finite(v):
 
 
 def _json(analysis, stats, grads, loss_value, loss_kind, heads, names, source, weights, dtype, mode, seconds,
-          findings) -> dict:
+          findings, backward_seconds) -> dict:
     from archcheck.render.findings import to_json
 
     layers = []
@@ -302,5 +306,6 @@ def _json(analysis, stats, grads, loss_value, loss_kind, heads, names, source, w
     }
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
+        out["backward_seconds"] = backward_seconds
         out["findings"] = to_json(findings, 1, 0)
     return out
