@@ -239,6 +239,7 @@ def reference(node, xs, p, out_shape, train=False):
 # -- the cases: (id, input shape, layers) ----------------------------------------------------
 CASES = [
     ("conv1d", [3, 11], [{"conv": {"filters": 4, "kernel": 3, "stride": 2, "padding": 1}}]),
+    ("conv1d-dilation-same", [2, 9], [{"conv": {"filters": 3, "kernel": 3, "dilation": 2, "padding": "same"}}]),
     ("conv2d", [3, 7, 8], [{"conv": {"filters": 4, "kernel": 3}}]),
     ("conv2d-groups-dilation-asymmetric", [4, 9, 8],
      [{"conv": {"filters": 6, "kernel": [3, 2], "stride": [2, 1], "dilation": [1, 2],
@@ -259,6 +260,7 @@ CASES = [
     ("locallyconnected2d", [2, 6, 5], [{"locallyconnected": {"filters": 3, "kernel": 3, "stride": [1, 2],
                                                                "padding": 1}}]),
     ("locallyconnected1d", [3, 8], [{"locallyconnected": {"filters": 2, "kernel": 2, "stride": 2, "bias": False}}]),
+    ("locallyconnected3d", [2, 3, 4, 3], [{"locallyconnected": {"filters": 2, "kernel": 2, "dilation": [1, 2, 1]}}]),
     ("maxpool2d", [2, 7, 7], [{"maxpool": {"kernel": 3, "stride": 2, "padding": 1}}]),
     ("maxpool2d-ceil", [2, 8, 8], [{"maxpool": {"kernel": 3, "stride": 2, "ceil_mode": True}}]),
     ("maxpool1d", [3, 9], ["maxpool"]),
@@ -278,6 +280,7 @@ CASES = [
     ("batchnorm2d", [3, 4, 4], ["batchnorm"]),
     ("batchnorm1d-no-affine", [3, 6], [{"batchnorm": {"affine": False}}]),
     ("batchnorm-vector", [5, 1], ["flatten", "batchnorm"]),
+    ("batchnorm3d", [2, 2, 3, 3], ["batchnorm"]),
     ("layernorm-channels", [3, 4, 4], ["layernorm"]),
     ("layernorm-all", [3, 4, 4], [{"layernorm": {"over": "all"}}]),
     ("layernorm-vector-no-affine", [6, 1], ["flatten", {"layernorm": {"affine": False}}]),
@@ -299,6 +302,7 @@ CASES = [
     ("reshape", [2, 3, 4], [{"reshape": [4, -1]}]),
     ("zeropad2d", [2, 3, 4], [{"zeropad": [[1, 2], 0]}]),
     ("zeropad1d", [2, 5], [{"zeropad": 2}]),
+    ("zeropad3d", [2, 2, 3, 2], [{"zeropad": [1, [0, 1], 2]}]),
     ("upsample2d-nearest", [2, 3, 4], [{"upsample": {"scale": [2, 3]}}]),
     ("upsample2d-linear", [2, 3, 4], [{"upsample": {"scale": [2, 3], "mode": "linear"}}]),
     ("upsample1d-linear", [2, 5], [{"upsample": {"scale": 4, "mode": "linear"}}]),
