@@ -356,3 +356,8 @@ def test_train_reports_divergence(tmp_path):
 def test_train_bad_input_is_exit_2(tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 3, 32, 32), np.float32))
     assert "holds an array of shape (2, 3, 32, 32)" in bad("train", LENET, "--data", tmp_path / "x.npy")
+
+
+def test_save_to_an_unwritable_place(tmp_path):
+    err = bad("run", LENET, "--save", tmp_path / "missing" / "out.npz")
+    assert "cannot write " in err and "= fix: choose a path in a writable directory" in err

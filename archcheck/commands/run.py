@@ -157,7 +157,11 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
             if grads is not None:
                 arrays["grad:input"] = grads.input
                 arrays.update({f"grad:{k}": v for k, v in grads.params.items()})
-            np.savez(save, **arrays)
+            try:
+                with open(save, "wb") as fh:  # exactly this path (numpy.savez would append .npz to a name)
+                    np.savez(fh, **arrays)
+            except OSError as exc:
+                fail(f"cannot write {save}: {exc.strerror or exc}", "choose a path in a writable directory")
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
                       heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
                       dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings,
