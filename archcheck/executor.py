@@ -227,9 +227,6 @@ def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.n
 
 
 # -- losses --------------------------------------------------------------------------------
-LOSSES = ("cross-entropy", "mse")
-
-
 def _softmax(z, axis=1):
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -345,11 +342,11 @@ def _finding(code: str, message: str, loc: Loc | None, layer: str | None, fix: s
 
 
 def dynamic_findings(analysis: Analysis, stats: dict[str, LayerStats], grads: Gradients | None = None,
-                     loss_value: float | None = None, thresholds: dict | None = None) -> list[Finding]:
+                     loss_value: float | None = None) -> list[Finding]:
     """Findings from one run: dead ReLUs and saturated activations (from ``stats``), vanishing or
     exploding gradients (from ``grads``: the ratio of the first to the last weighted layer's
     weight-gradient norm, as AUTOTRAINER measures it), and the first NaN/Inf anywhere."""
-    th = {**THRESHOLDS, **(thresholds or {})}
+    th = THRESHOLDS
     nodes = analysis.graph.nodes
     out: list[Finding] = []
     for name, s in stats.items():
@@ -363,8 +360,9 @@ def dynamic_findings(analysis: Analysis, stats: dict[str, LayerStats], grads: Gr
     for name, s in stats.items():
         node = nodes[name]
         if node.type in ("relu", "relu6") and s.zeros >= th["dead_share"]:
+            units = "channels" if len(s.shape) > 2 else "units"
             out.append(_finding("AC801", f"{s.zeros:.0%} of this ReLU's outputs are zero on the batch "
-                                f"({s.dead_units} of {s.units} channels are zero for every sample), so little "
+                                f"({s.dead_units} of {s.units} {units} are zero for every sample), so little "
                                 f"gradient flows back through it (threshold {th['dead_share']:.0%})", node.loc, name,
                                 "check the initialisation and the biases of the layer before it (a large negative "
                                 "shift kills ReLUs), normalise before the activation, or use leaky_relu"))
@@ -385,8 +383,6 @@ def dynamic_findings(analysis: Analysis, stats: dict[str, LayerStats], grads: Gr
                                 "extreme values"))
         else:
             out.extend(_gradient_ratio(analysis, grads, th))
-    if loss_value is not None and not math.isfinite(loss_value) and grads is None:
-        out.append(_finding("AC805", "the loss is NaN or Inf", None, None, "check the labels and the network output"))
     return out
 
 
