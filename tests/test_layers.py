@@ -137,3 +137,10 @@ def test_shape_errors_say_what_is_wrong(kind, args, ins, message):
         make(kind, **args).output_shape(ins)
     assert message in err.value.message
     assert err.value.fix
+
+
+def test_softmax_axis_must_exist():
+    with pytest.raises(ShapeError) as err:
+        make("softmax", axis=1).output_shape([(10,)])
+    assert err.value.message == "axis 1 does not exist in an input with 1 axis"
+    assert make("softmax", axis=1).output_shape([(10, 4)]) == (10, 4)

@@ -7,7 +7,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from archcheck.layers.base import Layer
+from archcheck.layers.base import Layer, ShapeError
 
 
 class Activation(Layer):
@@ -276,6 +276,13 @@ class Softmax(Activation):
     saturating: ClassVar[bool] = True
 
     axis: Annotated[int, Field(ge=0, le=3)] = 0
+
+    def output_shape(self, inputs):
+        if self.axis >= len(inputs[0]):
+            raise ShapeError(f"axis {self.axis} does not exist in an input with {len(inputs[0])} "
+                             f"ax{'is' if len(inputs[0]) == 1 else 'es'}",
+                             "use axis 0 (the channels, or the features of a vector)")
+        return inputs[0]
 
     def fn(self, x):
         import numpy as np
