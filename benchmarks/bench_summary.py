@@ -54,7 +54,7 @@ def peak_rss(cmd: list[str]) -> float | None:
 def generated_spec(n_layers: int, folder: Path) -> Path:
     """A plain chain of conv/batchnorm/relu triples with n_layers layers in all."""
     lines = ["name: generated", "input: [16, 32, 32]", "layers:"]
-    for i in range(n_layers // 3):
+    for _i in range(n_layers // 3):
         lines += ["  - conv: {filters: 16, kernel: 3, padding: 1, bias: false}", "  - batchnorm", "  - relu"]
     path = folder / f"chain_{n_layers}.yaml"
     path.write_text("\n".join(lines) + "\n")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,10 +24,10 @@ Shape = tuple[int, ...]
 MAX_DIM = 2**31 - 1
 Dim = Annotated[int, Field(ge=1, le=MAX_DIM, description=f"a whole number from 1 to {MAX_DIM:,}")]
 NonNeg = Annotated[int, Field(ge=0, le=MAX_DIM, description="a whole number >= 0")]
-PerAxis = Annotated[Union[Dim, list[Dim]],
+PerAxis = Annotated[Dim | list[Dim],
                     Field(description="a whole number >= 1, or a list with one per spatial axis")]
 Pair = Annotated[list[NonNeg], Field(min_length=2, max_length=2)]
-Padding = Annotated[Union[NonNeg, Literal["same", "valid"], list[Union[NonNeg, Pair]]],
+Padding = Annotated[NonNeg | Literal["same", "valid"] | list[NonNeg | Pair],
                     Field(description="a whole number >= 0, a list with one per spatial axis (each a number or "
                                       "[before, after]), 'same' or 'valid'")]
 

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from archcheck.layers.base import (
-    Dim, Layer, NonNeg, Padding, PerAxis, Shape, ShapeError, Step, per_axis, spatial_input, window_out, window_padding,
+    Dim,
+    Layer,
+    NonNeg,
+    Padding,
+    PerAxis,
+    Shape,
+    ShapeError,
+    Step,
+    per_axis,
+    spatial_input,
+    window_out,
+    window_padding,
 )
 
 
@@ -56,7 +67,7 @@ class Conv(_Windowed):
     type: ClassVar[str] = "conv"
     category: ClassVar[str] = "conv"
 
-    groups: Annotated[Union[Dim, Literal["depthwise"]],
+    groups: Annotated[Dim | Literal["depthwise"],
                       Field(description="a whole number >= 1 dividing both channel counts, or 'depthwise'")] = 1
 
     def n_groups(self, channels: int) -> int:
@@ -122,7 +133,7 @@ class ConvTranspose(_Windowed):
     type: ClassVar[str] = "convtranspose"
     category: ClassVar[str] = "conv"
 
-    output_padding: Annotated[Union[NonNeg, list[NonNeg]],
+    output_padding: Annotated[NonNeg | list[NonNeg],
                               Field(description="a whole number >= 0, or one per spatial axis")] = 0
     groups: Dim = 1
 

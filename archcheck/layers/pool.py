@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import ClassVar, Optional
+from typing import ClassVar
 
 from archcheck.layers.base import (
-    Layer, Padding, PerAxis, ShapeError, Step, per_axis, spatial_input, window_out, window_padding,
+    Layer,
+    Padding,
+    PerAxis,
+    ShapeError,
+    Step,
+    per_axis,
+    spatial_input,
+    window_out,
+    window_padding,
 )
 
 
@@ -19,7 +27,7 @@ class _Pool(Layer):
     shorthand: ClassVar[str] = "kernel"
 
     kernel: PerAxis = 2
-    stride: Optional[PerAxis] = None
+    stride: PerAxis | None = None
     padding: Padding = 0
     ceil_mode: bool = False
 

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Annotated, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
 from archcheck.layers.base import (
-    Dim, Layer, NonNeg, Pair, PerAxis, ShapeError, Step, fmt_shape, per_axis, spatial_input, window_padding,
+    Dim,
+    Layer,
+    NonNeg,
+    Pair,
+    PerAxis,
+    ShapeError,
+    Step,
+    fmt_shape,
+    per_axis,
+    spatial_input,
+    window_padding,
 )
 
 
@@ -44,7 +54,7 @@ class Reshape(Layer):
     category: ClassVar[str] = "reshape"
     shorthand: ClassVar[str] = "shape"
 
-    shape: Annotated[list[Union[Dim, Literal[-1]]],
+    shape: Annotated[list[Dim | Literal[-1]],
                      Field(min_length=1, max_length=4, description="a list of 1 to 4 sizes, one of which may be -1")]
 
     def output_shape(self, inputs):
@@ -83,7 +93,7 @@ class ZeroPad(Layer):
     category: ClassVar[str] = "reshape"
     shorthand: ClassVar[str] = "padding"
 
-    padding: Annotated[Union[NonNeg, list[Union[NonNeg, Pair]]],
+    padding: Annotated[NonNeg | list[NonNeg | Pair],
                        Field(description="a whole number >= 0, or one per spatial axis (each a number or "
                                          "[before, after])")] = 1
 
