@@ -39,7 +39,9 @@ API
     One forward and backward pass: ``(loss value, outputs, Gradients)``.
 
 Dynamic checks (``archcheck run --grad``): ``layer_stats`` summarises an activation and
-``dynamic_findings`` turns statistics and gradients into lint-style findings, codes AC801-AC805.
+``record`` gathers the statistics, weight-gradient norms and the loss of one pass into a ``Run``,
+which the dynamic rules (``rules/``, KIND = "dynamic", AC801-AC805) check through the lint engine
+(``archcheck.lint.check_run``).
 """
 
 from __future__ import annotations
@@ -50,8 +52,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from archcheck.errors import Loc
-from archcheck.findings import Finding
 from archcheck.layers.base import fmt_shape
 from archcheck.propagate import Analysis
 from archcheck.spec import INPUT, Node
@@ -283,23 +283,7 @@ def gradients(analysis: Analysis, params: dict, x: np.ndarray, targets: dict[str
     return value, outputs, backward(analysis, params, tape, seeds)
 
 
-# -- statistics and dynamic checks -----------------------------------------------------------
-SATURATION_MARGIN = 0.01  # within 1% of the output range from a bound counts as saturated
-
-# Thresholds as AUTOTRAINER (Zhang et al., ICSE 2021) sets them by default: beta_1, beta_2 for
-# vanishing, beta_3 for exploding gradients, gamma for dying ReLUs.
-THRESHOLDS = {"vanishing_ratio": 1e-3, "vanishing_norm": 1e-4, "exploding_ratio": 70.0, "dead_share": 0.7,
-              "saturated_share": 0.5}
-
-DYNAMIC_CHECKS = {  # code: (slug, severity, summary)
-    "AC801": ("dead-relu", "warning", "A ReLU layer outputs zero for most values of the batch."),
-    "AC802": ("saturated-activation-runtime", "warning", "A sigmoid/tanh layer sits mostly at its bounds."),
-    "AC803": ("vanishing-gradient", "warning", "The first layer's gradient is tiny next to the last layer's."),
-    "AC804": ("exploding-gradient", "warning", "The first layer's gradient is huge next to the last layer's."),
-    "AC805": ("non-finite-values", "error", "NaN or Inf in an activation, a gradient or the loss."),
-}
-
-
+# -- statistics and the run record -----------------------------------------------------------
 @dataclass
 class LayerStats:
     name: str
@@ -308,7 +292,7 @@ class LayerStats:
     mean: float
     std: float
     zeros: float  # share of values exactly zero
-    saturated: float | None  # share within SATURATION_MARGIN of a bound (bounded activations only)
+    saturated: float | None  # share within the margin of a bound (bounded activations only)
     nan: int
     inf: int
     seconds: float
@@ -316,7 +300,9 @@ class LayerStats:
     units: int = 0
 
 
-def layer_stats(node: Node, y: np.ndarray, seconds: float) -> LayerStats:
+def layer_stats(node: Node, y: np.ndarray, seconds: float, margin: float) -> LayerStats:
+    """Summarise one layer's output ``y`` (N, ...); ``margin`` is the share of a bounded
+    activation's range next to each bound that counts as saturated."""
     finite = np.isfinite(y)
     nan = inf = 0
     if not finite.all():
@@ -330,79 +316,65 @@ def layer_stats(node: Node, y: np.ndarray, seconds: float) -> LayerStats:
     saturated = None
     if bounds is not None:
         lo, hi = bounds
-        margin = SATURATION_MARGIN * (hi - lo)
-        saturated = float(((y <= lo + margin) | (y >= hi - margin)).mean())
+        width = margin * (hi - lo)
+        saturated = float(((y <= lo + width) | (y >= hi - width)).mean())
     return LayerStats(node.name, node.type, tuple(y.shape), float(y.mean()), float(y.std()), float(zero.mean()),
                       saturated, nan, inf, seconds, dead, units)
 
 
-def _finding(code: str, message: str, loc: Loc | None, layer: str | None, fix: str) -> Finding:
-    slug, severity, _ = DYNAMIC_CHECKS[code]
-    return Finding(code, slug, severity, message, loc, layer, fix)
+@dataclass(frozen=True)
+class GradientRatio:
+    """AUTOTRAINER's measure of gradient flow: the weight-gradient norm of the first weighted
+    (conv/dense) layer over that of the last."""
+
+    first: Node
+    last: Node
+    first_norm: float
+    last_norm: float
+
+    @property
+    def ratio(self) -> float:
+        if self.last_norm > 0:
+            return self.first_norm / self.last_norm
+        return math.inf if self.first_norm > 0 else 1.0
+
+    def __str__(self) -> str:
+        return (f"the weight-gradient norm of the first weighted layer '{self.first.name}' is {self.first_norm:.3g}, "
+                f"{self.ratio:.3g} times that of the last, '{self.last.name}' ({self.last_norm:.3g})")
 
 
-def dynamic_findings(analysis: Analysis, stats: dict[str, LayerStats], grads: Gradients | None = None,
-                     loss_value: float | None = None) -> list[Finding]:
-    """Findings from one run: dead ReLUs and saturated activations (from ``stats``), vanishing or
-    exploding gradients (from ``grads``: the ratio of the first to the last weighted layer's
-    weight-gradient norm, as AUTOTRAINER measures it), and the first NaN/Inf anywhere."""
-    th = THRESHOLDS
-    nodes = analysis.graph.nodes
-    out: list[Finding] = []
-    for name, s in stats.items():
-        node = nodes[name]
-        if s.nan or s.inf:
-            out.append(_finding("AC805", f"the output of this {s.type} layer holds {s.nan:,} NaN and {s.inf:,} Inf "
-                                f"values (of {math.prod(s.shape):,}); they first appear here",
-                                node.loc, name, "look for an overflow here: large weights or inputs, a too high "
-                                "learning rate, or a division by a value near zero"))
-            break
-    for name, s in stats.items():
-        node = nodes[name]
-        if node.type in ("relu", "relu6") and s.zeros >= th["dead_share"]:
-            units = "channels" if len(s.shape) > 2 else "units"
-            out.append(_finding("AC801", f"{s.zeros:.0%} of this ReLU's outputs are zero on the batch "
-                                f"({s.dead_units} of {s.units} {units} are zero for every sample), so little "
-                                f"gradient flows back through it (threshold {th['dead_share']:.0%})", node.loc, name,
-                                "check the initialisation and the biases of the layer before it (a large negative "
-                                "shift kills ReLUs), normalise before the activation, or use leaky_relu"))
-        if s.saturated is not None and s.saturated >= th["saturated_share"]:
-            out.append(_finding("AC802", f"{s.saturated:.0%} of this {s.type}'s outputs are within "
-                                f"{SATURATION_MARGIN:.0%} of its bounds, where its gradient almost vanishes "
-                                f"(threshold {th['saturated_share']:.0%})", node.loc, name,
-                                "normalise the input of the activation (batchnorm), scale the initial weights "
-                                "down, or use a ReLU-family activation in hidden layers"))
-    if grads is not None:
-        bad = [n for n, g in grads.params.items() if not np.isfinite(g).all()]
-        if bad or (loss_value is not None and not math.isfinite(loss_value)):
-            where = bad[0].rsplit(".", 1)[0] if bad else None
-            what = f"the gradient of {bad[0]}" + (f" and {len(bad) - 1} other arrays" if len(bad) > 1 else "") \
-                if bad else "the loss"
-            out.append(_finding("AC805", f"{what} holds NaN or Inf values", nodes[where].loc if where else None, where,
-                                "lower the learning rate or the initial weight scale; check the input for "
-                                "extreme values"))
-        else:
-            out.extend(_gradient_ratio(analysis, grads, th))
-    return out
+@dataclass
+class Run:
+    """One forward and backward pass as the dynamic rules (AC801-AC805) read it: plain numbers,
+    no arrays, so the rules need no NumPy. Made by ``record``."""
+
+    analysis: Analysis
+    stats: dict[str, LayerStats]  # per layer in execution order, the input first
+    loss: float
+    grad_norms: dict[str, float]  # per trainable array (``<layer>.<suffix>``): the L2 norm of dL/dw
+    grad_finite: dict[str, bool]  # per trainable array: dL/dw holds no NaN or Inf
+
+    @property
+    def finite(self) -> bool:
+        """The loss and every weight gradient are finite."""
+        return math.isfinite(self.loss) and all(self.grad_finite.values())
+
+    def gradient_ratio(self) -> GradientRatio | None:
+        """The first and last conv/dense layers' weight gradients; None with fewer than two such layers."""
+        weighted = [n for n in self.analysis.graph.order
+                    if n.layer.category in ("conv", "dense") and f"{n.name}.weight" in self.grad_norms]
+        if len(weighted) < 2:
+            return None
+        first, last = weighted[0], weighted[-1]
+        return GradientRatio(first, last, self.grad_norms[f"{first.name}.weight"],
+                             self.grad_norms[f"{last.name}.weight"])
 
 
-def _gradient_ratio(analysis: Analysis, grads: Gradients, th: dict) -> list[Finding]:
-    weighted = [n for n in analysis.graph.order if f"{n.name}.weight" in grads.params
-                and n.layer.category in ("conv", "dense")]
-    if len(weighted) < 2:
-        return []
-    first, last = weighted[0], weighted[-1]
-    g_first = float(np.linalg.norm(grads.params[f"{first.name}.weight"].ravel()))
-    g_last = float(np.linalg.norm(grads.params[f"{last.name}.weight"].ravel()))
-    ratio = g_first / g_last if g_last > 0 else math.inf if g_first > 0 else 1.0
-    figures = (f"the weight-gradient norm of the first weighted layer '{first.name}' is {g_first:.3g}, "
-               f"{ratio:.3g} times that of the last, '{last.name}' ({g_last:.3g})")
-    if ratio < th["vanishing_ratio"] and g_first < th["vanishing_norm"]:
-        return [_finding("AC803", f"{figures}: below {th['vanishing_ratio']:g} (and below {th['vanishing_norm']:g}), "
-                         "so the early layers barely learn", first.loc, first.name,
-                         "use ReLU-family activations, batchnorm, residual connections or He initialisation")]
-    if ratio > th["exploding_ratio"]:
-        return [_finding("AC804", f"{figures}: above {th['exploding_ratio']:g}, so early layers take huge steps",
-                         first.loc, first.name,
-                         "add normalisation, lower the learning rate or the initial weight scale, or clip gradients")]
-    return []
+def record(analysis: Analysis, stats: dict[str, LayerStats], grads: Gradients, loss_value: float) -> Run:
+    """The run record of one pass: ``stats`` from ``layer_stats``, ``grads`` from ``backward``."""
+    norms, finite = {}, {}
+    for name, g in grads.params.items():
+        v = g.ravel().astype(np.float64, copy=False)  # float32 squares overflow long before the values do
+        norms[name] = math.sqrt(float(np.dot(v, v)))
+        finite[name] = bool(np.isfinite(v).all())
+    return Run(analysis, stats, loss_value, norms, finite)

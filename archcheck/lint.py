@@ -2,6 +2,10 @@
 
 A rule is a module: ``CODE``, ``SLUG``, ``SEVERITY``, ``OPTIONS``, ``SUMMARY``, a
 docstring in fixed sections and ``check(analysis, options)`` yielding ``Report`` s.
+A rule of ``KIND = "dynamic"`` checks one forward and backward pass instead:
+``check(run, options)`` on the executor's run record (``archcheck.executor.Run``); ``lint``
+runs the static rules, ``run --grad`` the dynamic ones (``check_run``), each through a
+``Plan`` made for its kind.
 Rules come from three places and load alike into one ``{code: Rule}`` registry (the
 yamllint way): the built-in ``archcheck.rules`` package (the top-level ``rules/``
 directory), a configured directory of custom rule modules, and the ``archcheck.rules``
@@ -42,6 +46,7 @@ class Rule:
     options: dict = field(default_factory=dict)  # defaults
     check: Callable | None = None  # None for the engine's own codes
     origin: str = "built-in"
+    kind: str = "static"  # or "dynamic": checks a run record, not an Analysis
 
 
 SPEC_REFERENCE = "The spec language in the README; `archcheck summary` reports the same problems."
@@ -92,8 +97,10 @@ PROBLEM_CODES = {"invalid-yaml": "AC001", "invalid-spec": "AC002", "shape-error"
 UNUSED = "AC004"
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 REQUIRED = ("CODE", "SLUG", "SEVERITY", "OPTIONS", "SUMMARY", "check")
+KINDS = ("static", "dynamic")
 CONTRACT = ("a rule module defines CODE, SLUG, SEVERITY, OPTIONS, SUMMARY, a docstring and "
-            "check(analysis, options) yielding archcheck.findings.Report; see docs/lint.md")
+            "check(analysis, options) yielding archcheck.findings.Report (with KIND = \"dynamic\", "
+            "check(run, options)); see docs/lint.md")
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -119,10 +126,13 @@ def rule_from_module(module, origin: str) -> Rule:
         wrong.append("SUMMARY must be a one-line description")
     if not callable(module.check):
         wrong.append("check must be a function check(analysis, options)")
+    kind = getattr(module, "KIND", "static")
+    if kind not in KINDS:
+        wrong.append(f"KIND must be one of {', '.join(KINDS)}, received {kind!r}")
     if wrong:
         raise ConfigError(f"{origin}: the rule module '{name}': " + "; ".join(wrong), CONTRACT)
     return Rule(code, slug, severity, summary.strip(), inspect.cleandoc(module.__doc__ or ""), dict(options),
-                module.check, origin)
+                module.check, origin, kind)
 
 
 def _import(name: str, origin: str):
@@ -255,7 +265,7 @@ TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", s
 
 @dataclass
 class Plan:
-    """What a run does: the rules on, their severities and options, and which files they skip."""
+    """What a run does: the rules on (of one kind), their severities and options, and which files they skip."""
 
     rules: dict[str, Rule]  # every known rule
     enabled: set[str]
@@ -278,15 +288,18 @@ class Plan:
 
 
 def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = None,
-              ignore: list[str] | None = None) -> Plan:
-    """Resolve the configuration (and the command line's --select/--ignore, which replace it) against the rules."""
+              ignore: list[str] | None = None, kind: str = "static") -> Plan:
+    """Resolve the configuration (and the command line's --select/--ignore, which replace it) against the rules.
+
+    Only rules of ``kind`` are enabled (with the engine's fixed codes); selectors may still name the
+    others, so one configuration serves ``lint`` and ``run --grad``."""
     chosen = set(rules)
     if select is not None or cfg.select is not None:
         where = "--select" if select is not None else cfg.where("select")
         chosen = set().union(*(match(s, rules, where) for s in (select if select is not None else cfg.select)))
     where = "--ignore" if ignore is not None else cfg.where("ignore")
     ignored = set().union(*(_ignorable(s, rules, where) for s in (ignore if ignore is not None else cfg.ignore)))
-    enabled = (chosen - ignored) | FIXED
+    enabled = {c for c in chosen - ignored if rules[c].kind == kind} | FIXED
 
     severity: dict[str, str] = {}
     # broader selectors first, so `AC1 = "info"` with `pool-too-early = "error"` gives the latter its own
@@ -407,11 +420,22 @@ def lint_file(path: str, plan: Plan) -> Result:
             findings.append(Finding(code, ENGINE[code].slug, "error", p.message, p.loc or Loc(path, 1, 1), p.layer,
                                     p.fix))
         return Result(sorted(findings, key=_order))
+    return _check(analysis, path, plan)
+
+
+def check_run(run, plan: Plan) -> Result:
+    """The dynamic rules' findings on a run record (``archcheck.executor.Run``) of the spec
+    ``run.analysis.spec.file``, less the suppressed ones; ``plan`` made with ``kind="dynamic"``."""
+    return _check(run, run.analysis.spec.file, plan)
+
+
+def _check(subject, path: str, plan: Plan) -> Result:
+    """Every active rule's findings on ``subject`` (an Analysis or a run record), less the suppressed ones."""
     active = plan.active(path)
     findings = []
     for rule in active:
         if rule.check is not None:
-            findings += _run(rule, analysis, plan, path)
+            findings += _run(rule, subject, plan, path)
     return _suppress(findings, path, plan, {r.code for r in active})
 
 
@@ -424,12 +448,12 @@ def lint_paths(files: list[str], plan: Plan) -> Result:
     return total
 
 
-def _run(rule: Rule, analysis, plan: Plan, path: str) -> list[Finding]:
+def _run(rule: Rule, subject, plan: Plan, path: str) -> list[Finding]:
     import traceback
 
     severity = plan.severity.get(rule.code, rule.severity)
     try:
-        reports = list(rule.check(analysis, dict(plan.options[rule.code])))
+        reports = list(rule.check(subject, dict(plan.options[rule.code])))
         crash = None
     except Exception as exc:  # isolate the rule: report it, keep checking with the others
         # the innermost frame in the rule's own directory (its module or helpers), not in a library

@@ -477,3 +477,38 @@ def test_samples_run_and_every_shape_agrees(name):
     for key, y in out.items():
         assert y.shape == (1, *analysis.layers[key].shape)
         assert np.isfinite(y).all()
+
+
+def test_layer_stats_count_zeros_dead_channels_saturation_and_non_finite_values(tmp_path):
+    analysis = build(tmp_path, [2, 3], [{"conv": {"filters": 2, "kernel": 1}}, "sigmoid"])
+    node = analysis.graph.nodes["sigmoid_1"]
+    y = np.array([[[0.0, 0.005, 0.5], [0.0, 0.0, 0.995]], [[0.98, 0.5, 0.5], [0.0, np.nan, np.inf]]])
+    s = executor.layer_stats(node, y, 0.1, margin=0.01)
+    assert (s.shape, s.nan, s.inf, s.units) == ((2, 2, 3), 1, 1, 2)
+    assert s.zeros == pytest.approx(6 / 12)  # NaN and Inf counted as zero once set aside
+    assert s.dead_units == 0
+    assert s.saturated == pytest.approx(8 / 12)  # 0, 0.005, 0.995 and the zeroed NaN/Inf; not 0.98
+    assert executor.layer_stats(node, y, 0.1, margin=0.05).saturated == pytest.approx(9 / 12)
+    y[:, 0] = 0
+    assert executor.layer_stats(node, y, 0.1, margin=0.01).dead_units == 1
+    relu = executor.layer_stats(analysis.graph.nodes["conv_1"], y, 0.1, margin=0.01)
+    assert relu.saturated is None  # unbounded
+
+
+def test_run_record_holds_plain_numbers(tmp_path):
+    analysis = build(tmp_path, [2, 4], [{"conv": {"filters": 3, "kernel": 3}}, "relu", "flatten", {"dense": 2}])
+    grads = executor.Gradients(np.zeros((1, 2, 4)), {
+        "conv_1.weight": np.full((3, 2, 3), 1e30, np.float32),  # its squares overflow float32
+        "conv_1.bias": np.array([0, np.nan, 0], np.float32),
+        "dense_1.weight": np.full((2, 6), 0.5, np.float32),
+        "dense_1.bias": np.zeros(2, np.float32)}, {})
+    run = executor.record(analysis, {}, grads, 0.7)
+    assert run.grad_norms["conv_1.weight"] == pytest.approx(1e30 * math.sqrt(18), rel=1e-6)
+    assert run.grad_norms["dense_1.weight"] == pytest.approx(0.5 * math.sqrt(12))
+    assert run.grad_finite == {"conv_1.weight": True, "conv_1.bias": False, "dense_1.weight": True,
+                               "dense_1.bias": True}
+    assert all(type(v) is float for v in run.grad_norms.values()) and not run.finite
+    flow = run.gradient_ratio()
+    assert (flow.first.name, flow.last.name) == ("conv_1", "dense_1")
+    assert flow.ratio == pytest.approx(1e30 * math.sqrt(18) / (0.5 * math.sqrt(12)), rel=1e-6)
+    assert str(flow).startswith("the weight-gradient norm of the first weighted layer 'conv_1' is 4.24e+30, ")

@@ -164,6 +164,44 @@ def test_crashing_rule_is_an_internal_error_for_that_rule_and_file(project):
     assert result.exit_code == 1
 
 
+# -- dynamic rules ------------------------------------------------------------------------------------
+def test_lint_runs_static_rules_only(project):
+    """A dynamic rule (KIND = "dynamic") checks run records: lint neither runs it nor lists it in SARIF,
+    and a suppression naming it is not reported as unused."""
+    write_rule(project / "rules", "every_run", "XT850", "every-run", "yield Report(None, 'a run')")
+    path = project / "rules" / "every_run.py"
+    path.write_text(path.read_text().replace("SUMMARY =", "KIND = 'dynamic'\nSUMMARY ="))
+    (project / "m.yaml").write_text(SPEC.replace("  - relu\n", "  - relu   # archcheck: ignore[every-run]\n", 1))
+    result = lint("m.yaml")  # the test project selects XT and AC004
+    assert "XT850" not in result.stdout and "XT101 wide-conv" in result.stdout and "AC004" not in result.stdout
+    sarif = json.loads(lint("m.yaml", "--format", "sarif").stdout)
+    assert "XT850" not in {r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]}
+    listed = json.loads(CliRunner().invoke(main, ["rules", "--format", "json"]).stdout)
+    assert {(r["code"], r["kind"]) for r in listed} >= {("XT850", "dynamic"), ("XT101", "static"),
+                                                         ("AC801", "dynamic")}
+
+
+def test_rule_kind_must_be_known(project):
+    write_rule(project / "rules", "odd", "XT950", "odd", "yield from ()")
+    path = project / "rules" / "odd.py"
+    path.write_text(path.read_text() + "KIND = 'runtime'\n")
+    result = lint("specs/good.yaml")
+    assert result.exit_code == 2
+    assert "KIND must be one of static, dynamic, received 'runtime'" in result.stderr
+
+
+def test_rules_and_explain_show_the_dynamic_rules(project):
+    plain = CliRunner().invoke(main, ["rules", "--format", "plain"]).stdout
+    assert re.search(r"AC801  dead-relu +dynamic  warning  A ReLU layer outputs zero for most values of the batch\.  "
+                     r"\[dead_share=0\.7\]", plain)
+    assert re.search(r"XT101  wide-conv +static   warning", plain)
+    result = CliRunner().invoke(main, ["explain", "dead-relu"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("AC801 dead-relu (default severity: warning; options: dead_share = 0.7; dynamic: "
+                                    "checked by `archcheck run --grad`)\nA ReLU layer outputs zero for most values")
+    assert "## Options\n- `dead_share` (default 0.7)" in result.stdout
+
+
 # -- suppression comments ------------------------------------------------------------------------
 SUPPRESSED = """\
 input: [3, 32, 32]
@@ -257,8 +295,9 @@ def test_plugin_rules_load_like_built_ins(project, monkeypatch):
     got = sorted((f["code"], f["line"]) for f in findings("m.yaml", "--select", "XP"))
     assert got == [("XP101", 8), ("XP201", 4), ("XP201", 6)]
     listed = json.loads(CliRunner().invoke(main, ["rules", "--format", "json"]).stdout)
-    assert {"code": "XP101", "slug": "plugin-dense", "severity": "info", "summary": "Test rule plugin-dense.",
-            "options": {}, "origin": "plugin 'single = xtplug_one' (from an unknown package)"} in listed
+    assert {"code": "XP101", "slug": "plugin-dense", "kind": "static", "severity": "info",
+            "summary": "Test rule plugin-dense.", "options": {},
+            "origin": "plugin 'single = xtplug_one' (from an unknown package)"} in listed
 
 
 def test_broken_plugin_is_a_clear_usage_error(project, monkeypatch):

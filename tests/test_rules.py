@@ -1,12 +1,15 @@
 """The rule catalogue: the module contract, and for every rule a spec that triggers it and one that does not.
 
 Rules are called directly (``check(analysis, {**OPTIONS})``), without the lint engine. Each failing
-case names the layers flagged with their spec line and the numbers the message must state.
+case names the layers flagged with their spec line and the numbers the message must state. The
+dynamic rules (KIND = "dynamic", AC8xx) are called on crafted run records, and their documented
+examples are run through the executor.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 import re
 import textwrap
@@ -19,8 +22,10 @@ from archcheck.findings import SEVERITIES, Report
 from archcheck.pipeline import analyze
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-MODULES = {info.name: importlib.import_module(f"archcheck.rules.{info.name}")
-           for info in pkgutil.iter_modules(archcheck.rules.__path__) if not info.name.startswith("_")}
+ALL = {info.name: importlib.import_module(f"archcheck.rules.{info.name}")
+       for info in pkgutil.iter_modules(archcheck.rules.__path__) if not info.name.startswith("_")}
+MODULES = {name: m for name, m in ALL.items() if getattr(m, "KIND", "static") == "static"}
+DYNAMIC = {name: m for name, m in ALL.items() if getattr(m, "KIND", "static") == "dynamic"}
 SECTIONS = ("## What it does", "## Why is this bad?", "## Example", "## Use instead", "## Options", "## References")
 
 
@@ -719,11 +724,12 @@ def test_layers_in_blocks_report_the_block_line(tmp_path):
 
 # -- the module contract ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("name", sorted(ALL))
 def test_contract(name):
-    module = MODULES[name]
+    module = ALL[name]
     assert module.SLUG == name.replace("_", "-")
-    assert re.fullmatch(r"AC[1-7]\d\d", module.CODE)
+    assert re.fullmatch(r"AC8\d\d" if name in DYNAMIC else r"AC[1-7]\d\d", module.CODE)
+    assert getattr(module, "KIND", "static") in ("static", "dynamic")
     assert module.SEVERITY in SEVERITIES
     assert isinstance(module.OPTIONS, dict)
     assert module.SUMMARY.strip() and "\n" not in module.SUMMARY
@@ -755,8 +761,10 @@ def test_documented_examples(name, tmp_path):
 
 
 def test_codes_and_slugs_are_unique():
-    codes = [m.CODE for m in MODULES.values()]
-    slugs = [m.SLUG for m in MODULES.values()]
+    assert set(DYNAMIC) == {"dead_relu", "saturated_activation_runtime", "vanishing_gradient", "exploding_gradient",
+                            "non_finite_values"}
+    codes = [m.CODE for m in ALL.values()]
+    slugs = [m.SLUG for m in ALL.values()]
     assert len(set(codes)) == len(codes) and len(set(slugs)) == len(slugs)
 
 
@@ -804,3 +812,194 @@ def test_classic_samples(sample):
 ])
 def test_bad_samples_trigger_their_rule(sample, slug):
     assert any(key.endswith(f" {slug}") for key in _sample_findings(sample))
+
+
+# -- the dynamic rules on crafted run records -------------------------------------------------------
+
+NET = """
+    input: [2, 8, 8]
+    layers:
+      - conv: {filters: 4, kernel: 3}
+      - relu
+      - conv: {filters: 4, kernel: 3}
+      - sigmoid
+      - flatten
+      - dense: 3
+    """
+
+
+@pytest.fixture
+def record(tmp_path):
+    """``record(stats={layer: {field: value}}, norms={array: norm}, bad=[array], loss=1.0)``: a run
+    record of NET (batch 2) that is healthy except where told."""
+    from archcheck.executor import LayerStats, Run
+
+    path = tmp_path / "net.yaml"
+    path.write_text(textwrap.dedent(NET).lstrip("\n"))
+    analysis = analyze(path)
+
+    def make(stats=None, norms=None, bad=(), loss=1.0):
+        healthy = {"relu": {"zeros": 0.5}, "sigmoid": {"saturated": 0.1}}
+        out = {}
+        for node in analysis.graph.order:
+            shape = (2, *analysis.layers[node.name].shape)
+            fields = {"zeros": 0.0, "saturated": None, "nan": 0, "inf": 0, **healthy.get(node.type, {}),
+                      **(stats or {}).get(node.name, {})}
+            out[node.name] = LayerStats(node.name, node.type, shape, 0.1, 1.0, fields.pop("zeros"),
+                                        fields.pop("saturated"), fields.pop("nan"), fields.pop("inf"), 0.001,
+                                        units=shape[1], **fields)
+        grads = {"conv_1.weight": 1.0, "conv_1.bias": 0.5, "conv_2.weight": 1.0, "conv_2.bias": 0.5,
+                 "dense_1.weight": 2.0, "dense_1.bias": 0.5, **(norms or {})}
+        return Run(analysis, out, loss, grads, {name: name not in bad for name in grads})
+    return make
+
+
+def check(name, run, **options) -> list[Report]:
+    module = DYNAMIC[name]
+    return list(module.check(run, {**module.OPTIONS, **options}))
+
+
+def test_healthy_run_has_no_dynamic_findings(record):
+    for name in DYNAMIC:
+        assert check(name, record()) == [], name
+
+
+def test_dead_relu(record):
+    run = record(stats={"relu_1": {"zeros": 0.8, "dead_units": 3}})
+    reports = check("dead_relu", run)
+    assert found(reports) == [("relu_1", 4)]
+    assert reports[0].message == ("80% of this ReLU's outputs are zero on the batch (3 of 4 channels are zero for "
+                                  "every sample), so little gradient flows back through it (threshold 70%)")
+    assert "leaky_relu" in reports[0].fix
+    assert found(check("dead_relu", record(stats={"relu_1": {"zeros": 0.7}}))) == [("relu_1", 4)]  # at the threshold
+    assert check("dead_relu", record(stats={"relu_1": {"zeros": 0.69}})) == []
+    assert check("dead_relu", run, dead_share=0.9) == []
+    assert check("dead_relu", record(stats={"flatten_1": {"zeros": 0.9}})) == []  # not a ReLU
+
+
+def test_saturated_activation_runtime(record):
+    run = record(stats={"sigmoid_1": {"saturated": 0.75}})
+    reports = check("saturated_activation_runtime", run)
+    assert found(reports) == [("sigmoid_1", 6)]
+    assert reports[0].message == ("75% of this sigmoid's outputs are within 1% of its bounds, where its gradient "
+                                  "almost vanishes (threshold 50%)")
+    assert "within 5% of its bounds" in check("saturated_activation_runtime", run, margin=0.05)[0].message
+    assert check("saturated_activation_runtime", run, saturated_share=0.8) == []
+    assert check("saturated_activation_runtime", record(stats={"sigmoid_1": {"saturated": 0.49}})) == []
+
+
+def test_vanishing_gradient(record):
+    run = record(norms={"conv_1.weight": 5e-5})
+    reports = check("vanishing_gradient", run)
+    assert found(reports) == [("conv_1", 3)]
+    assert reports[0].message == ("the weight-gradient norm of the first weighted layer 'conv_1' is 5e-05, 2.5e-05 "
+                                  "times that of the last, 'dense_1' (2): below 0.001 (and below 0.0001), so the "
+                                  "early layers barely learn")
+    assert check("vanishing_gradient", run, min_norm=1e-5) == []
+    assert check("vanishing_gradient", run, min_ratio=1e-5) == []
+    # a tiny ratio with a first-layer gradient that is not tiny in absolute terms: AUTOTRAINER's beta 2
+    assert check("vanishing_gradient", record(norms={"conv_1.weight": 2e-4, "dense_1.weight": 100.0})) == []
+    assert check("vanishing_gradient", record(norms={"conv_1.weight": 5e-5}, bad=["conv_2.bias"])) == []
+    assert check("vanishing_gradient", record(norms={"conv_1.weight": 5e-5}, loss=math.nan)) == []
+
+
+def test_exploding_gradient(record):
+    run = record(norms={"conv_1.weight": 300.0})
+    reports = check("exploding_gradient", run)
+    assert found(reports) == [("conv_1", 3)]
+    assert reports[0].message == ("the weight-gradient norm of the first weighted layer 'conv_1' is 300, 150 times "
+                                  "that of the last, 'dense_1' (2): above 70, so early layers take huge steps")
+    assert check("exploding_gradient", run, max_ratio=200) == []
+    assert check("exploding_gradient", record(norms={"conv_1.weight": 140.0})) == []  # exactly 70
+    assert found(check("exploding_gradient", record(norms={"dense_1.weight": 0.0}))) == [("conv_1", 3)]  # inf
+    assert check("exploding_gradient", record(norms={"conv_1.weight": 0.0, "dense_1.weight": 0.0})) == []
+    assert check("exploding_gradient", record(norms={"conv_1.weight": math.inf}, bad=["conv_1.weight"])) == []
+
+
+def test_non_finite_values(record):
+    run = record(stats={"conv_2": {"inf": 8}, "sigmoid_1": {"nan": 8}}, bad=["dense_1.weight", "conv_1.bias"],
+                 loss=math.nan)
+    reports = check("non_finite_values", run)
+    assert found(reports) == [("conv_2", 5), ("dense_1", 8)]  # the first layer only; the gradients once
+    assert reports[0].message == ("the output of this conv layer holds 0 NaN and 8 Inf values (of 128); they first "
+                                  "appear here")
+    assert reports[1].message == "the gradient of dense_1.weight and 1 other arrays holds NaN or Inf values"
+    loss_only = check("non_finite_values", record(loss=math.inf))
+    assert [(r.layer, r.message) for r in loss_only] == [(None, "the loss holds NaN or Inf values")]
+
+
+def test_dynamic_rules_import_no_numpy():
+    """Lint loads every rule module and must not import NumPy; the run record is plain Python."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n" + "".join(f"import archcheck.rules.{name}\n" for name in DYNAMIC) +
+            "print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- the dynamic rules' documented examples, through the executor ----------------------------------
+
+def _scale(**factors):
+    def edit(params):
+        for name, factor in factors.items():
+            params[name] *= factor
+    return edit
+
+
+def _bias(params):
+    params["conv_1.bias"][:3] = -50.0
+
+
+# rule: (batch, data transform, weight edit for the Example, weight edit for Use instead), as the docs state them
+DYNAMIC_EXAMPLES = {
+    "dead_relu": (2, None, _bias, _bias),
+    "saturated_activation_runtime": (2, lambda x: (x * 64 + 128).clip(0, 255), None, None),
+    "vanishing_gradient": (2, None, None, None),
+    "exploding_gradient": (2, None, _scale(**{"conv_1.weight": 1e-3, "conv_2.weight": 10, "conv_3.weight": 10,
+                                              "conv_4.weight": 10}), None),
+    "non_finite_values": (1, None, _scale(**{"conv_1.weight": 1e20, "conv_2.weight": 1e20}), None),
+}
+
+
+def _execute(tmp_path, text, batch, data, edit):
+    """One ``run --grad`` pass (random data, seed 0) as a run record."""
+    import numpy as np
+
+    from archcheck import executor
+    from archcheck.spec import INPUT
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    analysis = analyze(path)
+    params = executor.init_params(analysis, seed=0)
+    if edit:
+        edit(params)
+    x = np.random.default_rng(0).standard_normal((batch, *analysis.spec.input)).astype(np.float32)
+    x = data(x) if data else x
+    margin = DYNAMIC["saturated_activation_runtime"].OPTIONS["margin"]
+    stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0, margin)}
+    tape = executor.Tape()
+    with np.errstate(all="ignore"):
+        outputs = executor.forward(analysis, params, x, train=True, tape=tape, on_layer=lambda node, y, seconds:
+                                   stats.__setitem__(node.name, executor.layer_stats(node, y, seconds, margin)))
+        targets = executor.random_targets(analysis, batch, "cross-entropy", np.random.default_rng(1))
+        value, seeds = executor.loss(analysis, outputs, targets)
+        return executor.record(analysis, stats, executor.backward(analysis, params, tape, seeds), value)
+
+
+@pytest.mark.parametrize("name", sorted(DYNAMIC))
+def test_documented_dynamic_examples(name, tmp_path):
+    """The Example, run as its text says, triggers the rule (with the finding its console block shows);
+    the Use instead does not. Both are complete specs."""
+    module = DYNAMIC[name]
+    batch, data, example_edit, instead_edit = DYNAMIC_EXAMPLES[name]
+    reports = check(name, _execute(tmp_path, _yaml(module.__doc__, "## Example"), batch, data, example_edit))
+    assert reports
+    shown = re.search(r"```console\n\$ [^\n]*\n(.*?)\n```", module.__doc__, re.S).group(1)
+    assert shown.count(f": {module.CODE} ") == len(reports)
+    for r in reports:
+        assert (f".yaml:{r.layer.loc.line}:{r.layer.loc.col}: {module.CODE} {module.SLUG} [{module.SEVERITY}] layer "
+                f"'{r.layer.name}': {r.message}\n  = fix: {r.fix}") in shown
+    assert check(name, _execute(tmp_path, _yaml(module.__doc__, "## Use instead"), batch, data, instead_edit)) == []

@@ -190,6 +190,76 @@ def test_non_finite_values_are_an_error_at_the_first_layer(tmp_path):
     assert any(line.startswith("conv_2") and "/" in line.split()[-2] for line in table.stdout.splitlines())
 
 
+def _broken_relu_and_sigmoid(tmp_path):
+    """The spec and weights of test_dead_relu_and_saturated_sigmoid."""
+    layers = [{"conv": {"filters": 4, "kernel": 3}}, "relu", {"conv": {"filters": 4, "kernel": 3}}, "sigmoid",
+              "flatten", {"dense": 3}]
+    path = spec(tmp_path, [2, 8, 8], layers)
+
+    def break_it(p):
+        p["conv_1.bias"][:3] = -50.0
+        p["conv_2.weight"] *= 100
+    return path, weights_file(tmp_path, path, break_it)
+
+
+def test_grad_findings_follow_the_configuration(tmp_path):
+    path, w = _broken_relu_and_sigmoid(tmp_path)
+    (tmp_path / "archcheck.toml").write_text('[rules.dead-relu]\ndead_share = 0.95\n\n'
+                                             '[severity]\nsaturated-activation-runtime = "error"\n')
+    result = cli("run", path, "--grad", "-b", "2", "--weights", w)
+    assert result.exit_code == 1
+    assert "AC801" not in result.stdout
+    assert "AC802 saturated-activation-runtime [error] layer 'sigmoid_1': " in result.stdout
+    assert "1 finding (1 error, 0 warnings, 0 info) in 1 file; 0 suppressed" in result.stdout
+    (tmp_path / "archcheck.toml").write_text('ignore = ["AC8"]\n')
+    result = cli("run", path, "--grad", "-b", "2", "--weights", w)
+    assert result.exit_code == 0 and "0 findings (0 errors, 0 warnings, 0 info)" in result.stdout
+
+
+def test_saturation_margin_sets_the_table_and_the_finding(tmp_path):
+    path, w = _broken_relu_and_sigmoid(tmp_path)
+    column = {}
+    for margin in (0.01, 0.4):
+        (tmp_path / "archcheck.toml").write_text(f"[rules.saturated-activation-runtime]\nmargin = {margin}\n")
+        result = cli("run", path, "--grad", "-b", "2", "--weights", w, "-f", "json")
+        doc = json.loads(result.stdout)
+        column[margin] = next(layer["saturated"] for layer in doc["layers"] if layer["name"] == "sigmoid_1")
+        message = next(f["message"] for f in doc["findings"]["findings"] if f["code"] == "AC802")
+        assert f"within {margin * 100:g}% of its bounds" in message
+    assert 0.5 <= column[0.01] < column[0.4] <= 1
+
+
+def test_grad_findings_can_be_suppressed_in_the_spec(tmp_path):
+    path, w = _broken_relu_and_sigmoid(tmp_path)
+    text = path.read_text()
+    path.write_text(text.replace("- relu\n", "- relu   # archcheck: ignore[dead-relu]\n"))
+    result = cli("run", path, "--grad", "-b", "2", "--weights", w)
+    assert "AC801" not in result.stdout and "AC802" in result.stdout
+    assert "1 finding (0 errors, 1 warning, 0 info) in 1 file; 1 suppressed" in result.stdout
+
+
+def test_a_crashing_dynamic_rule_is_an_internal_error_finding(tmp_path):
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "boom.py").write_text(
+        '"""A dynamic test rule."""\nCODE = "XT880"\nSLUG = "boom"\nSEVERITY = "warning"\nKIND = "dynamic"\n'
+        'OPTIONS = {}\nSUMMARY = "Crashes."\n\n\ndef check(run, options):\n    yield run.loss / 0\n')
+    (tmp_path / "archcheck.toml").write_text('custom-rules = "rules"\n')
+    path, w = _broken_relu_and_sigmoid(tmp_path)
+    result = cli("run", path, "--grad", "-b", "2", "--weights", w)
+    assert result.exit_code == 1
+    assert f"{path}:1:1: AC000 internal-error [error] rule XT880 boom crashed at boom.py:11: ZeroDivisionError: " \
+        in result.stdout
+    assert "AC801 dead-relu" in result.stdout and "AC802 saturated-activation-runtime" in result.stdout
+
+
+def test_a_broken_configuration_is_a_usage_error(tmp_path):
+    path = spec(tmp_path, [2, 6, 6], [{"conv": 3}, "relu", "flatten", {"dense": 2}])
+    (tmp_path / "archcheck.toml").write_text("[rules.dead-relu]\ndead_shar = 0.9\n")
+    err = bad("run", path, "--grad")
+    assert f"archcheck: error: {tmp_path / 'archcheck.toml'}: key 'rules.dead-relu.dead_shar': rule AC801 dead-relu " \
+           "has no option 'dead_shar' (did you mean 'dead_share'?)\n  = fix: its options are: dead_share" in err
+
+
 # -- bad input ------------------------------------------------------------------------------------
 def bad(*args):
     result = cli(*args)

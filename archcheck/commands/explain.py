@@ -10,10 +10,12 @@ from archcheck.commands import reported_errors
 
 
 def explanation(rule) -> str:
-    """A header (code, slug, default severity, options), the summary and the documentation (Markdown)."""
+    """A header (code, slug, default severity, options, kind), the summary and the documentation (Markdown)."""
     facts = [f"default severity: {rule.severity}"]
     if rule.options:
         facts.append("options: " + ", ".join(f"{k} = {v!r}" for k, v in rule.options.items()))
+    if rule.kind == "dynamic":
+        facts.append("dynamic: checked by `archcheck run --grad`")
     if rule.origin != "built-in":
         facts.append(f"from {rule.origin}")
     doc = rule.doc or "(This rule has no documentation.)"

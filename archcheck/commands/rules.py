@@ -11,8 +11,8 @@ from archcheck.commands import reported_errors
 
 
 def catalogue(rules) -> list[dict]:
-    return [{"code": r.code, "slug": r.slug, "severity": r.severity, "summary": r.summary, "options": r.options,
-             "origin": r.origin} for r in rules.values()]
+    return [{"code": r.code, "slug": r.slug, "kind": r.kind, "severity": r.severity, "summary": r.summary,
+             "options": r.options, "origin": r.origin} for r in rules.values()]
 
 
 def _options(options: dict) -> str:
@@ -23,9 +23,10 @@ def _options(options: dict) -> str:
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "plain", "json"]), default="table",
               show_default=True, help="Output format; `table` is plain text when not on a terminal.")
 def rules(fmt):
-    """List every lint rule: code, slug, default severity, summary and options.
+    """List every rule: code, slug, kind, default severity, summary and options.
 
-    Custom rules (the configuration's `custom-rules`, found from the current directory)
+    Static rules check a spec (`archcheck lint`); dynamic ones check a forward and backward
+    pass (`archcheck run --grad`). Custom rules (the configuration's `custom-rules`, found from the current directory)
     and installed plugins are listed with the built-in ones. `archcheck explain CODE`
     prints a rule's documentation.
     """
@@ -44,12 +45,13 @@ def rules(fmt):
             from rich.console import Console
             from rich.table import Table
 
-            table = Table("code", "slug", "severity", "summary", "options", box=None, header_style="bold")
+            table = Table("code", "slug", "kind", "severity", "summary", "options", box=None, header_style="bold")
             for r in rows:
-                table.add_row(r["code"], r["slug"], r["severity"], r["summary"], _options(r["options"]))
+                table.add_row(r["code"], r["slug"], r["kind"], r["severity"], r["summary"], _options(r["options"]))
             Console().print(table)
         else:
             width = max(len(r["slug"]) for r in rows)
             for r in rows:
                 options = f"  [{_options(r['options'])}]" if r["options"] else ""
-                click.echo(f"{r['code']:<6} {r['slug']:<{width}}  {r['severity']:<7}  {r['summary']}{options}")
+                click.echo(f"{r['code']:<6} {r['slug']:<{width}}  {r['kind']:<7}  {r['severity']:<7}  {r['summary']}"
+                           f"{options}")

@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -49,6 +50,27 @@ def prepare(spec, data, batch, weights, seed, dtype):
         click.echo("archcheck: " + exc.render(), err=True)
         sys.exit(EXIT_USAGE)
     return analysis, x, names, params, source
+
+
+def dynamic_plan(spec):
+    """The dynamic rules (AC801-AC805 and any custom ones) as the project configuration, found from
+    the spec's directory as `lint` finds it, selects and sets them; a broken one is exit 2."""
+    from archcheck.commands.lint import fail_usage, setup
+    from archcheck.config import ConfigError
+    from archcheck.lint import make_plan
+
+    try:
+        cfg, rules = setup(None, False, Path(spec).parent)
+        return make_plan(cfg, rules, kind="dynamic")
+    except ConfigError as exc:
+        fail_usage(exc)
+
+
+def saturation_margin(plan) -> float:
+    """What counts as saturated, in the table as in the findings: saturated-activation-runtime's margin."""
+    from archcheck.lint import find_rule
+
+    return plan.options[find_rule("saturated-activation-runtime", plan.rules).code]["margin"]
 
 
 def targets_for(analysis, labels, batch, kind, seed):
@@ -108,10 +130,11 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
     counts and time; then the outputs (top-k classes for a softmax head).
 
     With --grad the batch runs in training mode (batch statistics, dropout) and a loss is
-    back-propagated: per-layer gradient norms and dynamic findings (AC801-AC805) in lint's format.
+    back-propagated: per-layer gradient norms and dynamic findings (AC801-AC805) in lint's format,
+    selected, configured and suppressed as lint does (the configuration is found from SPEC).
 
-    Exit 0 on success; 1 when --grad reports findings; 2 for an invalid spec, data, weights or
-    labels; 3 for an internal error.
+    Exit 0 on success; 1 when --grad reports findings; 2 for an invalid spec, data, weights,
+    labels or configuration; 3 for an internal error.
     """
     if save_activations and not save:
         raise click.UsageError("--save-activations needs --save OUT.npz")
@@ -121,15 +144,18 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         import numpy as np
 
         from archcheck import executor
+        from archcheck.lint import Result, check_run
         from archcheck.spec import INPUT
 
+        plan = dynamic_plan(spec)
+        margin = saturation_margin(plan)
         analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
-        stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0)}
+        stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0, margin)}
         bar = progress_bar(len(analysis.graph.order) - 1, analysis.totals.macs * len(x))
 
         def on_layer(node, y, seconds):
-            stats[node.name] = executor.layer_stats(node, y, seconds)
+            stats[node.name] = executor.layer_stats(node, y, seconds, margin)
             if bar is not None:
                 bar.advance(bar.task_ids[0])
 
@@ -140,15 +166,17 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
                                           seed=seed, on_layer=on_layer)
                 grads = loss_value = None
                 backward_seconds = 0.0
+                checked = Result([])
                 if grad:
                     loss_value, seeds = executor.loss(analysis, values, targets, loss_kind)
                     start = time.perf_counter()
                     grads = executor.backward(analysis, params, tape, seeds)
                     backward_seconds = time.perf_counter() - start
-                findings = executor.dynamic_findings(analysis, stats, grads, loss_value) if grad else []
+                    checked = check_run(executor.record(analysis, stats, grads, loss_value), plan)
         finally:
             if bar is not None:
                 bar.stop()
+        findings = checked.findings
         seconds = sum(s.seconds for s in stats.values())  # the layers' own time, not the statistics'
         outputs = {name: values[name] for name in analysis.graph.outputs}
         heads = {name: _top_k(analysis, name, y, top_k) for name, y in outputs.items()}
@@ -165,7 +193,7 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
                       heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
                       dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings,
-                      backward_seconds=backward_seconds)
+                      suppressed=checked.suppressed, backward_seconds=backward_seconds)
         plain = _plain(**report) if fmt == "table" else None
         if fmt == "json":
             click.echo(json.dumps(_json(**report), indent=2))
@@ -234,10 +262,10 @@ def _loss_line(loss_value, loss_kind, grads, backward_seconds, **_) -> list[str]
             f"backward {backward_seconds:.3f} s"]
 
 
-def _findings_text(findings, color=False) -> str:
+def _findings_text(findings, suppressed, color=False) -> str:
     from archcheck.render.findings import render
 
-    return render(findings, "text", files_checked=1, color=color)
+    return render(findings, "text", files_checked=1, suppressed=suppressed, color=color)
 
 
 def _plain(**r) -> str:
@@ -253,7 +281,7 @@ def _plain(**r) -> str:
     lines += ["", *_outputs_lines(**r)]
     lines += _loss_line(**r)
     if r["grads"] is not None:
-        lines += ["", _findings_text(r["findings"])]
+        lines += ["", _findings_text(r["findings"], r["suppressed"])]
     return "\n".join(lines)
 
 
@@ -283,7 +311,7 @@ def _rich(console, **r) -> None:
     for line in _loss_line(**r):
         console.print(line, highlight=False)
     if r["grads"] is not None:
-        click.echo("\n" + _findings_text(r["findings"], color=True))
+        click.echo("\n" + _findings_text(r["findings"], r["suppressed"], color=True))
 
 
 def _finite(v):
@@ -291,7 +319,7 @@ def _finite(v):
 
 
 def _json(analysis, stats, grads, loss_value, loss_kind, heads, names, source, weights, dtype, mode, seconds,
-          findings, backward_seconds) -> dict:
+          findings, suppressed, backward_seconds) -> dict:
     from archcheck.render.findings import to_json
 
     layers = []
@@ -311,5 +339,5 @@ def _json(analysis, stats, grads, loss_value, loss_kind, heads, names, source, w
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
         out["backward_seconds"] = backward_seconds
-        out["findings"] = to_json(findings, 1, 0)
+        out["findings"] = to_json(findings, 1, suppressed)
     return out
