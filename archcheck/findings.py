@@ -1,4 +1,4 @@
-"""What lint rules (and the executor's dynamic checks) report.
+"""What lint rules (static, and the dynamic ones of `archcheck run --grad`) report.
 
 A rule's ``check`` yields ``Report`` s; the engine stamps them with the rule's code,
 slug and configured severity, giving ``Finding`` s that every output format renders.

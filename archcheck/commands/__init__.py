@@ -52,3 +52,29 @@ dtype_option = click.option("--dtype", type=click.Choice(["float32", "float16", 
                             default="float32", show_default=True, help="Element type for memory figures.")
 input_option = click.option("--input", "input_shape", callback=parse_shape, metavar="C,H,W",
                             help="Override the spec's input shape (no batch axis), e.g. 3,160,160.")
+
+
+def execution_options(batch_default: int):
+    """The options of the commands that execute a spec (``run``, ``train``): data, weights, labels, loss."""
+    options = [
+        click.option("--data", type=click.Path(), metavar="PATH",
+                     help="A .npy/.npz array (N, *input), an image, or a directory of images [default: random data]."),
+        click.option("--batch", "-b", type=click.IntRange(1, 100_000), default=None,
+                     help=f"Random batch size [default: {batch_default}]; with --data, the first N samples."),
+        click.option("--weights", type=click.Path(dir_okay=False), metavar="W.npz",
+                     help="Weights under state_dict names [default: initialised with --seed]."),
+        click.option("--labels", metavar="LABELS",
+                     help="Class indices (3,0,7), or a .npy/.npz file of labels/targets [default: random]."),
+        click.option("--loss", "loss_kind", type=click.Choice(["cross-entropy", "mse"]), default="cross-entropy",
+                     show_default=True, help="The loss to back-propagate."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed for weights, random data, labels and dropout."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from archcheck.commands import reported_errors, spec_argument
+from archcheck.commands import execution_options, reported_errors, spec_argument
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 
 PROGRESS_MACS = 2e9  # show a progress bar (on a terminal) when a run does more work than this
@@ -103,20 +103,9 @@ def progress_bar(total: int, work: float):
 
 @click.command()
 @spec_argument
-@click.option("--data", type=click.Path(), metavar="PATH",
-              help="A .npy/.npz array (N, *input), an image, or a directory of images [default: random data].")
-@click.option("--batch", "-b", type=click.IntRange(1, 100_000), default=None,
-              help="Random batch size [default: 1]; with --data, the first N samples.")
-@click.option("--weights", type=click.Path(dir_okay=False), metavar="W.npz",
-              help="Weights under state_dict names [default: initialised with --seed].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, random data and labels.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@execution_options(batch_default=1)
 @click.option("--grad", is_flag=True,
-              help="Also back-propagate a loss (training mode): gradient norms and dynamic findings.")
-@click.option("--labels", metavar="LABELS",
-              help="Class indices (3,0,7), or a .npy/.npz file of labels/targets [default: random].")
-@click.option("--loss", "loss_kind", type=click.Choice(["cross-entropy", "mse"]), default="cross-entropy",
-              show_default=True, help="Loss for --grad.")
+              help="Also back-propagate the loss (training mode): gradient norms and dynamic findings.")
 @click.option("--save", type=click.Path(dir_okay=False), metavar="OUT.npz",
               help="Write the outputs (and, with --grad, the gradients) to an .npz file.")
 @click.option("--save-activations", is_flag=True, help="With --save, also write every layer's output.")

@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from archcheck.commands import reported_errors, spec_argument
+from archcheck.commands import execution_options, reported_errors, spec_argument
 from archcheck.commands.run import prepare, progress_bar, targets_for
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK
 
@@ -96,18 +96,7 @@ def curve(losses: list[float], width: int = 60, height: int = 10) -> str:
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="momentum", show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
               help="Learning rate [default: 0.01 for sgd and momentum, 0.001 for adam].")
-@click.option("--data", type=click.Path(), metavar="PATH",
-              help="A .npy/.npz array (N, *input), an image, or a directory of images [default: random data].")
-@click.option("--batch", "-b", type=click.IntRange(1, 100_000), default=None,
-              help="Random batch size [default: 4]; with --data, the first N samples.")
-@click.option("--weights", type=click.Path(dir_okay=False), metavar="W.npz",
-              help="Starting weights under state_dict names [default: initialised with --seed].")
-@click.option("--labels", metavar="LABELS",
-              help="Class indices (3,0,7), or a .npy/.npz file of labels/targets [default: random].")
-@click.option("--loss", "loss_kind", type=click.Choice(["cross-entropy", "mse"]), default="cross-entropy",
-              show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for weights, data, labels and dropout.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
+@execution_options(batch_default=4)
 def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, seed, dtype):
     """Overfit one small batch: train SPEC on it for --steps and check that the loss falls.
 

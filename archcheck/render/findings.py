@@ -2,7 +2,7 @@
 
 ``render(findings, fmt, files_checked=..., suppressed=...)`` is the one entry point,
 shared by ``archcheck lint`` and any command that reports findings (the executor's
-dynamic checks). Renderers only present: every fact comes from the ``Finding`` s
+dynamic rules). Renderers only present: every fact comes from the ``Finding`` s
 and the rule descriptions handed in.
 """
 
