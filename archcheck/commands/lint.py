@@ -86,7 +86,7 @@ def lint(paths, fmt, fail_on, select, ignore, config_path, no_config):
             fail_usage(exc)
         result = lint_paths(files, plan)
         fmt = resolve(fmt or cfg.format)
-        color = fmt == "text" and click.get_text_stream("stdout").isatty()
+        color = fmt == "text" and sys.stdout.isatty()
         shown = {c: r for c, r in rules.items() if c in plan.enabled}
         click.echo(render(result.findings, fmt, files_checked=len(files), suppressed=result.suppressed,
                           rules=shown, color=color))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -41,7 +42,7 @@ def rules(fmt):
         rows = catalogue(registry)
         if fmt == "json":
             click.echo(json.dumps(rows, indent=2))
-        elif fmt == "table" and click.get_text_stream("stdout").isatty():
+        elif fmt == "table" and sys.stdout.isatty():
             from rich.console import Console
             from rich.table import Table
 

@@ -89,7 +89,7 @@ def targets_for(analysis, labels, batch, kind, seed):
 
 def progress_bar(total: int, work: float):
     """A transient rich progress bar on a terminal for long runs, else None."""
-    if work < PROGRESS_MACS or not click.get_text_stream("stderr").isatty():
+    if work < PROGRESS_MACS or not sys.stderr.isatty():
         return None
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -186,7 +186,7 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         plain = _plain(**report) if fmt == "table" else None
         if fmt == "json":
             click.echo(json.dumps(_json(**report), indent=2))
-        elif click.get_text_stream("stdout").isatty() and _fits(plain):
+        elif sys.stdout.isatty() and _fits(plain):
             from rich.console import Console
 
             _rich(Console(), **report)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from archcheck.commands import batch_option, dtype_option, input_option, reported_errors, spec_argument
@@ -39,7 +41,7 @@ def summary(spec, batch, dtype, input_shape, optimizer, fmt):
             click.echo(render.render_markdown(analysis, optimizer))
         elif fmt == "csv":
             click.echo(render.render_csv(analysis), nl=False)
-        elif click.get_text_stream("stdout").isatty():
+        elif sys.stdout.isatty():
             from rich.console import Console
 
             render.render_rich(analysis, optimizer, Console())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 
 import click
@@ -63,7 +64,7 @@ def format_problem(problem: Problem, color: bool = False) -> str:
 
 
 def print_problems(problems: list[Problem]) -> None:
-    color = click.get_text_stream("stderr").isatty()
+    color = sys.stderr.isatty()
     for p in problems:
         click.echo(format_problem(p, color), err=True)
     n = len(problems)
