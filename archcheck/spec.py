@@ -23,6 +23,7 @@ from archcheck.yamlsrc import YMap, YSeq, key_loc_of, load_file, loc_of
 
 MAX_LAYERS = 50_000  # the expansion stops here, so a hostile `repeat` costs at most this much work
 MAX_REPEAT = MAX_LAYERS
+MAX_STEPS = 4 * MAX_LAYERS  # repetitions expanded, counting those that make no layer (`when: false`, errors)
 MAX_BLOCK_DEPTH = 32
 ENTRY_KEYS = ("name", "inputs", "repeat", "when")  # the keys of a layer entry besides its type
 INPUT = "input"
@@ -212,33 +213,46 @@ class _Expander:
         self.by_name: dict[str, Node] = {}
         self.using: list[str] = []  # the blocks being expanded, outermost first
         self.too_big = False  # the layer limit was reached (reported once); expansion stops
-        self.repeating: list[list] = []  # [first node of the current repetition, repetitions left, loc, layer, repeat]
+        self.steps = 0  # repetitions expanded so far: each costs work even when it makes no layer
+        # per open `repeat`: [nodes before the current repetition, repetitions left, loc, layer, repeat,
+        #                     steps before the current repetition]
+        self.repeating: list[list] = []
 
     # -- helpers -------------------------------------------------------------------------
     def over_limit(self, loc: Loc, layer: str) -> bool:
         """Whether the expansion will pass ``MAX_LAYERS``: reported once, at the `repeat` that makes it so.
 
         Repetitions of an entry are identical, so each one still to come adds at least as many layers
-        as the current one has added so far: nested repeats are refused after a few layers of work.
+        (and expansion steps) as the current one has added so far: nested repeats are refused after a
+        few layers of work, including repeats of entries that make no layer at all.
         """
         if self.too_big:
             return True
         n = len(self.nodes)
         extra = [(remaining * (n - start), where, label, repeat)
-                 for start, remaining, where, label, repeat in self.repeating]
+                 for start, remaining, where, label, repeat, _ in self.repeating]
         total = n + sum(e[0] for e in extra)
-        if total <= MAX_LAYERS:
-            return False
-        self.too_big = True
-        if extra:
-            _, loc, layer, repeat = max(extra, key=lambda e: e[0])
-            self.fail(f"the spec expands to at least {total:,} layers (`repeat: {repeat:,}` here); archcheck "
-                      f"accepts at most {MAX_LAYERS:,}", loc, layer,
-                      "reduce the `repeat` counts: no real network has this many layers")
-        else:
-            self.fail(f"the spec expands to more than {MAX_LAYERS:,} layers", loc, layer,
-                      "use blocks and `repeat`, or split the network: no real network has this many layers")
-        return True
+        if total > MAX_LAYERS:
+            self.too_big = True
+            if extra:
+                _, loc, layer, repeat = max(extra, key=lambda e: e[0])
+                self.fail(f"the spec expands to at least {total:,} layers (`repeat: {repeat:,}` here); archcheck "
+                          f"accepts at most {MAX_LAYERS:,}", loc, layer,
+                          "reduce the `repeat` counts: no real network has this many layers")
+            else:
+                self.fail(f"the spec expands to more than {MAX_LAYERS:,} layers", loc, layer,
+                          "use blocks and `repeat`, or split the network: no real network has this many layers")
+            return True
+        steps = [(remaining * (self.steps - start), where, label, repeat)
+                 for _, remaining, where, label, repeat, start in self.repeating]
+        if self.steps + sum(e[0] for e in steps) > MAX_STEPS:
+            self.too_big = True
+            _, loc, layer, repeat = max(steps, key=lambda e: e[0])
+            self.fail(f"the `repeat` counts multiply to more than {MAX_STEPS:,} repetitions (`repeat: {repeat:,}` "
+                      "here), whether or not they make layers", loc, layer,
+                      "reduce the `repeat` counts: no real network needs this many")
+            return True
+        return False
 
     def fail(self, message: str, loc: Loc, layer: str | None = None, fix: str | None = None) -> None:
         self.col.add("invalid-spec", message, loc, layer, fix)
@@ -368,21 +382,24 @@ class _Expander:
                       "write a count such as `repeat: 3`; for long stacks repeat a block")
             return prev
 
-        frame = [0, 0, loc_of(meta, "repeat", loc), "", repeat]  # see over_limit
+        frame = [0, 0, loc_of(meta, "repeat", loc), "", repeat, 0]  # see over_limit
         if repeat > 1:
             self.repeating.append(frame)
         try:
             for i in range(repeat):
                 local = scope.auto_name(kind) if name is None else (name if repeat == 1 else f"{name}.{i}")
-                frame[0], frame[1], frame[3] = len(self.nodes), repeat - 1 - i, scope.prefix + local
+                frame[0], frame[1], frame[3], frame[5] = len(self.nodes), repeat - 1 - i, scope.prefix + local, \
+                    self.steps
+                self.steps += 1
                 mark = len(self.col.problems)
                 if kind in CATALOGUE:
                     prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
                 else:
                     prev = self.block(kind, args, meta, loc, scope, prev, local, via, group, depth)
+                failed = len(self.col.problems) > mark
                 self.own(mark, scope.prefix + local)
-                if self.over_limit(loc, scope.prefix + local):
-                    return prev
+                if failed or self.over_limit(loc, scope.prefix + local):
+                    return prev  # the repetitions to come are identical: they would only repeat the problems
         finally:
             if repeat > 1:
                 self.repeating.pop()

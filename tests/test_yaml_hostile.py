@@ -337,3 +337,47 @@ def test_directory_and_missing_path(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, ["summary", path])
         assert result.exit_code == EXIT_USAGE and "Traceback" not in result.output
         assert message in result.stderr
+
+
+EMPTY_REPEATS = f"""\
+input: [3, 8, 8]
+blocks:
+  nothing:
+    layers:
+      - relu:
+        when: false
+  many:
+    layers:
+      - nothing:
+        repeat: {MAX_LAYERS}
+layers:
+  - relu
+  - many:
+    repeat: {MAX_LAYERS}
+"""
+
+FAILING_REPEATS = f"""\
+input: [3, 8, 8]
+blocks:
+  broken:
+    layers:
+      - relu: 1
+        repeat: {MAX_LAYERS}
+layers:
+  - broken:
+    repeat: {MAX_LAYERS}
+"""
+
+
+def test_repeats_that_make_no_layers_are_refused_by_their_count(tmp_path, monkeypatch):
+    """2.5 billion repetitions that each make nothing: refused by counting repetitions, not layers."""
+    stderr = summary(tmp_path, monkeypatch, EMPTY_REPEATS)
+    assert ("spec.yaml:14:13: error: invalid-spec: layer 'many_1': the `repeat` counts multiply to more than "
+            "200,000 repetitions (`repeat: 50,000` here), whether or not they make layers") in stderr
+    assert stderr.endswith("1 problem found\n")
+
+
+def test_a_failing_repetition_is_reported_once_and_not_repeated(tmp_path, monkeypatch):
+    stderr = summary(tmp_path, monkeypatch, FAILING_REPEATS)
+    assert "layer 'broken_1.relu_1': relu takes no shorthand value, received 1" in stderr
+    assert stderr.endswith("1 problem found\n")
