@@ -9,10 +9,10 @@ own numbers (``archcheck.layers``); this module only walks the graph and adds up
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
-from archcheck.errors import Collector, Loc
+from archcheck.errors import Collector
 from archcheck.graph import LayerGraph
 from archcheck.layers import Shape, ShapeError, fmt_shape
 from archcheck.layers.base import count
@@ -93,7 +93,7 @@ class Analysis:
     totals: Totals
     batch: int
     dtype: str
-    notes: list[str] = field(default_factory=list)
+    optimizer: str  # whose state counts in the training memory shown; all three are in totals
 
     @property
     def spec(self):
@@ -163,10 +163,10 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
         facts[node.name] = LayerFacts(node, ins, shape, params, buffers, macs, flops,
                                       batch * math.prod(shape) * width, rf)
     col.raise_if_any()
-    return Analysis(graph, facts, _totals(graph, facts, width, optimizer), batch, dtype)
+    return Analysis(graph, facts, _totals(graph, facts, width), batch, dtype, optimizer)
 
 
-def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int, optimizer: str) -> Totals:
+def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Totals:
     trainable = sum(f.params for f in facts.values())
     buffers = sum(f.buffers for f in facts.values())
     param_bytes = (trainable + buffers) * width
@@ -213,6 +213,3 @@ def _final_field(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[str, 
             return node.name, f.rf
     return None
 
-
-def layer_loc(analysis: Analysis, name: str) -> Loc:
-    return analysis.graph.nodes[name].loc

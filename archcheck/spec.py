@@ -607,6 +607,9 @@ def expand(doc, file: str) -> Spec:
             if full is None:
                 col.add("invalid-spec", f"unknown output layer '{ref}'{did_you_mean(ref, expander.by_name)}",
                         loc_of(doc["outputs"], i, top), fix="list names of layers defined in `layers`")
+            elif full in outputs:
+                col.add("invalid-spec", f"'{ref}' is listed twice in `outputs`", loc_of(doc["outputs"], i, top),
+                        fix="list each output layer once")
             else:
                 outputs.append(full)
     if last == INPUT and not col.problems:

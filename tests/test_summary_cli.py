@@ -131,3 +131,10 @@ def test_every_command_has_help():
     for name in ("summary",):
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_an_output_listed_twice_is_refused(tmp_path):
+    path = spec(tmp_path, "input: [1, 8]\nlayers:\n  - relu:\n    name: a\noutputs: [a, a]\n")
+    result = summary(path)
+    assert result.exit_code == 2
+    assert "net.yaml:5:14: error: invalid-spec: 'a' is listed twice in `outputs`" in result.output

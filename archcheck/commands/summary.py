@@ -36,14 +36,14 @@ def summary(spec, batch, dtype, input_shape, optimizer, fmt):
                     "use it as an input of a later layer, list it under `outputs:`, or remove it")
         col.raise_if_any()
         if fmt == "json":
-            click.echo(render.render_json(analysis, optimizer))
+            click.echo(render.render_json(analysis))
         elif fmt == "markdown":
-            click.echo(render.render_markdown(analysis, optimizer))
+            click.echo(render.render_markdown(analysis))
         elif fmt == "csv":
             click.echo(render.render_csv(analysis), nl=False)
         elif sys.stdout.isatty():
             from rich.console import Console
 
-            render.render_rich(analysis, optimizer, Console())
+            render.render_rich(analysis, Console())
         else:
-            click.echo(render.render_plain(analysis, optimizer))
+            click.echo(render.render_plain(analysis))

@@ -209,9 +209,6 @@ class Layer(BaseModel):
         """The arguments as given (defaults omitted), for display."""
         return self.model_dump(exclude_defaults=True)
 
-    def describe(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.args().items())
-
 
 def count(shapes: dict[str, Shape]) -> int:
     return sum(math.prod(s) for s in shapes.values())

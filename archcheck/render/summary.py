@@ -28,7 +28,7 @@ def _rf_json(rf) -> dict:
             "note": rf.note}
 
 
-def to_dict(a: Analysis, optimizer: str = "adam") -> dict:
+def to_dict(a: Analysis) -> dict:
     t = a.totals
     spec = a.spec
     layers = []
@@ -49,7 +49,7 @@ def to_dict(a: Analysis, optimizer: str = "adam") -> dict:
         "archcheck_version": __version__,
         "spec": {"name": spec.name, "file": spec.file, "input": list(a.layers[INPUT].shape), "classes": spec.classes,
                  "outputs": spec.outputs},
-        "settings": {"batch": a.batch, "dtype": a.dtype, "optimizer": optimizer},
+        "settings": {"batch": a.batch, "dtype": a.dtype, "optimizer": a.optimizer},
         "conventions": {"macs": MAC_CONVENTION, "flops": FLOP_CONVENTION, "memory": MEMORY_ASSUMPTIONS},
         "layers": layers,
         "totals": {
@@ -62,8 +62,8 @@ def to_dict(a: Analysis, optimizer: str = "adam") -> dict:
     }
 
 
-def render_json(a: Analysis, optimizer: str) -> str:
-    return json.dumps(to_dict(a, optimizer), indent=2)
+def render_json(a: Analysis) -> str:
+    return json.dumps(to_dict(a), indent=2)
 
 
 COLUMNS = ("layer", "type", "output", "params", "MACs", "memory", "RF r / S / P")
@@ -97,7 +97,7 @@ def rows(a: Analysis):
         i = j
 
 
-def totals_lines(a: Analysis, optimizer: str) -> list[tuple[str, str]]:
+def totals_lines(a: Analysis) -> list[tuple[str, str]]:
     t = a.totals
     rf = "-"
     if t.receptive_field:
@@ -111,7 +111,7 @@ def totals_lines(a: Analysis, optimizer: str) -> list[tuple[str, str]]:
         ("parameter memory", human_bytes(t.param_bytes)),
         ("peak inference memory", f"{human_bytes(t.peak_inference_bytes)} (activations "
                                   f"{human_bytes(t.peak_activation_bytes)} at {t.peak_at}, + parameters)"),
-        (f"training memory ({optimizer})", human_bytes(t.training_bytes[optimizer])),
+        (f"training memory ({a.optimizer})", human_bytes(t.training_bytes[a.optimizer])),
         ("receptive field r / S / P", rf),
         ("settings", f"batch {a.batch}, {a.dtype}"),
     ]
@@ -121,7 +121,7 @@ def _title(a: Analysis) -> str:
     return f"{a.spec.name}: input {shape(a.layers[INPUT].shape)}"
 
 
-def render_plain(a: Analysis, optimizer: str) -> str:
+def render_plain(a: Analysis) -> str:
     table = [list(COLUMNS)] + [cells for _, cells in rows(a)]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
     right = {3, 4, 5}
@@ -132,13 +132,13 @@ def render_plain(a: Analysis, optimizer: str) -> str:
     out = [_title(a), line(table[0]), "  ".join("-" * w for w in widths)]
     out += [line(r).rstrip() for r in table[1:]]
     out.append("")
-    label = max(len(k) for k, _ in totals_lines(a, optimizer))
-    out += [f"{k.ljust(label)}  {v}" for k, v in totals_lines(a, optimizer)]
+    label = max(len(k) for k, _ in totals_lines(a))
+    out += [f"{k.ljust(label)}  {v}" for k, v in totals_lines(a)]
     out += ["", MAC_CONVENTION + ".", FLOP_CONVENTION + "."]
     return "\n".join(out)
 
 
-def render_rich(a: Analysis, optimizer: str, console) -> None:
+def render_rich(a: Analysis, console) -> None:
     from rich.table import Table
 
     table = Table(title=_title(a), title_justify="left", header_style="bold", show_lines=False)
@@ -150,13 +150,13 @@ def render_rich(a: Analysis, optimizer: str, console) -> None:
     totals = Table(show_header=False, box=None, pad_edge=False)
     totals.add_column(style="bold")
     totals.add_column()
-    for k, v in totals_lines(a, optimizer):
+    for k, v in totals_lines(a):
         totals.add_row(k, v)
     console.print(totals)
     console.print(f"[dim]{MAC_CONVENTION}.\n{FLOP_CONVENTION}.[/dim]")
 
 
-def render_markdown(a: Analysis, optimizer: str) -> str:
+def render_markdown(a: Analysis) -> str:
     out = [f"### {_title(a)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for kind, cells in rows(a):
         cells = [c.replace("|", "\\|") for c in cells]
@@ -164,7 +164,7 @@ def render_markdown(a: Analysis, optimizer: str) -> str:
             cells[0] = f"**{cells[0]}**"
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "| total | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in totals_lines(a, optimizer)]
+    out += [f"| {k} | {v} |" for k, v in totals_lines(a)]
     out += ["", f"_{MAC_CONVENTION}. {FLOP_CONVENTION}._"]
     return "\n".join(out)
 
