@@ -71,6 +71,20 @@ class LayerFacts:
 
 
 @dataclass
+class GroupFacts:
+    """A block instance's subtotals; its output is its last layer's."""
+
+    name: str
+    layers: list[str]
+    params: int
+    buffers: int
+    macs: int
+    flops: int
+    shape: Shape
+    rf: RF
+
+
+@dataclass
 class Totals:
     params: int
     trainable: int
@@ -94,6 +108,7 @@ class Analysis:
     batch: int
     dtype: str
     optimizer: str  # whose state counts in the training memory shown; all three are in totals
+    groups: dict[str, GroupFacts]  # outermost block instances, in order
 
     @property
     def spec(self):
@@ -163,7 +178,17 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
         facts[node.name] = LayerFacts(node, ins, shape, params, buffers, macs, flops,
                                       batch * math.prod(shape) * width, rf)
     col.raise_if_any()
-    return Analysis(graph, facts, _totals(graph, facts, width), batch, dtype, optimizer)
+    return Analysis(graph, facts, _totals(graph, facts, width), batch, dtype, optimizer, _groups(facts))
+
+
+def _groups(facts: dict[str, LayerFacts]) -> dict[str, GroupFacts]:
+    members: dict[str, list[LayerFacts]] = {}
+    for f in facts.values():
+        if f.node.group is not None:
+            members.setdefault(f.node.group, []).append(f)
+    return {name: GroupFacts(name, [m.name for m in ms], sum(m.params for m in ms), sum(m.buffers for m in ms),
+                             sum(m.macs for m in ms), sum(m.flops for m in ms), ms[-1].shape, ms[-1].rf)
+            for name, ms in members.items()}
 
 
 def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Totals:

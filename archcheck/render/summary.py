@@ -52,6 +52,9 @@ def to_dict(a: Analysis) -> dict:
         "settings": {"batch": a.batch, "dtype": a.dtype, "optimizer": a.optimizer},
         "conventions": {"macs": MAC_CONVENTION, "flops": FLOP_CONVENTION, "memory": MEMORY_ASSUMPTIONS},
         "layers": layers,
+        "groups": [{"name": g.name, "layers": g.layers, "params": g.params, "buffers": g.buffers, "macs": g.macs,
+                    "flops": g.flops, "output_shape": list(g.shape), "receptive_field": _rf_json(g.rf)}
+                   for g in a.groups.values()],
         "totals": {
             "params": t.params, "trainable_params": t.trainable, "non_trainable_params": t.non_trainable,
             "macs": t.macs, "flops": t.flops, "param_bytes": t.param_bytes,
@@ -69,10 +72,14 @@ def render_json(a: Analysis) -> str:
 COLUMNS = ("layer", "type", "output", "params", "MACs", "memory", "RF r / S / P")
 
 
+def _params(params: int, buffers: int) -> str:
+    """Trainable parameters, with the non-trainable buffers in parentheses."""
+    return commas(params) + (f" (+{commas(buffers)})" if buffers else "")
+
+
 def _cells(f: LayerFacts, indent: str = "") -> list[str]:
     name = f.name if not f.node.group else f.name[len(f.node.group) + 1:]
-    params = commas(f.params) + (f" (+{commas(f.buffers)})" if f.buffers else "")
-    return [indent + name, f.node.type, shape(f.shape), params, si(f.macs) if f.macs else "-",
+    return [indent + name, f.node.type, shape(f.shape), _params(f.params, f.buffers), si(f.macs) if f.macs else "-",
             human_bytes(f.out_bytes), field(f.rf)]
 
 
@@ -86,15 +93,11 @@ def rows(a: Analysis):
             yield "layer", _cells(facts[i])
             i += 1
             continue
-        j = i
-        while j < len(facts) and facts[j].node.group == group:
-            j += 1
-        members = facts[i:j]
-        yield "group", [group, "block", shape(members[-1].shape), commas(sum(m.params for m in members)),
-                        si(sum(m.macs for m in members)), "", field(members[-1].rf)]
-        for m in members:
-            yield "layer", _cells(m, "  ")
-        i = j
+        g = a.groups[group]
+        yield "group", [group, "block", shape(g.shape), _params(g.params, g.buffers), si(g.macs), "", field(g.rf)]
+        for name in g.layers:
+            yield "layer", _cells(a.layers[name], "  ")
+        i += len(g.layers)
 
 
 def totals_lines(a: Analysis) -> list[tuple[str, str]]:
