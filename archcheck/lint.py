@@ -47,6 +47,7 @@ class Rule:
     check: Callable | None = None  # None for the engine's own codes
     origin: str = "built-in"
     kind: str = "static"  # or "dynamic": checks a run record, not an Analysis
+    validate: Callable | None = None  # validate(options) raises ValueError(key, expected) for bad values
 
 
 SPEC_REFERENCE = "The spec language in the README; `archcheck summary` reports the same problems."
@@ -100,7 +101,8 @@ REQUIRED = ("CODE", "SLUG", "SEVERITY", "OPTIONS", "SUMMARY", "check")
 KINDS = ("static", "dynamic")
 CONTRACT = ("a rule module defines CODE, SLUG, SEVERITY, OPTIONS, SUMMARY, a docstring and "
             "check(analysis, options) yielding archcheck.findings.Report (with KIND = \"dynamic\", "
-            "check(run, options)); see docs/lint.md")
+            "check(run, options)), optionally validate(options) raising ValueError(key, expected); "
+            "see docs/lint.md")
 
 
 # -- loading ----------------------------------------------------------------------------
@@ -129,10 +131,13 @@ def rule_from_module(module, origin: str) -> Rule:
     kind = getattr(module, "KIND", "static")
     if kind not in KINDS:
         wrong.append(f"KIND must be one of {', '.join(KINDS)}, received {kind!r}")
+    validate = getattr(module, "validate", None)
+    if validate is not None and not callable(validate):
+        wrong.append(f"validate must be a function validate(options), received {validate!r}")
     if wrong:
         raise ConfigError(f"{origin}: the rule module '{name}': " + "; ".join(wrong), CONTRACT)
     return Rule(code, slug, severity, summary.strip(), inspect.cleandoc(module.__doc__ or ""), dict(options),
-                module.check, origin, kind)
+                module.check, origin, kind, validate)
 
 
 def _import(name: str, origin: str):
@@ -325,10 +330,37 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
                 raise ConfigError(f"{cfg.where('rules', name, key)}: must be {kind} (default {default!r}), received "
                                   f"{value!r}", f"write `{key} = {_toml(default)}`")
             options[rule.code][key] = float(value) if isinstance(default, float) else value
+    tables = {find_rule(name, rules).code: name for name in cfg.rules}
+    for code in sorted(enabled):
+        _validate(rules[code], options[code], cfg, tables.get(code))
 
     per_file = [(pattern, set().union(*(_ignorable(s, rules, cfg.where("per-file-ignores", pattern)) for s in names)))
                 for pattern, names in cfg.per_file_ignores.items()]
     return Plan(rules, enabled, severity, options, per_file, list(cfg.exclude), cfg.root)
+
+
+def _validate(rule: Rule, options: dict, cfg: Config, table: str | None) -> None:
+    """The rule's own check of its option values: ``validate`` raises ``ValueError(key, expected)``."""
+    if rule.validate is None:
+        return
+    try:
+        rule.validate(dict(options))
+    except ValueError as exc:
+        key, expected = exc.args if len(exc.args) == 2 and exc.args[0] in options else (None, str(exc))
+        if key is None:  # a plain ValueError("...") cannot name its key: name the rule's table
+            where = cfg.where("rules", table) if table else rule.origin
+            raise ConfigError(f"{where}: rule {rule.code} {rule.slug} rejects its options: {expected}",
+                              f"fix the values under `[rules.{table or rule.slug}]`") from None
+        default, value = rule.options[key], options[key]
+        if table is None or key not in cfg.rules[table]:  # the module's own default is bad
+            raise ConfigError(f"{rule.origin}: rule {rule.code} {rule.slug}: the default of option '{key}' must be "
+                              f"{expected}, received {value!r}", "fix OPTIONS in the rule module") from None
+        raise ConfigError(f"{cfg.where('rules', table, key)}: rule {rule.code} {rule.slug} expects {expected}, "
+                          f"received {_toml(cfg.rules[table][key])}",
+                          f"write e.g. `{key} = {_toml(default)}` (the default)") from None
+    except Exception as exc:  # a broken validate must not look like bad configuration, nor crash
+        raise ConfigError(f"{rule.origin}: the validate function of rule {rule.code} {rule.slug} crashed"
+                          f"{_where(exc)}: {type(exc).__name__}: {exc}", "fix the module at that line") from None
 
 
 def _toml(value) -> str:

@@ -68,6 +68,11 @@ OPTIONS = {"cap": 512}
 SUMMARY = "Channels do not grow when the feature map is downsampled."
 
 
+def validate(options):
+    if options["cap"] < 1:
+        raise ValueError("cap", "a channel count of at least 1")
+
+
 def check(analysis, options):
     nodes = used(analysis)
     if any(upsamples(analysis, n) for n in nodes):

@@ -74,6 +74,11 @@ SUMMARY = "A ReLU layer outputs zero for most values of the batch."
 RELUS = ("relu", "relu6")
 
 
+def validate(options):
+    if not 0 < options["dead_share"] <= 1:
+        raise ValueError("dead_share", "a share above 0 and at most 1")
+
+
 def check(run, options):
     threshold = options["dead_share"]
     for name, s in run.stats.items():

@@ -72,6 +72,11 @@ OPTIONS = {"max_depth": 20}
 SUMMARY = "More than 20 layers with weights in a chain without a skip connection."
 
 
+def validate(options):
+    if options["max_depth"] < 1:
+        raise ValueError("max_depth", "a layer count of at least 1")
+
+
 def check(analysis, options):
     g = analysis.graph
     run = {INPUT: 0}

@@ -58,6 +58,13 @@ OPTIONS = {"max_share": 0.5, "min_params": 1_000_000}
 SUMMARY = "One dense layer holds most of the network's parameters."
 
 
+def validate(options):
+    if not 0 < options["max_share"] <= 1:
+        raise ValueError("max_share", "a share above 0 and at most 1")
+    if options["min_params"] < 0:
+        raise ValueError("min_params", "a parameter count of at least 0")
+
+
 def check(analysis, options):
     total = analysis.totals.trainable
     for node in used(analysis):

@@ -84,6 +84,11 @@ OPTIONS = {"max_ratio": 70.0}
 SUMMARY = "The first layer's gradient is huge next to the last layer's."
 
 
+def validate(options):
+    if options["max_ratio"] <= 0:
+        raise ValueError("max_ratio", "a ratio above 0")
+
+
 def check(run, options):
     flow = run.gradient_ratio() if run.finite else None  # non-finite gradients are non-finite-values' business
     if flow is None or flow.ratio <= options["max_ratio"]:

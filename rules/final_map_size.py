@@ -65,6 +65,13 @@ OPTIONS = {"target": 7, "factor": 2.0}
 SUMMARY = "Feature map entering the classifier head far from about 7x7."
 
 
+def validate(options):
+    if options["target"] < 1:
+        raise ValueError("target", "a map size of at least 1")
+    if options["factor"] < 1:
+        raise ValueError("factor", "a factor of at least 1 (1 accepts only `target` itself)")
+
+
 def check(analysis, options):
     low = math.ceil(options["target"] / options["factor"])
     high = math.floor(options["target"] * options["factor"])

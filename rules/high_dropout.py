@@ -76,6 +76,11 @@ def _norms_below(analysis) -> dict[str, str | None]:
     return below
 
 
+def validate(options):
+    if not 0 <= options["max_rate"] <= 1:
+        raise ValueError("max_rate", "a rate from 0 to 1")
+
+
 def check(analysis, options):
     below = None
     for node in used(analysis):

@@ -66,6 +66,11 @@ def _depthwise(analysis, node) -> bool:
     return groups == "depthwise" or groups > 1 and groups == analysis.layers[node.name].in_shapes[0][0]
 
 
+def validate(options):
+    if options["max_kernel"] < 1:
+        raise ValueError("max_kernel", "a kernel size of at least 1")
+
+
 def check(analysis, options):
     earlier = longest(analysis, step=is_conv)
     for node in used(analysis):

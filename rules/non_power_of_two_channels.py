@@ -55,6 +55,11 @@ OPTIONS = {"multiple": 8}
 SUMMARY = "Convolution filter count that is neither a power of two nor a multiple of 8."
 
 
+def validate(options):
+    if options["multiple"] < 1:
+        raise ValueError("multiple", "a channel count of at least 1")
+
+
 def check(analysis, options):
     later = longest_after(analysis, is_weight)
     m = options["multiple"]

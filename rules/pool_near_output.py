@@ -72,6 +72,11 @@ OPTIONS = {"min_layers": 2}
 SUMMARY = "Pooling followed by fewer than 2 layers with weights (classifier included) before the output."
 
 
+def validate(options):
+    if options["min_layers"] < 1:
+        raise ValueError("min_layers", "a layer count of at least 1 (the classifier counts)")
+
+
 def check(analysis, options):
     remaining = longest_after(analysis, is_weight)
     for node in analysis.graph.order:

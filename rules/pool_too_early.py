@@ -87,6 +87,13 @@ def _previous_pool(analysis, node, counts) -> str:
     return name
 
 
+def validate(options):
+    if options["min_convs"] < 1:
+        raise ValueError("min_convs", "a convolution count of at least 1")
+    if options["min_span"] < 1:
+        raise ValueError("min_span", "a span of at least 1 pixel")
+
+
 def check(analysis, options):
     counts = longest(analysis, step=lambda n: n.layer.category == "conv", reset=lambda n: pooling(analysis, n))
     for node in analysis.graph.order:

@@ -60,6 +60,12 @@ OPTIONS = {"allowed": [[2, 2], [3, 2]]}
 SUMMARY = "Pooling window and stride other than 2/2 or 3/2."
 
 
+def validate(options):
+    pairs = options["allowed"]
+    if not all(isinstance(p, list) and len(p) == 2 and all(type(v) is int and v >= 1 for v in p) for p in pairs):
+        raise ValueError("allowed", "[window, stride] pairs of whole numbers of at least 1, such as [[2, 2], [3, 2]]")
+
+
 def check(analysis, options):
     pairs = options["allowed"]
     if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) for v in p) for p in pairs):

@@ -77,6 +77,11 @@ OPTIONS = {"min_share": 1.0}
 SUMMARY = "Receptive field of the last features does not cover the input."
 
 
+def validate(options):
+    if not 0 < options["min_share"] <= 1:
+        raise ValueError("min_share", "a share above 0 and at most 1")
+
+
 def check(analysis, options):
     image = spatial(analysis.layers[INPUT].shape)
     for node in heads(analysis):

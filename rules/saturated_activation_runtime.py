@@ -74,6 +74,13 @@ OPTIONS = {"saturated_share": 0.5, "margin": 0.01}
 SUMMARY = "A sigmoid/tanh layer sits mostly at its bounds."
 
 
+def validate(options):
+    if not 0 < options["saturated_share"] <= 1:
+        raise ValueError("saturated_share", "a share above 0 and at most 1")
+    if not 0 <= options["margin"] < 0.5:
+        raise ValueError("margin", "a share of the output range from 0 to below 0.5 (each bound has its own margin)")
+
+
 def check(run, options):
     threshold = options["saturated_share"]
     for name, s in run.stats.items():

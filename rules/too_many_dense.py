@@ -62,6 +62,11 @@ OPTIONS = {"max_dense": 3}
 SUMMARY = "More than 3 dense layers in a row in the head."
 
 
+def validate(options):
+    if options["max_dense"] < 1:
+        raise ValueError("max_dense", "a layer count of at least 1")
+
+
 def check(analysis, options):
     count = longest(analysis, step=lambda n: n.type == "dense", reset=is_conv)
     limit = options["max_dense"]

@@ -98,6 +98,13 @@ OPTIONS = {"min_ratio": 0.001, "min_norm": 0.0001}
 SUMMARY = "The first layer's gradient is tiny next to the last layer's."
 
 
+def validate(options):
+    if options["min_ratio"] <= 0:
+        raise ValueError("min_ratio", "a ratio above 0")
+    if options["min_norm"] <= 0:
+        raise ValueError("min_norm", "a norm above 0")
+
+
 def check(run, options):
     flow = run.gradient_ratio() if run.finite else None  # non-finite gradients are non-finite-values' business
     if flow is None or flow.ratio >= options["min_ratio"] or flow.first_norm >= options["min_norm"]:

@@ -176,6 +176,73 @@ def test_float_option_accepts_integers(project):
     assert [(f["message"], f["line"], f["layer"]) for f in data["findings"]] == [("share 1.0", 1, None)]
 
 
+
+@pytest.mark.parametrize("table, message", [
+    ("[tool.archcheck.rules.pool-window]\nallowed = [2, 2]\n",
+     "pyproject.toml: key 'tool.archcheck.rules.pool-window.allowed': rule AC103 pool-window expects [window, "
+     "stride] pairs of whole numbers of at least 1, such as [[2, 2], [3, 2]], received [2, 2]\n"
+     "  = fix: write e.g. `allowed = [[2, 2], [3, 2]]` (the default)"),
+    ("[tool.archcheck.rules.final-map-size]\nfactor = 0\n",
+     "pyproject.toml: key 'tool.archcheck.rules.final-map-size.factor': rule AC209 final-map-size expects a factor "
+     "of at least 1 (1 accepts only `target` itself), received 0\n  = fix: write e.g. `factor = 2.0` (the default)"),
+    ("[tool.archcheck.rules.non-power-of-two-channels]\nmultiple = 0\n",
+     "pyproject.toml: key 'tool.archcheck.rules.non-power-of-two-channels.multiple': rule AC301 "
+     "non-power-of-two-channels expects a channel count of at least 1, received 0\n"
+     "  = fix: write e.g. `multiple = 8` (the default)"),
+])
+def test_out_of_range_option_is_a_configuration_error(project, table, message):
+    write(project / "pyproject.toml", "[tool.archcheck]\n" + table)
+    result = lint("m.yaml")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in result.stderr
+
+
+SHARE_RULE = ('"""Share test rule."""\nfrom archcheck.findings import Report\n'
+              "CODE = 'XT111'\nSLUG = 'share'\nSEVERITY = 'info'\nOPTIONS = {'share': 0.5}\nSUMMARY = 'Share.'\n"
+              "def validate(options):\n{body}\n"
+              "def check(analysis, options):\n    yield Report(None, f\"share {options['share']!r}\")\n")
+SHARE_AT_MOST_1 = "    if options['share'] > 1:\n        raise ValueError('share', 'at most 1')"
+
+
+def share_project(project, body: str, select: str = "share", share: int = 2) -> None:
+    write(project / "rules" / "share.py", SHARE_RULE.replace("{body}", body))
+    write(project / "archcheck.toml",
+          f'custom-rules = "rules"\nselect = ["{select}"]\n[rules.share]\nshare = {share}\n')
+
+
+def test_custom_rule_validate_is_honoured(project):
+    share_project(project, SHARE_AT_MOST_1)
+    result = lint("m.yaml")
+    assert result.exit_code == 2
+    assert ("archcheck.toml: key 'rules.share.share': rule XT111 share expects at most 1, received 2\n"
+            "  = fix: write e.g. `share = 0.5` (the default)") in result.stderr
+    share_project(project, SHARE_AT_MOST_1, share=1)
+    assert codes("m.yaml") == ["XT111"]
+    share_project(project, SHARE_AT_MOST_1, select="XT101")  # a rule that is not enabled is not validated
+    assert lint("m.yaml").exit_code in (0, 1)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("    raise ValueError('share must not exceed 1')",
+     "archcheck.toml: key 'rules.share': rule XT111 share rejects its options: share must not exceed 1\n"
+     "  = fix: fix the values under `[rules.share]`"),
+    ("    return 1 / 0", "rules: the validate function of rule XT111 share crashed (at "),
+    ("    return 1 / 0", "share.py:9): ZeroDivisionError: division by zero\n  = fix: fix the module at that line"),
+])
+def test_custom_rule_validate_without_a_key_or_crashing(project, body, message):
+    share_project(project, body)
+    result = lint("m.yaml")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in result.stderr
+
+
+def test_custom_rule_validate_must_be_callable(project):
+    share_project(project, "    pass")
+    path = project / "rules" / "share.py"
+    path.write_text(path.read_text().replace("def validate(options):\n    pass", "validate = 3"))
+    result = lint("m.yaml")
+    assert result.exit_code == 2 and "validate must be a function validate(options), received 3" in result.stderr
+
 # -- the documentation's examples ------------------------------------------------------------------
 DOCS = (Path(__file__).resolve().parent.parent / "docs" / "lint.md").read_text()
 
@@ -209,5 +276,10 @@ def test_documented_custom_rule_works(project):
     assert [(f["code"], f["layer"], f["line"]) for f in data["findings"]] == [("ORG101", "conv_2", 5)]
     assert data["findings"][0]["message"] == ("the network has 12,898 trainable parameters, 2,898 over the budget "
                                               "of 10,000; this layer holds 9,224 of them")
+    write(project / "archcheck.toml", 'custom-rules = "tools/archcheck_rules"\n[rules.ORG101]\nmax_params = 0\n')
+    result = lint("m.yaml")
+    assert result.exit_code == 2
+    assert ("archcheck.toml: key 'rules.ORG101.max_params': rule ORG101 over-param-budget expects a parameter count "
+            "of at least 1, received 0") in result.stderr
     explained = CliRunner().invoke(main, ["explain", "ORG101"]).stdout
     assert "## Why is this bad?\nOur edge devices hold at most `max_params` weights in memory." in explained
