@@ -56,8 +56,6 @@ from archcheck.layers.base import fmt_shape
 from archcheck.propagate import Analysis
 from archcheck.spec import INPUT, Node
 
-DTYPES = ("float32", "float64")
-
 
 class ShapeMismatch(RuntimeError):
     """A layer's array does not have the shape the propagator computed: a bug in archcheck."""
@@ -360,9 +358,11 @@ class Run:
         return math.isfinite(self.loss) and all(self.grad_finite.values())
 
     def gradient_ratio(self) -> GradientRatio | None:
-        """The first and last conv/dense layers' weight gradients; None with fewer than two such layers."""
-        weighted = [n for n in self.analysis.graph.order
-                    if n.layer.category in ("conv", "dense") and f"{n.name}.weight" in self.grad_norms]
+        """The first and last conv/dense layers' weight gradients; None with fewer than two such layers.
+        Layers on dangling branches (no path to an output) are left out: no gradient reaches them."""
+        graph = self.analysis.graph
+        weighted = [n for n in graph.order if n.name in graph.used
+                    and n.layer.category in ("conv", "dense") and f"{n.name}.weight" in self.grad_norms]
         if len(weighted) < 2:
             return None
         first, last = weighted[0], weighted[-1]

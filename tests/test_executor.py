@@ -512,3 +512,22 @@ def test_run_record_holds_plain_numbers(tmp_path):
     assert (flow.first.name, flow.last.name) == ("conv_1", "dense_1")
     assert flow.ratio == pytest.approx(1e30 * math.sqrt(18) / (0.5 * math.sqrt(12)), rel=1e-6)
     assert str(flow).startswith("the weight-gradient norm of the first weighted layer 'conv_1' is 4.24e+30, ")
+
+
+def test_gradient_ratio_leaves_out_dangling_branches(tmp_path):
+    # 'side' comes first in order and 'probe' last, but neither reaches the output: their gradients are 0
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"input": [2, 8], "outputs": ["head"], "layers": [
+        {"conv": {"filters": 3, "kernel": 1}, "name": "side"},
+        {"conv": {"filters": 3, "kernel": 3}, "name": "features", "inputs": ["input"]},
+        {"flatten": None, "name": "flat"},
+        {"dense": 2, "name": "head"},
+        {"dense": 4, "name": "probe", "inputs": ["flat"]},
+    ]}, sort_keys=False))
+    analysis = analyze(path)
+    assert {"side", "probe"}.isdisjoint(analysis.graph.used)
+    norms = {"side.weight": 0.0, "features.weight": 2.0, "head.weight": 0.5, "probe.weight": 0.0}
+    run = executor.Run(analysis, {}, 1.0, norms, {k: True for k in norms})
+    flow = run.gradient_ratio()
+    assert (flow.first.name, flow.last.name) == ("features", "head")
+    assert flow.ratio == pytest.approx(4.0)
