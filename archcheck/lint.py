@@ -434,6 +434,11 @@ class Result:
     suppressed: int = 0
 
 
+def fails(findings: list[Finding], threshold: str) -> bool:
+    """Whether a finding reaches ``threshold`` (a severity: `fail-on`), so the command exits 1."""
+    return any(SEVERITIES.index(f.severity) >= SEVERITIES.index(threshold) for f in findings)
+
+
 def _order(f: Finding):
     return (f.loc.line, f.loc.col, f.code) if f.loc else (0, 0, f.code)
 

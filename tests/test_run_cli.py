@@ -216,6 +216,20 @@ def test_grad_findings_follow_the_configuration(tmp_path):
     assert result.exit_code == 0 and "0 findings (0 errors, 0 warnings, 0 info)" in result.stdout
 
 
+def test_grad_exit_code_follows_fail_on(tmp_path):
+    path, w = _broken_relu_and_sigmoid(tmp_path)  # two warnings
+    args = ("run", path, "--grad", "-b", "2", "--weights", w)
+    (tmp_path / "archcheck.toml").write_text('fail-on = "error"\n')
+    result = cli(*args)
+    assert result.exit_code == 0 and "2 findings (0 errors, 2 warnings, 0 info)" in result.stdout
+    assert cli(*args, "--fail-on", "warning").exit_code == 1  # the option overrides the configuration
+    (tmp_path / "archcheck.toml").write_text('fail-on = "info"\n[severity]\ndead-relu = "info"\n'
+                                             'saturated-activation-runtime = "info"\n')
+    assert cli(*args).exit_code == 1  # info findings fail when fail-on is info
+    assert cli(*args, "--fail-on", "warning").exit_code == 0
+    assert cli("run", path, "--weights", w, "--fail-on", "info").exit_code == 0  # no findings without --grad
+
+
 def test_saturation_margin_sets_the_table_and_the_finding(tmp_path):
     path, w = _broken_relu_and_sigmoid(tmp_path)
     column = {}
@@ -258,6 +272,21 @@ def test_a_broken_configuration_is_a_usage_error(tmp_path):
     err = bad("run", path, "--grad")
     assert f"archcheck: error: {tmp_path / 'archcheck.toml'}: key 'rules.dead-relu.dead_shar': rule AC801 dead-relu " \
            "has no option 'dead_shar' (did you mean 'dead_share'?)\n  = fix: its options are: dead_share" in err
+
+
+def test_plain_run_reads_no_configuration_nor_rules(tmp_path):
+    path, w = _broken_relu_and_sigmoid(tmp_path)
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "broken.py").write_text("raise ImportError('broken rule')\n")
+    (tmp_path / "archcheck.toml").write_text('custom-rules = "rules"\n[rules.saturated-activation-runtime]\n'
+                                             'margin = 0.4\nmargn = 1\n')
+    assert bad("run", path, "--grad", "-b", "2", "--weights", w).startswith("archcheck: error: ")
+    result = cli("run", path, "-b", "2", "--weights", w, "-f", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (tmp_path / "archcheck.toml").unlink()
+    default = json.loads(cli("run", path, "-b", "2", "--weights", w, "-f", "json").stdout)
+    assert doc["layers"] == [{**layer, "ms": row["ms"]} for layer, row in zip(default["layers"], doc["layers"])]
 
 
 # -- bad input ------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def lint(paths, fmt, fail_on, select, ignore, config_path, no_config):
     """
     with reported_errors():
         from archcheck.config import ConfigError
-        from archcheck.lint import collect, lint_paths, make_plan
+        from archcheck.lint import collect, fails, lint_paths, make_plan
         from archcheck.render.findings import render, resolve
 
         try:
@@ -90,6 +90,4 @@ def lint(paths, fmt, fail_on, select, ignore, config_path, no_config):
         shown = {c: r for c, r in rules.items() if c in plan.enabled}
         click.echo(render(result.findings, fmt, files_checked=len(files), suppressed=result.suppressed,
                           rules=shown, color=color))
-        threshold = SEVERITIES.index(fail_on or cfg.fail_on)
-        failed = any(SEVERITIES.index(f.severity) >= threshold for f in result.findings)
-        sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+        sys.exit(EXIT_FINDINGS if fails(result.findings, fail_on or cfg.fail_on) else EXIT_OK)

@@ -12,6 +12,7 @@ import click
 
 from archcheck.commands import execution_options, reported_errors, spec_argument
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from archcheck.findings import SEVERITIES
 
 PROGRESS_MACS = 2e9  # show a progress bar (on a terminal) when a run does more work than this
 
@@ -54,23 +55,28 @@ def prepare(spec, data, batch, weights, seed, dtype):
 
 def dynamic_plan(spec):
     """The dynamic rules (AC801-AC805 and any custom ones) as the project configuration, found from
-    the spec's directory as `lint` finds it, selects and sets them; a broken one is exit 2."""
+    the spec's directory as `lint` finds it, selects and sets them, and its `fail-on`: (plan, fail_on);
+    a broken configuration or rule is exit 2."""
     from archcheck.commands.lint import fail_usage, setup
     from archcheck.config import ConfigError
     from archcheck.lint import make_plan
 
     try:
         cfg, rules = setup(None, False, Path(spec).parent)
-        return make_plan(cfg, rules, kind="dynamic")
+        return make_plan(cfg, rules, kind="dynamic"), cfg.fail_on
     except ConfigError as exc:
         fail_usage(exc)
 
 
 def saturation_margin(plan) -> float:
-    """What counts as saturated, in the table as in the findings: saturated-activation-runtime's margin."""
+    """What counts as saturated, in the table as in the findings: saturated-activation-runtime's margin,
+    as configured with a plan (--grad), else its default (plain `run` reads no configuration)."""
     from archcheck.lint import find_rule
+    from archcheck.rules.saturated_activation_runtime import OPTIONS, SLUG
 
-    return plan.options[find_rule("saturated-activation-runtime", plan.rules).code]["margin"]
+    if plan is None:
+        return OPTIONS["margin"]
+    return plan.options[find_rule(SLUG, plan.rules).code]["margin"]
 
 
 def targets_for(analysis, labels, batch, kind, seed):
@@ -113,7 +119,11 @@ def progress_bar(total: int, work: float):
               help="Classes listed per sample for a softmax output.")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="Output format; `table` is plain text when not on a terminal.")
-def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, save_activations, top_k, fmt):
+@click.option("--fail-on", type=click.Choice(SEVERITIES),
+              help="With --grad, exit 1 when a finding has this severity or a higher one [default: the "
+                   "configuration's `fail-on`, else warning].")
+def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, save_activations, top_k, fmt,
+        fail_on):
     """Run SPEC in NumPy on a batch and print, per layer, the output shape, mean and standard
     deviation, the share of zeros (dead ReLUs) and of saturated values (sigmoid/tanh), NaN/Inf
     counts and time; then the outputs (top-k classes for a softmax head).
@@ -122,8 +132,8 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
     back-propagated: per-layer gradient norms and dynamic findings (AC801-AC805) in lint's format,
     selected, configured and suppressed as lint does (the configuration is found from SPEC).
 
-    Exit 0 on success; 1 when --grad reports findings; 2 for an invalid spec, data, weights,
-    labels or configuration; 3 for an internal error.
+    Exit 0 on success; 1 when --grad reports a finding that reaches --fail-on; 2 for an invalid
+    spec, data, weights, labels or configuration; 3 for an internal error.
     """
     if save_activations and not save:
         raise click.UsageError("--save-activations needs --save OUT.npz")
@@ -133,10 +143,10 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         import numpy as np
 
         from archcheck import executor
-        from archcheck.lint import Result, check_run
+        from archcheck.lint import Result, check_run, fails
         from archcheck.spec import INPUT
 
-        plan = dynamic_plan(spec)
+        plan, configured_fail_on = dynamic_plan(spec) if grad else (None, None)
         margin = saturation_margin(plan)
         analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
@@ -194,7 +204,7 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
             click.echo(plain)
         if save:
             click.echo(f"wrote {save}", err=True)
-        sys.exit(EXIT_FINDINGS if any(f.severity != "info" for f in findings) else EXIT_OK)
+        sys.exit(EXIT_FINDINGS if grad and fails(findings, fail_on or configured_fail_on) else EXIT_OK)
 
 
 def _top_k(analysis, name, y, k):
