@@ -132,15 +132,17 @@ def export_model(analysis, params: dict, outputs: list[str] | None = None) -> on
 
 
 def _check_weights(analysis, needed: set[str], b: Builder) -> None:
-    """Every weight and buffer the propagator expects was written, with its shape."""
-    for name in needed - {INPUT}:
-        layer, ins = analysis.graph.nodes[name].layer, analysis.layers[name].in_shapes
-        for suffix, shape in {**layer.weight_shapes(ins), **layer.buffer_shapes(ins)}.items():
-            key = f"{name}.{suffix}"
-            found = tuple(b.initializers[key].dims) if key in b.initializers else None
-            if found != tuple(shape):
-                raise ValueError(f"layer '{name}': weight '{key}' should have shape {tuple(shape)}, "
-                                 f"{'found ' + str(found) if found else 'it was not written'}")
+    """Every weight and buffer the propagator expects of the written layers was written, with its shape."""
+    from archcheck.executor import param_shapes
+
+    for key, (shape, _) in param_shapes(analysis).items():
+        name = key.rsplit(".", 1)[0]
+        if name not in needed:
+            continue
+        found = tuple(b.initializers[key].dims) if key in b.initializers else None
+        if found != shape:
+            raise ValueError(f"layer '{name}': weight '{key}' should have shape {shape}, "
+                             f"{'found ' + str(found) if found else 'it was not written'}")
 
 
 def save_model(model: onnx.ModelProto, path) -> None:

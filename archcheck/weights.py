@@ -88,8 +88,3 @@ def load(path: str, analysis, dtype: str = "float32") -> dict:
     check(analysis, arrays, path)
     return {name: array.astype(dtype) for name, array in arrays.items() if not name.endswith(IGNORED_SUFFIXES)}
 
-
-def save(path: str, params: dict) -> None:
-    import numpy as np
-
-    np.savez(path, **params)

@@ -133,3 +133,19 @@ def test_static_path_does_not_import_onnx():
     done = subprocess.run([sys.executable, "-c", code, str(SAMPLES / "resnet50.yaml")], capture_output=True,
                           text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_layer_that_writes_a_wrong_or_no_weight_is_caught():
+    analysis = analyze(SAMPLES / "lenet5.yaml")
+    b = onnx_export.Builder(init_params(analysis, seed=0))
+    b._add("stage_1.conv_1.weight", np.zeros((6, 1, 3, 3), np.float32))
+    with pytest.raises(ValueError, match=r"^layer 'stage_1.conv_1': weight 'stage_1.conv_1.weight' should have "
+                                         r"shape \(6, 1, 5, 5\), found \(6, 1, 3, 3\)$"):
+        onnx_export._check_weights(analysis, {"input", "stage_1.conv_1"}, b)
+    b.layer = "stage_1.conv_1"
+    b.initializers.clear()
+    b.param("weight")
+    with pytest.raises(ValueError, match=r"weight 'stage_1.conv_1.bias' should have shape \(6,\), it was not written"):
+        onnx_export._check_weights(analysis, {"input", "stage_1.conv_1"}, b)
+    b.param("bias")
+    onnx_export._check_weights(analysis, {"input", "stage_1.conv_1"}, b)  # the other layers are not needed
