@@ -204,6 +204,13 @@ def load_text(text: str, file: str = "<string>"):
                     fail("the file holds more than one YAML document", loc.line, loc.col,
                          "keep one network per file; remove the extra '---' section")
     except yaml.MarkedYAMLError as exc:
+        # Some parser versions refuse deep nesting themselves, scanning ahead past our own limit before
+        # emitting an event; the refusal is ours to word, whatever the parser's version.
+        deep = _too_deep(text, exc.problem_mark.index if exc.problem_mark else len(text))
+        if deep is not None:
+            fail(f"lists and mappings nest deeper than {MAX_DEPTH} levels here; a spec needs about 10",
+                 text.count("\n", 0, deep) + 1, deep - text.rfind("\n", 0, deep),
+                 "flatten the structure; use blocks instead of deeply nested branches")
         message, mark, fix = _syntax_error(exc, text)
         fail(message, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, fix)
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow, e.g. NUL
@@ -232,6 +239,31 @@ _TOO_BIG_FIX = "use blocks and `repeat` instead of spelling every layer out, or 
 
 def _too_big(size: int) -> str:
     return f"the file is {size:,} bytes; specs are limited to {MAX_BYTES:,} bytes ({MAX_BYTES // 2**20} MiB)"
+
+
+def _too_deep(text: str, end: int) -> int | None:
+    """Offset of the first bracket that opens level ``MAX_DEPTH + 1`` of flow nesting before ``end``, if any.
+
+    Brackets inside quotes and comments do not count. Used only to word a parser's refusal, so an
+    approximate reading of an already broken file costs nothing.
+    """
+    depth, quote, comment = 0, "", False
+    for i, c in enumerate(text[:end]):
+        if comment:
+            comment = c != "\n"
+        elif quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"" and (i == 0 or text[i - 1] in " \t\n[{,:"):
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            comment = True
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return i
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+    return None
 
 
 _OPENED = {"a flow mapping": "the '{' mapping", "a flow sequence": "the '[' list",

@@ -25,7 +25,7 @@ layers:
   - dense: 2
 ```
 run on one sample with the weights of a training run that diverged, in which both
-convolutions' weights have grown to about 1e20:
+convolutions' weights have grown to about 1e20 (the second's all positive):
 ```console
 $ archcheck run net.yaml --grad --weights diverged.npz
 net.yaml:5:5: AC805 non-finite-values [error] layer 'conv_2': the output of this conv layer holds 0 NaN and 16 Inf values (of 16); they first appear here

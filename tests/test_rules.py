@@ -950,6 +950,13 @@ def _scale(**factors):
     return edit
 
 
+def _positive(name, factor):
+    """Weights of one sign, so an overflow gives Inf whatever order the BLAS sums in (mixed signs: Inf - Inf)."""
+    def edit(params):
+        params[name][...] = abs(params[name]) * factor
+    return edit
+
+
 def _bias(params):
     params["conv_1.bias"][:3] = -50.0
 
@@ -961,7 +968,8 @@ DYNAMIC_EXAMPLES = {
     "vanishing_gradient": (2, None, None, None),
     "exploding_gradient": (2, None, _scale(**{"conv_1.weight": 1e-3, "conv_2.weight": 10, "conv_3.weight": 10,
                                               "conv_4.weight": 10}), None),
-    "non_finite_values": (1, None, _scale(**{"conv_1.weight": 1e20, "conv_2.weight": 1e20}), None),
+    "non_finite_values": (1, None, lambda p: (_scale(**{"conv_1.weight": 1e20})(p), _positive("conv_2.weight", 1e20)(p)),
+                          None),
 }
 
 
