@@ -23,6 +23,8 @@ from archcheck import __version__
 from archcheck.spec import INPUT
 
 OPSET = 17
+IR_VERSION = 8  # the IR that came with opset 17 (onnx 1.12); a newer onnx package would stamp its own, which
+#                 older runtimes refuse ("Unsupported model IR version") although every operator is theirs
 DTYPE = np.float32  # ONNX Runtime's CPU convolutions are float32 only
 BATCH = "batch"  # the symbolic batch dimension
 PROTOBUF_LIMIT = 2**31 - 1  # beyond this the weights must live in a side file
@@ -126,7 +128,7 @@ def export_model(analysis, params: dict, outputs: list[str] | None = None) -> on
         doc_string=analysis.spec.description or "",
     )
     model = helper.make_model(model_graph, producer_name="archcheck", producer_version=__version__,
-                              opset_imports=[helper.make_opsetid("", OPSET)])
+                              opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     model.doc_string = f"Exported by archcheck {__version__} from {analysis.spec.file}"
     return model
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from typing import ClassVar
 
 from archcheck.layers import activation, conv, dense, merge, norm, pool, reshape
@@ -21,7 +22,8 @@ def _catalogue() -> dict[str, type[Layer]]:
     found: dict[str, type[Layer]] = {}
     for module in (conv, pool, dense, norm, activation, merge, reshape):
         for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Layer) and "type" in vars(obj):
+            is_class = isinstance(obj, type) and not isinstance(obj, types.GenericAlias)  # tuple[int, ...] on 3.10
+            if is_class and issubclass(obj, Layer) and "type" in vars(obj):
                 found[obj.type] = obj
     return dict(sorted(found.items()))
 
