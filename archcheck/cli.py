@@ -47,7 +47,8 @@ def main():
     Describe a CNN in a small YAML spec; archcheck computes every layer's shape,
     parameters, MACs, memory and receptive field, lints the design, and runs it in NumPy.
 
-    Exit codes: 0 success; 1 lint findings at or above --fail-on; 2 invalid spec,
-    configuration or usage.
+    Exit codes, for every command: 0 success; 1 findings (lint and run --grad: a finding at or
+    above --fail-on, and in lint an invalid spec is one; train: the loss did not fall); 2 invalid
+    input (spec, configuration, data, weights, option); 3 internal error, a bug in archcheck.
     """
 

@@ -33,8 +33,8 @@ layers:
 None.
 
 ## References
-- Ioffe and Szegedy, *Batch Normalization* (2015): the bias of the preceding layer can be ignored,
-  its effect is cancelled by the mean subtraction.
+- Ioffe and Szegedy, *Batch Normalization* (2015): the bias of the preceding layer can be ignored, its effect
+  is cancelled by the mean subtraction.
 - NeuraLint (Nikanjam et al., 2021): redundant bias before batch normalisation. Common practice in
   torchvision's ResNet, GoogLeNet and MobileNet (`bias=False` before every batchnorm).
 """

@@ -48,11 +48,14 @@ layers:
 - `cap` (default 512): stages with at least this many channels are not expected to grow.
 
 ## References
-- Seed 000: most of the time the number of channels doubles (32, 64, 128, 256, 512).
-- Seed 004: filters are typically doubled layer after layer.
-- Seed 003: the number of filters increases as the network goes deeper (ZFNet).
-- He et al., *Deep Residual Learning for Image Recognition* (2015): when the map is halved the
-  number of filters is doubled. Simonyan and Zisserman (2014): widths double until 512.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: most of the time the number of
+  channels doubles (32, 64, 128, 256, 512).
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: filters are typically doubled layer
+  after layer.
+- The blog post *Forward and Backward Propagation using Convolution operation*: the number of filters increases as
+  the network goes deeper (ZFNet).
+- He et al., *Deep Residual Learning for Image Recognition* (2015): when the map is halved the number of
+  filters is doubled. Simonyan and Zisserman (2014): widths double until 512.
 """
 
 from __future__ import annotations

@@ -48,10 +48,11 @@ layers:
 None.
 
 ## References
-- Seed 004: the number of units in the last layer equals the number of classes when it is activated
-  by softmax.
-- NeuraLint (Nikanjam et al., 2021) and UMLAUT (Schoop et al., 2021): last layer width, missing or
-  misplaced softmax, activation before softmax.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition* and LeCun et al., *Gradient-Based
+  Learning Applied to Document Recognition* (1998): the number of units in the last layer equals the number of
+  classes when it is activated by softmax.
+- NeuraLint (Nikanjam et al., 2021) and UMLAUT (Schoop et al., 2021): last layer width, missing or misplaced
+  softmax, activation before softmax.
 """
 
 from __future__ import annotations

@@ -54,9 +54,10 @@ inputs.
   (AUTOTRAINER's γ).
 
 ## References
-- Seed 000: ReLU passes only positive values through; leaky ReLU is the listed alternative.
-- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair
-  System*, ICSE 2021): the dying-ReLU detector and its default threshold γ = 0.7.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: ReLU passes only positive
+  values through; leaky ReLU is the listed alternative.
+- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair System*,
+  ICSE 2021): the dying-ReLU detector and its default threshold γ = 0.7.
 - Lu et al., *Dying ReLU and Initialization: Theory and Numerical Examples* (2020).
 """  # noqa: E501 (the console block quotes a finding verbatim)
 

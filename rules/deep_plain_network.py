@@ -51,10 +51,10 @@ layers:
   connection.
 
 ## References
-- Seed 001: stacking deeper layers on a plain network is an optimisation problem, not overfitting;
-  residual blocks fit `F(x) + x` instead.
-- Seed 003: plain networks got higher training and test error as layers were added; skip connections
-  form a gradient highway to the first layers.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: stacking deeper layers on a plain
+  network is an optimisation problem, not overfitting; residual blocks fit `F(x) + x` instead.
+- The blog post *Forward and Backward Propagation using Convolution operation*: plain networks got higher training
+  and test error as layers were added; skip connections form a gradient highway to the first layers.
 - He et al., *Deep Residual Learning for Image Recognition* (2015).
 """
 

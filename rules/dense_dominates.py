@@ -37,10 +37,10 @@ layers:
 - `min_params` (default 1000000): dense layers with fewer parameters are not reported.
 
 ## References
-- Seed 001: fully connected layers on images need a huge number of parameters, which parameter
-  sharing in convolutions avoids.
-- Seed 004: flattening images into dense layers loses their spatial structure and gives the network
-  too many parameters.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: fully connected layers on images need
+  a huge number of parameters, which parameter sharing in convolutions avoids.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: flattening images into dense layers
+  loses their spatial structure and gives the network too many parameters.
 - Lin, Chen and Yan, *Network In Network* (2013): global average pooling in place of dense layers.
 """
 

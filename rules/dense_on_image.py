@@ -39,10 +39,12 @@ layers:
 None.
 
 ## References
-- Seed 004: flattening images for fully connected networks loses their spatial features and costs
-  too many parameters; convolutional networks exist for that reason.
-- Seed 002 and seed 001: the parameter count of fully connected layers on images, and parameter
-  sharing in convolutions.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: flattening images for fully connected
+  networks loses their spatial features and costs too many parameters; convolutional networks exist for that
+  reason.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: the parameter count of fully connected layers on images, and parameter sharing in
+  convolutions.
 """
 
 from __future__ import annotations

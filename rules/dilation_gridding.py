@@ -38,10 +38,11 @@ layers:
 None.
 
 ## References
-- Wang et al., *Understanding Convolution for Semantic Segmentation* (2018): the gridding effect of
-  stacked dilated convolutions with a common rate, and hybrid dilated convolution.
-- Seed 000's reference *Computing Receptive Fields of Convolutional Neural Networks* (Araujo, Norris
-  and Sim, Distill 2019): dilation enlarges the field without covering it densely.
+- Wang et al., *Understanding Convolution for Semantic Segmentation* (2018): the gridding effect of stacked
+  dilated convolutions with a common rate, and hybrid dilated convolution.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*, citing *Computing Receptive
+  Fields of Convolutional Neural Networks* (Araujo, Norris and Sim, Distill 2019): dilation enlarges the field
+  without covering it densely.
 """
 
 from __future__ import annotations

@@ -40,9 +40,10 @@ layers:
 None.
 
 ## References
-- Seed 000: max-pooling an odd-sized map ignores the last rows and columns: 7x7 pooled to 3x3 drops
-  the last column.
-- Seed 002: the output size `floor((n + 2p - f) / s) + 1` rounds down.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: max-pooling an odd-sized map
+  ignores the last rows and columns: 7x7 pooled to 3x3 drops the last column.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: the output size `floor((n + 2p - f) / s) + 1` rounds down.
 """
 
 from __future__ import annotations

@@ -32,9 +32,11 @@ layers:
 None.
 
 ## References
-- Seed 000: 3x3 kernels are used mostly for their axis of symmetry; a 4x4 kernel loses the fine
-  detail a 3x3 keeps, and two stacked 3x3 convolutions cover a 4x4 behaviour and more.
-- Seed 002: by convention the filter size is odd, so that "same" padding `(f - 1) / 2` is whole.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: 3x3 kernels are used mostly for
+  their axis of symmetry; a 4x4 kernel loses the fine detail a 3x3 keeps, and two stacked 3x3 convolutions
+  cover a 4x4 behaviour and more.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: by convention the filter size is odd, so that "same" padding `(f - 1) / 2` is whole.
 """
 
 from __future__ import annotations

@@ -63,13 +63,12 @@ whose weights are far too small makes that layer's gradient larger still.
   weight-gradient norm (AUTOTRAINER's β3).
 
 ## References
-- Seed 003: by the chain rule the derivatives of each layer are multiplied down the network, from
-  the final layer to the initial one.
-- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair
-  System*, ICSE 2021): the exploding-gradient detector, its ratio of the first to the last layer's
-  gradient and its default threshold β3 = 70.
-- Pascanu et al., *On the difficulty of training recurrent neural networks* (2013): gradient
-  clipping.
+- The blog post *Forward and Backward Propagation using Convolution operation*: by the chain rule the derivatives
+  of each layer are multiplied down the network, from the final layer to the initial one.
+- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair System*,
+  ICSE 2021): the exploding-gradient detector, its ratio of the first to the last layer's gradient and its
+  default threshold β3 = 70.
+- Pascanu et al., *On the difficulty of training recurrent neural networks* (2013): gradient clipping.
 """  # noqa: E501 (the console block quotes a finding verbatim)
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ layers:
   defaults: 4 to 14).
 
 ## References
-- Seed 000: networks start from 224x224 and like a 7x7 map in the last layer, consistently across
-  architectures.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: networks start from 224x224 and
+  like a 7x7 map in the last layer, consistently across architectures.
 """
 
 from __future__ import annotations

@@ -42,11 +42,11 @@ layers:
 - `max_rate` (default 0.5): the highest dropout rate accepted.
 
 ## References
-- Seed 003: a dropout probability of 0.5 is stated to be good.
-- UMLAUT (Schoop et al., 2021): dropout rate too high. NeuraLint (Nikanjam et al., 2021): dropout
-  before batch normalisation.
-- Li et al., *Understanding the Disharmony between Dropout and Batch Normalization by Variance
-  Shift* (2019).
+- The blog post *Forward and Backward Propagation using Convolution operation*: a dropout probability of 0.5 is
+  stated to be good.
+- UMLAUT (Schoop et al., 2021): dropout rate too high. NeuraLint (Nikanjam et al., 2021): dropout before batch
+  normalisation.
+- Li et al., *Understanding the Disharmony between Dropout and Batch Normalization by Variance Shift* (2019).
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ layers:
 None.
 
 ## References
-- Seed 002: the input size should be divisible by 2 many times (32, 64, 96, 224, 384, 512).
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: the input size should be divisible by 2 many times (32, 64, 96, 224, 384, 512).
 """
 
 from __future__ import annotations

@@ -41,11 +41,13 @@ layers:
 - `max_kernel` (default 5): the largest kernel size accepted after the first convolution.
 
 ## References
-- Seed 002: use small filters (3x3, at most 5x5); bigger filters are common only in the very first
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: use small filters (3x3, at most 5x5); bigger filters are common only in the very first
   convolution; prefer a stack of small convolutions to one large one.
-- Seed 004: filter sizes are usually 3x3 or 5x5; small sizes are usually better.
-- Simonyan and Zisserman, *Very Deep Convolutional Networks for Large-Scale Image Recognition*
-  (2014): stacks of 3x3 convolutions in place of larger kernels.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: filter sizes are usually 3x3 or 5x5;
+  small sizes are usually better.
+- Simonyan and Zisserman, *Very Deep Convolutional Networks for Large-Scale Image Recognition* (2014): stacks
+  of 3x3 convolutions in place of larger kernels.
 """
 
 from __future__ import annotations

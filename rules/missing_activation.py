@@ -41,12 +41,11 @@ layers:
 None.
 
 ## References
-- Seed 000: without activation functions all layers collapse into one, since a linear combination
-  of linear functions is still linear.
-- Seed 004: a convolution is a linear operation; non-linearity keeps the network from being a linear
-  classifier.
-- NeuraLint (Nikanjam et al., 2021) and UMLAUT (Schoop et al., 2021): missing activation between
-  layers.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: without activation functions
+  all layers collapse into one, since a linear combination of linear functions is still linear.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: a convolution is a linear operation;
+  non-linearity keeps the network from being a linear classifier.
+- NeuraLint (Nikanjam et al., 2021) and UMLAUT (Schoop et al., 2021): missing activation between layers.
 - Sandler et al., *MobileNetV2: Inverted Residuals and Linear Bottlenecks* (2018).
 """
 

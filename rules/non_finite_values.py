@@ -51,8 +51,8 @@ lower learning rate (or gradient clipping), and check the input for extreme valu
 None.
 
 ## References
-- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair
-  System*, ICSE 2021): NaN in the loss or the weights is the first symptom it checks.
+- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair System*,
+  ICSE 2021): NaN in the loss or the weights is the first symptom it checks.
 - IEEE 754: float32's largest finite value is about 3.4e38; Inf - Inf and 0 x Inf give NaN.
 """  # noqa: E501 (the console block quotes a finding verbatim)
 

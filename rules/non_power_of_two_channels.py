@@ -37,8 +37,10 @@ layers:
 - `multiple` (default 8): filter counts that are multiples of this are accepted too.
 
 ## References
-- Seed 000: channel counts are mostly 2^n because hardware handles them much better.
-- Seed 004: filters typically double layer after layer: 32, 64, 128, 256.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: channel counts are mostly 2^n
+  because hardware handles them much better.
+- Simonyan and Zisserman, *Very Deep Convolutional Networks for Large-Scale Image Recognition* (2015): filters
+  typically double layer after layer: 32, 64, 128, 256.
 - NVIDIA, *Deep Learning Performance Guide* (tensor cores): channel counts that are multiples of 8.
 """
 

@@ -52,11 +52,11 @@ layers:
   one layer besides the classifier; 3 asks for two.
 
 ## References
-- Seed 000: do not max-pool towards the output; keep pooling at least 2 or 3 convolution layers
-  away from it (in fully convolutional networks, where the last of them is the classifier), or the
-  last layer has little information left to predict from.
-- Long, Shelhamer and Darrell, *Fully Convolutional Networks for Semantic Segmentation* (2015): dense
-  layers on a feature map are convolutions covering the whole map.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: do not max-pool towards the
+  output; keep pooling at least 2 or 3 convolution layers away from it (in fully convolutional networks, where
+  the last of them is the classifier), or the last layer has little information left to predict from.
+- Long, Shelhamer and Darrell, *Fully Convolutional Networks for Semantic Segmentation* (2015): dense layers
+  on a feature map are convolutions covering the whole map.
 """
 
 from __future__ import annotations

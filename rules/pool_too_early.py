@@ -51,9 +51,11 @@ layers:
   spans 7). Set it above any kernel size (e.g. 1000) to require `min_convs` convolutions always.
 
 ## References
-- Seed 000: max-pool only after convolving at least twice, once edges and gradients have formed;
-  pool as early as that allows when the network must be small.
-- Seed 002: the usual pattern `[[CONV -> RELU]*N -> POOL?]*M`, with N of 2 or 3 in larger networks.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: max-pool only after convolving
+  at least twice, once edges and gradients have formed; pool as early as that allows when the network must be
+  small.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: the usual pattern `[[CONV -> RELU]*N -> POOL?]*M`, with N of 2 or 3 in larger networks.
 """
 
 from __future__ import annotations

@@ -42,9 +42,10 @@ layers:
 - `allowed` (default `[[2, 2], [3, 2]]`): the accepted `[window, stride]` pairs, per axis.
 
 ## References
-- Seed 002: the pooling window and stride in common use are f=2, s=2 and f=3, s=2.
-- Krizhevsky, Sutskever and Hinton, *ImageNet Classification with Deep Convolutional Neural
-  Networks* (2012): overlapping 3/2 pooling.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: the pooling window and stride in common use are f=2, s=2 and f=3, s=2.
+- Krizhevsky, Sutskever and Hinton, *ImageNet Classification with Deep Convolutional Neural Networks* (2012):
+  overlapping 3/2 pooling.
 """
 
 from __future__ import annotations

@@ -56,11 +56,11 @@ layers:
 - `min_share` (default 1.0): the share of the input, per axis, the last features must see.
 
 ## References
-- Seed 000's reference *Computing Receptive Fields of Convolutional Neural Networks* (Araujo, Norris
-  and Sim, Distill 2019): the field should cover the input for classification; accuracy grows with
-  it.
-- Luo et al., *Understanding the Effective Receptive Field in Deep Convolutional Neural Networks*
-  (2016): the effective field is a fraction of the theoretical one.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*, citing *Computing Receptive
+  Fields of Convolutional Neural Networks* (Araujo, Norris and Sim, Distill 2019): the field should cover the
+  input for classification; accuracy grows with it.
+- Luo et al., *Understanding the Effective Receptive Field in Deep Convolutional Neural Networks* (2016): the
+  effective field is a fraction of the theoretical one.
 """
 
 from __future__ import annotations

@@ -53,13 +53,17 @@ Or scale the data to a small range (mean 0, standard deviation 1) before it reac
   saturated.
 
 ## References
-- Seed 000: sigmoid and tanh cause the vanishing gradient problem.
-- Seed 003: the sigmoid squishes a large input space into a small one, so a large change in its
-  input causes a small change in its output and its derivative becomes small.
-- Seed 004: avoid sigmoid and tanh; ReLU is a good starting point.
-- AUTOTRAINER (Zhang et al., ICSE 2021) counts saturated activations among the symptoms of
-  vanishing gradients. The static rule `saturating-activation` (AC402) flags sigmoid and tanh in
-  hidden layers before anything runs.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: sigmoid and tanh cause the
+  vanishing gradient problem.
+- The blog post *Forward and Backward Propagation using Convolution operation*: the sigmoid squishes a large input
+  space into a small one, so a large change in its input causes a small change in its output and its
+  derivative becomes small.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition* (activation functions) and Krizhevsky
+  et al., *ImageNet Classification with Deep Convolutional Neural Networks* (2012): avoid sigmoid and tanh;
+  ReLU is a good starting point.
+- AUTOTRAINER (Zhang et al., ICSE 2021) counts saturated activations among the symptoms of vanishing
+  gradients. The static rule `saturating-activation` (AC402) flags sigmoid and tanh in hidden layers before
+  anything runs.
 """  # noqa: E501 (the console block quotes a finding verbatim)
 
 from __future__ import annotations

@@ -38,10 +38,14 @@ layers:
 None.
 
 ## References
-- Seed 000: sigmoid and tanh cause the vanishing gradient problem; ReLU passes positive values only.
-- Seed 003: n hidden layers of sigmoid multiply n small derivatives, so the gradient decreases
-  exponentially towards the first layers; AlexNet's ReLU trained 6 times faster than tanh.
-- Seed 004: ReLU is a good starting point; avoid sigmoid and tanh.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: sigmoid and tanh cause the
+  vanishing gradient problem; ReLU passes positive values only.
+- The blog post *Forward and Backward Propagation using Convolution operation*: n hidden layers of sigmoid
+  multiply n small derivatives, so the gradient decreases exponentially towards the first layers; AlexNet's
+  ReLU trained 6 times faster than tanh.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition* (activation functions) and Krizhevsky
+  et al., *ImageNet Classification with Deep Convolutional Neural Networks* (2012): ReLU is a good starting
+  point; avoid sigmoid and tanh.
 """
 
 from __future__ import annotations

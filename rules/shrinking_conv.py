@@ -34,9 +34,11 @@ layers:
 None.
 
 ## References
-- Seed 000: add padding so that the convolution does not lose the size of the channel.
-- Seed 002: each unpadded convolution shrinks the image and uses the border pixels less; pad with
-  `p = (f - 1) / 2` ("same") so the conv layer does not alter the spatial dimensions.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: add padding so that the
+  convolution does not lose the size of the channel.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: each unpadded convolution shrinks the image and uses the border pixels less; pad with `p =
+  (f - 1) / 2` ("same") so the conv layer does not alter the spatial dimensions.
 """
 
 from __future__ import annotations

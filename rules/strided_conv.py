@@ -44,11 +44,13 @@ layers:
 None.
 
 ## References
-- Seed 000: convolve with stride 1; a stride of 2 or more shrinks the map drastically, throws away
-  information and covers pixels unevenly, and is useful mainly on resource-constrained hardware.
-- Seed 004: a stride of 1 is the default and works well; pooling downsamples without parameters.
-- Springenberg et al., *Striving for Simplicity: The All Convolutional Net* (2015), the case for
-  strided convolutions instead of pooling (cited in seed 002).
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: convolve with stride 1; a
+  stride of 2 or more shrinks the map drastically, throws away information and covers pixels unevenly, and is
+  useful mainly on resource-constrained hardware.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: a stride of 1 is the default and works
+  well; pooling downsamples without parameters.
+- Springenberg et al., *Striving for Simplicity: The All Convolutional Net* (2015), the case for strided
+  convolutions instead of pooling (cited in the CS231n notes).
 """
 
 from __future__ import annotations

@@ -44,9 +44,10 @@ layers:
 - `max_dense` (default 3): the most dense layers accepted in a row.
 
 ## References
-- Seed 004: the number of fully connected layers is usually between 1 and 3; the most important is
-  the last one.
-- Seed 002: the pattern `[FC -> RELU]*K -> OUTPUT` with K typically 0 to 2 before the output layer.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: the number of fully connected layers
+  is usually between 1 and 3; the most important is the last one.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*; deeplearning.ai course *Convolutional
+  Neural Networks*: the pattern `[FC -> RELU]*K -> OUTPUT` with K typically 0 to 2 before the output layer.
 """
 
 from __future__ import annotations

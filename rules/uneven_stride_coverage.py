@@ -38,11 +38,12 @@ layers:
 None.
 
 ## References
-- Seed 000: with stride 2 pixels are covered once, twice or more, never evenly, which distorts and
-  blurs the information; and its reference *Deconvolution and Checkerboard Artifacts* (Odena,
-  Dumoulin and Olah, Distill 2016): uneven overlap when the kernel is not divisible by the stride.
-- He et al., *Bag of Tricks for Image Classification with Convolutional Neural Networks* (2019):
-  the 1x1 stride-2 shortcut ignores three quarters of its input (ResNet-D).
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: with stride 2 pixels are
+  covered once, twice or more, never evenly, which distorts and blurs the information; and its reference
+  *Deconvolution and Checkerboard Artifacts* (Odena, Dumoulin and Olah, Distill 2016): uneven overlap when the
+  kernel is not divisible by the stride.
+- He et al., *Bag of Tricks for Image Classification with Convolutional Neural Networks* (2019): the 1x1
+  stride-2 shortcut ignores three quarters of its input (ResNet-D).
 """
 
 from __future__ import annotations

@@ -76,14 +76,17 @@ give the gradient a direct path to the first layers.
   reported (AUTOTRAINER's β2).
 
 ## References
-- Seed 000: sigmoid and tanh cause the vanishing gradient problem.
-- Seed 003: with n sigmoid hidden layers, n small derivatives are multiplied and the gradient
-  decreases exponentially towards the initial layers; skip connections or other activations are
-  the solution. ResNet's skip connections form a gradient highway to the first layer.
-- Seed 004: ReLU is a good starting point; avoid sigmoid and tanh.
-- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair
-  System*, ICSE 2021): the vanishing-gradient detector, its ratio of the first to the last layer's
-  gradient and its default thresholds β1 = 1e-3, β2 = 1e-4.
+- EVA wiki, *First Neural Networks: Weights, Kernels, Activations and Layers*: sigmoid and tanh cause the
+  vanishing gradient problem.
+- The blog post *Forward and Backward Propagation using Convolution operation*: with n sigmoid hidden layers, n
+  small derivatives are multiplied and the gradient decreases exponentially towards the initial layers; skip
+  connections or other activations are the solution. ResNet's skip connections form a gradient highway to the
+  first layer.
+- CS231n notes, *Convolutional Neural Networks for Visual Recognition*: ReLU is a good starting point; avoid
+  sigmoid and tanh.
+- AUTOTRAINER (Zhang et al., *AUTOTRAINER: An Automatic DNN Training Problem Detection and Repair System*,
+  ICSE 2021): the vanishing-gradient detector, its ratio of the first to the last layer's gradient and its
+  default thresholds β1 = 1e-3, β2 = 1e-4.
 """  # noqa: E501 (the console block quotes a finding verbatim)
 
 from __future__ import annotations
