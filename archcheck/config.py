@@ -3,13 +3,16 @@
 One configuration serves a run: the nearest file found walking up from the first
 path being linted (``archcheck.toml`` wins over ``pyproject.toml`` in the same
 directory; a ``pyproject.toml`` without ``[tool.archcheck]`` is passed over), or the
-file given with ``--config``. This module checks the file's keys and value types;
-the rule names inside are checked against the loaded rules by ``archcheck.lint``.
-Anything wrong is a ``ConfigError`` naming the file and the key: never ignored.
+file given with ``--config``. The walk stops at the project root, the first directory
+that holds ``.git``: a configuration above a checkout is not the checkout's, and a
+configuration can name ``custom-rules`` that archcheck imports and runs. This module
+checks the file's keys and value types; the rule names inside are checked against the
+loaded rules by ``archcheck.lint``. Anything wrong is a ``ConfigError`` naming the file and the key: never ignored.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +63,7 @@ class Config:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     exclude: list[str] = field(default_factory=list)
     custom_rules: Path | None = None
+    custom_rules_off: bool = False  # --no-custom-rules: the directory is named but not imported
     format: str = "auto"
 
     def where(self, *key: str) -> str:
@@ -71,14 +75,32 @@ class Config:
         return ConfigError(f"{self.where(*key)}: {message}", fix)
 
 
+MAX_BYTES = 1024 * 1024  # a pyproject.toml is a few kB
+
+
 def _read_toml(path: Path) -> dict:
-    import tomllib
+    import stat
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # the same parser, as a package, before Python 3.11
+        import tomli as tomllib
 
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ConfigError(f"{path}: not a regular file", "a configuration is a TOML file")
+            data = fh.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise ConfigError(f"{path}: the configuration is over {MAX_BYTES // 1024:,} KiB",
+                              "keep archcheck's settings short; a configuration is a few lines")
+        return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}", "fix the syntax at that position") from None
+    except RecursionError:  # the parser recurses once per nested array or inline table
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nest too deeply",
+                          "a configuration needs two levels at most; remove the extra brackets") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -86,15 +108,38 @@ def _read_toml(path: Path) -> dict:
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest ``archcheck.toml`` or ``pyproject.toml`` with ``[tool.archcheck]``, walking up."""
+    """The nearest ``archcheck.toml`` or ``pyproject.toml`` with ``[tool.archcheck]``, walking up to the
+    project root (the first directory holding ``.git``) and no further."""
     start = start.resolve()
     for directory in (start, *start.parents):
         candidate = directory / "archcheck.toml"
         if candidate.is_file():
             return candidate
         candidate = directory / "pyproject.toml"
-        if candidate.is_file() and "archcheck" in _read_toml(candidate).get("tool", {}):
-            return candidate
+        if candidate.is_file():
+            tool = _read_toml(candidate).get("tool", {})
+            if isinstance(tool, dict) and "archcheck" in tool:
+                return candidate
+        if (directory / ".git").exists():
+            return None
+    return None
+
+
+def glob_problem(pattern: str) -> str | None:
+    """What is wrong with a path pattern, or None. fnmatch takes an unclosed ``[`` as a literal
+    character, so a typo there would silently match nothing."""
+    if not pattern.strip():
+        return "is empty"
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "[":
+            j = i + 1 + (pattern[i + 1:i + 2] == "!")
+            j += pattern[j:j + 1] == "]"  # a ']' first in the set is a member
+            close = pattern.find("]", j)
+            if close < 0:
+                return f"opens a '[' at position {i + 1} that is never closed"
+            i = close
+        i += 1
     return None
 
 
@@ -103,6 +148,8 @@ def load_config(path: Path | str | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file", "a configuration is a TOML file")
     if not path.is_file():
         raise ConfigError(f"{path}: no such configuration file", "give the path of an archcheck.toml or a "
                           "pyproject.toml with a [tool.archcheck] table")
@@ -131,6 +178,12 @@ def load_config(path: Path | str | None) -> Config:
                 if item is list and not all(isinstance(x, str) for x in v):
                     raise cfg.error((key, str(k)), f"must list rule names as strings, received {v!r}",
                                     f"write `{example}`")
+        for pattern in value if key == "exclude" else value if key == "per-file-ignores" else ():
+            problem = glob_problem(pattern)
+            if problem:
+                sub = (key, pattern) if key == "per-file-ignores" else (key,)
+                raise cfg.error(sub, f"the pattern {pattern!r} {problem}",
+                                "write a glob such as `experiments/*.yaml`; `[[]` matches a literal '['")
         if key in CHOICES and value not in CHOICES[key]:
             raise cfg.error((key,), f"must be one of {', '.join(CHOICES[key])}, received {value!r}"
                             f"{did_you_mean(value, CHOICES[key])}")

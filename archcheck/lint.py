@@ -141,11 +141,15 @@ def rule_from_module(module, origin: str) -> Rule:
 
 
 def _import(name: str, origin: str):
+    written = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # never leave __pycache__ behind in a checkout's rules directory
     try:
         return importlib.import_module(name)
     except Exception as exc:  # a broken rule module must not look like a broken spec
         raise ConfigError(f"{origin}: cannot import the rule module '{name}'{_where(exc)}: {type(exc).__name__}: "
                           f"{exc}", "fix the module at that line") from None
+    finally:
+        sys.dont_write_bytecode = written
 
 
 def _where(exc: Exception) -> str:
@@ -231,8 +235,10 @@ def _names(rules: dict[str, Rule]) -> list[str]:
     return [*rules, *(r.slug for r in rules.values())]
 
 
-def match(selector: str, rules: dict[str, Rule], where: str) -> set[str]:
-    """Codes a selector names: a code, a slug or a code prefix (``AC1``)."""
+def match(selector: str, rules: dict[str, Rule], where: str, lenient: bool = False) -> set[str]:
+    """Codes a selector names: a code, a slug or a code prefix (``AC1``).
+
+    ``lenient``: an unknown name names nothing (with custom rules switched off, it may be one of them)."""
     rule = find_rule(selector, rules)
     if rule:
         return {rule.code}
@@ -240,14 +246,16 @@ def match(selector: str, rules: dict[str, Rule], where: str) -> set[str]:
         codes = {c for c in rules if c.startswith(selector.upper())}
         if codes:
             return codes
+    if lenient:
+        return set()
     raise ConfigError(f"{where}: unknown rule '{selector}'{did_you_mean(selector, _names(rules))}",
                       "name rules by code (AC101), slug (pool-too-early) or code prefix (AC1); "
                       "`archcheck rules` lists them")
 
 
-def _ignorable(selector: str, rules: dict[str, Rule], where: str) -> set[str]:
-    codes = match(selector, rules, where)
-    if codes <= FIXED:
+def _ignorable(selector: str, rules: dict[str, Rule], where: str, lenient: bool = False) -> set[str]:
+    codes = match(selector, rules, where, lenient)
+    if codes and codes <= FIXED:
         rule = rules[min(codes)]
         raise ConfigError(f"{where}: {rule.code} {rule.slug} cannot be ignored: it means the spec could not be "
                           "checked", "fix the spec, or leave the file out of the paths you lint")
@@ -298,17 +306,20 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
 
     Only rules of ``kind`` are enabled (with the engine's fixed codes); selectors may still name the
     others, so one configuration serves ``lint`` and ``run --grad``."""
+    lenient = cfg.custom_rules_off  # the configuration may name custom rules that were not loaded
     chosen = set(rules)
     if select is not None or cfg.select is not None:
         where = "--select" if select is not None else cfg.where("select")
-        chosen = set().union(*(match(s, rules, where) for s in (select if select is not None else cfg.select)))
+        chosen = set().union(*(match(s, rules, where, lenient and select is None)
+                               for s in (select if select is not None else cfg.select)))
     where = "--ignore" if ignore is not None else cfg.where("ignore")
-    ignored = set().union(*(_ignorable(s, rules, where) for s in (ignore if ignore is not None else cfg.ignore)))
+    ignored = set().union(*(_ignorable(s, rules, where, lenient and ignore is None)
+                            for s in (ignore if ignore is not None else cfg.ignore)))
     enabled = {c for c in chosen - ignored if rules[c].kind == kind} | FIXED
 
     severity: dict[str, str] = {}
     # broader selectors first, so `AC1 = "info"` with `pool-too-early = "error"` gives the latter its own
-    entries = [(_ignorable(k, rules, cfg.where("severity", k)), v) for k, v in cfg.severity.items()]
+    entries = [(_ignorable(k, rules, cfg.where("severity", k), lenient), v) for k, v in cfg.severity.items()]
     for codes, value in sorted(entries, key=lambda e: -len(e[0])):
         severity.update(dict.fromkeys(codes, value))
 
@@ -316,6 +327,8 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
     for name, values in cfg.rules.items():
         where = cfg.where("rules", name)
         rule = find_rule(name, rules)
+        if rule is None and lenient:
+            continue
         if rule is None:
             raise ConfigError(f"{where}: unknown rule '{name}'{did_you_mean(name, _names(rules))}",
                               "name the rule by code or slug; `archcheck rules` lists them")
@@ -330,11 +343,12 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
                 raise ConfigError(f"{cfg.where('rules', name, key)}: must be {kind} (default {default!r}), received "
                                   f"{value!r}", f"write `{key} = {_toml(default)}`")
             options[rule.code][key] = float(value) if isinstance(default, float) else value
-    tables = {find_rule(name, rules).code: name for name in cfg.rules}
+    tables = {find_rule(name, rules).code: name for name in cfg.rules if find_rule(name, rules)}
     for code in sorted(enabled):
         _validate(rules[code], options[code], cfg, tables.get(code))
 
-    per_file = [(pattern, set().union(*(_ignorable(s, rules, cfg.where("per-file-ignores", pattern)) for s in names)))
+    per_file = [(pattern, set().union(*(_ignorable(s, rules, cfg.where("per-file-ignores", pattern), lenient)
+                                        for s in names)))
                 for pattern, names in cfg.per_file_ignores.items()]
     return Plan(rules, enabled, severity, options, per_file, list(cfg.exclude), cfg.root)
 
@@ -450,6 +464,9 @@ def lint_file(path: str, plan: Plan) -> Result:
 
     try:
         analysis = analyze(path)
+    except RecursionError:  # CPython may still hit its own limit on a pathological file: that file's finding
+        return Result([Finding("AC002", ENGINE["AC002"].slug, "error", "the spec nests too deeply to analyse",
+                               Loc(path, 1, 1), None, "flatten the structure; use blocks instead of deep nesting")])
     except SpecError as exc:
         findings = []
         for p in exc.problems:
@@ -477,9 +494,15 @@ def _check(subject, path: str, plan: Plan) -> Result:
 
 
 def lint_paths(files: list[str], plan: Plan) -> Result:
+    """Every file's findings: whatever happens in one file is that file's finding, never the end of the run."""
     total = Result([])
     for path in files:
-        result = lint_file(path, plan)
+        try:
+            result = lint_file(path, plan)
+        except Exception as exc:  # a bug in archcheck on this file; the other files are still checked
+            result = Result([Finding(
+                "AC000", ENGINE["AC000"].slug, "error", f"archcheck failed on this file: {type(exc).__name__}: {exc}",
+                Loc(path, 1, 1), None, "this is a bug in archcheck: please report it with this spec")])
         total.findings += result.findings
         total.suppressed += result.suppressed
     return total

@@ -283,3 +283,73 @@ def test_documented_custom_rule_works(project):
             "of at least 1, received 0") in result.stderr
     explained = CliRunner().invoke(main, ["explain", "ORG101"]).stdout
     assert "## Why is this bad?\nOur edge devices hold at most `max_params` weights in memory." in explained
+
+
+# -- hostile configurations and the trust model (issue 7) ------------------------------------------
+@pytest.mark.parametrize("text, message", [
+    ("select = " + "[" * 5000 + "]" * 5000 + "\n",
+     "archcheck.toml: invalid TOML: arrays or tables nest too deeply\n  = fix: a configuration needs two levels"),
+    ("[per-file-ignores]\n'[' = ['AC1']\n",
+     "archcheck.toml: key 'per-file-ignores.[': the pattern '[' opens a '[' at position 1 that is never closed\n"
+     "  = fix: write a glob such as `experiments/*.yaml`; `[[]` matches a literal '['"),
+    ("exclude = ['models/[ab.yaml']\n", "archcheck.toml: key 'exclude': the pattern 'models/[ab.yaml' opens a '['"),
+    ("exclude = ['']\n", "archcheck.toml: key 'exclude': the pattern '' is empty"),
+])
+def test_hostile_configuration_is_a_clear_usage_error(project, text, message):
+    write(project / "archcheck.toml", text)
+    result = lint("m.yaml")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "internal error" not in result.output
+
+
+def test_valid_bracket_globs_are_accepted(project):
+    write(project / "archcheck.toml", "exclude = ['[!m].yaml', '[]]x.yaml', 'a[[]b.yaml']\n")
+    assert lint("m.yaml").exit_code in (0, 1)
+
+
+def test_configuration_that_is_not_a_regular_file(project):
+    import os
+
+    os.mkfifo(project / "archcheck.toml")  # would block a reader forever
+    result = lint("--config", "archcheck.toml", "m.yaml")
+    assert result.exit_code == 2
+    assert "archcheck.toml: not a regular file" in result.stderr
+
+
+def test_discovery_stops_at_the_project_root(project):
+    """A configuration above the checkout (the first directory holding .git) is not read: it could
+    name custom rules, which run code."""
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["wide-conv"]\n')
+    (project / "sub" / ".git").mkdir()
+    result = lint("--format", "json", "sub/n.yaml")
+    assert "XT101" not in result.stdout
+    assert codes("m.yaml") == ["XT101"]  # from the directory that holds it, it is found
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_no_custom_rules_imports_nothing_from_the_checkout(project, how, monkeypatch):
+    write(project / "rules" / "boom.py", "raise SystemExit('custom rule code ran')\n")
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["AC1", "wide-conv"]\n'
+                                      '[severity]\nXT101 = "error"\n[rules.wide-conv]\nmax_filters = 4\n')
+    args = ["--no-custom-rules"] if how == "flag" else []
+    if how == "env":
+        monkeypatch.setenv("ARCHCHECK_NO_CUSTOM_RULES", "1")
+    for command in (["lint", *args, "m.yaml"], ["rules", *args], ["explain", *args, "AC101"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code in (0, 1), result.output  # the configuration's custom names stay unresolved
+        assert "custom rule code ran" not in result.output and "XT101" not in result.stdout
+    assert not (project / "rules" / "__pycache__").exists()
+
+
+def test_custom_rules_leave_no_bytecode_in_the_checkout(project):
+    write(project / "archcheck.toml", 'custom-rules = "rules"\nselect = ["wide-conv"]\n')
+    assert codes("m.yaml") == ["XT101"]
+    assert not (project / "rules" / "__pycache__").exists()
+
+
+def test_no_config_and_config_on_every_command_that_reads_it(project):
+    write(project / "archcheck.toml", "selct = 1\n")  # broken: read means exit 2
+    for command in (["rules"], ["explain", "AC101"], ["run", "m.yaml", "--grad"]):
+        assert CliRunner().invoke(main, command).exit_code == 2
+        assert CliRunner().invoke(main, [*command, "--no-config"]).exit_code in (0, 1)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from archcheck.commands import reported_errors
+from archcheck.commands.lint import config_options
 
 
 def explanation(rule) -> str:
@@ -24,7 +25,8 @@ def explanation(rule) -> str:
 
 @click.command()
 @click.argument("rule")
-def explain(rule):
+@config_options
+def explain(rule, config_path, no_config, no_custom_rules):
     """Print the documentation of RULE, given by code (AC101) or slug (pool-too-early).
 
     Exit 2 when no rule has that name.
@@ -36,7 +38,7 @@ def explain(rule):
 
     with reported_errors():
         try:
-            _, registry = setup(None, False, Path.cwd())
+            _, registry = setup(config_path, no_config, Path.cwd(), no_custom_rules)
             found = find_rule(rule, registry)
             if found is None:
                 names = [*registry, *(r.slug for r in registry.values())]

@@ -31,8 +31,26 @@ def _start(arg: str) -> Path:
     return path if path.is_dir() else path.parent
 
 
-def setup(config_path: str | None, no_config: bool, start: Path):
-    """The configuration and the registry of rules it implies; ConfigError when either is broken."""
+def config_options(command):
+    """The options of every command that reads the configuration (lint, rules, explain, run)."""
+    options = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Use this archcheck.toml or pyproject.toml instead of searching for one."),
+        click.option("--no-config", is_flag=True, help="Ignore configuration files; use the defaults."),
+        click.option("--no-custom-rules", is_flag=True, envvar="ARCHCHECK_NO_CUSTOM_RULES",
+                     help="Import no custom rules from the checkout (the configuration's `custom-rules`), e.g. in CI "
+                          "on untrusted pull requests; also set by ARCHCHECK_NO_CUSTOM_RULES=1."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def setup(config_path: str | None, no_config: bool, start: Path, no_custom_rules: bool = False):
+    """The configuration and the registry of rules it implies; ConfigError when either is broken.
+
+    The configuration's `custom-rules` is Python from the checkout: ``no_custom_rules`` leaves it unimported
+    (and the configuration's references to rules it does not know, which may be those, unresolved)."""
     from archcheck.config import find_config, load_config
     from archcheck.lint import load_rules
 
@@ -40,6 +58,8 @@ def setup(config_path: str | None, no_config: bool, start: Path):
         cfg = load_config(config_path)
     else:
         cfg = load_config(None if no_config else find_config(start))
+    if no_custom_rules and cfg.custom_rules is not None:
+        cfg.custom_rules, cfg.custom_rules_off = None, True
     return cfg, load_rules(cfg.custom_rules)
 
 
@@ -60,10 +80,8 @@ def fail_usage(exc) -> None:
               help="Rules to run: codes, slugs or code prefixes, comma-separated; replaces the configuration's.")
 @click.option("--ignore", multiple=True, metavar="RULES",
               help="Rules not to run, as for --select; replaces the configuration's.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Use this archcheck.toml or pyproject.toml instead of searching for one.")
-@click.option("--no-config", is_flag=True, help="Ignore configuration files; use the defaults.")
-def lint(paths, fmt, fail_on, select, ignore, config_path, no_config):
+@config_options
+def lint(paths, fmt, fail_on, select, ignore, config_path, no_config, no_custom_rules):
     """Check specs against CNN design rules and print the findings.
 
     PATH is a spec file, a directory (searched recursively for *.yaml, *.yml and *.json,
@@ -79,7 +97,7 @@ def lint(paths, fmt, fail_on, select, ignore, config_path, no_config):
         from archcheck.render.findings import render, resolve
 
         try:
-            cfg, rules = setup(config_path, no_config, _start(paths[0]))
+            cfg, rules = setup(config_path, no_config, _start(paths[0]), no_custom_rules)
             plan = make_plan(cfg, rules, _split(select), _split(ignore))
             files = collect(list(paths), plan)
         except ConfigError as exc:

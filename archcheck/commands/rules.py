@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from archcheck.commands import reported_errors
+from archcheck.commands.lint import config_options
 
 
 def catalogue(rules) -> list[dict]:
@@ -23,7 +24,8 @@ def _options(options: dict) -> str:
 @click.command()
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "plain", "json"]), default="table",
               show_default=True, help="Output format; `table` is plain text when not on a terminal.")
-def rules(fmt):
+@config_options
+def rules(fmt, config_path, no_config, no_custom_rules):
     """List every rule: code, slug, kind, default severity, summary and options.
 
     Static rules check a spec (`archcheck lint`); dynamic ones check a forward and backward
@@ -36,7 +38,7 @@ def rules(fmt):
 
     with reported_errors():
         try:
-            _, registry = setup(None, False, Path.cwd())
+            _, registry = setup(config_path, no_config, Path.cwd(), no_custom_rules)
         except ConfigError as exc:
             fail_usage(exc)
         rows = catalogue(registry)

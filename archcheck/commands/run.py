@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from archcheck.commands import execution_options, reported_errors, spec_argument
+from archcheck.commands.lint import config_options
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from archcheck.findings import SEVERITIES
 
@@ -53,7 +54,7 @@ def prepare(spec, data, batch, weights, seed, dtype):
     return analysis, x, names, params, source
 
 
-def dynamic_plan(spec):
+def dynamic_plan(spec, config_path=None, no_config=False, no_custom_rules=False):
     """The dynamic rules (AC801-AC805 and any custom ones) as the project configuration, found from
     the spec's directory as `lint` finds it, selects and sets them, and its `fail-on`: (plan, fail_on);
     a broken configuration or rule is exit 2."""
@@ -62,7 +63,7 @@ def dynamic_plan(spec):
     from archcheck.lint import make_plan
 
     try:
-        cfg, rules = setup(None, False, Path(spec).parent)
+        cfg, rules = setup(config_path, no_config, Path(spec).parent, no_custom_rules)
         return make_plan(cfg, rules, kind="dynamic"), cfg.fail_on
     except ConfigError as exc:
         fail_usage(exc)
@@ -122,8 +123,9 @@ def progress_bar(total: int, work: float):
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
               help="With --grad, exit 1 when a finding has this severity or a higher one [default: the "
                    "configuration's `fail-on`, else warning].")
+@config_options
 def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, save_activations, top_k, fmt,
-        fail_on):
+        fail_on, config_path, no_config, no_custom_rules):
     """Run SPEC in NumPy on a batch and print, per layer, the output shape, mean and standard
     deviation, the share of zeros (dead ReLUs) and of saturated values (sigmoid/tanh), NaN/Inf
     counts and time; then the outputs (top-k classes for a softmax head).
@@ -146,7 +148,8 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         from archcheck.lint import Result, check_run, fails
         from archcheck.spec import INPUT
 
-        plan, configured_fail_on = dynamic_plan(spec) if grad else (None, None)
+        plan, configured_fail_on = (dynamic_plan(spec, config_path, no_config, no_custom_rules) if grad
+                                    else (None, None))
         margin = saturation_margin(plan)
         analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
