@@ -968,8 +968,8 @@ DYNAMIC_EXAMPLES = {
     "vanishing_gradient": (2, None, None, None),
     "exploding_gradient": (2, None, _scale(**{"conv_1.weight": 1e-3, "conv_2.weight": 10, "conv_3.weight": 10,
                                               "conv_4.weight": 10}), None),
-    "non_finite_values": (1, None, lambda p: (_scale(**{"conv_1.weight": 1e20})(p), _positive("conv_2.weight", 1e20)(p)),
-                          None),
+    "non_finite_values": (1, None, lambda p: (_scale(**{"conv_1.weight": 1e20})(p),
+                                              _positive("conv_2.weight", 1e20)(p)), None),
 }
 
 
