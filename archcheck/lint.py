@@ -541,6 +541,7 @@ def _run(rule: Rule, subject, plan: Plan, path: str) -> list[Finding]:
 # -- suppression comments ------------------------------------------------------------------
 _MARK = re.compile(r"(?:^|\s)(#\s*archcheck:\s*(?P<kind>[\w-]*)\s*(?:\[(?P<names>[^\]]*)\])?)")
 DIRECTIVES = ("ignore", "ignore-file")
+MAX_UNKNOWN_NAMES = 10  # per comment, reported one by one
 
 
 @dataclass
@@ -575,15 +576,19 @@ def _marks(path: str, plan: Plan, report) -> list[_Mark]:
             report(loc, f"unknown directive 'archcheck: {kind}'{did_you_mean(kind, DIRECTIVES)}",
                    "write `# archcheck: ignore[rule, ...]` or `# archcheck: ignore-file[rule, ...]`")
             continue
-        codes = []
+        codes, unknown = [], []
         for name in ([] if m["names"] is None else m["names"].split(",")):
             rule = find_rule(name, plan.rules) if name.strip() else None
             if rule is None:
-                report(loc, f"the suppression names an unknown rule '{name.strip()}'"
-                       f"{did_you_mean(name.strip(), _names(plan.rules))}",
-                       "name rules by code (AC101) or slug (pool-too-early); `archcheck rules` lists them")
+                unknown.append(name.strip())
             else:
                 codes.append(rule.code)
+        for name in unknown[:MAX_UNKNOWN_NAMES]:  # a suggestion each for a few; a count for the rest
+            report(loc, f"the suppression names an unknown rule '{name[:80]}'{did_you_mean(name, _names(plan.rules))}",
+                   "name rules by code (AC101) or slug (pool-too-early); `archcheck rules` lists them")
+        if len(unknown) > MAX_UNKNOWN_NAMES:
+            report(loc, f"the suppression names {len(unknown) - MAX_UNKNOWN_NAMES:,} more unknown rules",
+                   "name rules by code (AC101) or slug (pool-too-early); `archcheck rules` lists them")
         if m["names"] is not None and not codes:
             continue
         target = i + 1

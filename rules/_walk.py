@@ -7,7 +7,10 @@ shapes); nothing here parses YAML or recomputes a shape.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from archcheck.spec import INPUT
 
@@ -100,13 +103,30 @@ def downsamples(analysis, node) -> bool:
     return w is not None and max(w[1]) > 1
 
 
-def coverage(kernel: int, stride: int, dilation: int = 1) -> list[int]:
-    """How many taps of a sliding window land on each position of one stride period (away from
-    the borders): ``[1, 2]`` for a 3-wide window with stride 2, ``[1, 0]`` for a 1-wide one."""
-    counts = [0] * stride
-    for j in range(kernel):
-        counts[j * dilation % stride] += 1
-    return counts
+@dataclass(frozen=True)
+class Coverage:
+    """How many taps of a sliding window land on each position of one stride period (away from the
+    borders): 1 or 2 for a 3-wide window with stride 2; 1 or 0 for a 1-wide one."""
+
+    low: int  # fewest taps on a position (0: some positions are never read)
+    high: int
+    counts: frozenset  # the distinct tap counts
+    read: float  # the share of positions read at least once
+
+
+def coverage(kernel: int, stride: int, dilation: int = 1) -> Coverage:
+    """The window's coverage, in constant time whatever the kernel, stride or dilation.
+
+    Tap ``j`` lands on position ``j * dilation mod stride``, which repeats every ``period`` taps and
+    visits ``period`` distinct positions once per cycle: ``kernel = q * period + r`` taps put
+    ``q + 1`` on ``r`` positions and ``q`` on the other ``period - r``."""
+    period = stride // math.gcd(dilation, stride)
+    q, r = divmod(kernel, period)
+    per_position = Counter({q + 1: r, q: period - r})
+    counts = {n for n, positions in per_position.items() if positions and n}
+    read = min(kernel, period)
+    counts |= {0} if read < stride else set()
+    return Coverage(min(counts), max(counts), frozenset(counts), read / stride)
 
 
 def upsamples(analysis, node) -> bool:

@@ -74,7 +74,7 @@ def check(analysis, options):
             continue
         kernels, strides, dilations, _, sizes, out = window(analysis, node)
         counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
-        low, high = math.prod(min(c) for c in counts), math.prod(max(c) for c in counts)
+        low, high = math.prod(c.low for c in counts), math.prod(c.high for c in counts)
         uneven = f", and reads input pixels unevenly ({low} to {high} times)" if low and low != high else ""
         yield Report(
             node,

@@ -68,9 +68,9 @@ def check(analysis, options):
         kernels, strides, dilations, *_ = window(analysis, node)
         counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
         if node.type == "convtranspose":
-            if all(min(c) == max(c) for c in counts):
+            if all(c.low == c.high for c in counts):
                 continue
-            spread = sorted({n for c in counts for n in c})
+            spread = sorted(set().union(*(c.counts for c in counts)))
             yield Report(
                 node,
                 f"upsamples with a {wide(kernels)} kernel and stride {per_axis(strides)}: the kernel is not "
@@ -80,7 +80,7 @@ def check(analysis, options):
                 f"`upsample: {max(strides)}` followed by a 3x3 convolution",
             )
             continue
-        read = math.prod(sum(1 for n in c if n) / len(c) for c in counts)
+        read = math.prod(c.read for c in counts)
         if read == 1:
             continue
         yield Report(

@@ -438,3 +438,58 @@ def test_lint_does_not_import_numpy():
             "print('numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+# -- bounded work on hostile specs (issue 7) ------------------------------------------------------------
+def _peak(fn) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_huge_strides_kernels_and_dilations_cost_nothing_extra(tmp_path):
+    """Rule helpers work per layer, not per stride step (a list per step once took 1.6 GB)."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("input: [1, 8, 8]\nlayers:\n"
+                    "  - conv: {filters: 4, kernel: 3, stride: 2147483647, padding: 1}\n"
+                    "  - conv: {filters: 4, kernel: 1, stride: 100000000, dilation: 99999999}\n"
+                    "  - convtranspose: {filters: 2, kernel: 3, stride: 100000000}\n")
+    result = None
+
+    def run():
+        nonlocal result
+        result = CliRunner().invoke(main, ["lint", "--no-config", "--format", "json", str(spec)])
+
+    assert _peak(run) < 50 * 2**20
+    assert result.exit_code == 1, result.output
+    codes = {f["rule"] for f in json.loads(result.stdout)["findings"]}
+    assert {"uneven-stride-coverage", "strided-conv"} <= codes
+
+
+@pytest.mark.parametrize("kernel, stride, dilation", [(k, s, d) for k in (1, 2, 3, 5, 7) for s in (1, 2, 3, 4, 6)
+                                                      for d in (1, 2, 3)])
+def test_coverage_counts_every_tap(kernel, stride, dilation):
+    from archcheck.rules._walk import coverage
+
+    taps = [0] * stride
+    for j in range(kernel):
+        taps[j * dilation % stride] += 1
+    c = coverage(kernel, stride, dilation)
+    assert (c.low, c.high, set(c.counts), c.read) == (min(taps), max(taps), set(taps),
+                                                      sum(1 for t in taps if t) / stride)
+
+
+def test_a_suppression_naming_150k_rules_is_answered_briefly(tmp_path):
+    spec = tmp_path / "s.yaml"
+    names = ",".join(f"rule{i}" for i in range(150_000))
+    spec.write_text(f"input: [1, 8, 8]\nlayers:\n  - relu  # archcheck: ignore[{names}]\n")
+    result = CliRunner().invoke(main, ["lint", "--no-config", "--format", "json", str(spec)])
+    notes = [f["message"] for f in json.loads(result.stdout)["findings"] if f["rule"] == "unused-suppression"]
+    assert len(notes) == 11
+    assert notes[0].startswith("the suppression names an unknown rule 'rule0'")
+    assert notes[-1] == "the suppression names 149,990 more unknown rules"
