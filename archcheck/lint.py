@@ -558,9 +558,12 @@ def _marks(path: str, plan: Plan, report) -> list[_Mark]:
 
     A comment alone on its line covers the next line that is not blank or a comment; a
     comment after a layer covers its own line."""
+    from archcheck.errors import SpecError
+    from archcheck.yamlsrc import load_file_text
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = load_file_text(path)  # the spec was read once already; a special file was refused there
+    except SpecError:
         return []
     if "archcheck:" not in text:
         return []

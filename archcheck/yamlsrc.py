@@ -14,7 +14,9 @@ later stages can point at the exact argument that is wrong.
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 from pathlib import Path
 
 import yaml
@@ -297,14 +299,37 @@ def _syntax_error(exc, text: str):
     return message, mark, fix
 
 
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def load_file(path: str | Path):
     """Read and parse a spec file; unreadable files become SpecError too."""
+    return load_text(load_file_text(path), str(path))
+
+
+def load_file_text(path: str | Path) -> str:
+    """A spec file's text: a regular file of at most MAX_BYTES of UTF-8, else SpecError."""
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise SpecError([Problem("invalid-yaml", _too_big(size), Loc(str(path), 1, 1), None, _TOO_BIG_FIX)])
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise SpecError([Problem("invalid-yaml", f"'{path}' is {_kind(mode)}, not a regular file",
+                                         Loc(str(path), 1, 1), None, "SPEC is a YAML or JSON spec file")])
+            data = fh.read(MAX_BYTES + 1)  # the size on disk may lie (/proc, a growing file): count what is read
+        if len(data) > MAX_BYTES:
+            size = max(len(data), os.stat(path).st_size)
+            raise SpecError([Problem("invalid-yaml", _too_big(size) if size > MAX_BYTES + 1 else
+                                     f"the file is over {MAX_BYTES:,} bytes; specs are limited to {MAX_BYTES:,} "
+                                     f"bytes ({MAX_BYTES // 2**20} MiB)", Loc(str(path), 1, 1), None, _TOO_BIG_FIX)])
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, col = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
@@ -314,4 +339,4 @@ def load_file(path: str | Path):
     except OSError as exc:
         raise SpecError([Problem("invalid-yaml", f"cannot read '{path}': {exc.strerror or exc}", None, None,
                                  "check the path: SPEC is a YAML or JSON spec file")]) from None
-    return load_text(text, str(path))
+    return text

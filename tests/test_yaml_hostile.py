@@ -7,7 +7,10 @@ doing the work can finish at all, and the tests count the work or the memory whe
 
 from __future__ import annotations
 
+import json
+import os
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -381,3 +384,33 @@ def test_a_failing_repetition_is_reported_once_and_not_repeated(tmp_path, monkey
     stderr = summary(tmp_path, monkeypatch, FAILING_REPEATS)
     assert "layer 'broken_1.relu_1': relu takes no shorthand value, received 1" in stderr
     assert stderr.endswith("1 problem found\n")
+
+
+# -- files that are not regular files (issue 7) ------------------------------------------------------
+def test_a_spec_that_is_dev_zero_is_refused_after_the_byte_limit(tmp_path, monkeypatch):
+    """st_size of /dev/zero is 0: the limit is counted while reading, so this cannot read until MemoryError."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    result = CliRunner().invoke(main, ["summary", "zero.yaml"])
+    assert result.exit_code == EXIT_USAGE and "Traceback" not in result.output
+    assert "zero.yaml:1:1: error: invalid-yaml: 'zero.yaml' is a character device, not a regular file" in result.stderr
+
+
+def test_a_fifo_spec_is_refused_without_waiting_for_a_writer(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "pipe.yaml")
+    result = CliRunner().invoke(main, ["summary", "pipe.yaml"])
+    assert result.exit_code == EXIT_USAGE
+    assert "'pipe.yaml' is a named pipe (FIFO), not a regular file" in result.stderr
+
+
+def test_lint_reports_special_files_in_a_directory_and_checks_the_rest(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "a_zero.yaml").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "specs" / "b_pipe.yaml")
+    (tmp_path / "specs" / "c_good.yaml").write_text("input: [3, 32, 32]\nlayers: [relu]\n")
+    result = CliRunner().invoke(main, ["lint", "--no-config", "--format", "json", "specs"])
+    found = {(Path(f["file"]).name, f["rule"]) for f in json.loads(result.stdout)["findings"]}
+    assert ("a_zero.yaml", "invalid-yaml") in found and ("b_pipe.yaml", "invalid-yaml") in found
+    assert json.loads(result.stdout)["summary"]["files_checked"] == 3

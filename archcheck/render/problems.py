@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from functools import lru_cache
 
@@ -27,6 +28,8 @@ def _line(file: str, number: int) -> str | None:
     try:
         st = os.stat(file)
     except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a device never end: no excerpt
         return None
     lines = _lines(os.path.realpath(file), st.st_mtime_ns, st.st_size)
     return lines[number - 1] if number <= len(lines) else None
