@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
 
 import click
 
@@ -25,6 +27,15 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        finally:  # what is still buffered for a reader that left: drop it quietly, keep the exit code
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
     def list_commands(self, ctx):
         return [name for name in COMMANDS if importlib.util.find_spec(f"archcheck.commands.{name}")]
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from contextlib import contextmanager
 
 import click
 
-from archcheck.errors import EXIT_USAGE, SpecError
+from archcheck.errors import EXIT_OK, EXIT_USAGE, SpecError
 
 EXIT_INTERNAL = 3
 
@@ -23,12 +24,29 @@ def reported_errors():
 
         print_problems(exc.problems)
         sys.exit(EXIT_USAGE)
+    except BrokenPipeError:
+        closed_pipe()
     except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):
         raise
     except Exception as exc:  # a bug in archcheck, not in the user's input
         click.echo(f"archcheck: internal error: {type(exc).__name__}: {exc}\n"
                    "This is a bug in archcheck; please report it with the spec that caused it.", err=True)
         sys.exit(EXIT_INTERNAL)
+
+
+def decided(code: int) -> None:
+    """Record the exit code a command has decided on before it prints its results, so a reader that
+    closes the pipe early (`archcheck lint | head`) does not turn findings into success."""
+    click.get_current_context().meta["archcheck.exit"] = code
+
+
+def closed_pipe() -> None:
+    """The reader closed our output (`| head -1`): normal use, so stop quietly with the exit code the
+    command had decided on (0 if none). Standard output goes to /dev/null so that the interpreter's
+    last flush cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    ctx = click.get_current_context(silent=True)
+    sys.exit(ctx.meta.get("archcheck.exit", EXIT_OK) if ctx else EXIT_OK)
 
 
 def parse_shape(ctx, param, value):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from archcheck.commands import reported_errors
+from archcheck.commands import decided, reported_errors
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from archcheck.findings import SEVERITIES
 from archcheck.render.findings import FORMATS
@@ -106,6 +106,8 @@ def lint(paths, fmt, fail_on, select, ignore, config_path, no_config, no_custom_
         fmt = resolve(fmt or cfg.format)
         color = fmt == "text" and sys.stdout.isatty()
         shown = {c: r for c, r in rules.items() if c in plan.enabled}
+        code = EXIT_FINDINGS if fails(result.findings, fail_on or cfg.fail_on) else EXIT_OK
+        decided(code)
         click.echo(render(result.findings, fmt, files_checked=len(files), suppressed=result.suppressed,
                           rules=shown, color=color))
-        sys.exit(EXIT_FINDINGS if fails(result.findings, fail_on or cfg.fail_on) else EXIT_OK)
+        sys.exit(code)
