@@ -138,3 +138,16 @@ def test_an_output_listed_twice_is_refused(tmp_path):
     result = summary(path)
     assert result.exit_code == 2
     assert "net.yaml:5:14: error: invalid-spec: 'a' is listed twice in `outputs`" in result.output
+
+
+def test_receptive_fields_beyond_any_float_render_in_every_format(tmp_path):
+    """1,100 stride-2 layers give a stride of 2^1100, which no float holds."""
+    spec = tmp_path / "deep.yaml"
+    spec.write_text("input: [1, 8]\nlayers:\n" + "  - conv: {filters: 1, kernel: 1, stride: 2}\n" * 1100)
+    for fmt in ("table", "markdown", "csv"):
+        result = summary(spec, "--format", fmt)
+        assert result.exit_code == 0, result.output
+        assert "1.3583e+331" in result.output
+    doc = as_json(spec)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["layers"][-1]["receptive_field"]["axes"][0]["S"] == 2**1100  # exact in JSON

@@ -28,8 +28,22 @@ def shape(s) -> str:
 
 
 def number(x) -> int | float:
-    """A Fraction as an int when whole, else a float (JSON-friendly)."""
-    return int(x) if x.denominator == 1 else float(x)
+    """A Fraction as an int when whole, else a float (JSON-friendly). A receptive field can outgrow
+    any float (1,100 stride-2 layers give a stride of 2^1100): beyond 2^53 a fraction is rounded to
+    the nearest whole number, which JSON carries exactly."""
+    if x.denominator == 1:
+        return int(x)
+    return float(x) if abs(x) < 2**53 else round(x)
+
+
+def compact(x) -> str:
+    """A Fraction for a table cell: as ``%g`` writes it (``0.5``, ``1e+06``), for numbers of any size."""
+    if abs(x) < 1e300:
+        return f"{float(x):g}"
+    from decimal import Decimal
+
+    mantissa, exponent = f"{Decimal(x.numerator) / Decimal(x.denominator):.5e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{exponent}"
 
 
 def field(rf) -> str:
@@ -40,6 +54,6 @@ def field(rf) -> str:
         return "-"
     parts = []
     for attr in ("r", "S", "P"):
-        values = [f"{number(getattr(a, attr)):g}" for a in rf.axes]
+        values = [compact(getattr(a, attr)) for a in rf.axes]
         parts.append(values[0] if len(set(values)) == 1 else "x".join(values))
     return " / ".join(parts)

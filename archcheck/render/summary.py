@@ -9,7 +9,7 @@ import json
 
 from archcheck import __version__
 from archcheck.propagate import Analysis, LayerFacts
-from archcheck.render.fmt import commas, field, human_bytes, number, shape, si
+from archcheck.render.fmt import commas, compact, field, human_bytes, number, shape, si
 from archcheck.spec import INPUT
 
 SCHEMA = "archcheck.summary/1"
@@ -181,7 +181,7 @@ def render_csv(a: Analysis) -> str:
         if f.rf.is_global or not f.rf.axes:
             r = s = p = "global" if f.rf.is_global else ""
         else:
-            r, s, p = ("x".join(f"{number(getattr(ax, k)):g}" for ax in f.rf.axes) for k in ("r", "S", "P"))
+            r, s, p = ("x".join(compact(getattr(ax, k)) for ax in f.rf.axes) for k in ("r", "S", "P"))
         w.writerow([f.name, f.node.type, f.node.group or "", "x".join(map(str, f.shape)), f.params, f.buffers,
                     f.macs, f.flops, f.out_bytes, r, s, p])
     return buf.getvalue()
