@@ -125,11 +125,20 @@ def show(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+MAX_CHOICES = 1000
+
+
 def closest(word, choices) -> str | None:
     """The choice ``word`` was most likely meant to be, if any is close."""
     import difflib
 
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    word = str(word)
+    if len(word) > 100:  # no name is this long; comparing it costs its length times every choice's
+        return None
+    names = [str(c) for c in choices]
+    if len(names) > MAX_CHOICES:  # a close match has about the same length: compare those, a bounded few
+        names = [n for n in names if abs(len(n) - len(word)) <= 2][:MAX_CHOICES]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     return close[0] if close else None
 
 

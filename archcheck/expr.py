@@ -43,10 +43,21 @@ def substitute(text: str, env: dict):
     if whole:
         return _lookup(whole.group(1), env) if whole.group(1) else evaluate(whole.group(2), env)
 
-    def part(m):
-        return str(_lookup(m.group(1), env) if m.group(1) else evaluate(m.group(2), env))
-
-    return _PART.sub(part, text)
+    pieces, end, size = [], 0, 0
+    for m in _PART.finditer(text):  # the length is checked as it grows: `$t$t$t$t` through 20 blocks is 4^20
+        value = _lookup(m.group(1), env) if m.group(1) else evaluate(m.group(2), env)
+        if isinstance(value, (dict, list)):
+            raise ExprError(f"'{m.group(0)}' is a {'mapping' if isinstance(value, dict) else 'list'} and cannot be "
+                            "written inside a text", "refer to it alone (`filters: $widths`), not inside other text")
+        piece = value if isinstance(value, str) else str(value)
+        size += m.start() - end + len(piece)
+        if size > MAX_TEXT:
+            raise ExprError(f"'{text[:60]}{'...' if len(text) > 60 else ''}' grows to more than {MAX_TEXT:,} "
+                            "characters once its references are replaced",
+                            "keep texts short; repeated `$name` inside a text doubles it at every block level")
+        pieces += [text[end:m.start()], piece]
+        end = m.end()
+    return "".join(pieces) + text[end:]
 
 
 def _lookup(name: str, env: dict):

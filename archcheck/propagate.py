@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from archcheck.errors import Collector
+from archcheck.errors import Collector, Problem, SpecError
 from archcheck.graph import LayerGraph
 from archcheck.layers import Shape, ShapeError, fmt_shape
 from archcheck.layers.base import count
@@ -143,7 +143,16 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
     """Compute every figure; raise SpecError listing every layer whose shapes do not fit."""
     col = Collector()
     width = DTYPES[dtype]
-    shape0 = tuple(input_shape or graph.spec.input)
+    written = tuple(graph.spec.input)
+    if input_shape is not None and len(input_shape) != len(written):
+        sizes = ",".join(map(str, input_shape))
+        raise SpecError([Problem(
+            "invalid-spec", f"--input {sizes} gives {len(input_shape)} sizes, but the spec's input {list(written)} has "
+            f"{len(written)} (channels and {len(written) - 1} spatial axes); a different number would build a "
+            f"{len(input_shape) - 1}-D network from a {len(written) - 1}-D design", graph.nodes[INPUT].loc, None,
+            f"give {len(written)} sizes, e.g. --input {','.join(map(str, written))}; to change the rank, edit `input` "
+            "in the spec")])
+    shape0 = tuple(input_shape or written)
     facts: dict[str, LayerFacts] = {}
     for node in graph.order:
         if node.name == INPUT:

@@ -24,7 +24,11 @@ from archcheck.yamlsrc import YMap, YSeq, key_loc_of, load_file, loc_of
 MAX_LAYERS = 50_000  # the expansion stops here, so a hostile `repeat` costs at most this much work
 MAX_REPEAT = MAX_LAYERS
 MAX_STEPS = 4 * MAX_LAYERS  # repetitions expanded, counting those that make no layer (`when: false`, errors)
-MAX_BLOCK_DEPTH = 32
+MAX_BLOCK_DEPTH = 32  # levels of blocks and branches together
+MAX_NAME = 128  # characters in a written layer or block name
+MAX_FULL_NAME = 1024  # characters in a scoped name, prefixes included
+MAX_COPIED = 2_000_000  # values copied while expanding; ResNet-50 copies about 2,000
+MAX_SUGGESTIONS = 20  # unknown names that get a did-you-mean; the rest are listed plainly
 ENTRY_KEYS = ("name", "inputs", "repeat", "when")  # the keys of a layer entry besides its type
 INPUT = "input"
 
@@ -135,7 +139,13 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
         kinds = {e["type"] for e in errs}
         if "missing" in kinds and name in meant:
             continue
-        if "missing" in kinds:
+        if "invalid_key" in kinds or not isinstance(name, (str, type(None))):
+            col.add(code, f"{what} {noun} names are text, received the key {show(name)} "
+                    f"({'true or false' if isinstance(name, bool) else 'a number'})",
+                    _within(key_loc_of(container, name, loc), loc), layer,
+                    f"write the {noun}'s name (`{next(iter(fields))}: ...`); {what} takes: {', '.join(fields)}"
+                    if fields else f"{what} takes no {noun}s: remove the key")
+        elif "missing" in kinds:
             col.add(code, f"{what} is missing the required {noun} '{name}'", loc, layer,
                     f"add `{name}: <value>`")
         elif "extra_forbidden" in kinds:
@@ -213,6 +223,7 @@ class _Expander:
         self.by_name: dict[str, Node] = {}
         self.using: list[str] = []  # the blocks being expanded, outermost first
         self.too_big = False  # the layer limit was reached (reported once); expansion stops
+        self.copied = 0  # values copied by substitution, see subst
         self.steps = 0  # repetitions expanded so far: each costs work even when it makes no layer
         # per open `repeat`: [nodes before the current repetition, repetitions left, loc, layer, repeat,
         #                     steps before the current repetition]
@@ -264,7 +275,20 @@ class _Expander:
             probs[mark:] = [p if p.layer else replace(p, layer=layer) for p in probs[mark:]]
 
     def subst(self, value, env: dict, loc: Loc, via: tuple):
-        """Substitute block arguments everywhere in ``value``, keeping locations."""
+        """Substitute block arguments everywhere in ``value``, keeping locations.
+
+        Every value copied counts against ``MAX_COPIED`` as it is copied, before any work past it: an
+        alias of a large value inside a block used many times is copied once per use, even in an entry
+        that `when: false` drops afterwards."""
+        self.copied += 1
+        if self.copied > MAX_COPIED:
+            if not self.too_big:
+                self.too_big = True
+                self.fail(f"expanding the spec copies more than {MAX_COPIED:,} values (each use of a block copies "
+                          "its layers, their arguments and any aliased values in them)", loc,
+                          fix="use aliases of small values only; a large value repeated through blocks is copied at "
+                              "every use")
+            raise _Skip
         if isinstance(value, str) and expr.has_reference(value):
             try:
                 return expr.substitute(value, env)
@@ -358,7 +382,11 @@ class _Expander:
             mean = f" (did you mean '{hint}'?)" if hint else did_you_mean(kind, [*CATALOGUE, *self.blocks])
             spaced = (" (a type is one word: is the next list item indented too far, or its '- ' missing?)"
                       if not mean and " " in kind.strip() else "")
-            self.fail(f"unknown layer type '{kind}'{mean}{spaced}", loc,
+            written = item.get("name") if isinstance(item, dict) else None
+            # inside a branch or a block, name this item: the entry around it is not the one that is wrong
+            layer = (scope.prefix + (written if isinstance(written, str) and written else scope.auto_name(kind))
+                     if scope.prefix else None)
+            self.fail(f"unknown layer type '{kind}'{mean}{spaced}", loc, layer,
                       fix=f"use a layer type ({', '.join(CATALOGUE)}) or a block defined under `blocks:`")
             return prev
 
@@ -367,6 +395,10 @@ class _Expander:
             self.fail(f"a layer name must be a non-empty text without dots, received {show(name)}",
                       loc_of(meta, "name", loc), fix="use letters, digits and '_', e.g. `name: stem_conv`")
             name = None
+        elif name is not None and len(name) > MAX_NAME:
+            self.fail(f"a layer name is at most {MAX_NAME} characters, received {len(name):,}",
+                      loc_of(meta, "name", loc), fix="use a short name, e.g. `name: stem_conv`")
+            return prev
         when = meta.get("when", True)
         if not isinstance(when, bool):
             self.fail(f"`when` must be true or false, received {show(when)}", loc_of(meta, "when", loc),
@@ -392,6 +424,12 @@ class _Expander:
                     self.steps
                 self.steps += 1
                 mark = len(self.col.problems)
+                if len(scope.prefix) + len(local) > MAX_FULL_NAME:  # a prefix per level; every output repeats it
+                    self.fail(f"the layer's full name is {len(scope.prefix) + len(local):,} characters long (block "
+                              f"and branch prefixes included); at most {MAX_FULL_NAME:,} are accepted", loc,
+                              (scope.prefix + local)[:60] + "...",
+                              "use shorter block and layer names, or fewer levels of nesting")
+                    return prev
                 if kind in CATALOGUE:
                     prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
                 else:
@@ -460,10 +498,14 @@ class _Expander:
             pydantic_problems(self.col, exc, args, loc, kind, full, cls.model_fields)
             return prev
 
+        if branches and depth >= MAX_BLOCK_DEPTH:  # each branch level is a level of nesting, like a block's
+            self.fail(f"blocks and branches nest more than {MAX_BLOCK_DEPTH} levels deep", loc, full,
+                      fix="use fewer levels of blocks and branches")
+            return prev
         for b, (items, where) in enumerate(branches):
             sub = _Scope(f"{full}.{b}.", prev, parent=scope)
             out = self.sequence(items, getattr(items, "locs", [where] * len(items)), sub, prev, env, via, group,
-                                depth)
+                                depth + 1)
             refs.append((out, where, True))
         node = Node(full, layer, [], loc, group)
         n_refs = len(refs) or 1
@@ -488,7 +530,8 @@ class _Expander:
                       fix="a block must not use itself, directly or through another block")
             return prev
         if depth >= MAX_BLOCK_DEPTH:
-            self.fail(f"blocks nest more than {MAX_BLOCK_DEPTH} deep", loc, fix="use fewer levels of blocks")
+            self.fail(f"blocks and branches nest more than {MAX_BLOCK_DEPTH} levels deep", loc,
+                      fix="use fewer levels of blocks and branches")
             return prev
         if meta.get("inputs") is not None:
             self.fail(f"block '{kind}' takes its input from the previous layer; `inputs` is for single layers", loc,
@@ -531,6 +574,7 @@ class _Expander:
         return out
 
     def resolve(self) -> None:
+        unknown = 0
         for node, refs, scope, prev in self.pending:
             inputs = []
             for ref, where, is_full in refs:
@@ -539,9 +583,14 @@ class _Expander:
                     continue
                 full = scope.resolve(ref)
                 if full is None:
+                    unknown += 1
+                    if unknown > MAX_SUGGESTIONS:  # each suggestion searches every name: a few, not thousands
+                        self.fail(f"unknown layer name '{str(ref)[:80]}'", where, node.name,
+                                  fix="refer to a layer named in this block or above it")
+                        continue
                     visible = [n for n in scope.visible() if scope.resolve(n) != node.name]
                     shown = ", ".join(visible[:12]) + (", ..." if len(visible) > 12 else "")
-                    self.fail(f"unknown layer name '{ref}'{did_you_mean(ref, visible)}", where, node.name,
+                    self.fail(f"unknown layer name '{str(ref)[:80]}'{did_you_mean(ref, visible)}", where, node.name,
                               fix=f"refer to a layer named in this block or above it: {shown} (`input` is the "
                                   "input of the network, or of the block)")
                     continue

@@ -125,7 +125,7 @@ def window_out(layer: Layer, sizes, kernels, strides, dilations, pads, ceil_mode
 class Layer(BaseModel):
     """Base of every layer type. Subclasses set the class variables and override methods."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True, allow_inf_nan=False)
 
     type: ClassVar[str]
     category: ClassVar[str]  # conv, pool, dense, norm, activation, merge, reshape, regularizer

@@ -66,9 +66,14 @@ def format_problem(problem: Problem, color: bool = False) -> str:
     return "\n".join(parts)
 
 
+MAX_SHOWN = 100  # problems printed in full; past that, fixing the first ones usually fixes the rest
+
+
 def print_problems(problems: list[Problem]) -> None:
     color = sys.stderr.isatty()
-    for p in problems:
+    for p in problems[:MAX_SHOWN]:
         click.echo(format_problem(p, color), err=True)
     n = len(problems)
-    click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
+    if n > MAX_SHOWN:
+        click.echo(f"... and {n - MAX_SHOWN:,} more problems not shown", err=True)
+    click.echo(f"{n:,} problem{'s' if n != 1 else ''} found", err=True)
