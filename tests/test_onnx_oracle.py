@@ -206,3 +206,37 @@ def test_layer(tmp_path, shape, layers):
     analysis = analyze(write_spec(tmp_path, shape, layers))
     ours, theirs = run_both(analysis, batch=2, seed=3, scale=4.0, check=True)
     assert_agree(analysis, ours, theirs)
+
+
+def _pool_cases(n: int = 40, seed: int = 7):
+    """Window pooling configurations, ceil_mode's awkward ones included: a last window that starts in the end
+    padding (dropped) or past the input, asymmetric 'same' padding, windows wider than the stride."""
+    rng = np.random.default_rng(seed)
+    cases = [("issue-7", [1, 6], {"maxpool": {"kernel": 2, "stride": 3, "ceil_mode": True}}),
+             ("issue-7-avg", [1, 6], {"avgpool": {"kernel": 2, "stride": 3, "ceil_mode": True}})]
+    while len(cases) < n:
+        rank = int(rng.integers(1, 4))
+        kernel = int(rng.integers(1, 5))
+        stride = int(rng.integers(1, 5))
+        padding = "same" if rng.random() < 0.15 else int(rng.integers(0, kernel // 2 + 1))
+        sizes = [int(rng.integers(kernel, kernel + 9)) for _ in range(rank)]
+        kind = "maxpool" if rng.random() < 0.5 else "avgpool"
+        args = {"kernel": kernel, "stride": stride, "padding": padding, "ceil_mode": bool(rng.random() < 0.7)}
+        if kind == "avgpool":
+            args["count_include_pad"] = bool(rng.random() < 0.5)
+        cases.append((f"{kind}-{len(cases)}", [2, *sizes], {kind: args}))
+    return cases
+
+
+@pytest.mark.parametrize("shape,layer", [c[1:] for c in _pool_cases()], ids=[c[0] for c in _pool_cases()])
+def test_pooling_agrees_with_onnx_in_shape_and_value(tmp_path, shape, layer):
+    """archcheck's shape rule = ONNX shape inference = ONNX Runtime's output = the executor's, for every
+    configuration the spec language accepts (or archcheck refuses it as a shape error)."""
+    from archcheck.errors import SpecError
+
+    try:
+        analysis = analyze(write_spec(tmp_path, shape, [layer]))
+    except SpecError:
+        return  # refused with a message, never exported
+    ours, theirs = run_both(analysis, batch=2, seed=5, scale=4.0, check=True)
+    assert_agree(analysis, ours, theirs)

@@ -52,6 +52,14 @@ class _Pool(Layer):
         _, _, k, s, _, pads, _ = self.geometry(inputs[0])
         return [Step(Fraction(ki), Fraction(si), Fraction(p[0])) for ki, si, p in zip(k, s, pads)]
 
+    def overhang(self, shape) -> tuple[int, ...]:
+        """Per axis, how far the last window ``ceil_mode`` keeps reaches past the padded input.
+
+        ONNX writes these windows as extra end padding with ``ceil_mode=0``: its own ceil rule has
+        changed between versions (whether a window may start in the end padding), this one has not."""
+        _, sizes, k, s, _, pads, out = self.geometry(shape)
+        return tuple(max(0, (o - 1) * si + ki - (n + pb + pa)) for n, ki, si, (pb, pa), o in zip(sizes, k, s, pads, out))
+
 
 class MaxPool(_Pool):
     """Max pooling. FLOPs: ``prod(kernel) - 1`` comparisons per output value."""
@@ -80,8 +88,8 @@ class MaxPool(_Pool):
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
-        b.op("MaxPool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads),
-             ceil_mode=int(self.ceil_mode))
+        pads = [(pb, pa + extra) for (pb, pa), extra in zip(pads, self.overhang(in_shapes[0]))]  # max ignores pads
+        b.op("MaxPool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads))
 
 
 class AvgPool(_Pool):
@@ -110,9 +118,19 @@ class AvgPool(_Pool):
         return [kernels.avg_pool_grad(dy, sizes, k, s, pads, out, self.count_include_pad)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """A window that ``ceil_mode`` keeps averages what it covers of the padded input (PyTorch's rule), never
+        its overhang: with padding that counts, the padding is written out as zeros first."""
         _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
+        extra = self.overhang(in_shapes[0])
+        counted = self.count_include_pad and any(pb or pa for pb, pa in pads)
+        if counted and any(extra):
+            zeros = ((0, 0), (0, 0), *pads)  # batch and channels unpadded
+            inputs = [b.op("Pad", [inputs[0], b.ints("pads", b.pads(zeros))], mode="constant")]
+            pads = [(0, e) for e in extra]
+        else:
+            pads = [(pb, pa + e) for (pb, pa), e in zip(pads, extra)]
         b.op("AveragePool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads),
-             ceil_mode=int(self.ceil_mode), count_include_pad=int(self.count_include_pad))
+             count_include_pad=int(self.count_include_pad and not any(extra)))
 
 
 class _GlobalPool(Layer):
