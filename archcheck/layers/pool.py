@@ -58,7 +58,8 @@ class _Pool(Layer):
         ONNX writes these windows as extra end padding with ``ceil_mode=0``: its own ceil rule has
         changed between versions (whether a window may start in the end padding), this one has not."""
         _, sizes, k, s, _, pads, out = self.geometry(shape)
-        return tuple(max(0, (o - 1) * si + ki - (n + pb + pa)) for n, ki, si, (pb, pa), o in zip(sizes, k, s, pads, out))
+        return tuple(max(0, (o - 1) * si + ki - (n + pb + pa))
+                     for n, ki, si, (pb, pa), o in zip(sizes, k, s, pads, out))
 
 
 class MaxPool(_Pool):
