@@ -213,6 +213,10 @@ def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.n
         for suffix, d in dps.items():
             out_params[f"{node.name}.{suffix}"] = d
         for src, dx in zip(node.inputs, dxs):
+            want = analysis.layers[src].shape
+            if dx.shape[1:] != tuple(want):  # a wrong shape here would be a wrong number downstream, silently
+                raise RuntimeError(f"the input gradient of layer '{node.name}' ({node.type}) has shape "
+                                   f"{dx.shape[1:]}, but its input '{src}' has {tuple(want)}")
             grads[src] = grads[src] + dx if src in grads else dx
     for node_name, arrays in per_layer.items():
         for suffix in analysis.graph.nodes[node_name].layer.weight_shapes(analysis.layers[node_name].in_shapes):

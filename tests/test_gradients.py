@@ -171,3 +171,53 @@ def test_strided_input_gradient_is_the_seeds_full_convolution(sizes, kernel, str
     expected = kernels.conv(spread, rotated, (1,) * len(sizes), dilation, full, groups)
     np.testing.assert_allclose(kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups), expected,
                                rtol=1e-12, atol=1e-12)
+
+
+def _window_cases(n: int = 48, seed: int = 11):
+    """Convolutions, transposed convolutions and poolings with unusual arguments: strides, dilations,
+    output_padding, groups, ceil_mode, count_include_pad, 'same' padding, 1-D to 3-D, odd sizes, after a
+    pooling. The issue-7 case (output_padding with dilation) first."""
+    rng = np.random.default_rng(seed)
+    cases = [("convtranspose-output-padding-dilation", [1, 2],
+              ["identity", {"convtranspose": {"filters": 1, "kernel": 2, "output_padding": 1, "dilation": 2}}]),
+             ("convtranspose-after-maxpool", [1, 8],
+              [{"maxpool": 2}, {"convtranspose": {"filters": 1, "kernel": 2, "output_padding": 1, "dilation": 2}}])]
+    while len(cases) < n:
+        rank = int(rng.integers(1, 4 if len(cases) % 4 == 0 else 3))
+        kernel, stride, dilation = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        sizes = [int(rng.integers(3, 8)) for _ in range(rank)]
+        kind = ["conv", "convtranspose", "maxpool", "avgpool"][len(cases) % 4]
+        if kind == "conv":
+            groups = int(rng.choice([1, 2]))
+            layer = {"conv": {"filters": 2 * groups, "kernel": kernel, "stride": stride, "dilation": dilation,
+                              "groups": groups, "padding": "same" if stride == 1 and rng.random() < 0.3
+                              else int(rng.integers(0, kernel))}}
+            channels = 2 * groups
+        elif kind == "convtranspose":
+            layer = {"convtranspose": {"filters": 3, "kernel": kernel, "stride": stride, "dilation": dilation,
+                                       "padding": int(rng.integers(0, kernel)),
+                                       "output_padding": int(rng.integers(0, max(stride, dilation)))}}
+            channels = 2
+        else:
+            args = {"kernel": kernel, "stride": stride, "padding": int(rng.integers(0, kernel // 2 + 1)),
+                    "ceil_mode": bool(rng.random() < 0.6)}
+            if kind == "avgpool":
+                args["count_include_pad"] = bool(rng.random() < 0.5)
+            layer, channels = {kind: args}, 2
+        cases.append((f"{kind}-{len(cases)}", [channels, *sizes], [layer]))
+    return cases
+
+
+@pytest.mark.parametrize("case_id,input_shape,layers", _window_cases(), ids=[c[0] for c in _window_cases()])
+def test_window_layer_gradients_sweep(tmp_path, case_id, input_shape, layers):
+    """A silent wrong gradient is the worst bug an executor can have: every configuration the spec language
+    accepts is checked against finite differences (shape errors are refused before)."""
+    from archcheck.errors import SpecError
+
+    try:
+        analysis = build(tmp_path, input_shape, layers)
+    except SpecError:
+        return
+    params = random_params(analysis)
+    x = np.random.default_rng(3).standard_normal((2, *input_shape))
+    check_network(analysis, params, x)

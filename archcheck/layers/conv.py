@@ -210,7 +210,10 @@ class ConvTranspose(_Windowed):
         grads = {"weight": kernels.conv_grad_weight(dy, x, k, s, d, pads, self.groups)}
         if self.bias:
             grads["bias"] = kernels.bias_grad(dy)
-        return [kernels.conv(dy, params["weight"], s, d, pads, self.groups)], grads
+        dx = kernels.conv(dy, params["weight"], s, d, pads, self.groups)
+        # output_padding adds end positions that no input reached; the convolution reads them as if an
+        # input had: its result runs past the input there, and those positions are not the input's
+        return [dx[(..., *(slice(0, n) for n in x.shape[2:]))]], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         _, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
