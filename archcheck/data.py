@@ -15,6 +15,7 @@ NaN or Inf. Problems raise ``DataError`` with what was received, what was expect
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -38,44 +39,55 @@ def random_batch(input_shape, batch: int, seed: int = 0, dtype: str = "float32")
     return np.random.default_rng(seed).standard_normal((batch, *input_shape)).astype(dtype)
 
 
-def load(path: str, input_shape, dtype: str = "float32") -> tuple[np.ndarray, list[str]]:
-    """A batch from ``path`` and a name per sample (file names for images, indices otherwise)."""
+MAX_PIXELS = 64_000_000  # decoded pixels per image (a 17 kB PNG can claim 144 Mpx)
+MAX_ASPECT = 16  # resizing to cover the input first: a 1 x 100,000 image would become 224 x 22,400,000
+
+
+def load(path: str, input_shape, dtype: str = "float32", rows: int | None = None,
+         limit: int = 2**62) -> tuple[np.ndarray, list[str]]:
+    """A batch from ``path`` and a name per sample (file names for images, indices otherwise): the
+    first ``rows`` samples only when given, read within ``limit`` bytes."""
+    from archcheck.files import FileProblem
+
     p = Path(path)
     if not p.exists():
         raise DataError(f"{path} does not exist", "give a .npy or .npz array, an image, or a directory of images")
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
         if not files:
             raise DataError(f"the directory {path} holds no images ({' '.join(IMAGE_SUFFIXES)})",
                             "point --data at a directory of images, an image file, or a .npy/.npz array")
-        return _images(files, input_shape, dtype), [f.name for f in files]
+        files = files[:rows]  # --batch before decoding: a directory of 10,000 images reads only what is asked
+        return _images(files, input_shape, dtype, limit), [f.name for f in files]
     if p.suffix.lower() in IMAGE_SUFFIXES:
-        return _images([p], input_shape, dtype), [p.name]
+        return _images([p], input_shape, dtype, limit), [p.name]
     if p.suffix.lower() in (".npy", ".npz"):
-        x = _array(p, input_shape)
+        try:
+            x = _array(p, input_shape, rows, limit)
+        except FileProblem as exc:
+            raise DataError(exc.message, exc.fix) from None
         return check(x, input_shape, str(path)).astype(dtype, copy=False), [str(i) for i in range(len(x))]
     raise DataError(f"{path}: unknown data format '{p.suffix}'",
                     f"give a .npy or .npz array, an image ({', '.join(IMAGE_SUFFIXES)}) or a directory of images")
 
 
-def _array(p: Path, input_shape) -> np.ndarray:
-    try:
-        loaded = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{p} cannot be read as a NumPy {p.suffix} file ({exc})",
-                        "write it with numpy.save (.npy) or numpy.savez (.npz)") from None
-    if isinstance(loaded, np.ndarray):
-        x = loaded
-    else:
-        with loaded:
-            names = loaded.files
-            name = next((n for n in ("input", "x") if n in names), names[0] if len(names) == 1 else None)
-            if name is None:
-                raise DataError(f"{p} holds {len(names)} arrays ({', '.join(names) or 'none'}) and none is "
-                                "named 'input'", "name the batch 'input': numpy.savez(path, input=batch)")
-            x = loaded[name]
+def _array(p: Path, input_shape, rows: int | None, limit: int) -> np.ndarray:
+    from archcheck.files import read_arrays
+
+    def choose(names):
+        name = next((n for n in ("input", "x") if n in names), names[0] if len(names) == 1 else None)
+        if name is None:
+            raise DataError(f"{p} holds {len(names)} arrays ({', '.join(names[:10]) or 'none'}) and none is "
+                            "named 'input'", "name the batch 'input': numpy.savez(path, input=batch)")
+        return [name]
+
+    # one sample (*input) is read whole; of a batch (N, *input), only the first `rows` samples
+    [x] = read_arrays(p, limit, choose, rows=rows, batch_ndim=len(input_shape) + 1).values()
     if x.ndim == len(input_shape):
         x = x[None]  # one sample
+    if len(x) == 0:
+        raise DataError(f"{p} holds no samples (an array of shape {fmt_shape(x.shape)})",
+                        "save at least one sample")
     return x
 
 
@@ -99,7 +111,7 @@ def check(x: np.ndarray, input_shape, source: str) -> np.ndarray:
     return x
 
 
-def _images(files, input_shape, dtype) -> np.ndarray:
+def _images(files, input_shape, dtype, limit: int = 2**62) -> np.ndarray:
     if len(input_shape) != 3 or input_shape[0] not in (1, 3):
         raise DataError(f"images need an input of 1 or 3 channels and two spatial axes (C, H, W); this spec's input "
                         f"is {fmt_shape(input_shape)}",
@@ -115,14 +127,24 @@ def _images(files, input_shape, dtype) -> np.ndarray:
     batch = np.empty((len(files), *input_shape), np.float32)
     for i, f in enumerate(files):
         try:
-            with Image.open(f) as im:
-                im = im.convert("RGB" if channels == 3 else "L")
+            with Image.open(f) as im:  # reads the header only: the size is checked before decoding
+                pixels = im.width * im.height
+                if pixels > MAX_PIXELS or pixels * 4 * 4 > limit:
+                    raise DataError(f"{f} is a {im.width:,} x {im.height:,} image ({pixels / 1e6:,.0f} Mpx); archcheck "
+                                    f"decodes at most {MAX_PIXELS / 1e6:.0f} Mpx within --max-memory",
+                                    f"resize it to about {width} x {height} first")
                 scale = max(height / im.height, width / im.width)
                 size = (max(width, round(im.width * scale)), max(height, round(im.height * scale)))
+                if size[0] * size[1] > MAX_ASPECT * width * height:
+                    raise DataError(f"{f} is {im.width:,} x {im.height:,} pixels: resized to cover {width} x {height} "
+                                    f"it would be {size[0]:,} x {size[1]:,} before the centre crop (expected an "
+                                    f"aspect ratio up to about {MAX_ASPECT}:1)",
+                                    "crop the image to the region of interest first")
+                im = im.convert("RGB" if channels == 3 else "L")
                 im = im.resize(size, Image.BILINEAR)
                 left, top = (size[0] - width) // 2, (size[1] - height) // 2
                 pixels = np.asarray(im.crop((left, top, left + width, top + height)), np.float32) / 255
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             raise DataError(f"{f} cannot be decoded as an image ({exc})",
                             "remove the file or replace it with a valid PNG/JPEG image") from None
         pixels = pixels.reshape(height, width, -1).transpose(2, 0, 1)
@@ -141,18 +163,19 @@ def load_targets(value: str, analysis, batch: int, kind: str) -> dict[str, np.nd
         if not path.exists():
             raise DataError(f"the labels file {value} does not exist", "give comma-separated class indices or a "
                             ".npy/.npz file")
-        try:
-            loaded = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise DataError(f"{value} cannot be read as a NumPy file ({exc})", "write labels with numpy.save") from None
-        if isinstance(loaded, np.ndarray):
+        from archcheck.files import FileProblem, read_arrays
+
+        try:  # labels are one per sample (and position): at most what the outputs hold, with room
+            bound = 64 * batch * sum(math.prod(analysis.layers[o].shape) for o in outputs) + 2**20
+            arrays = read_arrays(path, bound, lambda names: [n for n in names if n in outputs or n == ""])
+        except FileProblem as exc:
+            raise DataError(exc.message, exc.fix) from None
+        if "" in arrays:
             if len(outputs) != 1:
                 raise DataError(f"the network has {len(outputs)} outputs ({', '.join(outputs)}) but {value} holds one "
                                 "array", "give an .npz with one array per output name")
-            arrays = {outputs[0]: loaded}
+            arrays = {outputs[0]: arrays[""]}
         else:
-            with loaded:
-                arrays = {k: loaded[k] for k in loaded.files}
             missing = [o for o in outputs if o not in arrays]
             if missing:
                 raise DataError(f"{value} has no labels for the output{'s' if len(missing) > 1 else ''} "

@@ -147,11 +147,12 @@ def _check_weights(analysis, needed: set[str], b: Builder) -> None:
                              f"{'found ' + str(found) if found else 'it was not written'}")
 
 
-def save_model(model: onnx.ModelProto, path) -> None:
-    """Save and check ``model``; weights too large for one protobuf go to ``<path>.data``."""
+def save_model(model: onnx.ModelProto, path, name: str | None = None) -> None:
+    """Save and check ``model``; weights too large for one protobuf go to ``<name>.data`` beside it (``name``:
+    the file's final name, when ``path`` is a temporary file renamed to it afterwards)."""
     path = Path(path)
     if sum(len(t.raw_data) for t in model.graph.initializer) > PROTOBUF_LIMIT - 2**26:
-        onnx.save_model(model, str(path), save_as_external_data=True, location=f"{path.name}.data")
+        onnx.save_model(model, str(path), save_as_external_data=True, location=f"{name or path.name}.data")
     else:
         onnx.save_model(model, str(path))
     onnx.checker.check_model(str(path), full_check=True)

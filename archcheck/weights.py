@@ -12,8 +12,6 @@ and found shapes.
 
 from __future__ import annotations
 
-import zipfile
-
 from archcheck.layers.base import fmt_shape
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)
@@ -60,31 +58,41 @@ def mismatches(analysis, arrays: dict, expected: dict | None = None) -> list[str
     return problems
 
 
+FIX = ("store each array as `<layer>.<suffix>` in PyTorch's layout, with the shapes above; `archcheck summary SPEC` "
+       "lists the layer names")
+
+
 def check(analysis, params: dict, source: str = "the weights", expected: dict | None = None) -> None:
     problems = mismatches(analysis, params, expected)
     if problems:
-        raise WeightsError(source, problems, "store each array as `<layer>.<suffix>` in PyTorch's layout, with the "
-                           "shapes above; `archcheck summary SPEC` lists the layer names")
+        raise WeightsError(source, problems, FIX)
 
 
-def load(path: str, analysis, dtype: str = "float32") -> dict:
-    """Read an ``.npz`` of weights for ``analysis``'s network, converted to ``dtype``."""
-    import numpy as np
+def load(path: str, analysis, dtype: str = "float32", limit: int = 2**62) -> dict:
+    """Read an ``.npz`` of weights for ``analysis``'s network, converted to ``dtype``.
 
-    how = "write weights with numpy.savez, one array per state_dict name"
+    Member names are checked before any array is decompressed (an extra 3 GiB member is named, never
+    read), and each array's header before its data, within ``limit`` bytes."""
+    from archcheck.executor import param_shapes
+    from archcheck.files import FileProblem, read_arrays
+
+    expected = param_shapes(analysis)
+    extra: list[str] = []
+
+    def choose(names):
+        extra.extend(n for n in names if n not in expected and not n.endswith(IGNORED_SUFFIXES))
+        return [n for n in names if n in expected]  # an extra member is named, never decompressed
+
     try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise WeightsError(path, ["the file does not exist"], "give the path of an .npz file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise WeightsError(path, [f"cannot be read as an .npz archive ({exc})"], how) from None
-    if isinstance(archive, np.ndarray):
-        raise WeightsError(path, ["holds a single array, not named weights"], how)
-    try:
-        with archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise WeightsError(path, [f"cannot be read as an .npz archive ({exc})"], how) from None
-    check(analysis, arrays, path)
-    return {name: array.astype(dtype) for name, array in arrays.items() if not name.endswith(IGNORED_SUFFIXES)}
-
+        arrays = read_arrays(path, limit, choose)
+    except FileProblem as exc:
+        raise WeightsError(path, [exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ")], exc.fix) from None
+    if "" in arrays:  # an .npy: one array, no names
+        raise WeightsError(path, ["holds a single array, not named weights"],
+                           "write weights with numpy.savez, one array per state_dict name")
+    problems = mismatches(analysis, arrays, expected)
+    problems += [f"extra: {n} is not a weight of this network (not read)" for n in extra[:20]]
+    problems += [f"... and {len(extra) - 20:,} more extra arrays"] if len(extra) > 20 else []
+    if problems:
+        raise WeightsError(path, problems, FIX)
+    return {name: array.astype(dtype) for name, array in arrays.items()}

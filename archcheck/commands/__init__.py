@@ -72,6 +72,23 @@ input_option = click.option("--input", "input_shape", callback=parse_shape, meta
                             help="Override the spec's input shape (no batch axis), e.g. 3,160,160.")
 
 
+def _max_memory(ctx, param, value):
+    from archcheck.files import default_max_memory, parse_size
+
+    if value is None:
+        return default_max_memory()
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+max_memory_option = click.option(
+    "--max-memory", callback=_max_memory, metavar="SIZE",
+    help="Refuse work whose arrays (weights, activations, gradients, data read) would need more memory than this, "
+         "e.g. 8GiB or 500MB [default: half of this machine's memory].")
+
+
 def execution_options(batch_default: int):
     """The options of the commands that execute a spec (``run``, ``train``): data, weights, labels, loss."""
     options = [
@@ -88,6 +105,7 @@ def execution_options(batch_default: int):
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for weights, random data, labels and dropout."),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
+        max_memory_option,
     ]
 
     def apply(command):

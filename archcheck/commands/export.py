@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from archcheck.commands import reported_errors, spec_argument
+from archcheck.commands import max_memory_option, reported_errors, spec_argument
 from archcheck.errors import EXIT_USAGE
 
 
@@ -24,7 +24,8 @@ def fail_usage(message: str) -> None:
 @click.option("--weights", "-w", type=click.Path(dir_okay=False, path_type=str), metavar="NPZ",
               help="Weights (.npz) with state_dict names and PyTorch layouts [default: initialised with --seed].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights without --weights.")
-def export(spec, fmt, output, weights, seed):
+@max_memory_option
+def export(spec, fmt, output, weights, seed, max_memory):
     """Write SPEC as a standard ONNX model (opset 17) that opens in Netron and runs in ONNX Runtime.
 
     The graph input is `input` with a symbolic batch axis; there is one output per network
@@ -37,20 +38,30 @@ def export(spec, fmt, output, weights, seed):
     except ImportError:
         fail_usage("exporting to ONNX needs the `onnx` package: pip install 'archcheck[onnx]'")
     from archcheck.executor import init_params
+    from archcheck.files import human, same_file, write_atomic
     from archcheck.onnx_export import OPSET, export_model, save_model
     from archcheck.pipeline import analyze
     from archcheck.weights import WeightsError, load
 
     with reported_errors():
+        for source in (spec, weights):
+            if source and output.exists() and same_file(output, source):
+                fail_usage(f"{output} is also an input of this command ({source}); writing it would destroy it\n"
+                           "  = fix: write the model to another path, e.g. model.onnx")
         analysis = analyze(spec)
+        need = 3 * analysis.totals.param_bytes  # the weights, their ONNX copy, and the serialised model
+        if need > max_memory:
+            fail_usage(f"exporting {analysis.spec.name} needs about {human(need)} for its {analysis.totals.params:,} "
+                       f"weights, more than --max-memory ({human(max_memory)})\n  = fix: export a smaller network, or "
+                       "raise --max-memory if this machine has the memory")
         try:
-            params = load(weights, analysis) if weights else init_params(analysis, seed=seed)
+            params = load(weights, analysis, limit=max_memory) if weights else init_params(analysis, seed=seed)
         except WeightsError as exc:
             click.echo(exc.render(), err=True)
             sys.exit(EXIT_USAGE)
         model = export_model(analysis, params)
-        try:
-            save_model(model, output)
+        try:  # the model is checked before it replaces anything: a failure leaves no file, or the old one
+            write_atomic(output, lambda tmp: save_model(model, tmp, output.name))
         except OSError as exc:
             fail_usage(f"cannot write the model to {output}: {exc.strerror or exc}")
     def batched(name):

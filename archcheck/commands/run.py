@@ -24,17 +24,54 @@ def fail(message: str, fix: str | None = None) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def prepare(spec, data, batch, weights, seed, dtype):
-    """Analyse the spec and load (or make) the batch and the weights: (analysis, x, names, params, source)."""
+def needed_bytes(analysis, batch: int, dtype: str, training: bool) -> int:
+    """The memory an execution needs, from the propagator's figures (computed for batch 1, float32):
+    the weights, and the activations alive at the peak (inference) or every layer's output kept for
+    the backward pass plus a gradient of each (training), with the weights' gradients and optimizer
+    state."""
+    t = analysis.totals
+    scale = 2 if dtype == "float64" else 1
+    if training:
+        return scale * (3 * t.param_bytes + 2 * batch * t.activation_bytes)
+    return scale * (t.param_bytes + batch * t.peak_activation_bytes)
+
+
+def refuse_if_too_big(analysis, batch: int, dtype: str, training: bool, limit: int) -> None:
+    from archcheck.files import human
+
+    need = needed_bytes(analysis, batch, dtype, training)
+    if need > limit:
+        t = analysis.totals
+        fail(f"running {analysis.spec.name} at batch {batch} in {dtype} needs about {human(need)} "
+             f"({t.params:,} weights, {human(t.activation_bytes * batch)} of layer outputs"
+             f"{' kept for the backward pass' if training else ''}), more than --max-memory ({human(limit)})",
+             "use a smaller --batch or network, or raise --max-memory if this machine has the memory")
+
+
+def refuse_overwrite(path, *inputs) -> None:
+    from archcheck.files import same_file
+
+    for source in inputs:
+        if source and Path(path).exists() and same_file(path, source):
+            fail(f"{path} is also an input of this command ({source}); writing it would destroy it",
+                 "write to another path")
+
+
+def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=False):
+    """Analyse the spec and load (or make) the batch and the weights: (analysis, x, names, params, source).
+
+    What would not fit in ``max_memory`` is refused before it is read or allocated."""
     from archcheck import data as datamod
     from archcheck.executor import init_params
     from archcheck.pipeline import analyze
     from archcheck.weights import WeightsError, load
 
     analysis = analyze(spec)
+    refuse_if_too_big(analysis, batch or 1, dtype, training, max_memory)
     try:
         if data:
-            x, names = datamod.load(data, analysis.spec.input, dtype)
+            x, names = datamod.load(data, analysis.spec.input, dtype, rows=batch, limit=max_memory)
+            refuse_if_too_big(analysis, len(x), dtype, training, max_memory)
             if batch is not None:
                 if batch > len(x):
                     raise datamod.DataError(f"--batch {batch} asks for more samples than {data} holds ({len(x)})",
@@ -45,7 +82,7 @@ def prepare(spec, data, batch, weights, seed, dtype):
             batch = batch or 1
             x, names = datamod.random_batch(analysis.spec.input, batch, seed, dtype), [str(i) for i in range(batch)]
             source = f"random normal, seed {seed}"
-        params = load(weights, analysis, dtype) if weights else init_params(analysis, seed, dtype)
+        params = load(weights, analysis, dtype, max_memory) if weights else init_params(analysis, seed, dtype)
     except datamod.DataError as exc:
         fail(exc.message, exc.fix)
     except WeightsError as exc:
@@ -124,8 +161,8 @@ def progress_bar(total: int, work: float):
               help="With --grad, exit 1 when a finding has this severity or a higher one [default: the "
                    "configuration's `fail-on`, else warning].")
 @config_options
-def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, save_activations, top_k, fmt,
-        fail_on, config_path, no_config, no_custom_rules):
+def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_kind, save, save_activations, top_k,
+        fmt, fail_on, config_path, no_config, no_custom_rules):
     """Run SPEC in NumPy on a batch and print, per layer, the output shape, mean and standard
     deviation, the share of zeros (dead ReLUs) and of saturated values (sigmoid/tanh), NaN/Inf
     counts and time; then the outputs (top-k classes for a softmax head).
@@ -151,7 +188,10 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         plan, configured_fail_on = (dynamic_plan(spec, config_path, no_config, no_custom_rules) if grad
                                     else (None, None))
         margin = saturation_margin(plan)
-        analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype)
+        if save:
+            refuse_overwrite(save, spec, data, weights, labels)
+        analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype, max_memory,
+                                                     training=grad or save_activations)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
         stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0, margin)}
         bar = progress_bar(len(analysis.graph.order) - 1, analysis.totals.macs * len(x))
@@ -187,9 +227,10 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
             if grads is not None:
                 arrays["grad:input"] = grads.input
                 arrays.update({f"grad:{k}": v for k, v in grads.params.items()})
-            try:
-                with open(save, "wb") as fh:  # exactly this path (numpy.savez would append .npz to a name)
-                    np.savez(fh, **arrays)
+            from archcheck.files import write_atomic
+
+            try:  # exactly this path, whole or not at all
+                write_atomic(save, lambda tmp: _savez(tmp, arrays))
             except OSError as exc:
                 fail(f"cannot write {save}: {exc.strerror or exc}", "choose a path in a writable directory")
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
@@ -208,6 +249,19 @@ def run(spec, data, batch, weights, seed, dtype, grad, labels, loss_kind, save, 
         if save:
             click.echo(f"wrote {save}", err=True)
         sys.exit(EXIT_FINDINGS if grad and fails(findings, fail_on or configured_fail_on) else EXIT_OK)
+
+
+def _savez(path, arrays: dict) -> None:
+    """An .npz numpy.load reads, with any array names: numpy.savez takes names as keyword arguments, so a
+    layer named `file` or `allow_pickle` would collide with its own parameters."""
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
 def _top_k(analysis, name, y, k):

@@ -60,12 +60,14 @@ def verdict(losses: list[float], steps: int) -> tuple[bool, str]:
     tail = losses[-max(1, len(losses) // 10):]
     final = sum(tail) / len(tail)
     ratio = final / first if first > 0 else 0.0
+    # the figure judged is a mean, and says so: the curve's last point is the last step alone
+    last = f"{final:.4g} (the mean of the last {len(tail)} steps)" if len(tail) > 1 else f"{final:.4g}"
     if ratio <= FALL:
-        return True, (f"the loss fell from {first:.4g} to {final:.4g} ({ratio:.1%} of the start) in {steps} steps: "
-                      "the network can fit a small batch")
-    return False, (f"the loss went from {first:.4g} to {final:.4g} ({ratio:.1%} of the start; a trainable network "
-                   f"reaches {FALL:.0%} or less) in {steps} steps: look for dead or saturated units and vanishing "
-                   "gradients (`archcheck run --grad`), or try another --lr or more --steps")
+        return True, (f"the loss fell from {first:.4g} at step 0 to {last}, {ratio:.1%} of the start, in {steps} "
+                      "steps: the network can fit a small batch")
+    return False, (f"the loss went from {first:.4g} at step 0 to {last}, {ratio:.1%} of the start (a trainable "
+                   f"network reaches {FALL:.0%} or less), in {steps} steps: look for dead or saturated units and "
+                   "vanishing gradients (`archcheck run --grad`), or try another --lr or more --steps")
 
 
 def curve(losses: list[float], width: int = 60, height: int = 10) -> str:
@@ -97,7 +99,7 @@ def curve(losses: list[float], width: int = 60, height: int = 10) -> str:
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
               help="Learning rate [default: 0.01 for sgd and momentum, 0.001 for adam].")
 @execution_options(batch_default=4)
-def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, seed, dtype):
+def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, seed, dtype, max_memory):
     """Overfit one small batch: train SPEC on it for --steps and check that the loss falls.
 
     Prints the loss curve and a verdict: pass when every loss is finite and the mean loss of
@@ -113,7 +115,7 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
 
         if batch is None and not data:
             batch = 4
-        analysis, x, _, params, source = prepare(spec, data, batch, weights, seed, dtype)
+        analysis, x, _, params, source = prepare(spec, data, batch, weights, seed, dtype, max_memory, training=True)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed)
         lr = lr if lr is not None else DEFAULT_LR[optimizer]
         opt = Optimizer(optimizer, lr)
