@@ -4,6 +4,9 @@ formats, and the message for every kind of bad input (text checked, exit 2, no t
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -428,6 +431,24 @@ def test_train_overfits_a_small_batch():
     assert "loss: step 0: " in out and "step 19: " in out
     assert "+" + "-" * 20 in out  # the chart's axis, one column per step
     assert "PASS: the loss fell from " in out and "the network can fit a small batch" in out
+
+
+def test_train_prints_one_final_loss():
+    out = cli("train", LENET, "--steps", "20").stdout
+    final = re.search(r"; final (\S+) \(the mean of the last 2 steps\)\n", out).group(1)
+    assert f" to {final} (the mean of the last 2 steps), " in out  # the verdict judges the figure printed
+
+
+def test_train_into_a_closed_pipe_exits_quietly():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line, as `| head -1` is after it
+    try:
+        result = subprocess.run([sys.executable, "-m", "archcheck", "train", LENET, "--steps", "5"], stdout=write,
+                                stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])

@@ -50,6 +50,14 @@ class Optimizer:
                 w -= (self.lr * m_hat / (np.sqrt(v_hat) + ADAM_EPS)).astype(w.dtype, copy=False)
 
 
+def final_loss(losses: list[float]) -> tuple[float, str]:
+    """The figure the verdict judges, the mean of the last tenth of the steps, and how to print it
+    (it is a mean, and says so: the curve's last point is the last step alone)."""
+    tail = losses[-max(1, len(losses) // 10):]
+    final = sum(tail) / len(tail)
+    return final, f"{final:.4g} (the mean of the last {len(tail)} steps)" if len(tail) > 1 else f"{final:.4g}"
+
+
 def verdict(losses: list[float], steps: int) -> tuple[bool, str]:
     """Whether the loss fell as a trainable network's should, and why (see the module docstring)."""
     if not all(math.isfinite(v) for v in losses):
@@ -57,11 +65,8 @@ def verdict(losses: list[float], steps: int) -> tuple[bool, str]:
         return False, (f"the loss became {losses[at]} at step {at}: training diverged (lower --lr, check the "
                        "initialisation and normalisation)")
     first = losses[0]
-    tail = losses[-max(1, len(losses) // 10):]
-    final = sum(tail) / len(tail)
+    final, last = final_loss(losses)
     ratio = final / first if first > 0 else 0.0
-    # the figure judged is a mean, and says so: the curve's last point is the last step alone
-    last = f"{final:.4g} (the mean of the last {len(tail)} steps)" if len(tail) > 1 else f"{final:.4g}"
     if ratio <= FALL:
         return True, (f"the loss fell from {first:.4g} at step 0 to {last}, {ratio:.1%} of the start, in {steps} "
                       "steps: the network can fit a small batch")
@@ -138,7 +143,8 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
             if bar is not None:
                 bar.stop()
         marks = sorted({0, *range(0, len(losses), max(1, len(losses) // 5)), len(losses) - 1})
-        click.echo("loss: " + ", ".join(f"step {i}: {losses[i]:.4g}" for i in marks))
+        click.echo("loss: " + ", ".join(f"step {i}: {losses[i]:.4g}" for i in marks)
+                   + f"; final {final_loss(losses)[1]}")
         click.echo(curve(losses))
         passed, why = verdict(losses, len(losses))
         click.echo(f"{'PASS' if passed else 'FAIL'}: {why}")
