@@ -151,3 +151,82 @@ def test_receptive_fields_beyond_any_float_render_in_every_format(tmp_path):
     doc = as_json(spec)
     jsonschema.validate(doc, SCHEMA)
     assert doc["layers"][-1]["receptive_field"]["axes"][0]["S"] == 2**1100  # exact in JSON
+
+
+def _on_a_terminal(args, columns: int) -> str:
+    """What a command prints on a real (pseudo-)terminal ``columns`` wide."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "archcheck", *map(str, args)], stdout=follower,
+                            stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def test_a_narrow_terminal_gets_a_layout_that_fits():
+    """At 80 columns rich squeezed the name column to nothing and cut the figures (`118…`)."""
+    import re
+
+    out = re.sub(r"\x1b\[[0-9;]*m", "", _on_a_terminal(["summary", ROOT / "samples" / "resnet50.yaml"], 80))
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "conv_1  conv  (64, 112, 112)\n    params 9,408   MACs 118.01M   memory 3.06 MiB   RF 7 / 2 / 3" in out
+    wide = re.sub(r"\x1b\[[0-9;]*m", "", _on_a_terminal(["summary", ROOT / "samples" / "resnet50.yaml"], 200))
+    assert "118.01M" in wide and "│" in wide  # the table, when it fits
+
+
+HOSTILE = "evil\x1b]0;owned\x07[red]x![i](http://e/i.png)@octocat=HYPERLINK(1)"
+
+
+def test_hostile_names_are_escaped_in_every_format(tmp_path):
+    import json as json_module
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f'input: [1, 4, 4]\nname: "{HOSTILE[:4]}\\x1b"\nlayers:\n  - relu: {{}}\n'
+                    f'    name: "=HYPERLINK(1)![i](http://e/i)@octocat\\x1b]0;t\\x07"\n')
+    plain = summary(spec).output
+    assert "\x1b" not in plain and "\\x1b]0;t\\x07" in plain
+    md = summary(spec, "--format", "markdown").output
+    assert "`=HYPERLINK(1)![i](http://e/i)@octocat\\x1b]0;t\\x07`" in md  # a code span: nothing renders
+    rows = list(csv.reader(io.StringIO(summary(spec, "--format", "csv").output)))
+    assert rows[2][0].startswith("'=HYPERLINK(1)")
+    doc = json_module.loads(summary(spec, "--format", "json").output)
+    assert doc["layers"][1]["name"].endswith("@octocat\x1b]0;t\x07")  # JSON carries the text exactly
+    lint = CliRunner().invoke(main, ["lint", "--no-config", "--format", "markdown", "--select", "AC1", str(spec)])
+    assert "\x1b" not in lint.output
+    text = CliRunner().invoke(main, ["run", str(spec)]).output
+    assert "\x1b" not in text and "\\x1b]0;t\\x07" in text
+
+
+def test_markdown_escapes_what_renders():
+    from archcheck.render import escape
+
+    assert escape.markdown("![i](http://e/i.png) @octocat #12 <b> `x` a|b www.e.com") == \
+        "!\\[i\\](http\\://e/i.png) \\@octocat \\#12 &lt;b&gt; \\`x\\` a\\|b www\\.e.com"
+    assert escape.markdown_code("a``b") == "```a``b```"
+    assert escape.terminal("a\x1b[2Jb\u202ec") == "a\\x1b[2Jb\\u202ec"
+    assert [escape.csv_cell(c) for c in ("=1+1", "+1", "-x", "@SUM(A1)", "conv_1")] == \
+        ["'=1+1", "'+1", "'-x", "'@SUM(A1)", "conv_1"]
+
+
+def test_rules_on_a_narrow_terminal_never_cut_a_slug():
+    import re
+
+    out = re.sub(r"\x1b\[[0-9;]*m", "", _on_a_terminal(["rules", "--no-config"], 80))
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert "non-power-of-two-channels" in out and "receptive-field-too-small" in out

@@ -10,6 +10,7 @@ import click
 
 from archcheck.commands import reported_errors
 from archcheck.commands.lint import config_options
+from archcheck.render import escape
 
 
 def catalogue(rules) -> list[dict]:
@@ -48,10 +49,20 @@ def rules(fmt, config_path, no_config, no_custom_rules):
             from rich.console import Console
             from rich.table import Table
 
-            table = Table("code", "slug", "kind", "severity", "summary", "options", box=None, header_style="bold")
+            console = Console()
+            table = Table(box=None, header_style="bold")
+            for name in ("code", "slug", "kind", "severity"):  # never cut: a slug is what you type
+                table.add_column(name, no_wrap=True)
+            table.add_column("summary", ratio=2)
+            wide = console.width >= 140  # else the options follow the summary, and the summary wraps
+            if wide:
+                table.add_column("options", ratio=1)
             for r in rows:
-                table.add_row(r["code"], r["slug"], r["kind"], r["severity"], r["summary"], _options(r["options"]))
-            Console().print(table)
+                options = _options(r["options"])
+                cells = [r["code"], r["slug"], r["kind"], r["severity"]]
+                cells += [r["summary"], options] if wide else [r["summary"] + (f" [{options}]" if options else "")]
+                table.add_row(*map(escape.rich, cells))
+            console.print(table)
         else:
             width = max(len(r["slug"]) for r in rows)
             for r in rows:

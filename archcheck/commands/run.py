@@ -14,6 +14,7 @@ from archcheck.commands import execution_options, reported_errors, spec_argument
 from archcheck.commands.lint import config_options
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
 from archcheck.findings import SEVERITIES
+from archcheck.render import escape
 
 PROGRESS_MACS = 2e9  # show a progress bar (on a terminal) when a run does more work than this
 
@@ -338,7 +339,7 @@ def _plain(**r) -> str:
     lines += _loss_line(**r)
     if r["grads"] is not None:
         lines += ["", _findings_text(r["findings"], r["suppressed"])]
-    return "\n".join(lines)
+    return "\n".join(map(escape.terminal, "\n".join(lines).split("\n")))  # names and file names from the user
 
 
 def _fits(plain: str) -> bool:
@@ -353,17 +354,18 @@ def _rich(console, **r) -> None:
     from rich import box
     from rich.table import Table
 
-    table = Table(title=_header_line(**r), title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    table = Table(title=escape.rich(_header_line(**r)), title_justify="left", header_style="bold",
+                  box=box.SIMPLE_HEAD)
     headers = HEADERS + (["grad norm"] if r["grads"] is not None else [])
     for i, h in enumerate(headers):
         table.add_column(h, justify="right" if i >= 3 else "left", no_wrap=i != 0)
     for cells in _rows(r["stats"], r["grads"]):
         s = r["stats"][cells[0]]
         style = "red" if s.nan or s.inf else None
-        table.add_row(*cells, style=style)
+        table.add_row(*map(escape.rich, cells), style=style)
     console.print(table)
     console.print(f"total {r['seconds']:.3f} s in the layers", highlight=False)
-    console.print("\n".join(_outputs_lines(**r)), highlight=False)
+    console.print(escape.rich("\n".join(_outputs_lines(**r))), highlight=False)
     for line in _loss_line(**r):
         console.print(line, highlight=False)
     if r["grads"] is not None:

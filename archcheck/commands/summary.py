@@ -44,6 +44,10 @@ def summary(spec, batch, dtype, input_shape, optimizer, fmt):
         elif sys.stdout.isatty():
             from rich.console import Console
 
-            render.render_rich(analysis, Console())
+            console = Console()
+            if render.table_width(analysis) + 8 <= console.width:  # borders and padding
+                render.render_rich(analysis, console)
+            else:  # rich would squeeze the name column to nothing and cut the figures
+                click.echo(render.render_narrow(analysis, console.width))
         else:
             click.echo(render.render_plain(analysis))

@@ -13,6 +13,7 @@ import os
 
 from archcheck import __version__
 from archcheck.findings import SEVERITIES, Finding
+from archcheck.render import escape
 
 FORMATS = ("auto", "text", "json", "sarif", "github", "markdown")
 JSON_SCHEMA = "archcheck.lint/1"
@@ -86,15 +87,15 @@ def _text(findings, files_checked, suppressed, color) -> str:
     blocks = []
     for f in findings:
         sev = style(f"[{f.severity}]", fg=COLORS[f.severity], bold=True)
-        where = f"{style(str(f.loc), bold=True)}: " if f.loc else ""
-        lines = [f"{where}{style(f.code, bold=True)} {f.rule} {sev} {_headline(f)}"]
+        where = f"{style(escape.terminal(str(f.loc)), bold=True)}: " if f.loc else ""
+        lines = [f"{where}{style(f.code, bold=True)} {f.rule} {sev} {escape.terminal(_headline(f))}"]
         snippet = excerpt(f.loc)
         if snippet:
             lines.append(snippet)
         for use in f.loc.via if f.loc else ():
             lines.append(f"  = in the block used at line {use.line}:{use.col}")
         if f.fix:
-            lines.append(f"  = fix: {f.fix}")
+            lines.append(f"  = fix: {escape.terminal(f.fix)}")
         blocks.append("\n".join(lines))
     blocks.append(summary_line(findings, files_checked, suppressed))
     return "\n\n".join(blocks)
@@ -197,18 +198,13 @@ def _github(findings, files_checked, suppressed) -> str:
 
 
 # -- markdown -------------------------------------------------------------------------------
-def _cell(s: str) -> str:
-    return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
-            .replace("\r", "").replace("\n", "<br>"))
-
-
 def _markdown(findings, files_checked, suppressed) -> str:
     out = [f"### archcheck: {summary_line(findings, files_checked, suppressed)}"]
     if findings:
         out += ["", "| Severity | Location | Rule | Layer | Message |", "|---|---|---|---|---|"]
         for f in findings:
-            where = f"`{_cell(str(f.loc))}`" if f.loc else ""
-            message = _cell(f.message) + (f"<br>**Fix:** {_cell(f.fix)}" if f.fix else "")
-            layer = f"`{_cell(f.layer)}`" if f.layer else ""
-            out.append(f"| {f.severity} | {where} | {f.code} `{f.rule}` | {layer} | {message} |")
+            where = escape.markdown_code(str(f.loc)) if f.loc else ""
+            message = escape.markdown(f.message) + (f"<br>**Fix:** {escape.markdown(f.fix)}" if f.fix else "")
+            layer = escape.markdown_code(f.layer) if f.layer else ""
+            out.append(f"| {f.severity} | {where} | {f.code} {escape.markdown_code(f.rule)} | {layer} | {message} |")
     return "\n".join(out)

@@ -10,6 +10,7 @@ from functools import lru_cache
 import click
 
 from archcheck.errors import Loc, Problem
+from archcheck.render import escape
 
 WIDTH = 100  # longest excerpt shown; longer lines are cut around the column
 
@@ -55,14 +56,18 @@ def excerpt(loc: Loc | None, note: str = "") -> str:
     return f"   {loc.line:>4} | {shown}\n        | {' ' * col}^{' ' + note if note else ''}"
 
 
+_SEVERITY = "{severity}"
+
+
 def format_problem(problem: Problem, color: bool = False) -> str:
-    parts = [problem.headline(click.style("error", fg="red", bold=True) if color else "error")]
+    severity = click.style("error", fg="red", bold=True) if color else "error"
+    parts = [escape.terminal(problem.headline(_SEVERITY)).replace(_SEVERITY, severity)]  # spec text, never obeyed
     if problem.loc is not None:
         # a layer made by a block: its line in the block, then where the block is used
         sites = [(problem.loc, "")] + [(use, "the block is used here") for use in reversed(problem.loc.via)]
         parts += [snippet for loc, note in sites if (snippet := excerpt(loc, note))]
     if problem.fix:
-        parts.append(f"  = fix: {problem.fix}")
+        parts.append(f"  = fix: {escape.terminal(problem.fix)}")
     return "\n".join(parts)
 
 

@@ -9,6 +9,7 @@ import json
 
 from archcheck import __version__
 from archcheck.propagate import Analysis, LayerFacts
+from archcheck.render import escape
 from archcheck.render.fmt import commas, compact, field, human_bytes, number, shape, si
 from archcheck.spec import INPUT
 
@@ -78,6 +79,7 @@ def _params(params: int, buffers: int) -> str:
 
 
 def _cells(f: LayerFacts, indent: str = "") -> list[str]:
+    """Layer names are the spec's text: each renderer escapes column 0 (and the group row's) for its format."""
     name = f.name if not f.node.group else f.name[len(f.node.group) + 1:]
     return [indent + name, f.node.type, shape(f.shape), _params(f.params, f.buffers), si(f.macs) if f.macs else "-",
             human_bytes(f.out_bytes), field(f.rf)]
@@ -125,49 +127,76 @@ def _title(a: Analysis) -> str:
 
 
 def render_plain(a: Analysis) -> str:
-    table = [list(COLUMNS)] + [cells for _, cells in rows(a)]
+    table = [list(COLUMNS)] + [[escape.terminal(cells[0]), *cells[1:]] for _, cells in rows(a)]
     widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
     right = {3, 4, 5}
 
     def line(cells):
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
-    out = [_title(a), line(table[0]), "  ".join("-" * w for w in widths)]
+    out = [escape.terminal(_title(a)), line(table[0]), "  ".join("-" * w for w in widths)]
     out += [line(r).rstrip() for r in table[1:]]
     out.append("")
     label = max(len(k) for k, _ in totals_lines(a))
-    out += [f"{k.ljust(label)}  {v}" for k, v in totals_lines(a)]
+    out += [f"{k.ljust(label)}  {escape.terminal(v)}" for k, v in totals_lines(a)]
     out += ["", MAC_CONVENTION + ".", FLOP_CONVENTION + "."]
     return "\n".join(out)
+
+
+def table_width(a: Analysis) -> int:
+    """Columns the full table needs (the plain layout's widest row)."""
+    return max(len(line) for line in render_plain(a).split("\n\n", 1)[0].splitlines()[1:])
+
+
+def render_narrow(a: Analysis, width: int) -> str:
+    """For a terminal too narrow for the table: each layer on one line of what identifies it, then one
+    indented line of its figures, wrapped at ``width``; the totals as in the plain layout."""
+    import textwrap
+
+    out = [escape.terminal(_title(a)), ""]
+    for _, cells in rows(a):
+        name, type_, shape_, params, macs, memory, rf = cells
+        indent = " " * (len(name) - len(name.lstrip(" ")))
+        head = f"{indent}{escape.terminal(name.lstrip(' '))}  {type_}  {shape_}"
+        out.append(head if len(head) <= width else head[:width - 1] + "\u2026")
+        figures = f"params {params}   MACs {macs}" + (f"   memory {memory}" if memory else "") + f"   RF {rf}"
+        out += textwrap.wrap(figures, width, initial_indent=indent + "    ", subsequent_indent=indent + "    ")
+    out.append("")
+    out += [f"{k}: {escape.terminal(v)}" for k, v in totals_lines(a)]
+    out += ["", MAC_CONVENTION + ".", FLOP_CONVENTION + "."]
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="  ") if len(line) > width else line
+                     for line in out)
 
 
 def render_rich(a: Analysis, console) -> None:
     from rich.table import Table
 
-    table = Table(title=_title(a), title_justify="left", header_style="bold", show_lines=False)
+    table = Table(title=escape.rich(_title(a)), title_justify="left", header_style="bold", show_lines=False)
     for i, col in enumerate(COLUMNS):
         table.add_column(col, justify="right" if i in (3, 4, 5) else "left", no_wrap=i != 0)
     for kind, cells in rows(a):
-        table.add_row(*cells, style="bold cyan" if kind == "group" else None)
+        table.add_row(*map(escape.rich, cells), style="bold cyan" if kind == "group" else None)
     console.print(table)
     totals = Table(show_header=False, box=None, pad_edge=False)
     totals.add_column(style="bold")
     totals.add_column()
     for k, v in totals_lines(a):
-        totals.add_row(k, v)
+        totals.add_row(k, escape.rich(v))
     console.print(totals)
     console.print(f"[dim]{MAC_CONVENTION}.\n{FLOP_CONVENTION}.[/dim]")
 
 
 def render_markdown(a: Analysis) -> str:
-    out = [f"### {_title(a)}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    out = [f"### {escape.markdown(_title(a))}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for kind, cells in rows(a):
-        cells = [c.replace("|", "\\|") for c in cells]
+        name = cells[0]
+        indent = "\u2003" * ((len(name) - len(name.lstrip(" "))) // 2)  # em spaces: GitHub keeps them in a cell
+        cells = [indent + escape.markdown_code(name.lstrip(" ")), *(c.replace("|", "\\|") for c in cells[1:])]
         if kind == "group":
             cells[0] = f"**{cells[0]}**"
         out.append("| " + " | ".join(cells) + " |")
     out += ["", "| total | |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in totals_lines(a)]
+    out += [f"| {k} | {escape.markdown(v)} |" for k, v in totals_lines(a)]
     out += ["", f"_{MAC_CONVENTION}. {FLOP_CONVENTION}._"]
     return "\n".join(out)
 
@@ -182,6 +211,6 @@ def render_csv(a: Analysis) -> str:
             r = s = p = "global" if f.rf.is_global else ""
         else:
             r, s, p = ("x".join(compact(getattr(ax, k)) for ax in f.rf.axes) for k in ("r", "S", "P"))
-        w.writerow([f.name, f.node.type, f.node.group or "", "x".join(map(str, f.shape)), f.params, f.buffers,
-                    f.macs, f.flops, f.out_bytes, r, s, p])
+        w.writerow([escape.csv_cell(f.name), f.node.type, escape.csv_cell(f.node.group or ""),
+                    "x".join(map(str, f.shape)), f.params, f.buffers, f.macs, f.flops, f.out_bytes, r, s, p])
     return buf.getvalue()
