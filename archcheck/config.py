@@ -12,7 +12,6 @@ loaded rules by ``archcheck.lint``. Anything wrong is a ``ConfigError`` naming t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,7 +78,6 @@ MAX_BYTES = 1024 * 1024  # a pyproject.toml is a few kB
 
 
 def _read_toml(path: Path) -> dict:
-    import stat
     import sys
 
     if sys.version_info >= (3, 11):
@@ -87,10 +85,10 @@ def _read_toml(path: Path) -> dict:
     else:  # the same parser, as a package, before Python 3.11
         import tomli as tomllib
 
+    from archcheck.files import FileProblem, open_regular
+
     try:
-        with open(path, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise ConfigError(f"{path}: not a regular file", "a configuration is a TOML file")
+        with open_regular(path) as fh:
             data = fh.read(MAX_BYTES + 1)
         if len(data) > MAX_BYTES:
             raise ConfigError(f"{path}: the configuration is over {MAX_BYTES // 1024:,} KiB",
@@ -101,6 +99,9 @@ def _read_toml(path: Path) -> dict:
     except RecursionError:  # the parser recurses once per nested array or inline table
         raise ConfigError(f"{path}: invalid TOML: arrays or tables nest too deeply",
                           "a configuration needs two levels at most; remove the extra brackets") from None
+    except FileProblem as exc:
+        raise ConfigError(f"{path}: cannot use the configuration: {exc.message}", "a configuration is a TOML "
+                          "file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -148,9 +149,7 @@ def load_config(path: Path | str | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    if path.exists() and not path.is_file():
-        raise ConfigError(f"{path}: not a regular file", "a configuration is a TOML file")
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"{path}: no such configuration file", "give the path of an archcheck.toml or a "
                           "pyproject.toml with a [tool.archcheck] table")
     data = _read_toml(path)

@@ -25,11 +25,11 @@ from pathlib import Path
 
 
 class FileProblem(Exception):
-    """A data or weights file that cannot be used, and how to fix it."""
+    """A file that cannot be used, and how to fix it; ``exists``: the path names something."""
 
-    def __init__(self, message: str, fix: str):
+    def __init__(self, message: str, fix: str, exists: bool = True):
         super().__init__(message)
-        self.message, self.fix = message, fix
+        self.message, self.fix, self.exists = message, fix, exists
 
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
@@ -60,28 +60,30 @@ def human(n: int) -> str:
 
 
 def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
     return "not a regular file"
 
 
 @contextmanager
-def open_regular(path: str | Path):
-    """A regular file opened for reading, else FileProblem (without blocking on a FIFO)."""
+def open_regular(path: str | Path, quoted: bool = False):
+    """A regular file opened for reading, else FileProblem: never blocks on a FIFO (opened non-blocking)
+    and never reads a device, whose size on disk says nothing."""
+    shown = f"'{path}'" if quoted else str(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise FileProblem(f"{path}: the file does not exist", "check the path") from None
+        raise FileProblem(f"cannot read {shown}: No such file or directory", "check the path", exists=False) from None
     except OSError as exc:
-        raise FileProblem(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions") from None
+        raise FileProblem(f"cannot read {shown}: {exc.strerror or exc}", "check the path and its permissions",
+                          exists=False) from None
     with os.fdopen(fd, "rb") as fh:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise FileProblem(f"{path} is {_kind(mode)}, not a regular file", "give the path of a file")
+            raise FileProblem(f"{shown} is {_kind(mode)}, not a regular file", "give the path of a file")
         os.set_blocking(fd, True)
         yield fh
 

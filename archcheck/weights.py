@@ -86,7 +86,9 @@ def load(path: str, analysis, dtype: str = "float32", limit: int = 2**62) -> dic
     try:
         arrays = read_arrays(path, limit, choose)
     except FileProblem as exc:
-        raise WeightsError(path, [exc.message.removeprefix(f"{path}: ").removeprefix(f"{path} ")], exc.fix) from None
+        problem = exc.message.removeprefix(f"{path} ")
+        raise WeightsError(path, ["the file does not exist" if not exc.exists and "No such file" in problem
+                                  else problem], exc.fix) from None
     if "" in arrays:  # an .npy: one array, no names
         raise WeightsError(path, ["holds a single array, not named weights"],
                            "write weights with numpy.savez, one array per state_dict name")

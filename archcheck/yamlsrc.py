@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from pathlib import Path
 
 import yaml
@@ -299,15 +298,6 @@ def _syntax_error(exc, text: str):
     return message, mark, fix
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def load_file(path: str | Path):
     """Read and parse a spec file; unreadable files become SpecError too."""
     return load_text(load_file_text(path), str(path))
@@ -315,15 +305,11 @@ def load_file(path: str | Path):
 
 def load_file_text(path: str | Path) -> str:
     """A spec file's text: a regular file of at most MAX_BYTES of UTF-8, else SpecError."""
+    from archcheck.files import FileProblem, open_regular
+
     path = Path(path)
     try:
-        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as fh:
-            mode = os.fstat(fd).st_mode
-            if not stat.S_ISREG(mode):
-                raise SpecError([Problem("invalid-yaml", f"'{path}' is {_kind(mode)}, not a regular file",
-                                         Loc(str(path), 1, 1), None, "SPEC is a YAML or JSON spec file")])
+        with open_regular(path, quoted=True) as fh:
             data = fh.read(MAX_BYTES + 1)  # the size on disk may lie (/proc, a growing file): count what is read
         if len(data) > MAX_BYTES:
             size = max(len(data), os.stat(path).st_size)
@@ -336,6 +322,10 @@ def load_file_text(path: str | Path) -> str:
         raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text: byte {data[exc.start]:#04x} at "
                                  f"offset {exc.start:,} ({exc.reason})", Loc(str(path), line, col), None,
                                  "save the spec as UTF-8 (editors offer it under 'Save with encoding')")]) from None
+    except FileProblem as exc:
+        loc = Loc(str(path), 1, 1) if exc.exists else None
+        raise SpecError([Problem("invalid-yaml", exc.message, loc, None, "check the path: SPEC is a YAML or JSON spec "
+                                 "file")]) from None
     except OSError as exc:
         raise SpecError([Problem("invalid-yaml", f"cannot read '{path}': {exc.strerror or exc}", None, None,
                                  "check the path: SPEC is a YAML or JSON spec file")]) from None

@@ -153,7 +153,7 @@ def test_fifo_and_device_as_data_or_weights(tmp_path):
     (tmp_path / "zero.npz").symlink_to("/dev/zero")
     assert "pipe.npy is a named pipe (FIFO), not a regular file" in refused("run", LENET, "--data",
                                                                             tmp_path / "pipe.npy")
-    assert "is a device, not a regular file" in refused("run", LENET, "--weights", tmp_path / "zero.npz")
+    assert "is a character device, not a regular file" in refused("run", LENET, "--weights", tmp_path / "zero.npz")
 
 
 # -- what is written -----------------------------------------------------------------------------

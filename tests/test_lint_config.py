@@ -314,7 +314,8 @@ def test_configuration_that_is_not_a_regular_file(project):
     os.mkfifo(project / "archcheck.toml")  # would block a reader forever
     result = lint("--config", "archcheck.toml", "m.yaml")
     assert result.exit_code == 2
-    assert "archcheck.toml: not a regular file" in result.stderr
+    assert ("archcheck.toml: cannot use the configuration: archcheck.toml is a named pipe (FIFO), not a regular "
+            "file") in result.stderr
 
 
 def test_discovery_stops_at_the_project_root(project):
