@@ -85,7 +85,7 @@ def _array(p: Path, input_shape, rows: int | None, limit: int) -> np.ndarray:
     [x] = read_arrays(p, limit, choose, rows=rows, batch_ndim=len(input_shape) + 1).values()
     if x.ndim == len(input_shape):
         x = x[None]  # one sample
-    if len(x) == 0:
+    if x.ndim and len(x) == 0:  # a 0-d array is the shape error check() reports
         raise DataError(f"{p} holds no samples (an array of shape {fmt_shape(x.shape)})",
                         "save at least one sample")
     return x
