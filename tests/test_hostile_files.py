@@ -220,3 +220,9 @@ def test_valid_but_too_big_to_execute(tmp_path, monkeypatch, command):
     assert not (tmp_path / "m.onnx").exists()
     err = refused(command[0], tmp_path / "s.yaml", *command[1:], "--max-memory", "lots")
     assert "expected a size such as 8GiB, 500MB or 2000000, received 'lots'" in err
+
+
+def test_a_scalar_is_not_a_batch(tmp_path):
+    np.save(tmp_path / "s.npy", np.float32(3))
+    assert "s.npy holds an array of shape (), but the spec's input is (1, 32, 32)" in \
+        refused("run", LENET, "--data", tmp_path / "s.npy")
