@@ -8,6 +8,7 @@ import click
 
 from archcheck.commands import reported_errors
 from archcheck.commands.lint import config_options
+from archcheck.render import escape
 
 
 def explanation(rule) -> str:
@@ -46,4 +47,4 @@ def explain(rule, config_path, no_config, no_custom_rules):
                                   "`archcheck rules` lists the rules")
         except ConfigError as exc:
             fail_usage(exc)
-        click.echo(explanation(found))
+        click.echo(escape.terminal_lines(explanation(found)))  # a custom rule's text is the user's

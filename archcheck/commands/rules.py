@@ -67,5 +67,5 @@ def rules(fmt, config_path, no_config, no_custom_rules):
             width = max(len(r["slug"]) for r in rows)
             for r in rows:
                 options = f"  [{_options(r['options'])}]" if r["options"] else ""
-                click.echo(f"{r['code']:<6} {r['slug']:<{width}}  {r['kind']:<7}  {r['severity']:<7}  {r['summary']}"
-                           f"{options}")
+                click.echo(escape.terminal(f"{r['code']:<6} {r['slug']:<{width}}  {r['kind']:<7}  {r['severity']:<7}  "
+                                           f"{r['summary']}{options}"))  # a custom rule's text is the user's

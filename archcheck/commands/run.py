@@ -339,7 +339,7 @@ def _plain(**r) -> str:
     lines += _loss_line(**r)
     if r["grads"] is not None:
         lines += ["", _findings_text(r["findings"], r["suppressed"])]
-    return "\n".join(map(escape.terminal, "\n".join(lines).split("\n")))  # names and file names from the user
+    return escape.terminal_lines("\n".join(lines))  # names and file names from the user
 
 
 def _fits(plain: str) -> bool:

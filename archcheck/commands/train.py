@@ -18,6 +18,7 @@ import click
 from archcheck.commands import execution_options, reported_errors, spec_argument
 from archcheck.commands.run import prepare, progress_bar, targets_for
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK
+from archcheck.render import escape
 
 FALL = 0.5
 DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "adam": 0.001}
@@ -125,8 +126,9 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
         lr = lr if lr is not None else DEFAULT_LR[optimizer]
         opt = Optimizer(optimizer, lr)
         trainable = [k for k, (_, t) in executor.param_shapes(analysis).items() if t]
-        click.echo(f"{analysis.spec.name}: {steps} steps of {optimizer} (lr {lr:g}) on {source}; {loss_kind}; "
-                   f"{sum(params[k].size for k in trainable):,} trainable parameters; {dtype}")
+        click.echo(escape.terminal(f"{analysis.spec.name}: {steps} steps of {optimizer} (lr {lr:g}) on {source}; "
+                                   f"{loss_kind}; {sum(params[k].size for k in trainable):,} trainable parameters; "
+                                   f"{dtype}"))  # the spec's name and the data's file name are the user's text
         bar = progress_bar(steps, 3 * analysis.totals.macs * len(x) * steps)
         losses = []
         try:

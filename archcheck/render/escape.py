@@ -24,6 +24,11 @@ def terminal(text: str) -> str:
     return _CONTROL.sub(_visible, str(text))
 
 
+def terminal_lines(text: str) -> str:
+    """As `terminal`, keeping the line breaks of text made of several lines."""
+    return "\n".join(map(terminal, str(text).split("\n")))
+
+
 def rich(text: str) -> str:
     """For rich: as for the terminal, with rich's own ``[style]`` markup escaped."""
     from rich.markup import escape
