@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archcheck.layers.base import fmt_shape
-from archcheck.propagate import Analysis
+from archcheck.propagate import Analysis, param_shapes
 from archcheck.spec import INPUT, Node
 
 
@@ -91,18 +91,6 @@ class Gradients:
 
 
 # -- weights -------------------------------------------------------------------------------
-def param_shapes(analysis: Analysis) -> dict[str, tuple[tuple[int, ...], bool]]:
-    """Every array a network needs: state_dict name -> (shape, trainable)."""
-    out = {}
-    for node in analysis.graph.order[1:]:
-        ins = analysis.layers[node.name].in_shapes
-        for suffix, shape in node.layer.weight_shapes(ins).items():
-            out[f"{node.name}.{suffix}"] = (tuple(shape), True)
-        for suffix, shape in node.layer.buffer_shapes(ins).items():
-            out[f"{node.name}.{suffix}"] = (tuple(shape), False)
-    return out
-
-
 def _feeds_relu(analysis: Analysis, node: Node) -> bool:
     """Whether a ReLU-family activation follows, looking through layers without weights
     (normalisation, pooling, merges, reshapes, dropout) and stopping at the next weighted layer."""

@@ -135,7 +135,7 @@ def export_model(analysis, params: dict, outputs: list[str] | None = None) -> on
 
 def _check_weights(analysis, needed: set[str], b: Builder) -> None:
     """Every weight and buffer the propagator expects of the written layers was written, with its shape."""
-    from archcheck.executor import param_shapes
+    from archcheck.propagate import param_shapes
 
     for key, (shape, _) in param_shapes(analysis).items():
         name = key.rsplit(".", 1)[0]

@@ -247,3 +247,14 @@ def _final_field(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[str, 
             return node.name, f.rf
     return None
 
+
+def param_shapes(analysis: Analysis) -> dict[str, tuple[tuple[int, ...], bool]]:
+    """Every array a network needs, a static fact of its layers: state_dict name -> (shape, trainable)."""
+    out = {}
+    for node in analysis.graph.order[1:]:
+        ins = analysis.layers[node.name].in_shapes
+        for suffix, shape in node.layer.weight_shapes(ins).items():
+            out[f"{node.name}.{suffix}"] = (tuple(shape), True)
+        for suffix, shape in node.layer.buffer_shapes(ins).items():
+            out[f"{node.name}.{suffix}"] = (tuple(shape), False)
+    return out

@@ -39,8 +39,8 @@ def _where(analysis, name: str) -> str:
 
 def mismatches(analysis, arrays: dict, expected: dict | None = None) -> list[str]:
     """Problems with ``arrays`` (name -> array) as the weights of ``analysis``'s network
-    (``expected``: ``executor.param_shapes(analysis)``, when already at hand)."""
-    from archcheck.executor import param_shapes
+    (``expected``: ``propagate.param_shapes(analysis)``, when already at hand)."""
+    from archcheck.propagate import param_shapes
 
     expected = expected if expected is not None else param_shapes(analysis)
     problems = []
@@ -73,8 +73,8 @@ def load(path: str, analysis, dtype: str = "float32", limit: int = 2**62) -> dic
 
     Member names are checked before any array is decompressed (an extra 3 GiB member is named, never
     read), and each array's header before its data, within ``limit`` bytes."""
-    from archcheck.executor import param_shapes
     from archcheck.files import FileProblem, read_arrays
+    from archcheck.propagate import param_shapes
 
     expected = param_shapes(analysis)
     extra: list[str] = []

@@ -12,8 +12,9 @@ import yaml
 from test_executor import CASES, build, random_params
 
 from archcheck import kernels
-from archcheck.executor import Tape, backward, forward, gradients, loss, param_shapes, random_targets
+from archcheck.executor import Tape, backward, forward, gradients, loss, random_targets
 from archcheck.pipeline import analyze
+from archcheck.propagate import param_shapes
 
 H = 1e-6
 

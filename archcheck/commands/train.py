@@ -118,6 +118,7 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
         import numpy as np
 
         from archcheck import executor
+        from archcheck.propagate import param_shapes
 
         if batch is None and not data:
             batch = 4
@@ -125,7 +126,7 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
         targets = targets_for(analysis, labels, len(x), loss_kind, seed)
         lr = lr if lr is not None else DEFAULT_LR[optimizer]
         opt = Optimizer(optimizer, lr)
-        trainable = [k for k, (_, t) in executor.param_shapes(analysis).items() if t]
+        trainable = [k for k, (_, t) in param_shapes(analysis).items() if t]
         click.echo(escape.terminal(f"{analysis.spec.name}: {steps} steps of {optimizer} (lr {lr:g}) on {source}; "
                                    f"{loss_kind}; {sum(params[k].size for k in trainable):,} trainable parameters; "
                                    f"{dtype}"))  # the spec's name and the data's file name are the user's text
