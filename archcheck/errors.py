@@ -40,10 +40,6 @@ class Loc:
         uses = ", ".join(f"{u.line}:{u.col}" for u in self.via)
         return f"{self} (from the block used at line {uses})"
 
-    def inside(self, use: Loc) -> Loc:
-        """This location as reached through one more (outer) block use site."""
-        return Loc(self.file, self.line, self.col, (use, *self.via))
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -85,9 +81,6 @@ class Collector:
     def add(self, code: str, message: str, loc: Loc | None = None, layer: str | None = None,
             fix: str | None = None) -> None:
         self.problems.append(Problem(code, message, loc, layer, fix))
-
-    def extend(self, problems: list[Problem]) -> None:
-        self.problems.extend(problems)
 
     def raise_if_any(self) -> None:
         """Raise every problem so far, once each, in file order (problems without a place first).
