@@ -408,6 +408,18 @@ def _walk(directory: str, plan: Plan) -> list[str]:
     return found
 
 
+def _glob(pattern: str) -> list[str]:
+    """``pattern``'s matches, hidden names left out as in a directory walk. pathlib's ``**`` does not
+    descend into symlinked directories, where ``glob.glob``'s follows a link to a parent round and round."""
+    anchor = Path(Path(pattern).anchor or ".")
+    named = set(Path(pattern).parts)  # a hidden name written in the pattern is wanted
+    matches = []
+    for m in anchor.glob(str(Path(pattern).relative_to(anchor))):
+        if not any(part.startswith(".") and part not in named for part in m.relative_to(anchor).parts):
+            matches.append(os.path.normpath(m))
+    return sorted(matches)
+
+
 def collect(paths: list[str], plan: Plan) -> list[str]:
     """Spec files named by ``paths``: files as given, directories walked (skipping hidden ones and
     ``exclude``), glob patterns expanded. Names that lead nowhere are a ``ConfigError``."""
@@ -422,7 +434,7 @@ def collect(paths: list[str], plan: Plan) -> list[str]:
             found = [arg]
         elif glob.has_magic(arg):
             found = []
-            for m in sorted(glob.glob(arg, recursive=True)):
+            for m in _glob(arg):
                 if os.path.isdir(m):
                     found += _walk(m, plan)
                 elif m.endswith(SPEC_SUFFIXES) and not plan.excluded(m):

@@ -370,6 +370,19 @@ def test_directories_globs_and_duplicates(project):
     assert json.loads(result.stdout)["summary"]["files_checked"] == 3
 
 
+def test_globs_and_walks_do_not_follow_symlinked_directories(project):
+    # Two links back up make glob.glob's '**' visit 2**depth paths before the OS gives up.
+    (project / "specs" / "loop").symlink_to(".")
+    (project / "specs" / "deep").mkdir()
+    (project / "specs" / "deep" / "up").symlink_to("..")
+    (project / "specs" / "deep" / "c.yml").write_text(SPEC)
+    for arg in ("specs/**/*.y*ml", str(project / "specs" / "**" / "*.y*ml"), "specs"):
+        files = json.loads(lint(arg, "--format", "json").stdout)["findings"]
+        assert sorted({Path(f["file"]).relative_to(project) if Path(f["file"]).is_absolute() else Path(f["file"])
+                       for f in files}) == [Path("specs/broken.yaml"), Path("specs/deep/c.yml"),
+                                            Path("specs/model.yaml")]
+
+
 def test_exclude_applies_to_directory_walks(project):
     (project / "archcheck.toml").write_text('custom-rules = "rules"\nexclude = ["specs/broken.yaml"]\n')
     data = json.loads(lint("specs", "--format", "json", "--select", "XT").stdout)
