@@ -6,6 +6,8 @@ convolution.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import yaml
@@ -174,10 +176,11 @@ def test_strided_input_gradient_is_the_seeds_full_convolution(sizes, kernel, str
                                rtol=1e-12, atol=1e-12)
 
 
-def _window_cases(n: int = 48, seed: int = 11):
+def _window_cases(n: int = int(os.environ.get("ARCHCHECK_SWEEP", 48)), seed: int = 11):
     """Convolutions, transposed convolutions and poolings with unusual arguments: strides, dilations,
     output_padding, groups, ceil_mode, count_include_pad, 'same' padding, 1-D to 3-D, odd sizes, after a
-    pooling. The issue-7 case (output_padding with dilation) first."""
+    pooling. The issue-7 case (output_padding with dilation) first. ARCHCHECK_SWEEP=2000 runs a larger sweep
+    by hand."""
     rng = np.random.default_rng(seed)
     cases = [("convtranspose-output-padding-dilation", [1, 2],
               ["identity", {"convtranspose": {"filters": 1, "kernel": 2, "output_padding": 1, "dilation": 2}}]),
