@@ -242,3 +242,20 @@ def test_pooling_agrees_with_onnx_in_shape_and_value(tmp_path, shape, layer):
         return  # refused with a message, never exported
     ours, theirs = run_both(analysis, batch=2, seed=5, scale=4.0, check=True)
     assert_agree(analysis, ours, theirs)
+
+
+def test_export_of_a_ceil_mode_window_starting_in_the_padding_is_a_valid_model(tmp_path):
+    """Issue 7: this spec exited 3 and left a 277-byte model that ONNX's shape inference rejected."""
+    from click.testing import CliRunner
+
+    from archcheck.cli import main
+
+    spec = write_spec(tmp_path, [1, 6], [{"maxpool": {"kernel": 2, "stride": 3, "ceil_mode": True}}])
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(main, ["export", str(spec), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "(batch, 1, 6) -> 'maxpool_1' (batch, 1, 2)" in result.output
+    model = onnx.load(str(out))
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph.output[0]
+    assert [d.dim_value for d in inferred.type.tensor_type.shape.dim][1:] == [1, 2]
