@@ -225,3 +225,22 @@ def test_window_layer_gradients_sweep(tmp_path, case_id, input_shape, layers):
     params = random_params(analysis)
     x = np.random.default_rng(3).standard_normal((2, *input_shape))
     check_network(analysis, params, x)
+
+
+def test_a_wrong_shaped_input_gradient_fails_loudly(tmp_path, monkeypatch):
+    """The executor checks each input gradient against its input's shape: the issue-7 convtranspose bug
+    (one position too many, silently) now stops the backward pass with the layer named."""
+    from archcheck.layers.conv import ConvTranspose
+
+    right = ConvTranspose.backward
+
+    def one_too_many(self, dy, cache, params):
+        dxs, grads = right(self, dy, cache, params)
+        return [np.concatenate([dxs[0], dxs[0][..., :1]], axis=-1)], grads
+
+    monkeypatch.setattr(ConvTranspose, "backward", one_too_many)
+    analysis = build(tmp_path, [1, 2], ["identity", {"convtranspose": {"filters": 1, "kernel": 2}}])
+    x = np.random.default_rng(0).standard_normal((1, 1, 2))
+    with pytest.raises(RuntimeError, match=r"the input gradient of layer 'convtranspose_1' \(convtranspose\) has "
+                                           r"shape \(1, 3\), but its input 'identity_1' has \(1, 2\)"):
+        check_network(analysis, random_params(analysis), x)
