@@ -22,6 +22,7 @@ from __future__ import annotations
 import glob
 import importlib
 import inspect
+import math
 import os
 import pkgutil
 import re
@@ -267,12 +268,12 @@ def _option_ok(value, default) -> bool:
         return True
     if isinstance(default, bool) or isinstance(value, bool):
         return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
+    if isinstance(default, float):  # nan compares false with everything: the rule would go quiet
+        return isinstance(value, (int, float)) and math.isfinite(value)
     return isinstance(value, type(default))
 
 
-TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a finite number", str: "a string",
               list: "an array", dict: "a table"}
 
 

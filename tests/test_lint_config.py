@@ -185,6 +185,12 @@ def test_float_option_accepts_integers(project):
     ("[tool.archcheck.rules.final-map-size]\nfactor = 0\n",
      "pyproject.toml: key 'tool.archcheck.rules.final-map-size.factor': rule AC209 final-map-size expects a factor "
      "of at least 1 (1 accepts only `target` itself), received 0\n  = fix: write e.g. `factor = 2.0` (the default)"),
+    # nan compares false with every number, so the rule would never fire; inf is no threshold either
+    ("[tool.archcheck.rules.final-map-size]\nfactor = nan\n",
+     "pyproject.toml: key 'tool.archcheck.rules.final-map-size.factor': must be a finite number (default 2.0), "
+     "received nan\n  = fix: write `factor = 2.0`"),
+    ("[tool.archcheck.rules.high-dropout]\nmax_rate = -inf\n",
+     "key 'tool.archcheck.rules.high-dropout.max_rate': must be a finite number (default 0.5), received -inf"),
     ("[tool.archcheck.rules.non-power-of-two-channels]\nmultiple = 0\n",
      "pyproject.toml: key 'tool.archcheck.rules.non-power-of-two-channels.multiple': rule AC301 "
      "non-power-of-two-channels expects a channel count of at least 1, received 0\n"
