@@ -177,10 +177,10 @@ def test_strided_input_gradient_is_the_seeds_full_convolution(sizes, kernel, str
 
 
 def _window_cases(n: int = int(os.environ.get("ARCHCHECK_SWEEP", 48)), seed: int = 11):
-    """Convolutions, transposed convolutions and poolings with unusual arguments: strides, dilations,
-    output_padding, groups, ceil_mode, count_include_pad, 'same' padding, 1-D to 3-D, odd sizes, after a
-    pooling. The issue-7 case (output_padding with dilation) first. ARCHCHECK_SWEEP=2000 runs a larger sweep
-    by hand."""
+    """Convolutions, transposed convolutions, locally connected layers and poolings with unusual arguments:
+    strides, dilations, output_padding, groups, ceil_mode, count_include_pad, 'same' and asymmetric
+    [before, after] padding, no bias, 1-D to 3-D, odd sizes, after a pooling. The issue-7 case
+    (output_padding with dilation) first. ARCHCHECK_SWEEP=2000 runs a larger sweep by hand."""
     rng = np.random.default_rng(seed)
     cases = [("convtranspose-output-padding-dilation", [1, 2],
               ["identity", {"convtranspose": {"filters": 1, "kernel": 2, "output_padding": 1, "dilation": 2}}]),
@@ -190,18 +190,23 @@ def _window_cases(n: int = int(os.environ.get("ARCHCHECK_SWEEP", 48)), seed: int
         rank = int(rng.integers(1, 4 if len(cases) % 4 == 0 else 3))
         kernel, stride, dilation = int(rng.integers(1, 4)), int(rng.integers(1, 4)), int(rng.integers(1, 3))
         sizes = [int(rng.integers(3, 8)) for _ in range(rank)]
-        kind = ["conv", "convtranspose", "maxpool", "avgpool"][len(cases) % 4]
-        if kind == "conv":
-            groups = int(rng.choice([1, 2]))
-            layer = {"conv": {"filters": 2 * groups, "kernel": kernel, "stride": stride, "dilation": dilation,
-                              "groups": groups, "padding": "same" if stride == 1 and rng.random() < 0.3
-                              else int(rng.integers(0, kernel))}}
+        kind = ["conv", "convtranspose", "maxpool", "avgpool", "locallyconnected"][len(cases) % 5]
+        if kind in ("conv", "locallyconnected"):
+            groups = int(rng.choice([1, 2])) if kind == "conv" else 1
+            pad = [[int(rng.integers(0, kernel)), int(rng.integers(0, kernel))] for _ in sizes]
+            padding = "same" if stride == 1 and rng.random() < 0.3 else pad if rng.random() < 0.4 else pad[0][0]
+            layer = {kind: {"filters": 2 * groups, "kernel": kernel, "stride": stride, "dilation": dilation,
+                            "padding": padding, "bias": bool(rng.random() < 0.7)}}
+            if kind == "conv":
+                layer[kind]["groups"] = groups
             channels = 2 * groups
         elif kind == "convtranspose":
-            layer = {"convtranspose": {"filters": 3, "kernel": kernel, "stride": stride, "dilation": dilation,
+            groups = int(rng.choice([1, 2]))
+            layer = {"convtranspose": {"filters": 2 * groups, "kernel": kernel, "stride": stride,
+                                       "dilation": dilation, "groups": groups,
                                        "padding": int(rng.integers(0, kernel)),
                                        "output_padding": int(rng.integers(0, max(stride, dilation)))}}
-            channels = 2
+            channels = 2 * groups
         else:
             args = {"kernel": kernel, "stride": stride, "padding": int(rng.integers(0, kernel // 2 + 1)),
                     "ceil_mode": bool(rng.random() < 0.6)}
