@@ -15,7 +15,7 @@ from fractions import Fraction
 from archcheck.errors import Collector, Problem, SpecError
 from archcheck.graph import LayerGraph
 from archcheck.layers import Shape, ShapeError, fmt_shape
-from archcheck.layers.base import count
+from archcheck.layers.base import count, number
 from archcheck.spec import INPUT, Node
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -123,19 +123,15 @@ def _merge_fields(node: Node, fields: list[RF]) -> RF:
     for axis in zip(*(f.axes for f in fields)):
         strides = {a.S for a in axis}
         if len(strides) > 1:
-            notes.append(f"inputs have different effective strides {sorted(map(_num, strides))}")
+            notes.append(f"inputs have different effective strides {sorted(map(number, strides))}")
         elif len({a.center() for a in axis}) > 1:
-            notes.append(f"input fields are not centred alike (offsets {sorted({_num(a.center()) for a in axis})})")
+            notes.append(f"input fields are not centred alike (offsets {sorted({number(a.center()) for a in axis})})")
         P = max(a.P for a in axis)
         end = max(a.r - 1 - a.P for a in axis)
         axes.append(Field(end + P + 1, max(a.S for a in axis), P))
     inherited = [f.note for f in fields if f.note]
     note = "; ".join(dict.fromkeys(notes)) or (inherited[0] if inherited else None)
     return RF(tuple(axes), note)
-
-
-def _num(x: Fraction):
-    return int(x) if x.denominator == 1 else float(x)
 
 
 def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_shape: Shape | None = None,

@@ -60,6 +60,15 @@ def fmt_shape(shape: Shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 
 
+def number(x: Fraction) -> int | float:
+    """A Fraction as an int when whole, else a float (JSON-friendly). A receptive field can outgrow
+    any float (1,100 stride-2 layers give a stride of 2^1100): beyond 2^53 a fraction is rounded to
+    the nearest whole number, which JSON carries exactly."""
+    if x.denominator == 1:
+        return int(x)
+    return float(x) if abs(x) < 2**53 else round(x)
+
+
 def per_axis(value, rank: int, arg: str) -> tuple:
     """Broadcast an int (or a list with one entry per spatial axis) to ``rank`` axes."""
     if isinstance(value, (list, tuple)):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from archcheck.layers.base import fmt_shape as shape
+from archcheck.layers.base import number
+
+__all__ = ["commas", "compact", "field", "human_bytes", "number", "shape", "si"]
+
 
 def commas(n: int) -> str:
     return f"{n:,}"
@@ -21,19 +26,6 @@ def human_bytes(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f} {unit}"
     return f"{int(n)} B"
-
-
-def shape(s) -> str:
-    return "(" + ", ".join(str(d) for d in s) + ")"
-
-
-def number(x) -> int | float:
-    """A Fraction as an int when whole, else a float (JSON-friendly). A receptive field can outgrow
-    any float (1,100 stride-2 layers give a stride of 2^1100): beyond 2^53 a fraction is rounded to
-    the nearest whole number, which JSON carries exactly."""
-    if x.denominator == 1:
-        return int(x)
-    return float(x) if abs(x) < 2**53 else round(x)
 
 
 def compact(x) -> str:
