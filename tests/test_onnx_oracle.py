@@ -259,3 +259,19 @@ def test_export_of_a_ceil_mode_window_starting_in_the_padding_is_a_valid_model(t
     onnx.checker.check_model(model, full_check=True)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True).graph.output[0]
     assert [d.dim_value for d in inferred.type.tensor_type.shape.dim][1:] == [1, 2]
+
+
+@pytest.mark.parametrize("shape,layer", [
+    ([1, 2], {"convtranspose": {"filters": 1, "kernel": 2, "output_padding": 1, "dilation": 2}}),
+    ([2, 4, 5], {"convtranspose": {"filters": 4, "kernel": 3, "dilation": 3, "output_padding": 2, "groups": 2,
+                                   "padding": 1}}),
+    ([2, 4], {"convtranspose": {"filters": 2, "kernel": 2, "stride": 2, "dilation": 3, "output_padding": 2,
+                                "bias": False}}),
+    ([2, 3], {"convtranspose": {"filters": 2, "kernel": 3, "dilation": 2, "output_padding": 1, "padding": 2}}),
+], ids=["issue-7", "grouped-2d", "no-bias", "padding-covers-it"])
+def test_convtranspose_output_padding_up_to_the_dilation_runs_in_onnx_runtime(tmp_path, shape, layer):
+    """PyTorch accepts output_padding below the dilation, ONNX Runtime only below the stride: the export
+    writes it so that ONNX Runtime runs it and agrees with the executor."""
+    analysis = analyze(write_spec(tmp_path, shape, [layer]))
+    ours, theirs = run_both(analysis, batch=2, seed=5, check=True)
+    assert_agree(analysis, ours, theirs)

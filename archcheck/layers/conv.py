@@ -216,11 +216,24 @@ class ConvTranspose(_Windowed):
         return [dx[(..., *(slice(0, n) for n in x.shape[2:]))]], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """ONNX Runtime refuses an output_padding as large as the stride, which PyTorch accepts below the
+        dilation. output_padding only crops less of the end, so it is written as less end padding; what is
+        left lies past every window and holds the bias alone: zeros padded on, then the bias added."""
         _, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
-        weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
         extra = per_axis(self.output_padding, len(k), "output_padding")
-        b.op("ConvTranspose", [inputs[0], *weights], output, kernel_shape=list(k), strides=list(s),
-             dilations=list(d), pads=b.pads(pads), output_padding=list(extra), group=self.groups)
+        beyond = [max(o - pa, 0) for (_, pa), o in zip(pads, extra)]
+        pads = [(pb, max(pa - o, 0)) for (pb, pa), o in zip(pads, extra)]
+        attrs = dict(kernel_shape=list(k), strides=list(s), dilations=list(d), pads=b.pads(pads), group=self.groups)
+        if not any(beyond):
+            bias = [b.param("bias")] if self.bias else []
+            b.op("ConvTranspose", [inputs[0], b.param("weight"), *bias], output, **attrs)
+            return
+        y = b.op("ConvTranspose", [inputs[0], b.param("weight")], **attrs)
+        zeros = ((0, 0), (0, 0), *((0, e) for e in beyond))  # batch and channels unpadded
+        y = b.op("Pad", [y, b.ints("pads", b.pads(zeros))], None if self.bias else output, mode="constant")
+        if self.bias:
+            per_channel = b.op("Reshape", [b.param("bias"), b.ints("shape", [self.filters, *(1,) * len(k)])])
+            b.op("Add", [y, per_channel], output)
 
 
 class LocallyConnected(_Windowed):
