@@ -275,3 +275,23 @@ def test_convtranspose_output_padding_up_to_the_dilation_runs_in_onnx_runtime(tm
     analysis = analyze(write_spec(tmp_path, shape, [layer]))
     ours, theirs = run_both(analysis, batch=2, seed=5, check=True)
     assert_agree(analysis, ours, theirs)
+
+
+def _window_cases():
+    from test_gradients import _window_cases as cases
+
+    return cases()
+
+
+@pytest.mark.parametrize("shape,layers", [c[1:] for c in _window_cases()], ids=[c[0] for c in _window_cases()])
+def test_window_layers_agree_with_onnx_in_shape_and_value(tmp_path, shape, layers):
+    """The gradient sweep's convolutions, transposed convolutions, locally connected layers and poolings,
+    exported: the checker accepts every model and ONNX Runtime agrees with the executor."""
+    from archcheck.errors import SpecError
+
+    try:
+        analysis = analyze(write_spec(tmp_path, shape, layers))
+    except SpecError:
+        return  # refused with a message, never exported
+    ours, theirs = run_both(analysis, batch=2, seed=5, check=True)
+    assert_agree(analysis, ours, theirs)
