@@ -27,7 +27,9 @@ MAX_STEPS = 4 * MAX_LAYERS  # repetitions expanded, counting those that make no 
 MAX_BLOCK_DEPTH = 32  # levels of blocks and branches together
 MAX_NAME = 128  # characters in a written layer or block name
 MAX_FULL_NAME = 1024  # characters in a scoped name, prefixes included
-MAX_COPIED = 2_000_000  # values copied while expanding; ResNet-50 copies about 1,200
+# Values copied while expanding: ResNet-50 copies about 1,200, a two-layer block repeated up to MAX_LAYERS
+# about 175,000; ten per layer leaves room for rich blocks and refuses an aliased large value in seconds.
+MAX_COPIED = 10 * MAX_LAYERS
 MAX_SUGGESTIONS = 20  # unknown names that get a did-you-mean; the rest are listed plainly
 ENTRY_KEYS = ("name", "inputs", "repeat", "when")  # the keys of a layer entry besides its type
 INPUT = "input"
