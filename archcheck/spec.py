@@ -547,7 +547,15 @@ class _Expander:
             return prev
         env = dict(block.args)
         meant = set()  # declared arguments that a misspelt one was probably meant to be
+        refused = False  # a key that is not text
         for key, value in args.items():
+            if not isinstance(key, str):  # kept out of env: every name lookup and listing assumes text
+                self.fail(f"block '{kind}' argument names are text, received the key {show(key)} "
+                          f"({'true or false' if isinstance(key, bool) else 'a number'})",
+                          _within(key_loc_of(args, key, loc), loc),
+                          fix=f"write the argument's name; '{kind}' declares: {', '.join(block.args) or 'no arguments'}")
+                refused = True
+                continue
             if key not in block.args:
                 self.fail(f"block '{kind}' has no argument '{key}'{did_you_mean(key, block.args)}",
                           _within(key_loc_of(args, key, loc), loc),
@@ -560,7 +568,7 @@ class _Expander:
             self.fail(f"block '{kind}' needs the argument{'s' if len(missing) > 1 else ''} "
                       f"{', '.join(missing)}, which {'have' if len(missing) > 1 else 'has'} no default", loc,
                       fix=f"pass it: `- {kind}: {{{missing[0]}: ...}}`")
-        if missing or meant:
+        if missing or meant or refused:
             return prev
         inner = _Scope(full + ".", prev)
         raw_layers = self.raw_blocks[kind]["layers"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import tracemalloc
 
+import pytest
+
 from click.testing import CliRunner
 
 from archcheck.cli import main
@@ -41,7 +43,8 @@ def test_non_string_keys_name_the_key_and_what_the_layer_takes(tmp_path, monkeyp
 def test_non_string_key_in_a_block_call(tmp_path, monkeypatch):
     stderr = refused(tmp_path, monkeypatch, "input: [3, 8, 8]\nblocks:\n  b:\n    args: {c: ~}\n    layers:\n"
                      "      - conv: {filters: $c, kernel: 3}\nlayers:\n  - b: {1: 8}\n")
-    assert "spec.yaml:8:9: error: invalid-spec: layer 'b_1': block 'b' has no argument '1'" in stderr
+    assert ("spec.yaml:8:9: error: invalid-spec: layer 'b_1': block 'b' argument names are text, received the key 1 "
+            "(a number)") in stderr
     assert "block 'b' needs the argument c, which has no default" in stderr
 
 
@@ -52,7 +55,8 @@ def test_non_string_key_in_a_block_call_does_not_stop_lint(tmp_path, monkeypatch
                                        "layers:\n  - b: {1: 8}\n")
     result = CliRunner().invoke(main, ["lint", "--no-config", "bad.yaml", "good.yaml"])
     assert result.exit_code == 1 and "internal error" not in result.output
-    assert "bad.yaml:7:9: AC002 invalid-spec [error] layer 'b_1': block 'b' has no argument '1'" in result.output
+    assert ("bad.yaml:7:9: AC002 invalid-spec [error] layer 'b_1': block 'b' argument names are text, received the "
+            "key 1 (a number)") in result.output
     assert "in 2 files" in result.output
 
 
@@ -151,3 +155,14 @@ def test_input_override_must_keep_the_rank(tmp_path, monkeypatch):
     assert ("spec.yaml:1:8: error: invalid-spec: --input 3,160 gives 2 sizes, but the spec's input [3, 224, 224] has "
             "3 (channels and 2 spatial axes); a different number would build a 1-D network from a 2-D design") in stderr
     assert "= fix: give 3 sizes, e.g. --input 3,224,224; to change the rank, edit `input` in the spec" in stderr
+
+
+@pytest.mark.parametrize("call", ["{a: 1, 1: 2}", "{1: ~}", "{a: 1, true: 2}"])
+def test_a_block_argument_name_must_be_text(tmp_path, monkeypatch, call):
+    """A number as a block argument's name reached the expression lookup, whose listing of names crashed."""
+    text = ("input: [3, 8, 8]\nblocks:\n  b:\n    args: {a: 1}\n    layers:\n      - conv: {filters: $a, kernel: 1}\n"
+            f"layers:\n  - b: {call}\n")
+    stderr = refused(tmp_path, monkeypatch, text)
+    assert ": error: invalid-spec: layer 'b_1': block 'b' argument names are text, received the key" in stderr
+    assert stderr.startswith("spec.yaml:8:")
+    assert "= fix: write the argument's name; 'b' declares: a" in stderr
