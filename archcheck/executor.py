@@ -40,7 +40,7 @@ API
 
 Dynamic checks (``archcheck run --grad``): ``layer_stats`` summarises an activation and
 ``record`` gathers the statistics, weight-gradient norms and the loss of one pass into a ``Run``,
-which the dynamic rules (``rules/``, KIND = "dynamic", AC801-AC805) check through the lint engine
+which the dynamic rules (``archcheck/rules/``, KIND = "dynamic", AC801-AC805) check through the lint engine
 (``archcheck.lint.check_run``).
 """
 

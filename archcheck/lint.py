@@ -7,8 +7,8 @@ A rule of ``KIND = "dynamic"`` checks one forward and backward pass instead:
 runs the static rules, ``run --grad`` the dynamic ones (``check_run``), each through a
 ``Plan`` made for its kind.
 Rules come from three places and load alike into one ``{code: Rule}`` registry (the
-yamllint way): the built-in ``archcheck.rules`` package (the top-level ``rules/``
-directory), a configured directory of custom rule modules, and the ``archcheck.rules``
+yamllint way): the built-in ``archcheck.rules`` package (``archcheck/rules/``),
+a configured directory of custom rule modules, and the ``archcheck.rules``
 entry-point group of installed plugins. Modules named ``_*`` are helpers, not rules.
 
 The engine owns AC000-AC009: spec problems (AC001-AC003, errors whose file the rules

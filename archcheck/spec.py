@@ -553,7 +553,8 @@ class _Expander:
                 self.fail(f"block '{kind}' argument names are text, received the key {show(key)} "
                           f"({'true or false' if isinstance(key, bool) else 'a number'})",
                           _within(key_loc_of(args, key, loc), loc),
-                          fix=f"write the argument's name; '{kind}' declares: {', '.join(block.args) or 'no arguments'}")
+                          fix=f"write the argument's name; '{kind}' declares: "
+                              f"{', '.join(block.args) or 'no arguments'}")
                 refused = True
                 continue
             if key not in block.args:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
-
 from click.testing import CliRunner
 
 from archcheck.cli import main
