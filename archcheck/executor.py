@@ -102,10 +102,10 @@ def _feeds_relu(analysis: Analysis, node: Node) -> bool:
             continue
         seen.add(name)
         layer = graph.nodes[name].layer
-        if layer.category == "activation":
-            if getattr(layer, "relu_family", False):
+        if layer.activation:
+            if layer.relu_family:
                 return True
-        elif layer.category not in ("conv", "dense"):
+        elif not layer.weighted:
             stack.extend(graph.consumers[name])
     return False
 
@@ -234,7 +234,7 @@ def loss(analysis: Analysis, outputs: dict[str, np.ndarray], targets: dict[str, 
             seeds[name] = diff * y.dtype.type(2 / diff.size)
             continue
         node = analysis.graph.nodes[name]
-        head = node.type == "softmax" and node.layer.axis == 0
+        head = node.layer.activation and node.layer.probabilities and node.layer.axis == 0
         p = y if head else _softmax(y)
         labels = t.astype(np.intp, copy=False)[:, None]
         picked = np.take_along_axis(p, labels, axis=1)
@@ -257,7 +257,7 @@ def random_targets(analysis: Analysis, batch: int, kind: str, rng: np.random.Gen
         labels = rng.integers(0, shape[0], (batch, *shape[1:]))
         if kind != "mse":
             out[name] = labels
-        elif analysis.graph.nodes[name].type == "softmax":
+        elif (layer := analysis.graph.nodes[name].layer).activation and layer.probabilities:
             out[name] = (np.arange(shape[0]).reshape(1, -1, *(1,) * (len(shape) - 1)) == labels[:, None]).astype(dtype)
         else:
             out[name] = rng.random((batch, *shape)).astype(dtype)
@@ -302,10 +302,10 @@ def layer_stats(node: Node, y: np.ndarray, seconds: float, margin: float) -> Lay
     zero = y == 0
     units = y.shape[1]
     dead = int(zero.all(axis=(0, *range(2, y.ndim))).sum()) if y.ndim > 1 else 0
-    bounds = getattr(node.layer, "bounds", None)
+    layer = node.layer
     saturated = None
-    if bounds is not None:
-        lo, hi = bounds
+    if layer.activation and layer.saturating and not layer.probabilities:  # a softmax's outputs share one sum
+        lo, hi = layer.output_range
         width = margin * (hi - lo)
         saturated = float(((y <= lo + width) | (y >= hi - width)).mean())
     return LayerStats(node.name, node.type, tuple(y.shape), float(y.mean()), float(y.std()), float(zero.mean()),
@@ -354,7 +354,7 @@ class Run:
         Layers on dangling branches (no path to an output) are left out: no gradient reaches them."""
         graph = self.analysis.graph
         weighted = [n for n in graph.order if n.name in graph.used
-                    and n.layer.category in ("conv", "dense") and f"{n.name}.weight" in self.grad_norms]
+                    and n.layer.weighted and f"{n.name}.weight" in self.grad_norms]
         if len(weighted) < 2:
             return None
         first, last = weighted[0], weighted[-1]

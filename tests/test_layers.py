@@ -1,11 +1,12 @@
 """Per layer type: input shape -> output shape, parameters, buffers, MACs, receptive-field step."""
 
 from fractions import Fraction as F
+from typing import ClassVar, get_args
 
 import pytest
 
 from archcheck.layers import CATALOGUE, ShapeError
-from archcheck.layers.base import count
+from archcheck.layers.base import ACTIVATION_KINDS, KINDS, NORM_KINDS, Category, Layer, count
 
 
 def make(kind, **args):
@@ -144,3 +145,74 @@ def test_softmax_axis_must_exist():
         make("softmax", axis=1).output_shape([(10,)])
     assert err.value.message == "axis 1 does not exist in an input with 1 axis"
     assert make("softmax", axis=1).output_shape([(10, 4)]) == (10, 4)
+
+
+# -- kinds: what rules and the executor know about a layer type -----------------------------------
+
+def _declared(cls, names):
+    return [name for name in names if not hasattr(cls, name)]
+
+
+@pytest.mark.parametrize("kind", sorted(CATALOGUE))
+def test_every_layer_type_declares_its_kinds(kind):
+    """A type that leaves a kind out fails here, rather than meeting every rule as "none of the above"."""
+    cls = CATALOGUE[kind]
+    assert not _declared(cls, KINDS), f"{kind} leaves kinds undeclared: {_declared(cls, KINDS)}"
+    assert cls.category in get_args(Category)
+    layer = make(kind, **EXAMPLE_ARGS.get(kind, {}))
+    for name in KINDS[1:]:
+        assert isinstance(getattr(layer, name), bool), (kind, name)
+    if cls.normalises:
+        assert not _declared(cls, NORM_KINDS), f"{kind} leaves norm kinds undeclared: {_declared(cls, NORM_KINDS)}"
+    if cls.activation:
+        assert not _declared(cls, ACTIVATION_KINDS), \
+            f"{kind} leaves activation kinds undeclared: {_declared(cls, ACTIVATION_KINDS)}"
+        low, high = layer.output_range
+        assert low < high and layer.peak_gradient > 0
+
+
+def test_a_new_layer_type_without_kinds_is_caught():
+    class Bare(Layer):
+        type: ClassVar[str] = "bare"
+
+    assert _declared(Bare, KINDS) == list(KINDS)
+
+
+EXAMPLE_ARGS = {"conv": {"filters": 4}, "convtranspose": {"filters": 4}, "locallyconnected": {"filters": 4},
+                "dense": {"units": 4}, "reshape": {"shape": [4]}}
+
+# Each kind against the layer types that have it: a wrong declaration changes what every rule sees.
+HAVE = {
+    "weighted": {"conv", "convtranspose", "locallyconnected", "dense"},
+    "window": {"conv", "convtranspose", "locallyconnected", "maxpool", "avgpool"},
+    "upsamples": {"convtranspose", "upsample"},
+    "global_pool": {"globalavgpool", "globalmaxpool"},
+    "normalises": {"batchnorm", "layernorm"},
+    "gate": {"multiply"},
+    "passes": {"identity", "dropout", "flatten", "reshape", "zeropad"},
+    "activation": {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "hardswish", "sigmoid", "tanh",
+                   "softmax"},
+    "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "globalavgpool", "batchnorm", "add",
+               "concat", "identity", "dropout", "flatten", "reshape", "zeropad", "upsample"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAVE))
+def test_kinds_name_the_right_layer_types(name):
+    assert {t for t, cls in CATALOGUE.items() if getattr(cls, name)} == HAVE[name]
+
+
+@pytest.mark.parametrize("kind", sorted(t for t, cls in CATALOGUE.items() if cls.activation and t != "softmax"))
+def test_activation_range_and_peak_gradient_match_the_function(kind):
+    """output_range and peak_gradient, checked against the NumPy function and its derivative on a fine grid."""
+    np = pytest.importorskip("numpy")
+    layer = make(kind)
+    x = np.linspace(-40, 40, 800_001)
+    y = layer.fn(x)
+    dy = layer.fn_grad(x, y, np.ones_like(x))
+    low, high = layer.output_range
+    assert low - 1e-9 <= y.min() and y.max() <= high + 1e-9
+    # a finite bound is reached; an infinite one is still being approached at the grid's end
+    assert y[0] < y[1] if np.isinf(low) else y.min() == pytest.approx(low, abs=1e-6)
+    assert y[-1] > y[-2] if np.isinf(high) else y.max() == pytest.approx(high, abs=1e-6)
+    assert dy.max() == pytest.approx(layer.peak_gradient, rel=1e-6)

@@ -268,7 +268,7 @@ def _savez(path, arrays: dict) -> None:
 def _top_k(analysis, name, y, k):
     """Per sample, the k largest (class, probability) of a softmax over a vector, else None."""
     node = analysis.graph.nodes[name]
-    if node.type != "softmax" or y.ndim != 2:
+    if not (node.layer.activation and node.layer.probabilities) or y.ndim != 2:
         return None
     order = (-y).argsort(axis=1)[:, :k]
     return [[(int(c), float(row[c])) for c in classes] for row, classes in zip(y, order)]

@@ -3,21 +3,39 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from archcheck.layers.base import Layer, ShapeError
+from archcheck.layers.base import Category, Layer, ShapeError
+
+INF = math.inf
 
 
 class Activation(Layer):
-    """Base of the activations; ``saturating`` marks those whose gradient vanishes for large inputs."""
+    """Base of the activations. Each declares the activation kinds (``ACTIVATION_KINDS`` in
+    ``archcheck.layers.base``); a property where an argument decides one."""
 
-    category: ClassVar[str] = "activation"
+    category: ClassVar[Category] = "activation"
+    weighted: ClassVar[bool] = False
+    linear: ClassVar[bool] = False
+    normalises: ClassVar[bool] = False
+    activation: ClassVar[bool] = True
+    window: ClassVar[bool] = False
+    upsamples: ClassVar[bool] = False
+    global_pool: ClassVar[bool] = False
+    gate: ClassVar[bool] = False
+    passes: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = True
     flops_per_output: ClassVar[int] = 1
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = False  # weights feeding it are He-initialised
-    bounds: ClassVar[tuple[float, float] | None] = None  # saturation bounds, for run statistics
+
+    saturating: ClassVar[bool]
+    relu_family: ClassVar[bool]
+    dies: ClassVar[bool]
+    probabilities: ClassVar[bool]
+    output_range: ClassVar[tuple[float, float]]
+    peak_gradient: ClassVar[float]
 
     def fn(self, x):
         raise NotImplementedError(f"activation '{self.type}' has no NumPy function")
@@ -39,8 +57,12 @@ class Relu(Activation):
     """max(0, x). 1 FLOP per value."""
 
     type: ClassVar[str] = "relu"
-
+    saturating: ClassVar[bool] = False
     relu_family: ClassVar[bool] = True
+    dies: ClassVar[bool] = True
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (0.0, INF)
+    peak_gradient: ClassVar[float] = 1.0
 
     def fn(self, x):
         import numpy as np
@@ -59,8 +81,12 @@ class Relu6(Activation):
 
     type: ClassVar[str] = "relu6"
     flops_per_output: ClassVar[int] = 2
-
+    saturating: ClassVar[bool] = False
     relu_family: ClassVar[bool] = True
+    dies: ClassVar[bool] = True
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (0.0, 6.0)
+    peak_gradient: ClassVar[float] = 1.0
 
     def fn(self, x):
         import numpy as np
@@ -83,7 +109,18 @@ class LeakyRelu(Activation):
 
     slope: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
 
+    saturating: ClassVar[bool] = False
     relu_family: ClassVar[bool] = True
+    probabilities: ClassVar[bool] = False
+    peak_gradient: ClassVar[float] = 1.0
+
+    @property
+    def dies(self) -> bool:
+        return self.slope == 0
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        return (0.0 if self.slope == 0 else -INF, INF)
 
     def fn(self, x):
         import numpy as np
@@ -108,7 +145,18 @@ class Elu(Activation):
 
     alpha: Annotated[float, Field(gt=0.0)] = 1.0
 
+    saturating: ClassVar[bool] = False
     relu_family: ClassVar[bool] = True
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = False
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        return (-self.alpha, INF)
+
+    @property
+    def peak_gradient(self) -> float:
+        return max(1.0, self.alpha)
 
     def fn(self, x):
         import numpy as np
@@ -132,6 +180,12 @@ class Selu(Activation):
 
     alpha: ClassVar[float] = 1.6732632423543772
     scale: ClassVar[float] = 1.0507009873554805
+    saturating: ClassVar[bool] = False
+    relu_family: ClassVar[bool] = False
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (-scale * alpha, INF)
+    peak_gradient: ClassVar[float] = scale * alpha
 
     def fn(self, x):
         import numpy as np
@@ -152,8 +206,12 @@ class Gelu(Activation):
 
     type: ClassVar[str] = "gelu"
     flops_per_output: ClassVar[int] = 8
-
+    saturating: ClassVar[bool] = False
     relu_family: ClassVar[bool] = True
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (-0.16997120747940211, INF)  # at x = -0.7518
+    peak_gradient: ClassVar[float] = 1.1289041451825208  # at x = sqrt(2)
 
     def fn(self, x):
         """Exact, with libm's erf per value (NumPy has no vectorised erf): the slowest activation here."""
@@ -186,8 +244,11 @@ class Sigmoid(Activation):
     type: ClassVar[str] = "sigmoid"
     flops_per_output: ClassVar[int] = 4
     saturating: ClassVar[bool] = True
-
-    bounds: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    relu_family: ClassVar[bool] = False
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    peak_gradient: ClassVar[float] = 0.25
 
     def fn(self, x):
         import numpy as np
@@ -207,8 +268,11 @@ class Tanh(Activation):
     type: ClassVar[str] = "tanh"
     flops_per_output: ClassVar[int] = 5
     saturating: ClassVar[bool] = True
-
-    bounds: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    relu_family: ClassVar[bool] = False
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    peak_gradient: ClassVar[float] = 1.0
 
     def fn(self, x):
         import numpy as np
@@ -227,8 +291,12 @@ class Hardswish(Activation):
 
     type: ClassVar[str] = "hardswish"
     flops_per_output: ClassVar[int] = 4
-
+    saturating: ClassVar[bool] = False
     relu_family: ClassVar[bool] = True
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (-0.375, INF)  # at x = -1.5
+    peak_gradient: ClassVar[float] = 1.5  # at x = 3
 
     def fn(self, x):
         import numpy as np
@@ -249,8 +317,12 @@ class Swish(Activation):
 
     type: ClassVar[str] = "swish"
     flops_per_output: ClassVar[int] = 5
-
+    saturating: ClassVar[bool] = False
     relu_family: ClassVar[bool] = True
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = False
+    output_range: ClassVar[tuple[float, float]] = (-0.27846454275882637, INF)  # at x = -1.2785
+    peak_gradient: ClassVar[float] = 1.0998393201285284  # at x = 2.3994
 
     def fn(self, x):
         import numpy as np
@@ -274,6 +346,11 @@ class Softmax(Activation):
     type: ClassVar[str] = "softmax"
     flops_per_output: ClassVar[int] = 3
     saturating: ClassVar[bool] = True
+    relu_family: ClassVar[bool] = False
+    dies: ClassVar[bool] = False
+    probabilities: ClassVar[bool] = True
+    output_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    peak_gradient: ClassVar[float] = 0.25  # d p_i / d x_i = p_i (1 - p_i)
 
     axis: Annotated[int, Field(ge=0, le=3)] = 0
 

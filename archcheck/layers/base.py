@@ -31,6 +31,23 @@ Padding = Annotated[NonNeg | Literal["same", "valid"] | list[NonNeg | Pair],
                     Field(description="a whole number >= 0, a list with one per spatial axis (each a number or "
                                       "[before, after]), 'same' or 'valid'")]
 
+Category = Literal["input", "conv", "dense", "pool", "norm", "activation", "merge", "reshape", "regularizer"]
+KINDS = ("category", "weighted", "linear", "normalises", "activation", "window", "upsamples", "global_pool", "gate",
+         "passes", "pointwise")
+# Declared by every normalisation (``normalises``):
+#   centres_channels   - subtracts each channel's mean, so a per-channel bias before it cancels
+#   running_statistics - keeps statistics learned in training and uses them at inference
+NORM_KINDS = ("centres_channels", "running_statistics")
+# Declared by every activation (``activation``):
+#   saturating    - the gradient vanishes for large inputs of either sign
+#   relu_family   - weights that feed it are He-initialised
+#   dies          - outputs exactly zero on a half-line, so a unit can stop learning (a "dead" ReLU)
+#   probabilities - outputs a distribution over the channel axis (softmax)
+#   output_range  - (low, high) of its output values; the bounds it saturates at when ``saturating``
+#   peak_gradient - the largest derivative of an output with respect to its input
+ACTIVATION_KINDS = ("saturating", "relu_family", "dies", "probabilities", "output_range", "peak_gradient")
+
+
 class ShapeError(Exception):
     """A layer cannot accept its input shapes: what went wrong and how to fix it."""
 
@@ -137,11 +154,27 @@ class Layer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True, allow_inf_nan=False)
 
     type: ClassVar[str]
-    category: ClassVar[str]  # conv, pool, dense, norm, activation, merge, reshape, regularizer
     shorthand: ClassVar[str | None] = None  # the argument a bare scalar sets, e.g. `dense: 10`
     min_inputs: ClassVar[int] = 1
     max_inputs: ClassVar[int] = 1
     flops_per_output: ClassVar[int] = 0  # element-wise FLOPs per output value (documented per type)
+
+    # -- kinds: what the layer does to the values passing through ------------------------
+    # Rules and the executor read these, never type names, so a new layer type meets every rule by
+    # declaring them. The base leaves them undeclared on purpose: tests/test_layers.py fails for a type
+    # (or its family's base class) that leaves one out, instead of it passing as "none of the above".
+    category: ClassVar[Category]
+    weighted: ClassVar[bool]  # learns a map that mixes values (conv, dense): "a layer with weights" to the rules;
+    #                           a normalisation's per-channel scale and shift do not count
+    linear: ClassVar[bool]  # affine in its input at inference: adds no non-linearity of its own
+    normalises: ClassVar[bool]  # rescales its input by statistics of it (then also NORM_KINDS)
+    activation: ClassVar[bool]  # an element-wise non-linearity (then also ACTIVATION_KINDS)
+    window: ClassVar[bool]  # slides a window over the spatial axes: has a kernel, stride, dilation and pads
+    upsamples: ClassVar[bool]  # enlarges the spatial sizes by a factor (transposed convolution, upsampling)
+    global_pool: ClassVar[bool]  # reduces each channel's whole map to one value
+    gate: ClassVar[bool]  # multiplies values by another input (squeeze-and-excitation, attention gates)
+    passes: ClassVar[bool]  # hands values on unchanged: at most rearranged, padded or (in training) dropped
+    pointwise: ClassVar[bool]  # each output position reads its own input position only: no spatial mixing
 
     # -- static facts --------------------------------------------------------------
     def output_shape(self, inputs: list[Shape]) -> Shape:

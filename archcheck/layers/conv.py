@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from archcheck.layers.base import (
+    Category,
     Dim,
     Layer,
     NonNeg,
@@ -35,6 +36,16 @@ class _Windowed(Layer):
     bias: bool = True
 
     shorthand: ClassVar[str] = "filters"
+    category: ClassVar[Category] = "conv"
+    weighted: ClassVar[bool] = True
+    linear: ClassVar[bool] = True
+    normalises: ClassVar[bool] = False
+    activation: ClassVar[bool] = False
+    window: ClassVar[bool] = True
+    global_pool: ClassVar[bool] = False
+    gate: ClassVar[bool] = False
+    passes: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = False
 
     def geometry(self, shape: Shape):
         """(channels, sizes, kernels, strides, dilations, pads, output sizes)."""
@@ -65,7 +76,7 @@ class Conv(_Windowed):
     """
 
     type: ClassVar[str] = "conv"
-    category: ClassVar[str] = "conv"
+    upsamples: ClassVar[bool] = False
 
     groups: Annotated[Dim | Literal["depthwise"],
                       Field(description="a whole number >= 1 dividing both channel counts, or 'depthwise'")] = 1
@@ -131,7 +142,7 @@ class ConvTranspose(_Windowed):
     """
 
     type: ClassVar[str] = "convtranspose"
-    category: ClassVar[str] = "conv"
+    upsamples: ClassVar[bool] = True
 
     output_padding: Annotated[NonNeg | list[NonNeg],
                               Field(description="a whole number >= 0, or one per spatial axis")] = 0
@@ -246,7 +257,7 @@ class LocallyConnected(_Windowed):
     """
 
     type: ClassVar[str] = "locallyconnected"
-    category: ClassVar[str] = "conv"
+    upsamples: ClassVar[bool] = False
 
     def output_shape(self, inputs):
         *_, out = self.geometry(inputs[0])

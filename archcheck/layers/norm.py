@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from archcheck.layers.base import Layer
+from archcheck.layers.base import Category, Layer
 
 Eps = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -20,7 +20,19 @@ class BatchNorm(Layer):
     """
 
     type: ClassVar[str] = "batchnorm"
-    category: ClassVar[str] = "norm"
+    category: ClassVar[Category] = "norm"
+    weighted: ClassVar[bool] = False
+    linear: ClassVar[bool] = True
+    normalises: ClassVar[bool] = True
+    activation: ClassVar[bool] = False
+    window: ClassVar[bool] = False
+    upsamples: ClassVar[bool] = False
+    global_pool: ClassVar[bool] = False
+    gate: ClassVar[bool] = False
+    passes: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = True
+    centres_channels: ClassVar[bool] = True
+    running_statistics: ClassVar[bool] = True
     flops_per_output: ClassVar[int] = 2
 
     eps: Eps = 1e-5
@@ -99,7 +111,19 @@ class LayerNorm(Layer):
     """
 
     type: ClassVar[str] = "layernorm"
-    category: ClassVar[str] = "norm"
+    category: ClassVar[Category] = "norm"
+    weighted: ClassVar[bool] = False
+    linear: ClassVar[bool] = False
+    normalises: ClassVar[bool] = True
+    activation: ClassVar[bool] = False
+    window: ClassVar[bool] = False
+    upsamples: ClassVar[bool] = False
+    global_pool: ClassVar[bool] = False
+    gate: ClassVar[bool] = False
+    passes: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = True
+    centres_channels: ClassVar[bool] = False
+    running_statistics: ClassVar[bool] = False
     flops_per_output: ClassVar[int] = 5
 
     eps: Eps = 1e-5

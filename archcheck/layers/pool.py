@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import ClassVar
 
 from archcheck.layers.base import (
+    Category,
     Layer,
     Padding,
     PerAxis,
@@ -23,8 +24,17 @@ class _Pool(Layer):
     """Window pooling. ``stride`` defaults to ``kernel``; ``ceil_mode`` keeps a last partial window
     (PyTorch rule: it must start inside the input or the left padding)."""
 
-    category: ClassVar[str] = "pool"
     shorthand: ClassVar[str] = "kernel"
+    category: ClassVar[Category] = "pool"
+    weighted: ClassVar[bool] = False
+    normalises: ClassVar[bool] = False
+    activation: ClassVar[bool] = False
+    window: ClassVar[bool] = True
+    upsamples: ClassVar[bool] = False
+    global_pool: ClassVar[bool] = False
+    gate: ClassVar[bool] = False
+    passes: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = False
 
     kernel: PerAxis = 2
     stride: PerAxis | None = None
@@ -66,6 +76,7 @@ class MaxPool(_Pool):
     """Max pooling. FLOPs: ``prod(kernel) - 1`` comparisons per output value."""
 
     type: ClassVar[str] = "maxpool"
+    linear: ClassVar[bool] = False
 
     def flops(self, inputs, out):
         _, _, k, *_ = self.geometry(inputs[0])
@@ -98,6 +109,7 @@ class AvgPool(_Pool):
     (adds and one divide)."""
 
     type: ClassVar[str] = "avgpool"
+    linear: ClassVar[bool] = True
 
     count_include_pad: bool = True
 
@@ -138,7 +150,16 @@ class _GlobalPool(Layer):
     """Pool each channel over all spatial positions: ``(C, ...)`` to ``(C,)``, or ``(C, 1, ...)``
     with ``keepdims``. FLOPs: one per input value. The receptive field becomes the whole input."""
 
-    category: ClassVar[str] = "pool"
+    category: ClassVar[Category] = "pool"
+    weighted: ClassVar[bool] = False
+    normalises: ClassVar[bool] = False
+    activation: ClassVar[bool] = False
+    window: ClassVar[bool] = False
+    upsamples: ClassVar[bool] = False
+    global_pool: ClassVar[bool] = True
+    gate: ClassVar[bool] = False
+    passes: ClassVar[bool] = False
+    pointwise: ClassVar[bool] = False
 
     keepdims: bool = False
 
@@ -162,6 +183,7 @@ class _GlobalPool(Layer):
 class GlobalAvgPool(_GlobalPool):
     __doc__ = _GlobalPool.__doc__
     type: ClassVar[str] = "globalavgpool"
+    linear: ClassVar[bool] = True
     onnx_op: ClassVar[str] = "GlobalAveragePool"
 
     def forward(self, xs, params, ctx):
@@ -178,6 +200,7 @@ class GlobalAvgPool(_GlobalPool):
 class GlobalMaxPool(_GlobalPool):
     __doc__ = _GlobalPool.__doc__
     type: ClassVar[str] = "globalmaxpool"
+    linear: ClassVar[bool] = False
     onnx_op: ClassVar[str] = "GlobalMaxPool"
 
     def forward(self, xs, params, ctx):

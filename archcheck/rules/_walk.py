@@ -1,8 +1,9 @@
 """Graph queries several rules share: what a node is, walks that skip the layers in between,
 and per-node counts along the longest path.
 
-Everything reads the ``Analysis`` (the graph, each layer's arguments and the propagated
-shapes); nothing here parses YAML or recomputes a shape.
+Everything reads the ``Analysis`` (the graph, each layer's arguments and kinds, and the
+propagated shapes); nothing here parses YAML, recomputes a shape or compares type names:
+what a layer is comes from the kinds its type declares (``archcheck.layers.base.KINDS``).
 """
 
 from __future__ import annotations
@@ -14,23 +15,37 @@ from dataclasses import dataclass
 
 from archcheck.spec import INPUT
 
-WINDOW_POOLS = ("maxpool", "avgpool")
-GLOBAL_POOLS = ("globalavgpool", "globalmaxpool")
-# layers that pass values through without adding a non-linearity or weights
-PASS = ("identity", "dropout", "flatten", "reshape", "zeropad")
-
 
 def is_weight(node) -> bool:
     """Convolutions (incl. transposed, locally connected) and dense layers."""
-    return node.layer.category in ("conv", "dense")
+    return node.layer.weighted
 
 
 def is_conv(node) -> bool:
-    return node.layer.category == "conv"
+    """A layer with weights that slides a window: a convolution, transposed or locally connected."""
+    return node.layer.weighted and node.layer.window
+
+
+def is_window_pool(node) -> bool:
+    """A pooling that slides a window (max or average), as opposed to a global one."""
+    return node.layer.window and not node.layer.weighted
 
 
 def is_activation(node) -> bool:
-    return node.layer.category == "activation"
+    return node.layer.activation
+
+
+def is_softmax(node) -> bool:
+    """An activation that outputs a distribution over the channels."""
+    return node.layer.activation and node.layer.probabilities
+
+
+def outputs_probability(node) -> bool:
+    """An activation whose every output lies in [0, 1] (softmax, sigmoid): a classifier's last layer."""
+    if not node.layer.activation:
+        return False
+    low, high = node.layer.output_range
+    return low >= 0 and high <= 1
 
 
 def channels(analysis, node) -> int:
@@ -87,7 +102,7 @@ def window(analysis, node):
     known = _memo(analysis)["windows"]
     if node.name not in known:
         known[node.name] = None
-        if is_conv(node) or node.type in WINDOW_POOLS:
+        if node.layer.window:
             facts = analysis.layers[node.name]
             _, sizes, k, s, d, pads, _ = node.layer.geometry(facts.in_shapes[0])
             known[node.name] = k, s, d, pads, sizes, spatial(facts.shape)
@@ -97,7 +112,7 @@ def window(analysis, node):
 def downsamples(analysis, node) -> bool:
     """A convolution or window pooling with a stride above 1 on some axis (transposed convolutions
     upsample)."""
-    if node.type == "convtranspose":
+    if node.layer.upsamples:
         return False
     w = window(analysis, node)
     return w is not None and max(w[1]) > 1
@@ -132,7 +147,7 @@ def coverage(kernel: int, stride: int, dilation: int = 1) -> Coverage:
 def upsamples(analysis, node) -> bool:
     facts = analysis.layers[node.name]
     ins, out = spatial(facts.in_shapes[0]) if facts.in_shapes else (), spatial(facts.shape)
-    return len(ins) == len(out) > 0 and any(o > i for i, o in zip(ins, out)) and node.type != "zeropad"
+    return len(ins) == len(out) > 0 and any(o > i for i, o in zip(ins, out)) and not node.layer.passes
 
 
 def collapses(analysis, node) -> bool:
@@ -143,17 +158,27 @@ def collapses(analysis, node) -> bool:
     before = spatial(facts.in_shapes[0]) if facts.in_shapes else ()
     if not before:
         return False
-    if node.type in GLOBAL_POOLS:
+    if node.layer.global_pool or flattens(analysis, node):
         return True
-    if node.layer.category == "reshape":
-        return len(facts.shape) == 1
-    return node.type in WINDOW_POOLS and any(s > 1 for s in before) and all(s == 1 for s in spatial(facts.shape))
+    return is_window_pool(node) and any(s > 1 for s in before) and all(s == 1 for s in spatial(facts.shape))
+
+
+def keeps_shape(analysis, node) -> bool:
+    """The output has the shape of the (first) input."""
+    facts = analysis.layers[node.name]
+    return bool(facts.in_shapes) and facts.in_shapes[0] == facts.shape
+
+
+def flattens(analysis, node) -> bool:
+    """A layer that hands a feature map on as a vector, unchanged (flatten, a reshape to a vector)."""
+    facts = analysis.layers[node.name]
+    return node.layer.passes and len(facts.shape) == 1 and bool(facts.in_shapes) and len(facts.in_shapes[0]) > 1
 
 
 def pooling(analysis, node) -> bool:
     """A window pooling that downsamples and leaves a map (not one that pools the whole map to 1x1,
     which acts as global pooling)."""
-    return node.type in WINDOW_POOLS and downsamples(analysis, node) and not collapses(analysis, node)
+    return is_window_pool(node) and downsamples(analysis, node) and not collapses(analysis, node)
 
 
 def heads(analysis) -> list:
@@ -221,4 +246,5 @@ def before(analysis, node, through: Callable) -> Iterator:
 
 
 def passes(node) -> bool:
-    return node.type in PASS
+    """Hands values on unchanged (identity, dropout, flatten, reshape, zeropad)."""
+    return node.layer.passes

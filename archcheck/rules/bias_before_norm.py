@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import channels, used
+from ._walk import channels, is_weight, used
 
 CODE = "AC702"
 SLUG = "bias-before-norm"
@@ -55,10 +55,10 @@ SUMMARY = "Bias of a conv/dense layer cancelled by the batchnorm right after it.
 def check(analysis, options):
     g = analysis.graph
     for node in used(analysis):
-        if node.type not in ("conv", "convtranspose", "dense") or not node.layer.bias:
+        if not is_weight(node) or not getattr(node.layer, "bias", False):
             continue
         nxt = [g.nodes[c] for c in g.consumers[node.name]]
-        if not nxt or any(n.type != "batchnorm" for n in nxt):
+        if not nxt or not all(n.layer.normalises and n.layer.centres_channels for n in nxt):
             continue
         yield Report(
             node,

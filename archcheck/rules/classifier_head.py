@@ -59,15 +59,13 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import after, before, channels, is_activation, is_weight, passes, used
+from ._walk import after, before, channels, is_activation, is_softmax, is_weight, outputs_probability, passes, used
 
 CODE = "AC501"
 SLUG = "classifier-head"
 SEVERITY = "warning"
 OPTIONS: dict = {}
 SUMMARY = "Classifier head: width differs from classes; softmax missing, misplaced or doubled."
-
-FINAL = ("softmax", "sigmoid")
 
 
 def _final(analysis, output):
@@ -79,16 +77,16 @@ def _final(analysis, output):
 def check(analysis, options):
     classes = analysis.spec.classes
     for node in used(analysis):
-        if node.type != "softmax":
+        if not is_softmax(node):
             continue
         nxt = next(after(analysis, node, passes), None)
-        if nxt is not None and nxt.type != "softmax":  # a doubled softmax is reported at the second
+        if nxt is not None and not is_softmax(nxt):  # a doubled softmax is reported at the second
             yield Report(node, f"is followed by '{nxt.name}' ({nxt.type}): softmax is not the last layer (expected "
                                f"it at the output only)",
                          "remove this softmax, or move it to the end of the network")
         prev = next((p for p in before(analysis, node, passes) if is_activation(p)), None)
         if prev is not None:
-            what = "a second softmax" if prev.type == "softmax" else f"{prev.type} right before softmax"
+            what = "a second softmax" if is_softmax(prev) else f"{prev.type} right before softmax"
             yield Report(node, f"follows the activation '{prev.name}' ({prev.type}): {what} distorts the class "
                                f"scores (expected the last dense or convolution to feed softmax directly)",
                          f"remove `{prev.type}` before the softmax")
@@ -101,7 +99,7 @@ def check(analysis, options):
             yield Report(weights, f"has {channels(analysis, weights)} outputs but the spec declares classes: "
                                   f"{classes} (expected the last layer with weights to have one output per class)",
                          f"set it to {classes} units (filters), or correct `classes`")
-        if last.type not in FINAL:
+        if not outputs_probability(last):
             yield Report(last, f"produces the output '{output}' as {last.type}, not softmax (expected a classifier "
                                f"with {classes} classes to end in softmax)",
                          "add `- softmax` at the end (or suppress this if the loss applies softmax, as PyTorch's "

@@ -72,8 +72,6 @@ KIND = "dynamic"
 OPTIONS = {"dead_share": 0.7}
 SUMMARY = "A ReLU layer outputs zero for most values of the batch."
 
-RELUS = ("relu", "relu6")
-
 
 def validate(options):
     if not 0 < options["dead_share"] <= 1:
@@ -83,7 +81,8 @@ def validate(options):
 def check(run, options):
     threshold = options["dead_share"]
     for name, s in run.stats.items():
-        if s.type not in RELUS or s.zeros < threshold:
+        layer = run.analysis.graph.nodes[name].layer
+        if not (layer.activation and layer.dies) or s.zeros < threshold:
             continue
         units = "channels" if len(s.shape) > 2 else "units"
         yield Report(

@@ -49,7 +49,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.layers.base import fmt_shape
 
-from ._walk import before, used
+from ._walk import before, flattens, keeps_shape, passes, used
 
 CODE = "AC502"
 SLUG = "dense-dominates"
@@ -68,16 +68,16 @@ def validate(options):
 def check(analysis, options):
     total = analysis.totals.trainable
     for node in used(analysis):
-        if node.type != "dense":
+        if node.layer.category != "dense":
             continue
         params = analysis.layers[node.name].params
         if params < options["min_params"] or params <= options["max_share"] * total:
             continue
         units = analysis.layers[node.name].shape[0]
-        source = next(before(analysis, node, lambda n: n.type in ("identity", "dropout")), None)
+        source = next(before(analysis, node, lambda n: passes(n) and keeps_shape(analysis, n)), None)
         fix = "use fewer units, or reduce its input"
         where = ""
-        if source is not None and source.type == "flatten":
+        if source is not None and flattens(analysis, source):
             shape = analysis.layers[source.name].in_shapes[0]
             where = f", reading the flattened {fmt_shape(shape)} map"
             if len(shape) > 1:

@@ -69,7 +69,7 @@ def check(analysis, options):
     if not any(s > 1 for s in spatial(image)):
         return
     for node in used(analysis):
-        if node.type != "dense" or analysis.layers[node.name].in_shapes[0][0] != math.prod(image):
+        if node.layer.category != "dense" or analysis.layers[node.name].in_shapes[0][0] != math.prod(image):
             continue  # it does not read every input value
         if all(p.name == INPUT for p in before(analysis, node, lambda n: not is_weight(n))):
             yield Report(

@@ -61,7 +61,8 @@ SUMMARY = "Stacked dilated convolutions whose rates share a factor (gridding)."
 
 
 def _between(node) -> bool:
-    return node.layer.category in ("norm", "activation", "regularizer") or node.type == "identity"
+    """Layers on one path that keep each position apart: normalisations, activations, dropout, identity."""
+    return node.layer.pointwise and len(node.inputs) == 1
 
 
 def check(analysis, options):

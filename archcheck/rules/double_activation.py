@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import before, is_activation, passes, used
+from ._walk import before, is_activation, is_softmax, passes, used
 
 CODE = "AC403"
 SLUG = "double-activation"
@@ -51,9 +51,9 @@ SUMMARY = "Two activations back to back."
 
 def check(analysis, options):
     for node in used(analysis):
-        if not is_activation(node) or node.type == "softmax":
+        if not is_activation(node) or is_softmax(node):
             continue
-        prev = next((p for p in before(analysis, node, passes) if is_activation(p) and p.type != "softmax"), None)
+        prev = next((p for p in before(analysis, node, passes) if is_activation(p) and not is_softmax(p)), None)
         if prev is None:
             continue
         yield Report(

@@ -51,7 +51,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.layers.base import axis_names
 
-from ._walk import WINDOW_POOLS, per_axis, size, used, wide, window
+from ._walk import per_axis, size, used, wide, window
 
 CODE = "AC203"
 SLUG = "dropped-border"
@@ -62,7 +62,7 @@ SUMMARY = "Window and stride that do not tile the input: the last rows/columns a
 
 def check(analysis, options):
     for node in used(analysis):
-        if node.type not in WINDOW_POOLS and (node.layer.category != "conv" or node.type == "convtranspose"):
+        if not node.layer.window or node.layer.upsamples:
             continue
         kernels, strides, dilations, pads, sizes, out = window(analysis, node)
         dropped = []

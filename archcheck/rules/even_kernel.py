@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import size, used, wide, window
+from ._walk import is_conv, size, used, wide, window
 
 CODE = "AC204"
 SLUG = "even-kernel"
@@ -54,7 +54,7 @@ SUMMARY = "Convolution with an even kernel size (no centre pixel)."
 
 def check(analysis, options):
     for node in used(analysis):
-        if node.layer.category != "conv" or node.type == "convtranspose":
+        if not is_conv(node) or node.layer.upsamples:
             continue
         kernels, *_ = window(analysis, node)
         if all(k % 2 for k in kernels):

@@ -69,7 +69,8 @@ def _norms_below(analysis) -> dict[str, str | None]:
     for node in reversed(g.order):
         found = None
         for c in g.consumers[node.name]:
-            found = c if g.nodes[c].type == "batchnorm" else below[c]
+            layer = g.nodes[c].layer
+            found = c if layer.normalises and layer.running_statistics else below[c]
             if found:
                 break
         below[node.name] = found
@@ -84,7 +85,7 @@ def validate(options):
 def check(analysis, options):
     below = None
     for node in used(analysis):
-        if node.type != "dropout":
+        if node.layer.category != "regularizer":
             continue
         rate = node.layer.rate
         if rate > options["max_rate"]:

@@ -63,13 +63,15 @@ SUMMARY = "Two linear layers with no activation between them (they collapse into
 
 
 def _linear(node) -> bool:
-    """Layers that keep a linear map linear: normalisation, pooling, reshapes, dropout, sums, concatenation."""
-    return node.layer.category in ("norm", "pool", "reshape", "regularizer") or node.type in ("add", "concat")
+    """Layers that add no activation of their own: normalisation, pooling, reshapes, dropout, sums,
+    concatenation (not a gate, whose product is a non-linearity)."""
+    layer = node.layer
+    return not (layer.weighted or layer.activation or layer.gate)
 
 
 def check(analysis, options):
     for node in used(analysis):
-        if not is_weight(node) or node.type == "convtranspose":
+        if not is_weight(node) or node.layer.upsamples:
             continue
         nxt = next((n for n in after(analysis, node, _linear) if is_weight(n)), None)
         if nxt is None:

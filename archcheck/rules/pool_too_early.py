@@ -63,7 +63,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.spec import INPUT
 
-from ._walk import longest, plural, pooling, size, spatial
+from ._walk import is_conv, longest, plural, pooling, size, spatial
 
 CODE = "AC101"
 SLUG = "pool-too-early"
@@ -97,7 +97,7 @@ def validate(options):
 
 
 def check(analysis, options):
-    counts = longest(analysis, step=lambda n: n.layer.category == "conv", reset=lambda n: pooling(analysis, n))
+    counts = longest(analysis, step=is_conv, reset=lambda n: pooling(analysis, n))
     for node in analysis.graph.order:
         if node.name not in analysis.graph.used or not pooling(analysis, node):
             continue

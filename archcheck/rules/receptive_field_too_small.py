@@ -68,7 +68,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.spec import INPUT
 
-from ._walk import GLOBAL_POOLS, heads, size, spatial
+from ._walk import heads, size, spatial
 
 CODE = "AC210"
 SLUG = "receptive-field-too-small"
@@ -85,7 +85,7 @@ def validate(options):
 def check(analysis, options):
     image = spatial(analysis.layers[INPUT].shape)
     for node in heads(analysis):
-        if node.type not in GLOBAL_POOLS:
+        if not node.layer.global_pool:
             continue
         rf = analysis.layers[node.inputs[0]].rf
         if rf.is_global or len(rf.axes) != len(image):

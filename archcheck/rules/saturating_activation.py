@@ -52,7 +52,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import after, passes, used
+from ._walk import after, is_activation, is_softmax, passes, used
 
 CODE = "AC402"
 SLUG = "saturating-activation"
@@ -60,20 +60,18 @@ SEVERITY = "warning"
 OPTIONS: dict = {}
 SUMMARY = "Sigmoid or tanh in a hidden layer (vanishing gradients)."
 
-PEAK_GRADIENT = {"sigmoid": 0.25, "tanh": 1}
-
 
 def check(analysis, options):
     for node in used(analysis):
-        if node.type not in PEAK_GRADIENT:
-            continue
-        hidden = [n for n in after(analysis, node, passes) if n.type != "multiply"]
+        if not (is_activation(node) and node.layer.saturating) or is_softmax(node):
+            continue  # a softmax is an output (classifier-head checks where it sits)
+        hidden = [n for n in after(analysis, node, passes) if not n.layer.gate]
         if not hidden:
             continue
         yield Report(
             node,
             f"is a saturating activation in a hidden layer (feeding '{hidden[0].name}'): its gradient is at most "
-            f"{PEAK_GRADIENT[node.type]} and vanishes for large inputs, so the layers before it learn slowly "
+            f"{node.layer.peak_gradient:g} and vanishes for large inputs, so the layers before it learn slowly "
             f"(expected relu or a non-saturating relative)",
             f"replace `{node.type}` with `relu` (or leaky_relu, elu, gelu, swish); keep {node.type} for outputs "
             f"and gates",

@@ -58,7 +58,7 @@ SUMMARY = "Unpadded convolution that shrinks the feature map."
 
 def check(analysis, options):
     for node in used(analysis):
-        if not is_conv(node) or node.type == "convtranspose":
+        if not is_conv(node) or node.layer.upsamples:
             continue
         kernels, strides, dilations, pads, sizes, out = window(analysis, node)
         if any(p for pair in pads for p in pair) or max(kernels) == 1:

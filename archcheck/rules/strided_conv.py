@@ -59,7 +59,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import coverage, downsamples, per_axis, size, used, window
+from ._walk import coverage, downsamples, is_conv, per_axis, size, used, window
 
 CODE = "AC201"
 SLUG = "strided-conv"
@@ -70,7 +70,7 @@ SUMMARY = "Convolution with a stride above 1 (downsampling inside the convolutio
 
 def check(analysis, options):
     for node in used(analysis):
-        if node.layer.category != "conv" or not downsamples(analysis, node):
+        if not is_conv(node) or not downsamples(analysis, node):
             continue
         kernels, strides, dilations, _, sizes, out = window(analysis, node)
         counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]

@@ -69,10 +69,10 @@ def validate(options):
 
 
 def check(analysis, options):
-    count = longest(analysis, step=lambda n: n.type == "dense", reset=is_conv)
+    count = longest(analysis, step=lambda n: n.layer.category == "dense", reset=is_conv)
     limit = options["max_dense"]
     for node in used(analysis):
-        if node.type == "dense" and count[node.name] == limit + 1:
+        if node.layer.category == "dense" and count[node.name] == limit + 1:
             yield Report(
                 node,
                 f"is dense layer number {limit + 1} in a row since the last convolution (expected at most {limit})",

@@ -52,7 +52,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import WINDOW_POOLS, coverage, per_axis, used, wide, window
+from ._walk import coverage, per_axis, used, wide, window
 
 CODE = "AC202"
 SLUG = "uneven-stride-coverage"
@@ -63,11 +63,11 @@ SUMMARY = "Stride that does not fit the kernel: checkerboard (transposed conv) o
 
 def check(analysis, options):
     for node in used(analysis):
-        if node.layer.category != "conv" and node.type not in WINDOW_POOLS:
+        if not node.layer.window:
             continue
         kernels, strides, dilations, *_ = window(analysis, node)
         counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
-        if node.type == "convtranspose":
+        if node.layer.upsamples:
             if all(c.low == c.high for c in counts):
                 continue
             spread = sorted(set().union(*(c.counts for c in counts)))
