@@ -1,7 +1,7 @@
 """The spec language: validate a loaded document and expand it into a flat list of layers.
 
-A spec is ``input``, ``layers`` and optionally ``name``, ``classes``, ``description``,
-``metadata``, ``blocks`` and ``outputs``. Expansion resolves blocks (with ``$arg``
+A spec is ``input``, ``layers`` and optionally ``name``, ``classes``, ``output``,
+``description``, ``metadata``, ``blocks`` and ``outputs``. Expansion resolves blocks (with ``$arg``
 substitution), ``repeat``, ``when`` and merge branches into ``Node`` s: one per layer,
 with a unique dotted name, its validated layer object, the names of its inputs and
 its location (through block uses). Problems are collected, not raised one by one.
@@ -9,9 +9,10 @@ its location (through block uses). Problems are collected, not raised one by one
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -44,6 +45,31 @@ class BlockDef(BaseModel):
     description: str | None = Field(None, description="a text")
 
 
+OutputKind = Literal["logits", "probabilities", "binary", "regression"]
+OUTPUT_EXPECTED = "logits, probabilities, binary or regression"
+
+
+class OutputDoc(BaseModel):
+    """``output: {kind: regression, range: [low, high]}``: what the network's output values are."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    kind: OutputKind = Field(description=OUTPUT_EXPECTED)
+    range: Annotated[list[float], Field(min_length=2, max_length=2)] | None = Field(
+        None, description="[low, high], the range of the targets (.inf for no bound)")
+
+
+@dataclass(frozen=True)
+class Output:
+    """What the network's outputs are, as the loss sees them (README: "What the output is").
+
+    ``logits``: scores the loss turns into probabilities itself (softmax or sigmoid); ``probabilities``:
+    a distribution over mutually exclusive classes; ``binary``: independent probabilities, one per value
+    (binary and multi-label classification, masks); ``regression``: real values within ``range``."""
+
+    kind: str
+    range: tuple[float, float] = (-math.inf, math.inf)
+
+
 class SpecDoc(BaseModel):
     """The top level of a spec file."""
 
@@ -55,6 +81,7 @@ class SpecDoc(BaseModel):
                                                 "[C, D, H, W], each a whole number >= 1")]
     classes: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = Field(
         None, description="the number of output classes, a whole number >= 1")
+    output: Any = None  # checked by _output, which names the key at fault inside a mapping
     metadata: dict[str, Any] = Field({}, description="a mapping of free-form information")
     blocks: dict[str, Any] = Field({}, description="a mapping of block name to {args, layers}")
     layers: Annotated[list[Any], Field(min_length=1, description="a non-empty list of layers")]
@@ -89,6 +116,7 @@ class Spec:
     classes: int | None = None
     description: str | None = None
     metadata: dict = field(default_factory=dict)
+    output: Output | None = None  # as written; rules/_walk.output_of adds what the head implies
 
 
 @dataclass
@@ -675,10 +703,44 @@ def expand(doc, file: str) -> Spec:
     if last == INPUT and not col.problems:
         col.add("invalid-spec", "the spec has no layers (every entry was dropped by `when` or repeated 0 times)",
                 loc_of(doc, "layers", top), fix="add at least one layer")
+    output = _output(parsed.output, doc, top, col)
     col.raise_if_any()
     name = parsed.name or Path(file).stem
     return Spec(name, file, tuple(parsed.input), expander.nodes, outputs, parsed.classes, parsed.description,
-                dict(parsed.metadata))
+                dict(parsed.metadata), output)
+
+
+def _output(written, doc, top: Loc, col: Collector) -> Output | None:
+    """The ``output`` key as an Output: a kind, or ``{kind, range}`` where a range is a real interval and
+    belongs to regression."""
+    if written is None:
+        return None
+    at = loc_of(doc, "output", top)
+    if not isinstance(written, dict):
+        if written not in get_args(OutputKind):
+            col.add("invalid-spec", f"the spec key 'output' received {show(written)}, expected {OUTPUT_EXPECTED}"
+                    f"{did_you_mean(written, get_args(OutputKind)) if isinstance(written, str) else ''}", at,
+                    fix="write `output: logits` when the loss applies softmax or sigmoid itself (PyTorch's "
+                        "CrossEntropyLoss), `probabilities` for softmax outputs, `binary` for sigmoid outputs, "
+                        "`regression` for real values (`{kind: regression, range: [low, high]}` when bounded)")
+            return None
+        return Output(written)
+    try:
+        written = OutputDoc.model_validate(written)
+    except ValidationError as exc:
+        pydantic_problems(col, exc, doc["output"], at, "`output`", None, OutputDoc.model_fields, noun="key")
+        return None
+    if written.range is None:
+        return Output(written.kind)
+    where = loc_of(doc["output"], "range", top)
+    low, high = written.range
+    if written.kind != "regression":
+        col.add("invalid-spec", f"`output` gives a range for {written.kind} outputs, whose range is fixed",
+                where, fix="remove `range`, or use `kind: regression` for real-valued targets")
+    elif not low < high:
+        col.add("invalid-spec", f"`output` range [{low:g}, {high:g}] is empty: its low end must be below its high "
+                f"end", where, fix="write `range: [low, high]` with low < high (.inf for no bound)")
+    return Output(written.kind, (low, high))
 
 
 def load_spec(path) -> Spec:

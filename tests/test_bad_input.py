@@ -487,7 +487,8 @@ CASES = {
         layer: [relu]
         """, ["spec.yaml:1:1: error: invalid-spec: the spec has no key 'inputs' (did you mean 'input'?)",
               "spec.yaml:2:1: error: invalid-spec: the spec has no key 'layer' (did you mean 'layers'?)",
-              "= fix: the spec takes: name, description, input, classes, metadata, blocks, layers, outputs"], 2),
+              "= fix: the spec takes: name, description, input, classes, output, metadata, blocks, layers, "
+              "outputs"], 2),
     "top-level-key-missing": ("""
         input: [3, 32, 32]
         """, ["spec.yaml:1:1: error: invalid-spec: the spec is missing the required key 'layers'",

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from archcheck.spec import INPUT
+from archcheck.spec import INPUT, Output
 
 
 def is_weight(node) -> bool:
@@ -248,3 +248,27 @@ def before(analysis, node, through: Callable) -> Iterator:
 def passes(node) -> bool:
     """Hands values on unchanged (identity, dropout, flatten, reshape, zeropad)."""
     return node.layer.passes
+
+
+def final(analysis, output: str):
+    """The layer that produces an output, looking through dropout and reshapes."""
+    node = analysis.graph.nodes[output]
+    return node if not passes(node) else next(before(analysis, node, passes), node)
+
+
+def output_of(analysis, output: str) -> tuple[Output | None, bool]:
+    """What an output is, and whether the spec says so: the spec's ``output`` when written, else what
+    the layer producing it implies (softmax: probabilities; sigmoid: binary; another activation: values in
+    its range; a layer with weights and declared ``classes``: logits), else None."""
+    if analysis.spec.output is not None:
+        return analysis.spec.output, True
+    last = final(analysis, output)
+    if is_softmax(last):
+        return Output("probabilities"), False
+    if outputs_probability(last):
+        return Output("binary"), False
+    if is_activation(last):
+        return Output("regression", last.layer.output_range), False
+    if is_weight(last) and analysis.spec.classes is not None:
+        return Output("logits"), False
+    return None, False

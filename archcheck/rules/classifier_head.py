@@ -2,22 +2,22 @@
 Checks the classifier at the end of the network:
 
 - the last layer with weights before each output has as many outputs as the spec's `classes`;
-- with `classes` declared, the network ends in `softmax` (or `sigmoid`, for multi-label outputs);
 - `softmax` is the last layer (nothing but dropout or reshaping after it), appears once on a path,
   and does not directly follow another activation.
+
+Whether the output activation fits what the output is (softmax for probabilities, none for logits)
+is `output-layer` (AC505).
 
 ## Why is this bad?
 A final layer whose width differs from the number of classes cannot be trained against the labels;
 it is almost always a stale number after a dataset change. Softmax turns the last layer's scores
-into class probabilities; a classifier without it outputs unnormalised scores. Softmax anywhere but
-last squashes values that later layers then have to undo, twice is a bug (the second flattens the
-probabilities towards uniform), and an activation right before it (relu) clips the scores it needs:
-negative logits become 0 and the probabilities lose their ordering.
+into class probabilities: anywhere but last it squashes values that later layers then have to undo,
+twice is a bug (the second flattens the probabilities towards uniform), and an activation right
+before it (relu) clips the scores it needs: negative logits become 0 and the probabilities lose
+their ordering.
 
-Where it does not apply: frameworks whose loss applies the softmax itself (PyTorch's
-`CrossEntropyLoss` takes raw scores) describe the network without it; suppress the missing-softmax
-finding for such specs, or declare no `classes`. Specs without `classes` (regression, embeddings)
-are only checked for misplaced softmax.
+Where it does not apply: specs without `classes` (regression, embeddings) are only checked for
+misplaced softmax.
 
 ## Example
 ```yaml
@@ -59,19 +59,13 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import after, before, channels, is_activation, is_softmax, is_weight, outputs_probability, passes, used
+from ._walk import after, before, channels, final, is_activation, is_softmax, is_weight, passes, used
 
 CODE = "AC501"
 SLUG = "classifier-head"
 SEVERITY = "warning"
 OPTIONS: dict = {}
-SUMMARY = "Classifier head: width differs from classes; softmax missing, misplaced or doubled."
-
-
-def _final(analysis, output):
-    """The layer that produces an output, looking through dropout and reshapes."""
-    node = analysis.graph.nodes[output]
-    return node if not passes(node) else next(before(analysis, node, passes), node)
+SUMMARY = "Classifier head: width differs from classes; softmax misplaced or doubled."
 
 
 def check(analysis, options):
@@ -93,14 +87,9 @@ def check(analysis, options):
     if classes is None:
         return
     for output in analysis.spec.outputs:
-        last = _final(analysis, output)
+        last = final(analysis, output)
         weights = last if is_weight(last) else next(before(analysis, last, lambda n: not is_weight(n)), None)
         if weights is not None and is_weight(weights) and channels(analysis, weights) != classes:
             yield Report(weights, f"has {channels(analysis, weights)} outputs but the spec declares classes: "
                                   f"{classes} (expected the last layer with weights to have one output per class)",
                          f"set it to {classes} units (filters), or correct `classes`")
-        if not outputs_probability(last):
-            yield Report(last, f"produces the output '{output}' as {last.type}, not softmax (expected a classifier "
-                               f"with {classes} classes to end in softmax)",
-                         "add `- softmax` at the end (or suppress this if the loss applies softmax, as PyTorch's "
-                         "CrossEntropyLoss does)")
