@@ -157,8 +157,6 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
     ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
     if tape is not None:
         tape.x_shape, tape.dtype = x.shape, x.dtype
-    outputs = set(graph.outputs)
-    remaining = {name: len(consumers) for name, consumers in graph.consumers.items()}
     values = {INPUT: x}
     for node in graph.order[1:]:
         start = time.perf_counter()
@@ -176,12 +174,8 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
             on_layer(node, y, seconds)
         if keep:
             continue
-        for src in set(node.inputs):
-            remaining[src] -= node.inputs.count(src)
-            if remaining[src] == 0 and src not in outputs:
-                del values[src]
-        if not graph.consumers[node.name] and node.name not in outputs:
-            del values[node.name]  # a dangling branch
+        for name in graph.released[node.name]:  # the lifetimes the propagator's peak memory counts
+            del values[name]
     return values if keep else {name: values[name] for name in graph.outputs}
 
 

@@ -4,6 +4,9 @@ Sequential specs give a chain; ``inputs`` and merge branches make a DAG. The gra
 kept as plain adjacency (what propagation and the executor walk); ``to_networkx()``
 gives a ``networkx.DiGraph`` for analyses that want graph algorithms, imported only
 then, so ``summary`` does not pay networkx's start-up cost.
+
+Tensor lifetimes (``released``) are a fact of the graph: the propagator's peak memory and
+the executor's freeing both read them.
 """
 
 from __future__ import annotations
@@ -44,6 +47,27 @@ class LayerGraph:
                 seen.add(name)
                 stack.extend(self.nodes[name].inputs)
         return seen
+
+    @cached_property
+    def released(self) -> dict[str, tuple[str, ...]]:
+        """Per node, in execution order: the tensors no longer needed once it has run.
+
+        A tensor lives from the layer that makes it until its last reader has run; one nobody
+        reads (a dangling branch) goes as soon as it is made; the network's outputs stay. A layer's
+        inputs and its output are live together (no layer works in place). The input's entry is
+        empty: every layer reads something, so some layer reads the input. The propagator's peak
+        memory and the executor's freeing both read this, so the prediction is what runs.
+        """
+        last = {}
+        for node in self.order:
+            for src in node.inputs:
+                last[src] = node.name
+        released: dict[str, list[str]] = {name: [] for name in self.nodes}
+        outputs = set(self.outputs)
+        for name in self.nodes:
+            if name not in outputs:
+                released[last.get(name, name)].append(name)
+        return {name: tuple(names) for name, names in released.items()}
 
     def unused(self) -> list[Node]:
         """Layers whose output reaches no output of the network (dangling side branches)."""

@@ -214,24 +214,16 @@ def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Tota
 def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[int, str]:
     """Largest sum of live tensors while running the layers in order.
 
-    A tensor is live from the layer that makes it until its last consumer has run
-    (outputs of the network stay live); a layer's inputs and its output are live
-    together. No layer works in place.
+    The lifetimes are the graph's (``LayerGraph.released``), the ones the executor frees
+    by, so the predicted peak is the one a run holds.
     """
-    remaining = {name: len(graph.consumers[name]) for name in facts}
-    outputs = set(graph.outputs)
     live = facts[INPUT].out_bytes
     peak, peak_at = live, INPUT
     for node in graph.order[1:]:
         live += facts[node.name].out_bytes
         if live > peak:
             peak, peak_at = live, node.name
-        for src in set(node.inputs):
-            remaining[src] -= node.inputs.count(src)
-            if remaining[src] == 0 and src not in outputs:
-                live -= facts[src].out_bytes
-        if not graph.consumers[node.name] and node.name not in outputs:
-            live -= facts[node.name].out_bytes  # dangling
+        live -= sum(facts[name].out_bytes for name in graph.released[node.name])
     return peak, peak_at
 
 

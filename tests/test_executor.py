@@ -459,6 +459,37 @@ def test_activations_are_freed_after_their_last_consumer(tmp_path):
     assert set(kept) == {INPUT, *refs}
 
 
+@pytest.mark.parametrize("name", ["branching", "googlenet"])
+def test_the_executor_holds_the_memory_the_propagator_predicts(tmp_path, name):
+    """At every layer forward holds exactly the tensors the graph's lifetimes keep, so its measured peak
+    (the bytes of the arrays it holds) is the predicted one, at the predicted layer."""
+    if name == "branching":  # a skip, a tensor read twice, dangling layers, two outputs (one read further on)
+        path = tmp_path / "net.yaml"
+        path.write_text(yaml.safe_dump({"input": [2, 4, 4], "outputs": ["head", "b"], "layers": [
+            {"relu": None, "name": "a"}, {"relu": None, "name": "side"}, {"relu": None, "name": "b", "inputs": ["a"]},
+            {"add": ["b", "b"]}, {"add": ["a", "add_1"], "name": "c"},
+            {"identity": None, "name": "probe", "inputs": ["b"]}, {"relu": None, "name": "head", "inputs": ["c"]}]},
+            sort_keys=False))
+        analysis = analyze(path)
+    else:
+        analysis = analyze(ROOT / "samples" / "googlenet.yaml", input_shape=(3, 32, 32))
+    graph = analysis.graph
+    x = np.zeros((1, *analysis.layers[INPUT].shape), np.float32)  # the batch and dtype analysed
+    live, held = {INPUT}, {INPUT: x.nbytes}
+
+    def on_layer(node, y, seconds):
+        values = sys._getframe(1).f_locals["values"]  # what forward holds while this layer's output is new
+        live.add(node.name)
+        assert set(values) == live, node.name
+        held[node.name] = sum(v.nbytes for v in values.values())
+        live.difference_update(graph.released[node.name])
+
+    out = forward(analysis, init_params(analysis), x, on_layer=on_layer)
+    assert set(out) == live == set(graph.outputs)
+    peak_at = max(held, key=held.get)  # the first layer where the most is held
+    assert (held[peak_at], peak_at) == (analysis.totals.peak_activation_bytes, analysis.totals.peak_at)
+
+
 def test_static_path_does_not_import_numpy():
     code = ("import sys; from archcheck.pipeline import analyze; analyze('samples/resnet18.yaml');"
             "from archcheck.cli import main\n"

@@ -1,14 +1,16 @@
-"""The layer graph: topological order, consumers, unused layers and the networkx view."""
+"""The layer graph: topological order, consumers, unused layers, tensor lifetimes and the networkx view."""
 
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 from archcheck.graph import build_graph
 from archcheck.spec import expand, load_spec
 from archcheck.yamlsrc import load_text
 
 ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = sorted((ROOT / "samples").glob("*.yaml"))
 
 
 def graph_of(text: str):
@@ -53,3 +55,68 @@ def test_networkx_view_matches_the_graph():
     assert d.nodes["dense_1"]["node"] is g.nodes["dense_1"]
     # eight residual adds: each has two paths from the block input
     assert sum(1 for n in g.order if n.type == "add" and d.in_degree(n.name) == 2) == 8
+
+
+# a skip connection (a), a tensor read twice by one layer (b), a dangling layer (side) and a dangling
+# reader of an output (probe), and two outputs, one of which is read further on (b)
+BRANCHING = """input: [2, 4, 4]
+outputs: [head, b]
+layers:
+  - relu:
+    name: a
+  - relu:
+    name: side
+  - relu:
+    name: b
+    inputs: [a]
+  - add: [b, b]
+  - add: [a, add_1]
+    name: c
+  - identity:
+    name: probe
+    inputs: [b]
+  - relu:
+    name: head
+    inputs: [c]
+"""
+
+
+def alive_at_each_step(g) -> dict[str, list[str]]:
+    """The tensors live while each layer runs: its inputs and its output together, then the released go."""
+    live, out = set(), {}
+    for node in g.order:
+        live.add(node.name)
+        out[node.name] = sorted(live)
+        live -= set(g.released[node.name])
+    assert live == set(g.outputs)
+    return out
+
+
+def test_tensor_lifetimes_end_at_the_last_reader():
+    g = graph_of(BRANCHING)
+    assert [n.name for n in g.order] == ["input", "a", "side", "b", "add_1", "c", "probe", "head"]
+    assert g.released == {"input": (), "a": ("input",), "side": ("side",), "b": (), "add_1": (),
+                          "c": ("a", "add_1"), "probe": ("probe",), "head": ("c",)}
+    assert alive_at_each_step(g) == {
+        "input": ["input"],
+        "a": ["a", "input"],
+        "side": ["a", "side"],  # read by nobody: gone at once
+        "b": ["a", "b"],
+        "add_1": ["a", "add_1", "b"],  # b read twice here, and still an output
+        "c": ["a", "add_1", "b", "c"],  # a lives across the branch until the add that skips to it
+        "probe": ["b", "c", "probe"],
+        "head": ["b", "c", "head"],
+    }
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_lifetimes_agree_with_networkx(path):
+    g = build_graph(load_spec(path))
+    d = g.to_networkx()
+    position = {n.name: i for i, n in enumerate(g.order)}
+    expected = {n.name: set() for n in g.order}
+    for name in d:
+        if name not in g.outputs:
+            last = max((position[c] for c in d.successors(name)), default=position[name])
+            expected[g.order[last].name].add(name)
+    assert {name: set(released) for name, released in g.released.items()} == expected
