@@ -94,20 +94,10 @@ class Gradients:
 def _feeds_relu(analysis: Analysis, node: Node) -> bool:
     """Whether a ReLU-family activation follows, looking through layers without weights
     (normalisation, pooling, merges, reshapes, dropout) and stopping at the next weighted layer."""
-    graph, seen = analysis.graph, set()
-    stack = list(graph.consumers[node.name])
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        layer = graph.nodes[name].layer
-        if layer.activation:
-            if layer.relu_family:
-                return True
-        elif not layer.weighted:
-            stack.extend(graph.consumers[name])
-    return False
+    def through(n: Node) -> bool:
+        return not (n.layer.activation or n.layer.weighted)
+
+    return any(n.layer.activation and n.layer.relu_family for n in analysis.graph.after(node, through))
 
 
 def init_params(analysis: Analysis, seed: int = 0, dtype: str = "float32") -> dict[str, np.ndarray]:

@@ -5,13 +5,16 @@ kept as plain adjacency (what propagation and the executor walk); ``to_networkx(
 gives a ``networkx.DiGraph`` for analyses that want graph algorithms, imported only
 then, so ``summary`` does not pay networkx's start-up cost.
 
-Tensor lifetimes (``released``) are a fact of the graph: the propagator's peak memory and
-the executor's freeing both read them.
+The graph's own queries live here, so every module asks them one way: ``upstream`` (what
+some layers depend on), ``after`` / ``before`` (the nearest layers downstream / upstream,
+walking through those a predicate passes) and ``released`` (tensor lifetimes, which both the
+propagator's peak memory and the executor's freeing read).
 """
 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -40,13 +43,46 @@ class LayerGraph:
     @cached_property
     def used(self) -> set[str]:
         """Names of the nodes whose output reaches an output."""
-        seen, stack = set(), list(self.outputs)
+        return self.upstream(self.outputs)
+
+    def upstream(self, names: Iterable[str]) -> set[str]:
+        """``names`` and the names of every node their outputs depend on."""
+        seen, stack = set(), list(names)
         while stack:
             name = stack.pop()
             if name not in seen:
                 seen.add(name)
                 stack.extend(self.nodes[name].inputs)
         return seen
+
+    def after(self, node: Node, through: Callable[[Node], bool]) -> Iterator[Node]:
+        """The first layers downstream of ``node`` that ``through`` does not pass, each once."""
+        seen, stack = set(), list(self.consumers[node.name])
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            nxt = self.nodes[name]
+            if through(nxt):
+                stack.extend(self.consumers[name])
+            else:
+                yield nxt
+
+    def before(self, node: Node, through: Callable[[Node], bool]) -> Iterator[Node]:
+        """The nearest layers upstream of ``node`` that ``through`` does not pass, each once; the
+        input ends every walk."""
+        seen, stack = set(), list(node.inputs)
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            prev = self.nodes[name]
+            if through(prev) and prev.name != INPUT:
+                stack.extend(prev.inputs)
+            else:
+                yield prev
 
     @cached_property
     def released(self) -> dict[str, tuple[str, ...]]:

@@ -104,12 +104,7 @@ def export_model(analysis, params: dict, outputs: list[str] | None = None) -> on
     """
     graph = analysis.graph
     outputs = list(outputs or graph.outputs)
-    needed, stack = set(), list(outputs)
-    while stack:
-        name = stack.pop()
-        if name not in needed:
-            needed.add(name)
-            stack.extend(graph.nodes[name].inputs)
+    needed = graph.upstream(outputs)
     b = Builder({k: np.asarray(v, dtype=DTYPE) for k, v in params.items()})
     for node in graph.order:
         if node.name == INPUT or node.name not in needed:

@@ -1,5 +1,8 @@
-"""The layer graph: topological order, consumers, unused layers, tensor lifetimes and the networkx view."""
+"""The layer graph: topological order, consumers, unused layers, walks, tensor lifetimes, the networkx view
+and networkx staying off the fast path."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -110,7 +113,7 @@ def test_tensor_lifetimes_end_at_the_last_reader():
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
-def test_lifetimes_agree_with_networkx(path):
+def test_lifetimes_and_reachability_agree_with_networkx(path):
     g = build_graph(load_spec(path))
     d = g.to_networkx()
     position = {n.name: i for i, n in enumerate(g.order)}
@@ -120,3 +123,30 @@ def test_lifetimes_agree_with_networkx(path):
             last = max((position[c] for c in d.successors(name)), default=position[name])
             expected[g.order[last].name].add(name)
     assert {name: set(released) for name, released in g.released.items()} == expected
+    assert g.used == set().union(*(nx.ancestors(d, o) | {o} for o in g.outputs))
+    middle = g.order[len(g.order) // 2].name
+    assert g.upstream([middle]) == nx.ancestors(d, middle) | {middle}
+
+
+def test_walks_pass_through_what_the_predicate_passes_and_stop_at_the_input():
+    g = graph_of(BRANCHING)
+
+    def names(walk):
+        found = [n.name for n in walk]
+        assert len(found) == len(set(found))  # each once
+        return set(found)
+
+    assert names(g.after(g.nodes["input"], lambda n: n.type == "relu")) == {"add_1", "c", "probe"}
+    assert names(g.after(g.nodes["c"], lambda n: n.type == "relu")) == set()  # head ends the network
+    assert names(g.before(g.nodes["c"], lambda n: n.type == "add")) == {"a", "b"}
+    assert names(g.before(g.nodes["head"], lambda n: n.type in ("relu", "add"))) == {"input"}
+
+
+def test_summary_and_lint_do_not_import_networkx():
+    """networkx serves analyses off the fast path (``to_networkx``); the graph's own queries are plain."""
+    code = ("import sys; from archcheck.cli import main\n"
+            "for args in (['summary', 'samples/googlenet.yaml'], ['lint', 'samples/resnet50.yaml']):\n"
+            "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+            "assert 'networkx' not in sys.modules, 'networkx imported'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -215,34 +215,12 @@ def longest_after(analysis, step: Callable) -> dict[str, int]:
 
 def after(analysis, node, through: Callable) -> Iterator:
     """The first layers downstream of ``node`` that ``through`` does not pass, each once."""
-    g = analysis.graph
-    seen, stack = set(), list(g.consumers[node.name])
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        nxt = g.nodes[name]
-        if through(nxt):
-            stack.extend(g.consumers[name])
-        else:
-            yield nxt
+    return analysis.graph.after(node, through)
 
 
 def before(analysis, node, through: Callable) -> Iterator:
     """The nearest layers upstream of ``node`` that ``through`` does not pass, each once."""
-    g = analysis.graph
-    seen, stack = set(), list(node.inputs)
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        prev = g.nodes[name]
-        if through(prev) and prev.name != INPUT:
-            stack.extend(prev.inputs)
-        else:
-            yield prev
+    return analysis.graph.before(node, through)
 
 
 def passes(node) -> bool:
