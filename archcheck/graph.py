@@ -31,10 +31,7 @@ class LayerGraph:
 
     def __post_init__(self) -> None:
         self.nodes = {n.name: n for n in self.order}
-        self.consumers = {n.name: [] for n in self.order}
-        for node in self.order:
-            for src in node.inputs:
-                self.consumers[src].append(node.name)
+        self.consumers = _consumers(self.order)  # in execution order, the order the walks below take them in
 
     @property
     def outputs(self) -> list[str]:
@@ -126,10 +123,7 @@ def build_graph(spec: Spec) -> LayerGraph:
     index = {n.name: i for i, n in enumerate(spec.nodes)}
     by_name = {n.name: n for n in spec.nodes}
     waiting = {n.name: len(n.inputs) for n in spec.nodes}
-    consumers: dict[str, list[str]] = {n.name: [] for n in spec.nodes}
-    for n in spec.nodes:
-        for src in n.inputs:
-            consumers[src].append(n.name)
+    consumers = _consumers(spec.nodes)  # in definition order: the sort only counts them
     ready = [index[n] for n, k in waiting.items() if k == 0]
     heapq.heapify(ready)
     order = []
@@ -159,3 +153,12 @@ def build_graph(spec: Spec) -> LayerGraph:
         raise SpecError(col.problems)
     assert order[0].name == INPUT
     return LayerGraph(spec, order)
+
+
+def _consumers(nodes: list[Node]) -> dict[str, list[str]]:
+    """Per node, the nodes that read its output, in the order given (once per reference)."""
+    out: dict[str, list[str]] = {n.name: [] for n in nodes}
+    for n in nodes:
+        for src in n.inputs:
+            out[src].append(n.name)
+    return out

@@ -35,6 +35,25 @@ layers:
     assert g.consumers["early"] == ["late", "add_1"]
 
 
+def test_consumers_are_listed_in_execution_order():
+    # the add is written before c2 but runs after it (it waits for b): walks meet c2 first
+    g = graph_of("""input: [1, 8]
+layers:
+  - add: [a, b]
+  - relu:
+    name: a
+    inputs: [input]
+  - relu:
+    name: c2
+    inputs: [a]
+  - relu:
+    name: b
+    inputs: [input]
+""")
+    assert [n.name for n in g.order] == ["input", "a", "c2", "b", "add_1"]
+    assert g.consumers["a"] == ["c2", "add_1"]
+
+
 def test_unused_layers_are_those_that_reach_no_output():
     g = graph_of("""input: [1, 8]
 layers:
