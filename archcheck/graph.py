@@ -95,12 +95,12 @@ class LayerGraph:
         for node in self.order:
             for src in node.inputs:
                 last[src] = node.name
-        released: dict[str, list[str]] = {name: [] for name in self.nodes}
+        released: dict[str, tuple[str, ...]] = dict.fromkeys(self.nodes, ())
         outputs = set(self.outputs)
         for name in self.nodes:
             if name not in outputs:
-                released[last.get(name, name)].append(name)
-        return {name: tuple(names) for name, names in released.items()}
+                released[last.get(name, name)] += (name,)
+        return released
 
     def unused(self) -> list[Node]:
         """Layers whose output reaches no output of the network (dangling side branches)."""

@@ -223,7 +223,8 @@ def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[
         live += facts[node.name].out_bytes
         if live > peak:
             peak, peak_at = live, node.name
-        live -= sum(facts[name].out_bytes for name in graph.released[node.name])
+        for name in graph.released[node.name]:
+            live -= facts[name].out_bytes
     return peak, peak_at
 
 
