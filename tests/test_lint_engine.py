@@ -506,3 +506,79 @@ def test_a_suppression_naming_150k_rules_is_answered_briefly(tmp_path):
     assert len(notes) == 11
     assert notes[0].startswith("the suppression names an unknown rule 'rule0'")
     assert notes[-1] == "the suppression names 149,990 more unknown rules"
+
+
+# -- the facts rules share: one memo per analysis and run (issue 8, item 6) ------------------------------
+def _probe_plan(check):
+    """A plan that runs one rule, ``check``, besides the engine's fixed codes."""
+    from archcheck.lint import ENGINE, Plan, Rule
+    from archcheck.lint.rule import FIXED
+
+    rules = {**ENGINE, "XT900": Rule("XT900", "probe", "info", "A probe.", "", {}, check)}
+    return Plan(rules, {"XT900", *FIXED}, {}, {code: {} for code in rules})
+
+
+def test_analyses_linted_interleaved_keep_their_own_facts():
+    """A run on B inside the run on A (a rule on A lints B), and runs that end out of order: each
+    analysis's facts come from its own memo, worked out once per run. The module-global memo this
+    replaces held one analysis at a time, so B's run threw away A's facts in the middle of A's."""
+    from archcheck.lint import lint_file
+    from archcheck.lint.memo import memo, memo_for
+    from archcheck.pipeline import analyze
+    from archcheck.rules._walk import used, window
+
+    small, large = str(ROOT / "samples" / "lenet5.yaml"), str(ROOT / "samples" / "vgg16.yaml")
+    seen = {}
+
+    def check(analysis, options):
+        first = used(analysis)
+        if analysis.spec.file == small:
+            assert lint_file(large, plan).findings == []  # B's whole run inside A's
+        seen[analysis.spec.file] = first, used(analysis), memo(analysis)
+        yield from ()
+
+    plan = _probe_plan(check)
+    assert lint_file(small, plan).findings == []  # the probe's asserts held (a failing one is an AC000)
+    (a_first, a_again, a_memo), (b_first, b_again, b_memo) = seen[small], seen[large]
+    assert a_again is a_first and b_again is b_first
+    assert a_memo is not b_memo and a_memo["used"] is a_first
+    for path, nodes in ((small, a_first), (large, b_first)):
+        assert [n.name for n in nodes] == [n.name for n in used(analyze(path))]
+
+    a, b = analyze(small), analyze(large)
+    run_a, run_b = memo_for(a), memo_for(b)
+    run_a.__enter__()
+    run_b.__enter__()
+    conv_a, conv_b = (next(n for n in used(x) if n.type == "conv") for x in (a, b))
+    window_b = window(b, conv_b)
+    assert window(a, conv_a) != window_b  # lenet5's 5x5 unpadded convolution, vgg16's 3x3 padded one
+    run_a.__exit__(None, None, None)  # A's run ends while B's goes on
+    assert memo(a) == {} and "_lint_memo" not in vars(a)
+    assert window(b, conv_b) is window_b and memo(b)["used"] is used(b)
+    run_b.__exit__(None, None, None)
+    assert memo(b) == {} and "_lint_memo" not in vars(b)
+
+
+def test_no_analysis_outlives_its_lint_run(monkeypatch):
+    """Once `lint` returns, nothing holds an analysis it made: not the engine, not a rule module (the
+    module-global memo in rules/_walk.py kept the last one alive)."""
+    import gc
+    import weakref
+
+    import archcheck.pipeline
+
+    made = []
+    analyze = archcheck.pipeline.analyze
+
+    def analyze_and_watch(path, *args, **kwargs):
+        analysis = analyze(path, *args, **kwargs)
+        made.append(weakref.ref(analysis))
+        return analysis
+
+    monkeypatch.setattr(archcheck.pipeline, "analyze", analyze_and_watch)
+    samples = [str(ROOT / "samples" / f"{name}.yaml") for name in ("lenet5", "resnet18")]
+    result = CliRunner().invoke(main, ["lint", "--no-config", "--format", "json", *samples])
+    assert result.exit_code in (0, 1), result.output
+    assert len(json.loads(result.stdout)["findings"]) > 0  # the rules ran, and asked the shared helpers
+    gc.collect()
+    assert len(made) == 2 and [ref() for ref in made] == [None, None]

@@ -23,7 +23,9 @@ One module per concern, in the order a run uses them; this package re-exports th
 - ``plan``: which rules run on which files, with what severity and options (``make_plan``, ``Plan``);
 - ``paths``: which spec files a run checks (``collect``);
 - ``run``: the rules over each spec or run record (``lint_paths``, ``lint_file``, ``check_run``);
-- ``suppress``: the ``# archcheck:`` comments (AC004 for those that do nothing).
+- ``suppress``: the ``# archcheck:`` comments (AC004 for those that do nothing);
+- ``memo``: the facts rules share about one analysis, in a memo the engine hangs on it for one run
+  (``memo_for``), so no rule module keeps an analysis.
 """
 
 from archcheck.lint.load import load_rules, rule_from_module

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from archcheck.errors import Loc
 from archcheck.findings import SEVERITIES, Finding, Report
+from archcheck.lint.memo import memo_for
 from archcheck.lint.plan import Plan
 from archcheck.lint.rule import ENGINE, PROBLEM_CODES, Rule
 from archcheck.lint.suppress import suppress
@@ -45,13 +46,15 @@ def lint_file(path: str, plan: Plan) -> Result:
             findings.append(Finding(code, ENGINE[code].slug, "error", p.message, p.loc or Loc(path, 1, 1), p.layer,
                                     p.fix))
         return Result(sorted(findings, key=_order))
-    return _check(analysis, path, plan)
+    with memo_for(analysis):  # the facts its rules share, for this run only
+        return _check(analysis, path, plan)
 
 
 def check_run(run, plan: Plan) -> Result:
     """The dynamic rules' findings on a run record (``archcheck.executor.Run``) of the spec
     ``run.analysis.spec.file``, less the suppressed ones; ``plan`` made with ``kind="dynamic"``."""
-    return _check(run, run.analysis.spec.file, plan)
+    with memo_for(run.analysis):
+        return _check(run, run.analysis.spec.file, plan)
 
 
 def _check(subject, path: str, plan: Plan) -> Result:

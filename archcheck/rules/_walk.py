@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from archcheck.lint.memo import memo
 from archcheck.spec import INPUT, Output
 
 
@@ -76,15 +77,12 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-_last: list = [None, {}]  # the analysis last asked about, and what was worked out about it
-
-
 def _memo(analysis) -> dict:
-    """Facts every rule asks for, worked out once per analysis (the engine runs all rules on one
-    analysis, then moves to the next)."""
-    if _last[0] is not analysis:
-        _last[:] = [analysis, {"windows": {}}]
-    return _last[1]
+    """Facts every rule asks for, worked out once per analysis and run: kept in the memo the engine
+    hangs on the analysis for its run (``archcheck.lint.memo``), so nothing here holds an analysis."""
+    facts = memo(analysis)
+    facts.setdefault("windows", {})
+    return facts
 
 
 def used(analysis) -> list:
