@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from archcheck.errors import did_you_mean
+from archcheck.errors import ArchcheckError, did_you_mean
 from archcheck.findings import SEVERITIES
 from archcheck.render.findings import FORMATS
 
@@ -36,15 +36,8 @@ TYPE_NAMES = {list: "an array", dict: "a table", str: "a string"}
 PLURALS = {list: "arrays", dict: "tables", str: "strings"}
 
 
-class ConfigError(Exception):
+class ConfigError(ArchcheckError):
     """Configuration (or rule loading, or paths) that archcheck cannot use: exit 2."""
-
-    def __init__(self, message: str, fix: str | None = None):
-        super().__init__(message)
-        self.message, self.fix = message, fix
-
-    def __str__(self) -> str:
-        return self.message + (f"\n  = fix: {self.fix}" if self.fix else "")
 
 
 @dataclass

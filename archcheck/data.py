@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archcheck.errors import ArchcheckError
 from archcheck.layers.base import fmt_shape
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -27,12 +28,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class DataError(Exception):
+class DataError(ArchcheckError):
     """Input data that does not fit the spec."""
-
-    def __init__(self, message: str, fix: str | None = None):
-        super().__init__(message)
-        self.message, self.fix = message, fix
 
 
 def random_batch(input_shape, batch: int, seed: int = 0, dtype: str = "float32") -> np.ndarray:

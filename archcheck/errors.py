@@ -1,4 +1,8 @@
-"""Locations and the problems archcheck reports about a spec.
+"""The errors archcheck reports, the exit codes, and the locations and problems of a spec.
+
+Every error archcheck reports to the user is an ``ArchcheckError``: what is wrong and how to
+fix it, and the exit code it ends a command with (``commands.reported_errors`` is the one
+place that prints it and exits). Its subclasses name where the bad input came from.
 
 Every stage (load, expand, graph, propagate) reports bad input as a ``Problem``: a
 stable code, the spec location, the layer, what was received and what was expected,
@@ -9,12 +13,27 @@ of them, so independent mistakes in one file are reported together.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Exit codes shared by every command (documented in the README).
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 3  # a bug in archcheck: any exception that is not an ArchcheckError
+
+
+class ArchcheckError(Exception):
+    """Input archcheck cannot use: ``message`` says what is wrong, ``fix`` (if any) how to fix it.
+
+    ``str()`` is the message alone; a command prints ``archcheck: error: <message>`` and
+    ``  = fix: <fix>`` on stderr and exits with ``exit_code``.
+    """
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, fix: str | None = None):
+        super().__init__(message)
+        self.message, self.fix = message, fix
 
 
 @dataclass(frozen=True)
@@ -62,14 +81,12 @@ class Problem:
         return f"{where}{severity}: {self.code}: {layer}{self.message}"
 
 
-@dataclass
-class SpecError(Exception):
-    """Raised by a stage that found one or more problems."""
+class SpecError(ArchcheckError):
+    """Raised by a stage that found one or more problems; each carries its own place and fix."""
 
-    problems: list[Problem] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return "\n".join(p.headline() + (f"\n  = fix: {p.fix}" if p.fix else "") for p in self.problems)
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(p.headline() + (f"\n  = fix: {p.fix}" if p.fix else "") for p in problems))
+        self.problems = problems
 
 
 class Collector:

@@ -52,16 +52,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from archcheck.errors import ArchcheckError
 from archcheck.layers.base import fmt_shape
 from archcheck.propagate import Analysis, param_shapes
 from archcheck.spec import INPUT, Node
 
 
 class ShapeMismatch(RuntimeError):
-    """A layer's array does not have the shape the propagator computed: a bug in archcheck."""
+    """A layer's array does not have the shape the propagator computed: a bug in archcheck, so not an
+    ``ArchcheckError`` (it ends a command as an internal error, exit 3)."""
 
 
-class InputError(ValueError):
+class InputError(ArchcheckError, ValueError):
     """The batch given to ``forward`` does not fit the spec (wrong shape or type)."""
 
 

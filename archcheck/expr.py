@@ -13,7 +13,7 @@ import ast
 import operator
 import re
 
-from archcheck.errors import show
+from archcheck.errors import ArchcheckError, show
 
 _WHOLE = re.compile(r"^\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([^{}]*)\})$")
 _PART = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([^{}]*)\})")
@@ -24,13 +24,13 @@ _COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, as
             ast.Gt: operator.gt, ast.GtE: operator.ge}
 
 
-class ExprError(ValueError):
+class ExprError(ArchcheckError, ValueError):
     """An expression or reference that cannot be evaluated; the message says why."""
 
     def __init__(self, message: str, fix: str = "write numbers, argument names and + - * / // % ** "
                  "comparisons and/or/not, e.g. \"${filters * 4}\"", unbound: str | None = None):
-        super().__init__(message)
-        self.fix, self.unbound = fix, unbound  # ``unbound``: the name that has no value, if that is the problem
+        super().__init__(message, fix)
+        self.unbound = unbound  # the name that has no value, if that is the problem
 
 
 def has_reference(value) -> bool:

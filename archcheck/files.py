@@ -23,13 +23,15 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
+from archcheck.errors import ArchcheckError
 
-class FileProblem(Exception):
+
+class FileProblem(ArchcheckError):
     """A file that cannot be used, and how to fix it; ``exists``: the path names something."""
 
     def __init__(self, message: str, fix: str, exists: bool = True):
-        super().__init__(message)
-        self.message, self.fix, self.exists = message, fix, exists
+        super().__init__(message, fix)
+        self.exists = exists
 
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,

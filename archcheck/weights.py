@@ -12,24 +12,19 @@ and found shapes.
 
 from __future__ import annotations
 
+from archcheck.errors import ArchcheckError
 from archcheck.layers.base import fmt_shape
 
 IGNORED_SUFFIXES = (".num_batches_tracked",)
 
 
-class WeightsError(Exception):
+class WeightsError(ArchcheckError):
     """Weights that do not fit the spec: one line per problem, and how to fix it."""
 
     def __init__(self, source: str, problems: list[str], fix: str):
-        super().__init__(f"{source}: " + "; ".join(problems))
-        self.source, self.problems, self.fix = source, problems, fix
-
-    def render(self) -> str:
-        lines = [f"error: {self.source} does not match the spec ({len(self.problems)} "
-                 f"problem{'s' if len(self.problems) != 1 else ''}):"]
-        lines += [f"  {p}" for p in self.problems]
-        lines.append(f"  = fix: {self.fix}")
-        return "\n".join(lines)
+        super().__init__(f"{source} does not match the spec ({len(problems)} problem{'s' if len(problems) != 1 else ''}"
+                         "):" + "".join(f"\n  {p}" for p in problems), fix)
+        self.source, self.problems = source, problems
 
 
 def _where(analysis, name: str) -> str:

@@ -9,21 +9,21 @@ from contextlib import contextmanager
 
 import click
 
-from archcheck.errors import EXIT_OK, EXIT_USAGE, SpecError
-
-EXIT_INTERNAL = 3
+from archcheck.errors import EXIT_INTERNAL, EXIT_OK, ArchcheckError
 
 
 @contextmanager
 def reported_errors():
-    """Print spec problems (exit 2) and internal errors (exit 3) instead of a traceback."""
+    """The one way a command fails. A command raises an ``ArchcheckError`` (a spec's problems, bad
+    configuration, data, weights, files, options): it is printed with its fix and the command exits with
+    its code (2). Anything else is a bug in archcheck: exit 3, with no traceback."""
     try:
         yield
-    except SpecError as exc:
-        from archcheck.render.problems import print_problems
+    except ArchcheckError as exc:
+        from archcheck.render.problems import print_error
 
-        print_problems(exc.problems)
-        sys.exit(EXIT_USAGE)
+        print_error(exc)
+        sys.exit(exc.exit_code)
     except BrokenPipeError:
         closed_pipe()
     except (KeyboardInterrupt, click.exceptions.Exit, click.ClickException, SystemExit):

@@ -32,19 +32,15 @@ def explain(rule, config_path, no_config, no_custom_rules):
 
     Exit 2 when no rule has that name.
     """
-    from archcheck.commands.lint import fail_usage, setup
+    from archcheck.commands.lint import setup
     from archcheck.config import ConfigError
     from archcheck.errors import did_you_mean
     from archcheck.lint import find_rule
 
     with reported_errors():
-        try:
-            _, registry = setup(config_path, no_config, Path.cwd(), no_custom_rules)
-            found = find_rule(rule, registry)
-            if found is None:
-                names = [*registry, *(r.slug for r in registry.values())]
-                raise ConfigError(f"unknown rule '{rule}'{did_you_mean(rule, names)}",
-                                  "`archcheck rules` lists the rules")
-        except ConfigError as exc:
-            fail_usage(exc)
+        _, registry = setup(config_path, no_config, Path.cwd(), no_custom_rules)
+        found = find_rule(rule, registry)
+        if found is None:
+            names = [*registry, *(r.slug for r in registry.values())]
+            raise ConfigError(f"unknown rule '{rule}'{did_you_mean(rule, names)}", "`archcheck rules` lists the rules")
         click.echo(escape.terminal_lines(explanation(found)))  # a custom rule's text is the user's

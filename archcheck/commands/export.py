@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from archcheck.commands import max_memory_option, reported_errors, spec_argument
-from archcheck.errors import EXIT_USAGE
-
-
-def fail_usage(message: str) -> None:
-    click.echo(f"archcheck: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
+from archcheck.errors import ArchcheckError
 
 
 @click.command()
@@ -33,37 +27,33 @@ def export(spec, fmt, output, weights, seed, max_memory):
     PyTorch state_dict. Exit 0 on success, 2 when the spec or the weights are invalid, the
     model cannot be written, or the `onnx` package is missing.
     """
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        fail_usage("exporting to ONNX needs the `onnx` package: pip install 'archcheck[onnx]'")
-    from archcheck.executor import init_params
-    from archcheck.files import human, same_file, write_atomic
-    from archcheck.onnx_export import OPSET, export_model, save_model
-    from archcheck.pipeline import analyze
-    from archcheck.weights import WeightsError, load
-
     with reported_errors():
+        try:
+            import onnx  # noqa: F401
+        except ImportError:
+            raise ArchcheckError("exporting to ONNX needs the `onnx` package: pip install 'archcheck[onnx]'") from None
+        from archcheck.executor import init_params
+        from archcheck.files import human, same_file, write_atomic
+        from archcheck.onnx_export import OPSET, export_model, save_model
+        from archcheck.pipeline import analyze
+        from archcheck.weights import load
+
         for source in (spec, weights):
             if source and output.exists() and same_file(output, source):
-                fail_usage(f"{output} is also an input of this command ({source}); writing it would destroy it\n"
-                           "  = fix: write the model to another path, e.g. model.onnx")
+                raise ArchcheckError(f"{output} is also an input of this command ({source}); writing it would destroy "
+                                     "it", "write the model to another path, e.g. model.onnx")
         analysis = analyze(spec)
         need = 3 * analysis.totals.param_bytes  # the weights, their ONNX copy, and the serialised model
         if need > max_memory:
-            fail_usage(f"exporting {analysis.spec.name} needs about {human(need)} for its {analysis.totals.params:,} "
-                       f"weights, more than --max-memory ({human(max_memory)})\n  = fix: export a smaller network, or "
-                       "raise --max-memory if this machine has the memory")
-        try:
-            params = load(weights, analysis, limit=max_memory) if weights else init_params(analysis, seed=seed)
-        except WeightsError as exc:
-            click.echo(exc.render(), err=True)
-            sys.exit(EXIT_USAGE)
+            raise ArchcheckError(f"exporting {analysis.spec.name} needs about {human(need)} for its "
+                                 f"{analysis.totals.params:,} weights, more than --max-memory ({human(max_memory)})",
+                                 "export a smaller network, or raise --max-memory if this machine has the memory")
+        params = load(weights, analysis, limit=max_memory) if weights else init_params(analysis, seed=seed)
         model = export_model(analysis, params)
         try:  # the model is checked before it replaces anything: a failure leaves no file, or the old one
             write_atomic(output, lambda tmp: save_model(model, tmp, output.name))
         except OSError as exc:
-            fail_usage(f"cannot write the model to {output}: {exc.strerror or exc}")
+            raise ArchcheckError(f"cannot write the model to {output}: {exc.strerror or exc}") from None
     def batched(name):
         return f"'{name}' (batch, {', '.join(map(str, analysis.layers[name].shape))})"
 

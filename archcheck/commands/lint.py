@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from archcheck.commands import decided, reported_errors
-from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from archcheck.errors import EXIT_FINDINGS, EXIT_OK
 from archcheck.findings import SEVERITIES
 from archcheck.render.findings import FORMATS
 
@@ -63,11 +63,6 @@ def setup(config_path: str | None, no_config: bool, start: Path, no_custom_rules
     return cfg, load_rules(cfg.custom_rules)
 
 
-def fail_usage(exc) -> None:
-    click.echo(f"archcheck: error: {exc}", err=True)
-    sys.exit(EXIT_USAGE)
-
-
 @click.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS),
@@ -92,16 +87,12 @@ def lint(paths, fmt, fail_on, select, ignore, config_path, no_config, no_custom_
     2 for a usage or configuration error.
     """
     with reported_errors():
-        from archcheck.config import ConfigError
         from archcheck.lint import collect, fails, lint_paths, make_plan
         from archcheck.render.findings import render, resolve
 
-        try:
-            cfg, rules = setup(config_path, no_config, _start(paths[0]), no_custom_rules)
-            plan = make_plan(cfg, rules, _split(select), _split(ignore))
-            files = collect(list(paths), plan)
-        except ConfigError as exc:
-            fail_usage(exc)
+        cfg, rules = setup(config_path, no_config, _start(paths[0]), no_custom_rules)
+        plan = make_plan(cfg, rules, _split(select), _split(ignore))
+        files = collect(list(paths), plan)
         result = lint_paths(files, plan)
         fmt = resolve(fmt or cfg.format)
         color = fmt == "text" and sys.stdout.isatty()

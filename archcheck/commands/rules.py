@@ -34,14 +34,10 @@ def rules(fmt, config_path, no_config, no_custom_rules):
     and installed plugins are listed with the built-in ones. `archcheck explain CODE`
     prints a rule's documentation.
     """
-    from archcheck.commands.lint import fail_usage, setup
-    from archcheck.config import ConfigError
+    from archcheck.commands.lint import setup
 
     with reported_errors():
-        try:
-            _, registry = setup(config_path, no_config, Path.cwd(), no_custom_rules)
-        except ConfigError as exc:
-            fail_usage(exc)
+        _, registry = setup(config_path, no_config, Path.cwd(), no_custom_rules)
         rows = catalogue(registry)
         if fmt == "json":
             click.echo(json.dumps(rows, indent=2))

@@ -12,17 +12,11 @@ import click
 
 from archcheck.commands import execution_options, reported_errors, spec_argument
 from archcheck.commands.lint import config_options
-from archcheck.errors import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE
+from archcheck.errors import EXIT_FINDINGS, EXIT_OK, ArchcheckError
 from archcheck.findings import SEVERITIES
 from archcheck.render import escape
 
 PROGRESS_MACS = 2e9  # show a progress bar (on a terminal) when a run does more work than this
-
-
-def fail(message: str, fix: str | None = None) -> None:
-    """Bad data, weights or labels: a message and a fix on stderr, exit 2."""
-    click.echo(f"archcheck: error: {message}" + (f"\n  = fix: {fix}" if fix else ""), err=True)
-    sys.exit(EXIT_USAGE)
 
 
 def needed_bytes(analysis, batch: int, dtype: str, training: bool) -> int:
@@ -43,7 +37,7 @@ def refuse_if_too_big(analysis, batch: int, dtype: str, training: bool, limit: i
     need = needed_bytes(analysis, batch, dtype, training)
     if need > limit:
         t = analysis.totals
-        fail(f"running {analysis.spec.name} at batch {batch} in {dtype} needs about {human(need)} "
+        raise ArchcheckError(f"running {analysis.spec.name} at batch {batch} in {dtype} needs about {human(need)} "
              f"({t.params:,} weights, {human(t.activation_bytes * batch)} of layer outputs"
              f"{' kept for the backward pass' if training else ''}), more than --max-memory ({human(limit)})",
              "use a smaller --batch or network, or raise --max-memory if this machine has the memory")
@@ -54,8 +48,8 @@ def refuse_overwrite(path, *inputs) -> None:
 
     for source in inputs:
         if source and Path(path).exists() and same_file(path, source):
-            fail(f"{path} is also an input of this command ({source}); writing it would destroy it",
-                 "write to another path")
+            raise ArchcheckError(f"{path} is also an input of this command ({source}); writing it would destroy it",
+                                 "write to another path")
 
 
 def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=False):
@@ -65,30 +59,24 @@ def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=
     from archcheck import data as datamod
     from archcheck.executor import init_params
     from archcheck.pipeline import analyze
-    from archcheck.weights import WeightsError, load
+    from archcheck.weights import load
 
     analysis = analyze(spec)
     refuse_if_too_big(analysis, batch or 1, dtype, training, max_memory)
-    try:
-        if data:
-            x, names = datamod.load(data, analysis.spec.input, dtype, rows=batch, limit=max_memory)
-            refuse_if_too_big(analysis, len(x), dtype, training, max_memory)
-            if batch is not None:
-                if batch > len(x):
-                    raise datamod.DataError(f"--batch {batch} asks for more samples than {data} holds ({len(x)})",
-                                            f"use --batch {len(x)} or less")
-                x, names = x[:batch], names[:batch]
-            source = f"{data} ({len(x)} sample{'s' if len(x) != 1 else ''})"
-        else:
-            batch = batch or 1
-            x, names = datamod.random_batch(analysis.spec.input, batch, seed, dtype), [str(i) for i in range(batch)]
-            source = f"random normal, seed {seed}"
-        params = load(weights, analysis, dtype, max_memory) if weights else init_params(analysis, seed, dtype)
-    except datamod.DataError as exc:
-        fail(exc.message, exc.fix)
-    except WeightsError as exc:
-        click.echo("archcheck: " + exc.render(), err=True)
-        sys.exit(EXIT_USAGE)
+    if data:
+        x, names = datamod.load(data, analysis.spec.input, dtype, rows=batch, limit=max_memory)
+        refuse_if_too_big(analysis, len(x), dtype, training, max_memory)
+        if batch is not None:
+            if batch > len(x):
+                raise datamod.DataError(f"--batch {batch} asks for more samples than {data} holds ({len(x)})",
+                                        f"use --batch {len(x)} or less")
+            x, names = x[:batch], names[:batch]
+        source = f"{data} ({len(x)} sample{'s' if len(x) != 1 else ''})"
+    else:
+        batch = batch or 1
+        x, names = datamod.random_batch(analysis.spec.input, batch, seed, dtype), [str(i) for i in range(batch)]
+        source = f"random normal, seed {seed}"
+    params = load(weights, analysis, dtype, max_memory) if weights else init_params(analysis, seed, dtype)
     return analysis, x, names, params, source
 
 
@@ -96,15 +84,11 @@ def dynamic_plan(spec, config_path=None, no_config=False, no_custom_rules=False)
     """The dynamic rules (AC801-AC805 and any custom ones) as the project configuration, found from
     the spec's directory as `lint` finds it, selects and sets them, and its `fail-on`: (plan, fail_on);
     a broken configuration or rule is exit 2."""
-    from archcheck.commands.lint import fail_usage, setup
-    from archcheck.config import ConfigError
+    from archcheck.commands.lint import setup
     from archcheck.lint import make_plan
 
-    try:
-        cfg, rules = setup(config_path, no_config, Path(spec).parent, no_custom_rules)
-        return make_plan(cfg, rules, kind="dynamic"), cfg.fail_on
-    except ConfigError as exc:
-        fail_usage(exc)
+    cfg, rules = setup(config_path, no_config, Path(spec).parent, no_custom_rules)
+    return make_plan(cfg, rules, kind="dynamic"), cfg.fail_on
 
 
 def saturation_margin(plan) -> float:
@@ -126,10 +110,7 @@ def targets_for(analysis, labels, batch, kind, seed):
 
     if labels is None:
         return random_targets(analysis, batch, kind, np.random.default_rng(seed + 1))
-    try:
-        return datamod.load_targets(labels, analysis, batch, kind)
-    except datamod.DataError as exc:
-        fail(exc.message, exc.fix)
+    return datamod.load_targets(labels, analysis, batch, kind)
 
 
 def progress_bar(total: int, work: float):
@@ -233,7 +214,8 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
             try:  # exactly this path, whole or not at all
                 write_atomic(save, lambda tmp: _savez(tmp, arrays))
             except OSError as exc:
-                fail(f"cannot write {save}: {exc.strerror or exc}", "choose a path in a writable directory")
+                raise ArchcheckError(f"cannot write {save}: {exc.strerror or exc}",
+                                     "choose a path in a writable directory") from None
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
                       heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
                       dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings,

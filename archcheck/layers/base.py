@@ -18,6 +18,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from archcheck.errors import ArchcheckError
+
 Shape = tuple[int, ...]
 
 # Argument types shared by layer types; each description is the "expected ..." of error messages.
@@ -48,12 +50,8 @@ NORM_KINDS = ("centres_channels", "running_statistics")
 ACTIVATION_KINDS = ("saturating", "relu_family", "dies", "probabilities", "output_range", "peak_gradient")
 
 
-class ShapeError(Exception):
+class ShapeError(ArchcheckError):
     """A layer cannot accept its input shapes: what went wrong and how to fix it."""
-
-    def __init__(self, message: str, fix: str | None = None):
-        super().__init__(message)
-        self.message, self.fix = message, fix
 
 
 @dataclass(frozen=True)

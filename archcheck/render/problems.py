@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import click
 
-from archcheck.errors import Loc, Problem
+from archcheck.errors import ArchcheckError, Loc, Problem, SpecError
 from archcheck.render import escape
 
 WIDTH = 100  # longest excerpt shown; longer lines are cut around the column
@@ -82,3 +82,11 @@ def print_problems(problems: list[Problem]) -> None:
     if n > MAX_SHOWN:
         click.echo(f"... and {n - MAX_SHOWN:,} more problems not shown", err=True)
     click.echo(f"{n:,} problem{'s' if n != 1 else ''} found", err=True)
+
+
+def print_error(exc: ArchcheckError) -> None:
+    """An error on stderr: a spec's problems each with its place, anything else as one message and its fix."""
+    if isinstance(exc, SpecError):
+        print_problems(exc.problems)
+    else:
+        click.echo(f"archcheck: error: {exc.message}" + (f"\n  = fix: {exc.fix}" if exc.fix else ""), err=True)
