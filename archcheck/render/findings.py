@@ -15,7 +15,6 @@ from archcheck import __version__
 from archcheck.findings import SEVERITIES, Finding
 from archcheck.render import escape
 
-FORMATS = ("auto", "text", "json", "sarif", "github", "markdown")
 JSON_SCHEMA = "archcheck.lint/1"
 SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 GITHUB_LEVELS = {"error": "error", "warning": "warning", "info": "notice"}
@@ -57,17 +56,9 @@ def render(findings: list[Finding], fmt: str = "text", *, files_checked: int, su
     codes and slugs of the findings only. ``color`` styles the text format for a terminal.
     """
     fmt = resolve(fmt)
-    if fmt == "text":
-        return _text(findings, files_checked, suppressed, color)
-    if fmt == "json":
-        return json.dumps(to_json(findings, files_checked, suppressed), indent=2)
-    if fmt == "sarif":
-        return json.dumps(to_sarif(findings, files_checked, suppressed, rules), indent=2)
-    if fmt == "github":
-        return _github(findings, files_checked, suppressed)
-    if fmt == "markdown":
-        return _markdown(findings, files_checked, suppressed)
-    raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt not in RENDERERS:
+        raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    return RENDERERS[fmt](findings, files_checked, suppressed, rules=rules, color=color)
 
 
 def _headline(f: Finding) -> str:
@@ -76,7 +67,7 @@ def _headline(f: Finding) -> str:
 
 
 # -- text ---------------------------------------------------------------------------------
-def _text(findings, files_checked, suppressed, color) -> str:
+def _text(findings, files_checked, suppressed, color=False, **_) -> str:
     import click
 
     from archcheck.render.problems import excerpt
@@ -102,6 +93,10 @@ def _text(findings, files_checked, suppressed, color) -> str:
 
 
 # -- json ---------------------------------------------------------------------------------
+def _json(findings, files_checked, suppressed, **_) -> str:
+    return json.dumps(to_json(findings, files_checked, suppressed), indent=2)
+
+
 def to_json(findings, files_checked, suppressed) -> dict:
     """The documented JSON (archcheck/schemas/lint.schema.json)."""
     return {
@@ -119,6 +114,10 @@ def to_json(findings, files_checked, suppressed) -> dict:
 
 
 # -- sarif ----------------------------------------------------------------------------------
+def _sarif(findings, files_checked, suppressed, rules=None, **_) -> str:
+    return json.dumps(to_sarif(findings, files_checked, suppressed, rules), indent=2)
+
+
 def _uri(file: str) -> str:
     """Relative to the working directory when the file is under it, else a file:// URI."""
     from pathlib import Path
@@ -184,7 +183,7 @@ def _escape_property(s: str) -> str:
     return _escape_data(s).replace(":", "%3A").replace(",", "%2C")
 
 
-def _github(findings, files_checked, suppressed) -> str:
+def _github(findings, files_checked, suppressed, **_) -> str:
     lines = []
     for f in findings:
         props = []
@@ -198,7 +197,7 @@ def _github(findings, files_checked, suppressed) -> str:
 
 
 # -- markdown -------------------------------------------------------------------------------
-def _markdown(findings, files_checked, suppressed) -> str:
+def _markdown(findings, files_checked, suppressed, **_) -> str:
     out = [f"### archcheck: {summary_line(findings, files_checked, suppressed)}"]
     if findings:
         out += ["", "| Severity | Location | Rule | Layer | Message |", "|---|---|---|---|---|"]
@@ -208,3 +207,7 @@ def _markdown(findings, files_checked, suppressed) -> str:
             layer = escape.markdown_code(f.layer) if f.layer else ""
             out.append(f"| {f.severity} | {where} | {f.code} {escape.markdown_code(f.rule)} | {layer} | {message} |")
     return "\n".join(out)
+
+
+RENDERERS = {"text": _text, "json": _json, "sarif": _sarif, "github": _github, "markdown": _markdown}
+FORMATS = ("auto", *RENDERERS)  # `auto` is one of the others, chosen by `resolve`

@@ -1,5 +1,8 @@
 """Renderers for ``archcheck summary``: JSON (versioned schema), rich table, plain text,
-Markdown and CSV. They only present the ``Analysis``; every number comes from it."""
+Markdown and CSV. They only present the ``Analysis``; every number comes from it.
+
+``FORMATS`` maps each ``--format`` to its text renderer; ``show`` prints one, the ``table``
+drawn with rich on a terminal."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import json
 
 from archcheck import __version__
 from archcheck.propagate import Analysis, LayerFacts
-from archcheck.render import escape
+from archcheck.render import escape, table
 from archcheck.render.fmt import commas, compact, field, human_bytes, number, shape, si
 from archcheck.spec import INPUT
 
@@ -70,7 +73,9 @@ def render_json(a: Analysis) -> str:
     return json.dumps(to_dict(a), indent=2)
 
 
-COLUMNS = ("layer", "type", "output", "params", "MACs", "memory", "RF r / S / P")
+COLUMNS = [table.Column("layer", wrap=True), table.Column("type"), table.Column("output"),
+           table.Column("params", right=True), table.Column("MACs", right=True), table.Column("memory", right=True),
+           table.Column("RF r / S / P")]
 
 
 def _params(params: int, buffers: int) -> str:
@@ -127,15 +132,8 @@ def _title(a: Analysis) -> str:
 
 
 def render_plain(a: Analysis) -> str:
-    table = [list(COLUMNS)] + [[escape.terminal(cells[0]), *cells[1:]] for _, cells in rows(a)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(COLUMNS))]
-    right = {3, 4, 5}
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-
-    out = [escape.terminal(_title(a)), line(table[0]), "  ".join("-" * w for w in widths)]
-    out += [line(r).rstrip() for r in table[1:]]
+    out = [escape.terminal(_title(a))]
+    out += table.plain(COLUMNS, [[escape.terminal(cells[0]), *cells[1:]] for _, cells in rows(a)], underline=True)
     out.append("")
     label = max(len(k) for k, _ in totals_lines(a))
     out += [f"{k.ljust(label)}  {escape.terminal(v)}" for k, v in totals_lines(a)]
@@ -169,25 +167,19 @@ def render_narrow(a: Analysis, width: int) -> str:
 
 
 def render_rich(a: Analysis, console) -> None:
-    from rich.table import Table
-
-    table = Table(title=escape.rich(_title(a)), title_justify="left", header_style="bold", show_lines=False)
-    for i, col in enumerate(COLUMNS):
-        table.add_column(col, justify="right" if i in (3, 4, 5) else "left", no_wrap=i != 0)
-    for kind, cells in rows(a):
-        table.add_row(*map(escape.rich, cells), style="bold cyan" if kind == "group" else None)
-    console.print(table)
-    totals = Table(show_header=False, box=None, pad_edge=False)
-    totals.add_column(style="bold")
-    totals.add_column()
-    for k, v in totals_lines(a):
-        totals.add_row(k, escape.rich(v))
-    console.print(totals)
+    layers = list(rows(a))
+    console.print(table.rich(COLUMNS, [list(map(escape.rich, cells)) for _, cells in layers],
+                             [("bold cyan" if kind == "group" else None) for kind, _ in layers],
+                             title=escape.rich(_title(a))))
+    console.print(table.rich([table.Column("", wrap=True, style="bold"), table.Column("", wrap=True)],
+                             [[k, escape.rich(v)] for k, v in totals_lines(a)],
+                             show_header=False, box=None, pad_edge=False))
     console.print(f"[dim]{MAC_CONVENTION}.\n{FLOP_CONVENTION}.[/dim]")
 
 
 def render_markdown(a: Analysis) -> str:
-    out = [f"### {escape.markdown(_title(a))}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    out = [f"### {escape.markdown(_title(a))}", "", "| " + " | ".join(c.header for c in COLUMNS) + " |",
+           "|" + "---|" * len(COLUMNS)]
     for kind, cells in rows(a):
         name = cells[0]
         indent = "\u2003" * ((len(name) - len(name.lstrip(" "))) // 2)  # em spaces: GitHub keeps them in a cell
@@ -214,3 +206,21 @@ def render_csv(a: Analysis) -> str:
         w.writerow([escape.csv_cell(f.name), f.node.type, escape.csv_cell(f.node.group or ""),
                     "x".join(map(str, f.shape)), f.params, f.buffers, f.macs, f.flops, f.out_bytes, r, s, p])
     return buf.getvalue()
+
+
+FORMATS = {"table": render_plain, "json": render_json, "markdown": render_markdown, "csv": render_csv}
+
+
+def show(a: Analysis, fmt: str) -> None:
+    """Print the summary in ``fmt``, a key of ``FORMATS``. On a terminal the table is rich's, or, when
+    the terminal is too narrow for it (rich would squeeze the name column to nothing and cut the
+    figures), one layer per line."""
+    import click
+
+    console = table.terminal() if fmt == "table" else None
+    if console is None:
+        click.echo(FORMATS[fmt](a), nl=fmt != "csv")  # CSV ends its own last line
+    elif table_width(a) + 8 <= console.width:  # borders and padding
+        render_rich(a, console)
+    else:
+        click.echo(render_narrow(a, console.width))
