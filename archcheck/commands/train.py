@@ -16,9 +16,10 @@ import sys
 import click
 
 from archcheck.commands import execution_options, reported_errors, spec_argument
-from archcheck.commands.run import prepare, progress_bar, targets_for
+from archcheck.commands._execution import prepare, targets_for
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK
 from archcheck.render import escape
+from archcheck.render.progress import progress_bar
 
 FALL = 0.5
 DEFAULT_LR = {"sgd": 0.01, "momentum": 0.01, "adam": 0.001}
