@@ -314,10 +314,6 @@ class GradientRatio:
             return self.first_norm / self.last_norm
         return math.inf if self.first_norm > 0 else 1.0
 
-    def __str__(self) -> str:
-        return (f"the weight-gradient norm of the first weighted layer '{self.first.name}' is {self.first_norm:.3g}, "
-                f"{self.ratio:.3g} times that of the last, '{self.last.name}' ({self.last_norm:.3g})")
-
 
 @dataclass
 class Run:

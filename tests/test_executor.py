@@ -23,6 +23,7 @@ from archcheck import executor, kernels
 from archcheck.executor import InputError, ShapeMismatch, forward, init_params
 from archcheck.layers.activation import Relu
 from archcheck.pipeline import analyze
+from archcheck.rules._gradient_flow import describe
 from archcheck.spec import INPUT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -542,7 +543,7 @@ def test_run_record_holds_plain_numbers(tmp_path):
     flow = run.gradient_ratio()
     assert (flow.first.name, flow.last.name) == ("conv_1", "dense_1")
     assert flow.ratio == pytest.approx(1e30 * math.sqrt(18) / (0.5 * math.sqrt(12)), rel=1e-6)
-    assert str(flow).startswith("the weight-gradient norm of the first weighted layer 'conv_1' is 4.24e+30, ")
+    assert describe(flow).startswith("the weight-gradient norm of the first weighted layer 'conv_1' is 4.24e+30, ")
 
 
 def test_gradient_ratio_leaves_out_dangling_branches(tmp_path):

@@ -74,6 +74,7 @@ whose weights are far too small makes that layer's gradient larger still.
 from __future__ import annotations
 
 from archcheck.findings import Report
+from archcheck.rules._gradient_flow import describe
 
 CODE = "AC804"
 SLUG = "exploding-gradient"
@@ -94,6 +95,6 @@ def check(run, options):
         return
     yield Report(
         flow.first,
-        f"{flow}: above {options['max_ratio']:g}, so early layers take huge steps",
+        f"{describe(flow)}: above {options['max_ratio']:g}, so early layers take huge steps",
         "add normalisation, lower the learning rate or the initial weight scale, or clip gradients",
     )

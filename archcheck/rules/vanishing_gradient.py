@@ -92,6 +92,7 @@ give the gradient a direct path to the first layers.
 from __future__ import annotations
 
 from archcheck.findings import Report
+from archcheck.rules._gradient_flow import describe
 
 CODE = "AC803"
 SLUG = "vanishing-gradient"
@@ -114,7 +115,7 @@ def check(run, options):
         return
     yield Report(
         flow.first,
-        f"{flow}: below {options['min_ratio']:g} (and below {options['min_norm']:g}), so the early layers barely "
-        "learn",
+        f"{describe(flow)}: below {options['min_ratio']:g} (and below {options['min_norm']:g}), so the early "
+        "layers barely learn",
         "use ReLU-family activations, batchnorm, residual connections or He initialisation",
     )
