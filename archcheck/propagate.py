@@ -18,7 +18,8 @@ from archcheck.layers import Shape, ShapeError, fmt_shape
 from archcheck.layers.base import count, number
 from archcheck.spec import INPUT, Node
 
-DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}  # bytes per element
+EXECUTOR_DTYPES = ("float32", "float64")  # the ones the NumPy executor computes in (run, train)
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # extra copies of the parameters
 MAX_VALUES = 2**48  # more values than this in one tensor is not a real network
 

@@ -6,6 +6,9 @@ leaves it flat, and a bad learning rate makes it diverge.
 
 Verdict: the check passes when every loss is finite and the final loss (the mean of the last
 tenth of the steps) is at most ``FALL`` (one half) of the loss before the first update.
+
+The optimizers are those whose state ``archcheck summary`` counts in training memory
+(``propagate.OPTIMIZER_STATES``).
 """
 
 from __future__ import annotations

@@ -36,6 +36,22 @@ def test_json_output_follows_the_schema(path):
     assert sum(layer["macs"] for layer in doc["layers"]) == doc["totals"]["macs"]
 
 
+def test_the_schema_and_the_options_list_the_propagators_dtypes_and_optimizers():
+    from archcheck.commands.summary import summary
+    from archcheck.commands.train import train
+    from archcheck.propagate import DTYPES, OPTIMIZER_STATES
+    from archcheck.training import DEFAULT_LR
+
+    settings = SCHEMA["properties"]["settings"]["properties"]
+    assert settings["dtype"]["enum"] == list(DTYPES)
+    assert settings["optimizer"]["enum"] == list(OPTIMIZER_STATES)
+    assert SCHEMA["properties"]["totals"]["properties"]["training_bytes"]["required"] == list(OPTIMIZER_STATES)
+    choices = {p.name: list(p.type.choices) for p in summary.params if hasattr(p.type, "choices")}
+    assert choices["dtype"] == list(DTYPES) and choices["optimizer"] == list(OPTIMIZER_STATES)
+    assert list(next(p for p in train.params if p.name == "optimizer").type.choices) == list(OPTIMIZER_STATES)
+    assert list(DEFAULT_LR) == list(OPTIMIZER_STATES)  # train has a learning rate for each
+
+
 def test_plain_table_when_piped(tmp_path):
     result = summary(ROOT / "samples" / "resnet18.yaml")
     assert result.exit_code == 0

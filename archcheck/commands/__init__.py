@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import click
 
 from archcheck.errors import EXIT_INTERNAL, EXIT_OK, ArchcheckError
+from archcheck.propagate import DTYPES, EXECUTOR_DTYPES
 
 
 @contextmanager
@@ -66,8 +67,8 @@ def parse_shape(ctx, param, value):
 spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 batch_option = click.option("--batch", "-b", type=click.IntRange(1, 1_000_000), default=1, show_default=True,
                             help="Batch size for memory figures.")
-dtype_option = click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16", "float64", "int8"]),
-                            default="float32", show_default=True, help="Element type for memory figures.")
+dtype_option = click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
+                            help="Element type for memory figures.")
 input_option = click.option("--input", "input_shape", callback=parse_shape, metavar="C,H,W",
                             help="Override the spec's input shape (no batch axis), e.g. 3,160,160.")
 
@@ -104,7 +105,7 @@ def execution_options(batch_default: int):
                      show_default=True, help="The loss to back-propagate."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed for weights, random data, labels and dropout."),
-        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True),
+        click.option("--dtype", type=click.Choice(EXECUTOR_DTYPES), default="float32", show_default=True),
         max_memory_option,
     ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from archcheck.errors import ArchcheckError
+from archcheck.propagate import DTYPES
 
 
 def needed_bytes(analysis, batch: int, dtype: str, training: bool) -> int:
@@ -14,7 +15,7 @@ def needed_bytes(analysis, batch: int, dtype: str, training: bool) -> int:
     the backward pass plus a gradient of each (training), with the weights' gradients and optimizer
     state."""
     t = analysis.totals
-    scale = 2 if dtype == "float64" else 1
+    scale = DTYPES[dtype] // DTYPES["float32"]
     if training:
         return scale * (3 * t.param_bytes + 2 * batch * t.activation_bytes)
     return scale * (t.param_bytes + batch * t.peak_activation_bytes)

@@ -6,6 +6,7 @@ import click
 
 from archcheck.commands import batch_option, dtype_option, input_option, reported_errors, spec_argument
 from archcheck.errors import Collector
+from archcheck.propagate import OPTIMIZER_STATES
 from archcheck.render.summary import FORMATS, show
 
 
@@ -14,7 +15,7 @@ from archcheck.render.summary import FORMATS, show
 @batch_option
 @dtype_option
 @input_option
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="adam", show_default=True,
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZER_STATES)), default="adam", show_default=True,
               help="Optimizer whose state counts in training memory.")
 @click.option("--format", "-f", "fmt", type=click.Choice(list(FORMATS)), default="table",
               show_default=True, help="Output format; `table` is plain text when not on a terminal.")

@@ -9,6 +9,7 @@ import click
 from archcheck.commands import execution_options, reported_errors, spec_argument
 from archcheck.commands._execution import prepare, targets_for
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK
+from archcheck.propagate import OPTIMIZER_STATES
 from archcheck.render import escape
 from archcheck.render.progress import progress_bar
 from archcheck.render.training import curve, loss_line
@@ -18,7 +19,7 @@ from archcheck.training import DEFAULT_LR, Optimizer, overfit, trainable, verdic
 @click.command()
 @spec_argument
 @click.option("--steps", type=click.IntRange(1, 100_000), default=50, show_default=True, help="Training steps.")
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), default="momentum", show_default=True)
+@click.option("--optimizer", type=click.Choice(list(OPTIMIZER_STATES)), default="momentum", show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
               help="Learning rate [default: 0.01 for sgd and momentum, 0.001 for adam].")
 @execution_options(batch_default=4)
