@@ -245,6 +245,18 @@ class _Skip(Exception):
     """An entry already reported as wrong; expansion goes on without it."""
 
 
+@dataclass
+class _Repeat:
+    """An open `repeat` (of more than one) as ``over_limit`` reads it, updated at each repetition."""
+
+    loc: Loc  # the `repeat` key
+    count: int  # the `repeat` value
+    layer: str = ""  # the full name of the current repetition
+    left: int = 0  # repetitions still to come after the current one
+    nodes_before: int = 0  # layers made before the current repetition
+    steps_before: int = 0  # expansion steps taken before the current repetition
+
+
 class _Expander:
     def __init__(self, file: str, blocks: dict[str, BlockDef], raw_blocks: YMap, col: Collector):
         self.file, self.blocks, self.raw_blocks, self.col = file, blocks, raw_blocks, col
@@ -255,9 +267,7 @@ class _Expander:
         self.too_big = False  # the layer limit was reached (reported once); expansion stops
         self.copied = 0  # values copied by substitution, see subst
         self.steps = 0  # repetitions expanded so far: each costs work even when it makes no layer
-        # per open `repeat`: [nodes before the current repetition, repetitions left, loc, layer, repeat,
-        #                     steps before the current repetition]
-        self.repeating: list[list] = []
+        self.repeating: list[_Repeat] = []  # the open repeats, outermost first
 
     # -- helpers -------------------------------------------------------------------------
     def over_limit(self, loc: Loc, layer: str) -> bool:
@@ -270,27 +280,25 @@ class _Expander:
         if self.too_big:
             return True
         n = len(self.nodes)
-        extra = [(remaining * (n - start), where, label, repeat)
-                 for start, remaining, where, label, repeat, _ in self.repeating]
+        extra = [(r.left * (n - r.nodes_before), r) for r in self.repeating]
         total = n + sum(e[0] for e in extra)
         if total > MAX_LAYERS:
             self.too_big = True
             if extra:
-                _, loc, layer, repeat = max(extra, key=lambda e: e[0])
-                self.fail(f"the spec expands to at least {total:,} layers (`repeat: {repeat:,}` here); archcheck "
-                          f"accepts at most {MAX_LAYERS:,}", loc, layer,
+                _, r = max(extra, key=lambda e: e[0])
+                self.fail(f"the spec expands to at least {total:,} layers (`repeat: {r.count:,}` here); archcheck "
+                          f"accepts at most {MAX_LAYERS:,}", r.loc, r.layer,
                           "reduce the `repeat` counts: no real network has this many layers")
             else:
                 self.fail(f"the spec expands to more than {MAX_LAYERS:,} layers", loc, layer,
                           "use blocks and `repeat`, or split the network: no real network has this many layers")
             return True
-        steps = [(remaining * (self.steps - start), where, label, repeat)
-                 for _, remaining, where, label, repeat, start in self.repeating]
+        steps = [(r.left * (self.steps - r.steps_before), r) for r in self.repeating]
         if self.steps + sum(e[0] for e in steps) > MAX_STEPS:
             self.too_big = True
-            _, loc, layer, repeat = max(steps, key=lambda e: e[0])
-            self.fail(f"the `repeat` counts multiply to more than {MAX_STEPS:,} repetitions (`repeat: {repeat:,}` "
-                      "here), whether or not they make layers", loc, layer,
+            _, r = max(steps, key=lambda e: e[0])
+            self.fail(f"the `repeat` counts multiply to more than {MAX_STEPS:,} repetitions (`repeat: {r.count:,}` "
+                      "here), whether or not they make layers", r.loc, r.layer,
                       "reduce the `repeat` counts: no real network needs this many")
             return True
         return False
@@ -444,14 +452,14 @@ class _Expander:
                       "write a count such as `repeat: 3`; for long stacks repeat a block")
             return prev
 
-        frame = [0, 0, loc_of(meta, "repeat", loc), "", repeat, 0]  # see over_limit
+        frame = _Repeat(loc_of(meta, "repeat", loc), repeat)  # see over_limit
         if repeat > 1:
             self.repeating.append(frame)
         try:
             for i in range(repeat):
                 local = scope.auto_name(kind) if name is None else (name if repeat == 1 else f"{name}.{i}")
-                frame[0], frame[1], frame[3], frame[5] = len(self.nodes), repeat - 1 - i, scope.prefix + local, \
-                    self.steps
+                frame.layer, frame.left = scope.prefix + local, repeat - 1 - i
+                frame.nodes_before, frame.steps_before = len(self.nodes), self.steps
                 self.steps += 1
                 mark = len(self.col.problems)
                 if len(scope.prefix) + len(local) > MAX_FULL_NAME:  # a prefix per level; every output repeats it
