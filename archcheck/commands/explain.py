@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from archcheck.commands import reported_errors
-from archcheck.commands.lint import config_options
+from archcheck.commands import config_options, reported_errors, setup
 from archcheck.render import escape
 
 
@@ -32,7 +31,6 @@ def explain(rule, config_path, no_config, no_custom_rules):
 
     Exit 2 when no rule has that name.
     """
-    from archcheck.commands.lint import setup
     from archcheck.config import ConfigError
     from archcheck.errors import did_you_mean
     from archcheck.lint import find_rule

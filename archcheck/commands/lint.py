@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from archcheck.commands import decided, reported_errors
+from archcheck.commands import config_options, decided, reported_errors, setup
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK
 from archcheck.findings import SEVERITIES
 from archcheck.render.findings import FORMATS
@@ -29,38 +29,6 @@ def _start(arg: str) -> Path:
         arg = arg if arg.endswith(("/", os.sep)) or not arg else os.path.dirname(arg)
     path = Path(arg or ".")
     return path if path.is_dir() else path.parent
-
-
-def config_options(command):
-    """The options of every command that reads the configuration (lint, rules, explain, run)."""
-    options = [
-        click.option("--config", "config_path", type=click.Path(dir_okay=False), metavar="FILE",
-                     help="Use this archcheck.toml or pyproject.toml instead of searching for one."),
-        click.option("--no-config", is_flag=True, help="Ignore configuration files; use the defaults."),
-        click.option("--no-custom-rules", is_flag=True, envvar="ARCHCHECK_NO_CUSTOM_RULES",
-                     help="Import no custom rules from the checkout (the configuration's `custom-rules`), e.g. in CI "
-                          "on untrusted pull requests; also set by ARCHCHECK_NO_CUSTOM_RULES=1."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def setup(config_path: str | None, no_config: bool, start: Path, no_custom_rules: bool = False):
-    """The configuration and the registry of rules it implies; ConfigError when either is broken.
-
-    The configuration's `custom-rules` is Python from the checkout: ``no_custom_rules`` leaves it unimported
-    (and the configuration's references to rules it does not know, which may be those, unresolved)."""
-    from archcheck.config import find_config, load_config
-    from archcheck.lint import load_rules
-
-    if config_path:
-        cfg = load_config(config_path)
-    else:
-        cfg = load_config(None if no_config else find_config(start))
-    if no_custom_rules and cfg.custom_rules is not None:
-        cfg.custom_rules, cfg.custom_rules_off = None, True
-    return cfg, load_rules(cfg.custom_rules)
 
 
 @click.command()

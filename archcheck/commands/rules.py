@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from archcheck.commands import reported_errors
-from archcheck.commands.lint import config_options
+from archcheck.commands import config_options, reported_errors, setup
 from archcheck.render.rules import FORMATS, catalogue, show
 
 
@@ -23,7 +22,6 @@ def rules(fmt, config_path, no_config, no_custom_rules):
     and installed plugins are listed with the built-in ones. `archcheck explain CODE`
     prints a rule's documentation.
     """
-    from archcheck.commands.lint import setup
 
     with reported_errors():
         _, registry = setup(config_path, no_config, Path.cwd(), no_custom_rules)

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import click
 
-from archcheck.commands import execution_options, reported_errors, spec_argument
+from archcheck.commands import config_options, execution_options, reported_errors, setup, spec_argument
 from archcheck.commands._execution import prepare, refuse_overwrite, targets_for
-from archcheck.commands.lint import config_options
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK, ArchcheckError
 from archcheck.findings import SEVERITIES
 from archcheck.render.progress import progress_bar
@@ -21,7 +20,6 @@ def dynamic_plan(spec, config_path=None, no_config=False, no_custom_rules=False)
     """The dynamic rules (AC801-AC805 and any custom ones) as the project configuration, found from
     the spec's directory as `lint` finds it, selects and sets them, and its `fail-on`: (plan, fail_on);
     a broken configuration or rule is exit 2."""
-    from archcheck.commands.lint import setup
     from archcheck.lint import make_plan
 
     cfg, rules = setup(config_path, no_config, Path(spec).parent, no_custom_rules)
