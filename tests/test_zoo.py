@@ -1,13 +1,19 @@
-"""The zoo of published designs: every spec matches the totals published for its network.
+"""The zoo of published designs: their published totals, and exactly the findings lint reports on them.
 
 Every spec under tests/zoo/designs/ is a published CNN whose `metadata.published` holds the reference
-figures (their source is in the spec's header).
+figures (their source is in the spec's header). tests/zoo/expected.yaml lists, for each design and for the
+reference samples (read in place), every finding lint reports today, each either justified (`why`) or
+marked as a false warning (`false`). A rule change that adds, drops or moves a finding fails here: a
+fix deletes its `false` entries, a new warning on a published design needs a reason to exist.
+`python -m tests.test_zoo` prints the tally per rule code (justified / false, by severity).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -18,8 +24,25 @@ from archcheck.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "tests" / "zoo"
+EXPECTED = yaml.safe_load((ZOO / "expected.yaml").read_text())
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in (ZOO / "designs").glob("*.yaml"))
+KINDS = ("why", "false")
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
+
+
+def entries(design: str) -> list[dict]:
+    """The design's entries; a `false:` key is YAML's boolean false, read back as the word."""
+    return [{("false" if key is False else key): value for key, value in entry.items()} for entry in EXPECTED[design]]
+
+
+def expectations(design: str) -> list[tuple[str, str, str, str]]:
+    """(code, layer, kind, text) per listed finding."""
+    rows = []
+    for entry in entries(design):
+        (kind,) = [k for k in KINDS if k in entry]
+        layers = entry["layers"] if "layers" in entry else [entry["layer"]]
+        rows += [(entry["code"], layer, kind, entry[kind]) for layer in layers]
+    return rows
 
 
 def run(*args) -> dict:
@@ -28,8 +51,38 @@ def run(*args) -> dict:
     return json.loads(result.output)
 
 
+def lint(design: str) -> list[dict]:
+    return run("lint", ROOT / design, "--no-config")["findings"]
+
+
 def test_the_zoo_is_complete():
     assert len(SPECS) >= 20
+    assert {d for d in EXPECTED if d.startswith("tests/")} == set(SPECS), "every design needs its expectations"
+
+
+@pytest.mark.parametrize("design", list(EXPECTED))
+def test_expectations_are_well_formed(design):
+    for entry in entries(design):
+        assert re.fullmatch(r"AC\d{3}", entry["code"]), entry
+        assert sum(k in entry for k in KINDS) == 1, f"{entry}: give exactly one of `why:` or `false:`"
+        assert ("layer" in entry) != ("layers" in entry), f"{entry}: give `layer:` or `layers:`"
+        text = entry["why" if "why" in entry else "false"]
+        assert isinstance(text, str) and text.strip() and "\n" not in text, f"{entry}: the reason is one line"
+        assert set(entry) <= {"code", "layer", "layers", *KINDS}, entry
+
+
+@pytest.mark.parametrize("design", list(EXPECTED))
+def test_findings_are_exactly_the_expected_ones(design):
+    findings = lint(design)
+    found = Counter((f["code"], f["layer"]) for f in findings)
+    expected = Counter((code, layer) for code, layer, _, _ in expectations(design))
+    new = [f"  {f['code']} {f['layer']}: {f['message']}" for f in findings
+           if (f["code"], f["layer"]) in found - expected]
+    gone = [f"  {code} {layer}" for code, layer in expected - found]
+    assert found == expected, "\n".join([
+        f"{design}: lint's findings differ from tests/zoo/expected.yaml",
+        *(["new findings (justify them, or fix the rule):", *new] if new else []),
+        *(["listed but no longer reported (delete them):", *gone] if gone else [])])
 
 
 def matches(published, value: int) -> bool:
@@ -56,3 +109,23 @@ def test_published_totals(spec):
         skipped = [layer["macs"] for layer in summary["layers"]
                    if any(fnmatch.fnmatchcase(layer["name"], p) for p in metadata.get("macs_exclude", []))]
         assert matches(published["macs"], totals["macs"] - sum(skipped)), (published, totals["macs"], sum(skipped))
+
+
+def tally() -> str:
+    """Findings on the zoo per rule code and severity: justified, false, and not listed at all."""
+    rows: Counter = Counter()
+    for design in EXPECTED:
+        kinds = {(code, layer): kind for code, layer, kind, _ in expectations(design)}
+        for f in lint(design):
+            rows[f["code"], f["severity"], kinds.get((f["code"], f["layer"]), "unlisted")] += 1
+    for (_, severity, kind), n in list(rows.items()):
+        rows["all", severity, kind] += n
+    lines = [f"{len(EXPECTED)} designs", f"{'code':6} {'severity':8} {'why':>5} {'false':>5} {'unlisted':>8}"]
+    for code, severity in sorted({(c, s) for c, s, _ in rows}, key=lambda cs: (cs[0] == "all", cs)):
+        why, false, unlisted = (rows[code, severity, kind] for kind in (*KINDS, "unlisted"))
+        lines.append(f"{code:6} {severity:8} {why:5} {false:5} {unlisted:8}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(tally())
