@@ -60,6 +60,7 @@ VOCABULARY = {
                                  "scores or a mask, sigmoid or relu on an unbounded regression)",
     "missing-output-activation": "raw scores fed to a loss that expects probabilities (no softmax or sigmoid)",
     "double-activation": "two activations back to back (a second softmax on probabilities)",
+    "softmax-before-logits-loss": "a softmax output fed to a loss that applies the softmax itself (softmax twice)",
     "dropout-after-output": "dropout after the output activation",
     "norm-at-output": "normalisation at the output",
     # faults that show as a shape error
