@@ -1,19 +1,26 @@
 """## What it does
 Flags a convolution or dense layer whose output reaches the next convolution or dense layer with no
-activation in between: only normalisation, pooling, dropout, reshaping or merges.
+activation in between: only batch normalisation, pooling, dropout or reshaping.
 
 ## Why is this bad?
-Convolutions and dense layers are linear, and so are normalisation, average pooling, reshapes and
-sums. Two of them with nothing non-linear between compose into one linear map: the second layer adds
-parameters and compute but no expressive power, and the network is shallower than it looks. (Max
-pooling is non-linear across positions, but passes each feature through unchanged in sign and
-scale, so the layer before it still lacks a non-linearity of its own.)
+Convolutions and dense layers are linear, and so are batch normalisation at inference (a per-channel
+scale and shift), average pooling and reshapes. Two of them with nothing non-linear between compose
+into one linear map: the second layer adds parameters and compute but no expressive power, and the
+network is shallower than it looks. (Max pooling is non-linear across positions, but passes each
+feature through unchanged in sign and scale, so the layer before it still lacks a non-linearity of
+its own.)
 
-Where it does not apply: a *linear bottleneck*, where the first layer narrows the channels and the
-next widens them again (MobileNetV2's projection convolutions), is a deliberate low-rank
-factorisation and is not flagged. Nor is a transposed convolution used as a learned upsampling
-before the next convolution (U-Net's "up-convolution"): it plays the part of an `upsample`, which
-is just as linear. The classifier's final dense layer has no activation besides
+Where it does not apply: the walk stops at a merge (a residual sum or a concatenation adds a path
+with its own non-linearities, so the layers on either side do not compose) and at a layer
+normalisation, which divides by a statistic of its input and is not linear. Deliberate linear pairs
+are not flagged: a depthwise convolution next to one that mixes channels, which factorises one
+convolution on purpose (a *separable* convolution: depthwise then 1x1 as in Xception and MobileNet;
+ConvNeXt's downsampling convolution before its depthwise one; a 1x1 depthwise convolution, a
+per-channel scale such as ConvNeXt's layer scale, which folds into its neighbour); a *linear
+bottleneck*, where the first layer narrows the channels and the next widens them again
+(MobileNetV2's projection convolutions); and a transposed convolution used as a
+learned upsampling before the next convolution (U-Net's "up-convolution"): it plays the part of an
+`upsample`, which is just as linear. The classifier's final dense layer has no activation besides
 softmax, which is fine: it is not followed by another linear layer.
 
 ## Example
@@ -53,7 +60,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import after, channels, is_weight, used
+from ._walk import after, channels, is_conv, is_weight, used
 
 CODE = "AC401"
 SLUG = "missing-activation"
@@ -63,10 +70,30 @@ SUMMARY = "Two linear layers with no activation between them (they collapse into
 
 
 def _linear(node) -> bool:
-    """Layers that add no activation of their own: normalisation, pooling, reshapes, dropout, sums,
-    concatenation (not a gate, whose product is a non-linearity)."""
+    """Layers on one path that add no non-linearity of their own: batch normalisation, pooling,
+    reshapes, dropout. Not a merge (the other path brings its own), a gate (its product is a
+    non-linearity) or a layer normalisation (it divides by a statistic of its input)."""
     layer = node.layer
-    return not (layer.weighted or layer.activation or layer.gate)
+    return not (layer.weighted or layer.activation or layer.gate or layer.category == "merge"
+                or layer.normalises and not layer.linear)
+
+
+def _weights(analysis, node) -> tuple[int, ...]:
+    """The weight's shape: (outputs, inputs per group, *kernel) for a convolution."""
+    return tuple(node.layer.weight_shapes(analysis.layers[node.name].in_shapes)["weight"])
+
+
+def _depthwise(analysis, node) -> bool:
+    """A convolution whose every output reads one input channel."""
+    return is_conv(node) and _weights(analysis, node)[1] == 1 < analysis.layers[node.name].in_shapes[0][0]
+
+
+def _deliberate(analysis, node, nxt) -> bool:
+    """A linear pair made on purpose: a factorised (separable) convolution, a linear bottleneck."""
+    if _depthwise(analysis, node) or _depthwise(analysis, nxt):
+        return True  # spatial and channel mixing split on purpose; a 1x1 depthwise one is a per-channel scale
+    width, wider = channels(analysis, node), analysis.layers[node.name].in_shapes[0][0]
+    return width < wider and width < channels(analysis, nxt)  # a linear bottleneck
 
 
 def check(analysis, options):
@@ -74,11 +101,8 @@ def check(analysis, options):
         if not is_weight(node) or node.layer.upsamples:
             continue
         nxt = next((n for n in after(analysis, node, _linear) if is_weight(n)), None)
-        if nxt is None:
+        if nxt is None or _deliberate(analysis, node, nxt):
             continue
-        width, wider = channels(analysis, node), analysis.layers[node.name].in_shapes[0][0]
-        if width < wider and width < channels(analysis, nxt):
-            continue  # a linear bottleneck
         yield Report(
             node,
             f"feeds '{nxt.name}' ({nxt.type}) with no activation between them: the two linear layers compose into "
