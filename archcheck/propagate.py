@@ -116,6 +116,17 @@ class Analysis:
         return self.graph.spec
 
 
+def _spatial_fields(node: Node, facts: dict[str, LayerFacts], shape) -> list[RF]:
+    """The fields a layer's output follows: its inputs', less those broadcast over the map (a 1x1 or
+    vector gate multiplying it, as in squeeze-and-excitation), which scale each channel but move
+    nothing. Their field is the whole input, and keeping it would make every later field global."""
+    def broadcast(src: str) -> bool:
+        return len(shape) > 1 and all(s == 1 for s in facts[src].shape[1:]) and any(s > 1 for s in shape[1:])
+
+    kept = [facts[src].rf for src in node.inputs if not broadcast(src)]
+    return kept or [facts[src].rf for src in node.inputs]
+
+
 def _merge_fields(node: Node, fields: list[RF]) -> RF:
     """Union of the input fields of a merge; note when paths disagree."""
     if any(f.is_global for f in fields):
@@ -170,7 +181,7 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
             buffers = count(layer.buffer_shapes(ins))
             macs = layer.macs(ins, shape)
             flops = layer.flops(ins, shape)
-            in_rfs = [facts[src].rf for src in node.inputs]
+            in_rfs = _spatial_fields(node, facts, shape)
             rf = _merge_fields(node, in_rfs) if len(in_rfs) > 1 else in_rfs[0]
             steps = layer.rf_steps(ins, shape)
             if steps == GLOBAL or (steps is not None and rf.is_global):

@@ -140,6 +140,25 @@ layers:
     assert field["axes"] == [{"r": 3, "S": 1, "P": 1}]
 
 
+def test_a_broadcast_gate_keeps_the_field_of_the_map(tmp_path):
+    """Squeeze-and-excitation multiplies the map by a 1x1 gate pooled from all of it: the product's field
+    is the map's (the gate scales channels), so the fields after it stay spatial."""
+    path = spec(tmp_path, """input: [3, 32, 32]
+layers:
+  - conv: {filters: 8, kernel: 3, padding: 1}
+  - {name: map, identity}
+  - globalavgpool: {keepdims: true}
+  - conv: {filters: 8, kernel: 1}
+  - sigmoid
+  - {name: gated, multiply, inputs: [map, sigmoid_1]}
+  - conv: {filters: 8, kernel: 3, padding: 1}
+""")
+    layers = {layer["name"]: layer["receptive_field"] for layer in as_json(path)["layers"]}
+    assert layers["sigmoid_1"]["global"]
+    assert layers["gated"]["axes"] == [{"r": 3, "S": 1, "P": 1}] * 2
+    assert layers["conv_3"]["axes"] == [{"r": 5, "S": 1, "P": 2}] * 2
+
+
 def test_every_command_has_help():
     runner = CliRunner()
     top = runner.invoke(main, ["--help"])

@@ -150,15 +150,17 @@ def upsamples(analysis, node) -> bool:
 
 def collapses(analysis, node) -> bool:
     """A layer that turns a feature map into a vector (or a 1x1 map): global pooling, flatten, a
-    reshape to a vector, or a window pooling over the whole map. Its input is the map the
-    classifier head receives."""
+    reshape to a vector, or a window over the whole map (a pooling, or a convolution that is a dense
+    layer written as one, as VGG's fully convolutional fc6). Its input is the map the classifier head
+    receives. A map that is already 1x1 has nothing left to collapse."""
     facts = analysis.layers[node.name]
     before = spatial(facts.in_shapes[0]) if facts.in_shapes else ()
-    if not before:
+    if not any(s > 1 for s in before):
         return False
     if node.layer.global_pool or flattens(analysis, node):
         return True
-    return is_window_pool(node) and any(s > 1 for s in before) and all(s == 1 for s in spatial(facts.shape))
+    after = spatial(facts.shape)
+    return node.layer.window and len(after) == len(before) and all(s == 1 for s in after)
 
 
 def keeps_shape(analysis, node) -> bool:
@@ -181,9 +183,31 @@ def pooling(analysis, node) -> bool:
 
 def heads(analysis) -> list:
     """The used layers where a feature map becomes a vector (the first on each path: not a
-    ``flatten`` after a global pooling)."""
-    return [n for n in used(analysis) if collapses(analysis, n)
+    ``flatten`` after a global pooling), leaving out gates: a squeeze-and-excitation branch pools the
+    map to weigh its channels, and is no classifier."""
+    gated = gate_branch(analysis)
+    return [n for n in used(analysis) if collapses(analysis, n) and n.name not in gated
             and not any(collapses(analysis, p) for p in before(analysis, n, passes) if p.name != INPUT)]
+
+
+def gate_branch(analysis) -> set[str]:
+    """The layers that only compute gates: every path from them ends as the broadcast input of a gate
+    (a 1x1 or vector signal multiplying a larger map, as squeeze-and-excitation does)."""
+    facts = _memo(analysis)
+    if "gated" not in facts:
+        g, layers = analysis.graph, analysis.layers
+
+        def signal(src: str, gate: str) -> bool:
+            out = layers[gate].shape
+            return all(s == 1 for s in layers[src].shape[1:]) and any(s > 1 for s in out[1:])
+
+        gated: set[str] = set()
+        for node in reversed(g.order):
+            consumers = g.consumers[node.name]
+            if consumers and all(signal(node.name, c) if g.nodes[c].layer.gate else c in gated for c in consumers):
+                gated.add(node.name)
+        facts["gated"] = gated
+    return facts["gated"]
 
 
 def longest(analysis, step: Callable, reset: Callable | None = None) -> dict[str, int]:

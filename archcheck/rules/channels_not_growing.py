@@ -85,8 +85,8 @@ def check(analysis, options):
     for node in nodes:
         k = stage[node.name]
         facts = analysis.layers[node.name]
-        if is_conv(node) and not downsamples(analysis, node):
-            working.add(k)
+        if is_conv(node) and not downsamples(analysis, node) and any(d > 1 for d in spatial(facts.shape)):
+            working.add(k)  # a convolution with a 1x1 output is a dense layer (a fully convolutional head)
         if downsamples(analysis, node):
             entry.setdefault(k, node)
             width[k - 1] = max(width.get(k - 1, 0), facts.in_shapes[0][0])

@@ -11,7 +11,10 @@ breaks the doubling pattern (32, 64, 128, ...) that the rest of the network foll
 Where it does not apply: widths that are multiples of 8 are accepted even when they are not powers
 of two (AlexNet's 192 and 384, GoogLeNet's 208 and 832, MobileNet's 24 and 960, all chosen to be
 hardware-friendly). The last layer with weights is not checked: its width is the number of classes
-or outputs the task dictates. Dense layers are not checked: this rule is about channels.
+or outputs the task dictates. Dense layers are not checked: this rule is about channels. Nor are the
+convolutions of a gate branch (squeeze-and-excitation): they work on a 1x1 map, where width costs
+nothing, and their width is a fixed fraction of the gated channels by design (EfficientNet's 4, 10
+and 20).
 
 ## Example
 ```yaml
@@ -48,7 +51,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import channels, is_conv, is_weight, longest_after, used
+from ._walk import channels, gate_branch, is_conv, is_weight, longest_after, used
 
 CODE = "AC301"
 SLUG = "non-power-of-two-channels"
@@ -65,8 +68,9 @@ def validate(options):
 def check(analysis, options):
     later = longest_after(analysis, is_weight)
     m = options["multiple"]
+    gated = gate_branch(analysis)
     for node in used(analysis):
-        if not is_conv(node) or later[node.name] == 0:
+        if not is_conv(node) or later[node.name] == 0 or node.name in gated:
             continue
         c = channels(analysis, node)
         if c & (c - 1) == 0 or c % m == 0:
