@@ -104,7 +104,8 @@ def pool_window(o, k, s, pb, n):
 
 
 def ref_pool(x, layer, kind):
-    _, sizes, K, S, _, pads, osz = layer.geometry(x.shape[1:])
+    g = layer.geometry(x.shape[1:])
+    sizes, K, S, pads, osz = g.in_sizes, g.kernel, g.stride, g.pads, g.out_sizes
     y = np.zeros((*x.shape[:2], *osz))
     for o in np.ndindex(*osz):
         bounds = [pool_window(oi, ki, si, pb, n) for oi, ki, si, (pb, _), n in zip(o, K, S, pads, sizes)]
@@ -161,14 +162,15 @@ def reference(node, xs, p, out_shape, train=False):
     """The output of ``node`` for inputs ``xs`` and weights ``p``, computed slowly."""
     layer, x, t = node.layer, xs[0], node.type
     if t == "conv":
-        channels, _, _, s, d, pads, _ = layer.geometry(x.shape[1:])
-        return ref_conv(x, p["weight"], p.get("bias"), s, d, pads, layer.n_groups(channels))
+        g = layer.geometry(x.shape[1:])
+        return ref_conv(x, p["weight"], p.get("bias"), g.stride, g.dilation, g.pads, layer.n_groups(g.channels))
     if t == "convtranspose":
-        _, _, _, s, d, pads, out = layer.geometry(x.shape[1:])
-        return ref_convtranspose(x, p["weight"], p.get("bias"), s, d, pads, layer.groups, out)
+        g = layer.geometry(x.shape[1:])
+        return ref_convtranspose(x, p["weight"], p.get("bias"), g.stride, g.dilation, g.pads, layer.groups,
+                                 g.out_sizes)
     if t == "locallyconnected":
-        _, _, _, s, d, pads, _ = layer.geometry(x.shape[1:])
-        return ref_local(x, p["weight"], p.get("bias"), s, d, pads)
+        g = layer.geometry(x.shape[1:])
+        return ref_local(x, p["weight"], p.get("bias"), g.stride, g.dilation, g.pads)
     if t in ("maxpool", "avgpool"):
         return ref_pool(x, layer, t[:3])
     if t in ("globalavgpool", "globalmaxpool"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,6 +66,24 @@ class Step:
     kernel: Fraction
     stride: Fraction
     pad: Fraction
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a sliding window (a convolution's or a pooling's) lands on one input, per spatial axis.
+
+    The layer works it out from its arguments and the input shape (``geometry(shape)``), once; the
+    propagator keeps it in the node's facts, and the rules, the executor (down to the NumPy kernels)
+    and the ONNX export read it there instead of deriving it again.
+    """
+
+    channels: int  # of the input
+    in_sizes: tuple[int, ...]  # spatial sizes of the input
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]  # 1 on every axis for pooling
+    pads: tuple[tuple[int, int], ...]  # (before, after); 'same' and 'valid' resolved
+    out_sizes: tuple[int, ...]  # spatial sizes of the output
 
 
 def axis_names(rank: int) -> tuple[str, ...]:
@@ -198,6 +217,10 @@ class Layer(BaseModel):
         """Receptive-field step per spatial axis; None keeps the field, 'global' makes it the whole input."""
         return None
 
+    def geometry(self, shape: Shape) -> Geometry | None:
+        """The window this layer slides over an input of ``shape`` (``WindowLayer``); None for other layers."""
+        return None
+
     # -- execution (NumPy, imported by these methods) ----------------------------------
     def fans(self, inputs: list[Shape]) -> tuple[int, int]:
         """(fan_in, fan_out) of ``weight`` for initialisation, PyTorch's convention for its layout
@@ -248,6 +271,31 @@ class Layer(BaseModel):
     def args(self) -> dict:
         """The arguments as given (defaults omitted), for display."""
         return self.model_dump(exclude_defaults=True)
+
+
+class WindowLayer(Layer):
+    """Base of the layers that slide a window over a feature map: convolutions and window pooling.
+
+    ``_geometry`` works out the ``Geometry`` for an input shape; ``geometry`` returns it, worked out once
+    per input shape and kept on the (frozen) layer. Every static figure of these layers (output shape,
+    weights, MACs, FLOPs, receptive-field step) derives from it: they take input shapes like every
+    layer's, so the propagator, ``param_shapes`` and direct callers share one record rather than each
+    working it out again.
+    """
+
+    def geometry(self, shape: Shape) -> Geometry:
+        shape = tuple(shape)
+        known = self._geometries
+        if shape not in known:
+            known[shape] = self._geometry(shape)
+        return known[shape]
+
+    def _geometry(self, shape: Shape) -> Geometry:
+        raise NotImplementedError
+
+    @cached_property
+    def _geometries(self) -> dict[Shape, Geometry]:
+        return {}  # not a field: equality, hashing and model_dump ignore it
 
 
 def count(shapes: dict[str, Shape]) -> int:

@@ -11,13 +11,14 @@ from pydantic import Field
 from archcheck.layers.base import (
     Category,
     Dim,
-    Layer,
+    Geometry,
     NonNeg,
     Padding,
     PerAxis,
     Shape,
     ShapeError,
     Step,
+    WindowLayer,
     per_axis,
     spatial_input,
     window_out,
@@ -25,7 +26,7 @@ from archcheck.layers.base import (
 )
 
 
-class _Windowed(Layer):
+class _Windowed(WindowLayer):
     """Arguments and arithmetic shared by layers that slide a kernel over the input."""
 
     filters: Dim
@@ -47,19 +48,19 @@ class _Windowed(Layer):
     passes: ClassVar[bool] = False
     pointwise: ClassVar[bool] = False
 
-    def geometry(self, shape: Shape):
-        """(channels, sizes, kernels, strides, dilations, pads, output sizes)."""
+    def _geometry(self, shape: Shape) -> Geometry:
         channels, sizes = spatial_input(self, shape)
         rank = len(sizes)
         k = per_axis(self.kernel, rank, "kernel")
         s = per_axis(self.stride, rank, "stride")
         d = per_axis(self.dilation, rank, "dilation")
         pads = window_padding(self.padding, rank, k, s, d, sizes)
-        return channels, sizes, k, s, d, pads, window_out(self, sizes, k, s, d, pads)
+        return Geometry(channels, sizes, k, s, d, pads, window_out(self, sizes, k, s, d, pads))
 
     def rf_steps(self, inputs, out):
-        _, _, k, s, d, pads, _ = self.geometry(inputs[0])
-        return [Step(Fraction(di * (ki - 1) + 1), Fraction(si), Fraction(p[0])) for ki, si, di, p in zip(k, s, d, pads)]
+        g = self.geometry(inputs[0])
+        return [Step(Fraction(di * (ki - 1) + 1), Fraction(si), Fraction(p[0]))
+                for ki, si, di, p in zip(g.kernel, g.stride, g.dilation, g.pads)]
 
     def flops(self, inputs, out):
         """2 x MACs, plus one add per output value for the bias."""
@@ -85,7 +86,8 @@ class Conv(_Windowed):
         return channels if self.groups == "depthwise" else self.groups
 
     def output_shape(self, inputs):
-        channels, _, _, _, _, _, out = self.geometry(inputs[0])
+        geometry = self.geometry(inputs[0])
+        channels = geometry.channels
         g = self.n_groups(channels)
         if channels % g:
             raise ShapeError(f"groups={g} does not divide the {channels} input channels",
@@ -93,25 +95,25 @@ class Conv(_Windowed):
         if self.filters % g:
             raise ShapeError(f"groups={g} does not divide filters={self.filters}",
                              f"use a multiple of {g} filters, e.g. {g * max(1, round(self.filters / g))}")
-        return (self.filters, *out)
+        return (self.filters, *geometry.out_sizes)
 
     def weight_shapes(self, inputs):
-        channels, _, k, *_ = self.geometry(inputs[0])
-        shapes = {"weight": (self.filters, channels // self.n_groups(channels), *k)}
+        g = self.geometry(inputs[0])
+        shapes = {"weight": (self.filters, g.channels // self.n_groups(g.channels), *g.kernel)}
         if self.bias:
             shapes["bias"] = (self.filters,)
         return shapes
 
     def macs(self, inputs, out):
-        channels, _, k, *_ = self.geometry(inputs[0])
-        return math.prod(out) * (channels // self.n_groups(channels)) * math.prod(k)
+        g = self.geometry(inputs[0])
+        return math.prod(out) * (g.channels // self.n_groups(g.channels)) * math.prod(g.kernel)
 
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
         x = xs[0]
-        channels, _, _, s, d, pads, _ = self.geometry(x.shape[1:])
-        y = kernels.conv(x, params["weight"], s, d, pads, self.n_groups(channels))
+        g = self.geometry(x.shape[1:])
+        y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, self.n_groups(g.channels))
         if self.bias:
             kernels.add_bias(y, params["bias"])
         return y, (x if ctx.grad else None)
@@ -119,18 +121,18 @@ class Conv(_Windowed):
     def backward(self, dy, x, params):
         from archcheck import kernels
 
-        channels, sizes, k, s, d, pads, _ = self.geometry(x.shape[1:])
-        g = self.n_groups(channels)
-        grads = {"weight": kernels.conv_grad_weight(x, dy, k, s, d, pads, g)}
+        g = self.geometry(x.shape[1:])
+        groups = self.n_groups(g.channels)
+        grads = {"weight": kernels.conv_grad_weight(x, dy, g.kernel, g.stride, g.dilation, g.pads, groups)}
         if self.bias:
             grads["bias"] = kernels.bias_grad(dy)
-        return [kernels.conv_grad_input(dy, params["weight"], sizes, s, d, pads, g)], grads
+        return [kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads, groups)], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
-        channels, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
+        g = self.geometry(in_shapes[0])
         weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
-        b.op("Conv", [inputs[0], *weights], output, kernel_shape=list(k), strides=list(s), dilations=list(d),
-             pads=b.pads(pads), group=self.n_groups(channels))
+        b.op("Conv", [inputs[0], *weights], output, kernel_shape=list(g.kernel), strides=list(g.stride),
+             dilations=list(g.dilation), pads=b.pads(g.pads), group=self.n_groups(g.channels))
 
 
 class ConvTranspose(_Windowed):
@@ -148,7 +150,7 @@ class ConvTranspose(_Windowed):
                               Field(description="a whole number >= 0, or one per spatial axis")] = 0
     groups: Dim = 1
 
-    def geometry(self, shape):
+    def _geometry(self, shape):
         channels, sizes = spatial_input(self, shape)
         rank = len(sizes)
         if self.padding in ("same", "valid"):
@@ -169,46 +171,46 @@ class ConvTranspose(_Windowed):
                 raise ShapeError(f"the output size would be {size}: padding {pb}+{pa} removes more than the "
                                  f"transposed convolution produces from input size {n}", "reduce the padding")
             out.append(size)
-        return channels, sizes, k, s, d, pads, tuple(out)
+        return Geometry(channels, sizes, k, s, d, pads, tuple(out))
 
     def output_shape(self, inputs):
-        channels, *_, out = self.geometry(inputs[0])
-        for what, n in (("input channels", channels), ("filters", self.filters)):
+        g = self.geometry(inputs[0])
+        for what, n in (("input channels", g.channels), ("filters", self.filters)):
             if n % self.groups:
                 raise ShapeError(f"groups={self.groups} does not divide the {n} {what}",
                                  "use a number of groups that divides both channel counts")
-        return (self.filters, *out)
+        return (self.filters, *g.out_sizes)
 
     def weight_shapes(self, inputs):
-        channels, _, k, *_ = self.geometry(inputs[0])
-        shapes = {"weight": (channels, self.filters // self.groups, *k)}
+        g = self.geometry(inputs[0])
+        shapes = {"weight": (g.channels, self.filters // self.groups, *g.kernel)}
         if self.bias:
             shapes["bias"] = (self.filters,)
         return shapes
 
     def macs(self, inputs, out):
-        _, sizes, k, *_ = self.geometry(inputs[0])
-        return inputs[0][0] * math.prod(sizes) * (self.filters // self.groups) * math.prod(k)
+        g = self.geometry(inputs[0])
+        return g.channels * math.prod(g.in_sizes) * (self.filters // self.groups) * math.prod(g.kernel)
 
     def rf_steps(self, inputs, out):
-        _, _, k, s, d, pads, _ = self.geometry(inputs[0])
+        g = self.geometry(inputs[0])
         return [Step(Fraction(di * (ki - 1), si) + 1, Fraction(1, si), Fraction(di * (ki - 1) - p[0], si))
-                for ki, si, di, p in zip(k, s, d, pads)]
+                for ki, si, di, p in zip(g.kernel, g.stride, g.dilation, g.pads)]
 
     def fans(self, inputs):
         """A transposed convolution's output sums ``channels/groups x prod(kernel) / prod(stride)``
         inputs (on average), not the PyTorch-layout count."""
-        channels, _, k, s, *_ = self.geometry(inputs[0])
-        field = math.prod(k)
-        return (max(1, channels // self.groups * field // math.prod(s)), self.filters // self.groups * field)
+        g = self.geometry(inputs[0])
+        field = math.prod(g.kernel)
+        return (max(1, g.channels // self.groups * field // math.prod(g.stride)), self.filters // self.groups * field)
 
     def forward(self, xs, params, ctx):
         """The input gradient of the convolution it transposes (a full convolution with the rotated filter)."""
         from archcheck import kernels
 
         x = xs[0]
-        _, _, _, s, d, pads, out = self.geometry(x.shape[1:])
-        y = kernels.conv_grad_input(x, params["weight"], out, s, d, pads, self.groups)
+        g = self.geometry(x.shape[1:])
+        y = kernels.conv_grad_input(x, params["weight"], g.out_sizes, g.stride, g.dilation, g.pads, self.groups)
         if self.bias:
             kernels.add_bias(y, params["bias"])
         return y, (x if ctx.grad else None)
@@ -217,11 +219,11 @@ class ConvTranspose(_Windowed):
         """Its input gradient is the convolution it transposes; its weight gradient that convolution's."""
         from archcheck import kernels
 
-        _, _, k, s, d, pads, _ = self.geometry(x.shape[1:])
-        grads = {"weight": kernels.conv_grad_weight(dy, x, k, s, d, pads, self.groups)}
+        g = self.geometry(x.shape[1:])
+        grads = {"weight": kernels.conv_grad_weight(dy, x, g.kernel, g.stride, g.dilation, g.pads, self.groups)}
         if self.bias:
             grads["bias"] = kernels.bias_grad(dy)
-        dx = kernels.conv(dy, params["weight"], s, d, pads, self.groups)
+        dx = kernels.conv(dy, params["weight"], g.stride, g.dilation, g.pads, self.groups)
         # output_padding adds end positions that no input reached; the convolution reads them as if an
         # input had: its result runs past the input there, and those positions are not the input's
         return [dx[(..., *(slice(0, n) for n in x.shape[2:]))]], grads
@@ -230,11 +232,12 @@ class ConvTranspose(_Windowed):
         """ONNX Runtime refuses an output_padding as large as the stride, which PyTorch accepts below the
         dilation. output_padding only crops less of the end, so it is written as less end padding; what is
         left lies past every window and holds the bias alone: zeros padded on, then the bias added."""
-        _, _, k, s, d, pads, _ = self.geometry(in_shapes[0])
-        extra = per_axis(self.output_padding, len(k), "output_padding")
-        beyond = [max(o - pa, 0) for (_, pa), o in zip(pads, extra)]
-        pads = [(pb, max(pa - o, 0)) for (pb, pa), o in zip(pads, extra)]
-        attrs = dict(kernel_shape=list(k), strides=list(s), dilations=list(d), pads=b.pads(pads), group=self.groups)
+        g = self.geometry(in_shapes[0])
+        extra = per_axis(self.output_padding, len(g.kernel), "output_padding")
+        beyond = [max(o - pa, 0) for (_, pa), o in zip(g.pads, extra)]
+        pads = [(pb, max(pa - o, 0)) for (pb, pa), o in zip(g.pads, extra)]
+        attrs = dict(kernel_shape=list(g.kernel), strides=list(g.stride), dilations=list(g.dilation),
+                     pads=b.pads(pads), group=self.groups)
         if not any(beyond):
             bias = [b.param("bias")] if self.bias else []
             b.op("ConvTranspose", [inputs[0], b.param("weight"), *bias], output, **attrs)
@@ -243,7 +246,7 @@ class ConvTranspose(_Windowed):
         zeros = ((0, 0), (0, 0), *((0, e) for e in beyond))  # batch and channels unpadded
         y = b.op("Pad", [y, b.ints("pads", b.pads(zeros))], None if self.bias else output, mode="constant")
         if self.bias:
-            per_channel = b.op("Reshape", [b.param("bias"), b.ints("shape", [self.filters, *(1,) * len(k)])])
+            per_channel = b.op("Reshape", [b.param("bias"), b.ints("shape", [self.filters, *(1,) * len(g.kernel)])])
             b.op("Add", [y, per_channel], output)
 
 
@@ -260,30 +263,29 @@ class LocallyConnected(_Windowed):
     upsamples: ClassVar[bool] = False
 
     def output_shape(self, inputs):
-        *_, out = self.geometry(inputs[0])
-        return (self.filters, *out)
+        return (self.filters, *self.geometry(inputs[0]).out_sizes)
 
     def weight_shapes(self, inputs):
-        channels, _, k, *_, out = self.geometry(inputs[0])
-        shapes = {"weight": (self.filters, *out, channels, *k)}
+        g = self.geometry(inputs[0])
+        shapes = {"weight": (self.filters, *g.out_sizes, g.channels, *g.kernel)}
         if self.bias:
-            shapes["bias"] = (self.filters, *out)
+            shapes["bias"] = (self.filters, *g.out_sizes)
         return shapes
 
     def macs(self, inputs, out):
-        channels, _, k, *_ = self.geometry(inputs[0])
-        return math.prod(out) * channels * math.prod(k)
+        g = self.geometry(inputs[0])
+        return math.prod(out) * g.channels * math.prod(g.kernel)
 
     def fans(self, inputs):
-        channels, _, k, *_ = self.geometry(inputs[0])
-        return channels * math.prod(k), self.filters * math.prod(k)
+        g = self.geometry(inputs[0])
+        return g.channels * math.prod(g.kernel), self.filters * math.prod(g.kernel)
 
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
         x = xs[0]
-        _, _, _, s, d, pads, _ = self.geometry(x.shape[1:])
-        y = kernels.local(x, params["weight"], s, d, pads)
+        g = self.geometry(x.shape[1:])
+        y = kernels.local(x, params["weight"], g.stride, g.dilation, g.pads)
         if self.bias:
             y += params["bias"]
         return y, (x if ctx.grad else None)
@@ -291,8 +293,8 @@ class LocallyConnected(_Windowed):
     def backward(self, dy, x, params):
         from archcheck import kernels
 
-        _, _, _, s, d, pads, _ = self.geometry(x.shape[1:])
-        dx, dw = kernels.local_grads(x, dy, params["weight"], s, d, pads)
+        g = self.geometry(x.shape[1:])
+        dx, dw = kernels.local_grads(x, dy, params["weight"], g.stride, g.dilation, g.pads)
         grads = {"weight": dw}
         if self.bias:
             grads["bias"] = dy.sum(axis=0)
@@ -304,11 +306,12 @@ class LocallyConnected(_Windowed):
         then one matrix product per output position."""
         import numpy as np
 
-        channels, _, k, s, d, pads, out = self.geometry(in_shapes[0])
-        taps, positions = math.prod(k), math.prod(out)
+        g = self.geometry(in_shapes[0])
+        channels, k = g.channels, g.kernel
+        taps, positions = math.prod(k), math.prod(g.out_sizes)
         one_hot = np.tile(np.eye(taps).reshape(taps, 1, *k), (channels, 1, *(1,) * len(k)))
-        patches = b.op("Conv", [inputs[0], b.const("unfold", one_hot)], kernel_shape=list(k), strides=list(s),
-                       dilations=list(d), pads=b.pads(pads), group=channels)
+        patches = b.op("Conv", [inputs[0], b.const("unfold", one_hot)], kernel_shape=list(k), strides=list(g.stride),
+                       dilations=list(g.dilation), pads=b.pads(g.pads), group=channels)
         patches = b.op("Reshape", [patches, b.ints("patches_shape", [0, channels * taps, positions])])
         patches = b.op("Transpose", [patches], perm=[2, 0, 1])  # (positions, N, C*taps)
         weight = b.op("Reshape", [b.param("weight"), b.ints("weight_shape", [self.filters, positions, -1])])

@@ -8,11 +8,13 @@ from typing import ClassVar
 
 from archcheck.layers.base import (
     Category,
+    Geometry,
     Layer,
     Padding,
     PerAxis,
     ShapeError,
     Step,
+    WindowLayer,
     per_axis,
     spatial_input,
     window_out,
@@ -20,7 +22,7 @@ from archcheck.layers.base import (
 )
 
 
-class _Pool(Layer):
+class _Pool(WindowLayer):
     """Window pooling. ``stride`` defaults to ``kernel``; ``ceil_mode`` keeps a last partial window
     (PyTorch rule: it must start inside the input or the left padding)."""
 
@@ -41,7 +43,7 @@ class _Pool(Layer):
     padding: Padding = 0
     ceil_mode: bool = False
 
-    def geometry(self, shape):
+    def _geometry(self, shape):
         channels, sizes = spatial_input(self, shape)
         rank = len(sizes)
         k = per_axis(self.kernel, rank, "kernel")
@@ -52,24 +54,24 @@ class _Pool(Layer):
             if max(pb, pa) * 2 > ki:
                 raise ShapeError(f"padding {max(pb, pa)} is more than half the {ki}-wide window, so a window "
                                  "could see only padding", f"use padding of at most {ki // 2}")
-        return channels, sizes, k, s, d, pads, window_out(self, sizes, k, s, d, pads, self.ceil_mode)
+        return Geometry(channels, sizes, k, s, d, pads, window_out(self, sizes, k, s, d, pads, self.ceil_mode))
 
     def output_shape(self, inputs):
-        channels, *_, out = self.geometry(inputs[0])
-        return (channels, *out)
+        g = self.geometry(inputs[0])
+        return (g.channels, *g.out_sizes)
 
     def rf_steps(self, inputs, out):
-        _, _, k, s, _, pads, _ = self.geometry(inputs[0])
-        return [Step(Fraction(ki), Fraction(si), Fraction(p[0])) for ki, si, p in zip(k, s, pads)]
+        g = self.geometry(inputs[0])
+        return [Step(Fraction(ki), Fraction(si), Fraction(p[0])) for ki, si, p in zip(g.kernel, g.stride, g.pads)]
 
-    def overhang(self, shape) -> tuple[int, ...]:
+    @staticmethod
+    def overhang(g: Geometry) -> tuple[int, ...]:
         """Per axis, how far the last window ``ceil_mode`` keeps reaches past the padded input.
 
         ONNX writes these windows as extra end padding with ``ceil_mode=0``: its own ceil rule has
         changed between versions (whether a window may start in the end padding), this one has not."""
-        _, sizes, k, s, _, pads, out = self.geometry(shape)
         return tuple(max(0, (o - 1) * si + ki - (n + pb + pa))
-                     for n, ki, si, (pb, pa), o in zip(sizes, k, s, pads, out))
+                     for n, ki, si, (pb, pa), o in zip(g.in_sizes, g.kernel, g.stride, g.pads, g.out_sizes))
 
 
 class MaxPool(_Pool):
@@ -79,15 +81,14 @@ class MaxPool(_Pool):
     linear: ClassVar[bool] = False
 
     def flops(self, inputs, out):
-        _, _, k, *_ = self.geometry(inputs[0])
-        return (math.prod(k) - 1) * math.prod(out)
+        return (math.prod(self.geometry(inputs[0]).kernel) - 1) * math.prod(out)
 
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
         x = xs[0]
-        _, _, k, s, _, pads, out = self.geometry(x.shape[1:])
-        y, index = kernels.max_pool(x, k, s, pads, out, keep_index=ctx.grad)
+        g = self.geometry(x.shape[1:])
+        y, index = kernels.max_pool(x, g.kernel, g.stride, g.pads, g.out_sizes, keep_index=ctx.grad)
         return y, (x.shape, index)
 
     def backward(self, dy, cache, params):
@@ -95,13 +96,13 @@ class MaxPool(_Pool):
         from archcheck import kernels
 
         shape, index = cache
-        _, sizes, k, s, _, pads, out = self.geometry(shape[1:])
-        return [kernels.max_pool_grad(dy, index, sizes, k, s, pads, out)], {}
+        g = self.geometry(shape[1:])
+        return [kernels.max_pool_grad(dy, index, g.in_sizes, g.kernel, g.stride, g.pads, g.out_sizes)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
-        _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
-        pads = [(pb, pa + extra) for (pb, pa), extra in zip(pads, self.overhang(in_shapes[0]))]  # max ignores pads
-        b.op("MaxPool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads))
+        g = self.geometry(in_shapes[0])
+        pads = [(pb, pa + extra) for (pb, pa), extra in zip(g.pads, self.overhang(g))]  # max ignores pads
+        b.op("MaxPool", inputs, output, kernel_shape=list(g.kernel), strides=list(g.stride), pads=b.pads(pads))
 
 
 class AvgPool(_Pool):
@@ -114,35 +115,35 @@ class AvgPool(_Pool):
     count_include_pad: bool = True
 
     def flops(self, inputs, out):
-        _, _, k, *_ = self.geometry(inputs[0])
-        return math.prod(k) * math.prod(out)
+        return math.prod(self.geometry(inputs[0]).kernel) * math.prod(out)
 
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
         x = xs[0]
-        _, _, k, s, _, pads, out = self.geometry(x.shape[1:])
-        return kernels.avg_pool(x, k, s, pads, out, self.count_include_pad), x.shape
+        g = self.geometry(x.shape[1:])
+        return kernels.avg_pool(x, g.kernel, g.stride, g.pads, g.out_sizes, self.count_include_pad), x.shape
 
     def backward(self, dy, shape, params):
         from archcheck import kernels
 
-        _, sizes, k, s, _, pads, out = self.geometry(shape[1:])
-        return [kernels.avg_pool_grad(dy, sizes, k, s, pads, out, self.count_include_pad)], {}
+        g = self.geometry(shape[1:])
+        return [kernels.avg_pool_grad(dy, g.in_sizes, g.kernel, g.stride, g.pads, g.out_sizes,
+                                      self.count_include_pad)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         """A window that ``ceil_mode`` keeps averages what it covers of the padded input (PyTorch's rule), never
         its overhang: with padding that counts, the padding is written out as zeros first."""
-        _, _, k, s, _, pads, _ = self.geometry(in_shapes[0])
-        extra = self.overhang(in_shapes[0])
-        counted = self.count_include_pad and any(pb or pa for pb, pa in pads)
+        g = self.geometry(in_shapes[0])
+        extra = self.overhang(g)
+        counted = self.count_include_pad and any(pb or pa for pb, pa in g.pads)
         if counted and any(extra):
-            zeros = ((0, 0), (0, 0), *pads)  # batch and channels unpadded
+            zeros = ((0, 0), (0, 0), *g.pads)  # batch and channels unpadded
             inputs = [b.op("Pad", [inputs[0], b.ints("pads", b.pads(zeros))], mode="constant")]
             pads = [(0, e) for e in extra]
         else:
-            pads = [(pb, pa + e) for (pb, pa), e in zip(pads, extra)]
-        b.op("AveragePool", inputs, output, kernel_shape=list(k), strides=list(s), pads=b.pads(pads),
+            pads = [(pb, pa + e) for (pb, pa), e in zip(g.pads, extra)]
+        b.op("AveragePool", inputs, output, kernel_shape=list(g.kernel), strides=list(g.stride), pads=b.pads(pads),
              count_include_pad=int(self.count_include_pad and not any(extra)))
 
 

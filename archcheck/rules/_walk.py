@@ -102,8 +102,8 @@ def window(analysis, node):
         known[node.name] = None
         if node.layer.window:
             facts = analysis.layers[node.name]
-            _, sizes, k, s, d, pads, _ = node.layer.geometry(facts.in_shapes[0])
-            known[node.name] = k, s, d, pads, sizes, spatial(facts.shape)
+            g = node.layer.geometry(facts.in_shapes[0])
+            known[node.name] = g.kernel, g.stride, g.dilation, g.pads, g.in_sizes, g.out_sizes
     return known[node.name]
 
 
