@@ -1,9 +1,10 @@
 """Propagate shapes through the graph and derive every per-layer and total figure.
 
 Per layer: output shape, parameters (trainable) and buffers (non-trainable), MACs,
-FLOPs, output bytes and receptive field. In total: the sums, parameter bytes, peak
-inference memory from tensor lifetimes, and training memory. Each layer type owns its
-own numbers (``archcheck.layers``); this module only walks the graph and adds up.
+FLOPs, output bytes, receptive field and, for layers that slide a window, its geometry.
+In total: the sums, parameter bytes, peak inference memory from tensor lifetimes, and
+training memory. Each layer type owns its own numbers (``archcheck.layers``); this module
+only walks the graph and adds up.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fractions import Fraction
 from archcheck.errors import Collector, Problem, SpecError
 from archcheck.graph import LayerGraph
 from archcheck.layers import Shape, ShapeError, fmt_shape
-from archcheck.layers.base import count, number
+from archcheck.layers.base import Geometry, count, number
 from archcheck.spec import INPUT, Node
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}  # bytes per element
@@ -65,6 +66,7 @@ class LayerFacts:
     flops: int
     out_bytes: int
     rf: RF
+    geometry: Geometry | None = None  # conv and window pooling: read by rules, the executor and the export
 
     @property
     def name(self) -> str:
@@ -172,6 +174,7 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
         ins = [facts[src].shape for src in node.inputs]
         try:
             layer = node.layer
+            geometry = layer.geometry(ins[0])  # once: the layer's own figures below read the same record
             shape = layer.output_shape(ins)
             if math.prod(shape) * batch > MAX_VALUES:
                 raise ShapeError(f"the output {fmt_shape(shape)} holds {math.prod(shape) * batch:.3g} values, more "
@@ -193,7 +196,7 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
             col.add("shape-error", f"{node.type} on input {received}: {exc.message}", node.loc, node.name, exc.fix)
             continue
         facts[node.name] = LayerFacts(node, ins, shape, params, buffers, macs, flops,
-                                      batch * math.prod(shape) * width, rf)
+                                      batch * math.prod(shape) * width, rf, geometry)
     col.raise_if_any()
     return Analysis(graph, facts, _totals(graph, facts, width), batch, dtype, optimizer, _groups(facts))
 

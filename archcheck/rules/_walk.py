@@ -80,9 +80,7 @@ def plural(n: int, word: str) -> str:
 def _memo(analysis) -> dict:
     """Facts every rule asks for, worked out once per analysis and run: kept in the memo the engine
     hangs on the analysis for its run (``archcheck.lint.memo``), so nothing here holds an analysis."""
-    facts = memo(analysis)
-    facts.setdefault("windows", {})
-    return facts
+    return memo(analysis)
 
 
 def used(analysis) -> list:
@@ -96,15 +94,9 @@ def used(analysis) -> list:
 
 def window(analysis, node):
     """``(kernels, strides, dilations, pads, in_sizes, out_sizes)`` per spatial axis of a conv or
-    window pool, from the layer's own geometry; None for other layers."""
-    known = _memo(analysis)["windows"]
-    if node.name not in known:
-        known[node.name] = None
-        if node.layer.window:
-            facts = analysis.layers[node.name]
-            g = node.layer.geometry(facts.in_shapes[0])
-            known[node.name] = g.kernel, g.stride, g.dilation, g.pads, g.in_sizes, g.out_sizes
-    return known[node.name]
+    window pool, from the geometry the propagator kept; None for other layers."""
+    g = analysis.layers[node.name].geometry
+    return None if g is None else (g.kernel, g.stride, g.dilation, g.pads, g.in_sizes, g.out_sizes)
 
 
 def downsamples(analysis, node) -> bool:
