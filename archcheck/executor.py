@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archcheck.errors import ArchcheckError
-from archcheck.layers.base import fmt_shape
+from archcheck.layers.base import Geometry, fmt_shape
 from archcheck.propagate import Analysis, param_shapes
 from archcheck.spec import INPUT, Node
 
@@ -69,11 +69,13 @@ class InputError(ArchcheckError, ValueError):
 
 @dataclass
 class Context:
-    """What a layer's ``forward`` may consult: the mode, whether to keep a cache, randomness."""
+    """What a layer's ``forward`` may consult: the mode, whether to keep a cache, randomness, and the
+    geometry the propagator worked out for the window of the layer being run (None for other layers)."""
 
     train: bool = False
     grad: bool = False
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    geometry: Geometry | None = None
 
 
 @dataclass
@@ -151,6 +153,7 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
         tape.x_shape, tape.dtype = x.shape, x.dtype
     values = {INPUT: x}
     for node in graph.order[1:]:
+        ctx.geometry = analysis.layers[node.name].geometry
         start = time.perf_counter()
         y, cache = node.layer.forward([values[src] for src in node.inputs], per_layer.get(node.name, {}), ctx)
         seconds = time.perf_counter() - start

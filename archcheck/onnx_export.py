@@ -35,12 +35,14 @@ class Builder:
 
     Layers call ``op`` to add a node, ``param`` for one of their weights, ``const`` and
     ``ints`` for constants. ``layer`` is the layer being written: its weights are
-    ``<layer>.<suffix>``, its intermediate tensors ``<layer>/<hint>``.
+    ``<layer>.<suffix>``, its intermediate tensors ``<layer>/<hint>``; ``geometry`` is its
+    window as the propagator worked it out (None for layers without one).
     """
 
     def __init__(self, params: dict):
         self.params = params
         self.layer = ""
+        self.geometry = None
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: dict[str, onnx.TensorProto] = {}
         self._taken: set[str] = {INPUT}
@@ -110,7 +112,7 @@ def export_model(analysis, params: dict, outputs: list[str] | None = None) -> on
         if node.name == INPUT or node.name not in needed:
             continue
         facts = analysis.layers[node.name]
-        b.layer = node.name
+        b.layer, b.geometry = node.name, facts.geometry
         node.layer.to_onnx(b, list(node.inputs), node.name, facts.in_shapes, facts.shape)
     _check_weights(analysis, needed, b)
     inner = [n for n in graph.order if n.name in needed and n.name != INPUT and n.name not in outputs]

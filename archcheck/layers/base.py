@@ -250,8 +250,8 @@ class Layer(BaseModel):
         """Run on batched arrays ``xs`` (``(N, *in_shape)``, one per input); return ``(output, cache)``.
 
         ``params`` maps this layer's weight and buffer suffixes to arrays; ``ctx`` carries ``train``
-        (batch statistics, dropout), ``grad`` (return what ``backward`` needs as the cache, else None)
-        and ``rng``.
+        (batch statistics, dropout), ``grad`` (return what ``backward`` needs as the cache, else None),
+        ``rng`` and the propagator's ``geometry`` of a window layer (which its cache hands to ``backward``).
         """
         raise NotImplementedError(f"layer type '{self.type}' has no NumPy forward")
 
@@ -264,7 +264,8 @@ class Layer(BaseModel):
     def to_onnx(self, b, inputs: list[str], output: str, in_shapes: list[Shape], out_shape: Shape) -> None:
         """Write this layer as ONNX nodes with ``b`` (an ``archcheck.onnx_export.Builder``): read the
         tensors named ``inputs`` (batched, ``(N, *in_shape)``) and produce the tensor named ``output``.
-        ``in_shapes`` and ``out_shape`` are the propagator's shapes, without the batch axis."""
+        ``in_shapes`` and ``out_shape`` are the propagator's shapes, without the batch axis, and
+        ``b.geometry`` its geometry of a window layer."""
         raise NotImplementedError(f"layer type '{self.type}' has no ONNX export")
 
     # -- helpers ---------------------------------------------------------------------

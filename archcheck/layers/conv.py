@@ -111,17 +111,16 @@ class Conv(_Windowed):
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
-        x = xs[0]
-        g = self.geometry(x.shape[1:])
+        x, g = xs[0], ctx.geometry
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, self.n_groups(g.channels))
         if self.bias:
             kernels.add_bias(y, params["bias"])
-        return y, (x if ctx.grad else None)
+        return y, ((x, g) if ctx.grad else None)
 
-    def backward(self, dy, x, params):
+    def backward(self, dy, cache, params):
         from archcheck import kernels
 
-        g = self.geometry(x.shape[1:])
+        x, g = cache
         groups = self.n_groups(g.channels)
         grads = {"weight": kernels.conv_grad_weight(x, dy, g.kernel, g.stride, g.dilation, g.pads, groups)}
         if self.bias:
@@ -129,7 +128,7 @@ class Conv(_Windowed):
         return [kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads, groups)], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
-        g = self.geometry(in_shapes[0])
+        g = b.geometry
         weights = [b.param("weight")] + ([b.param("bias")] if self.bias else [])
         b.op("Conv", [inputs[0], *weights], output, kernel_shape=list(g.kernel), strides=list(g.stride),
              dilations=list(g.dilation), pads=b.pads(g.pads), group=self.n_groups(g.channels))
@@ -208,18 +207,17 @@ class ConvTranspose(_Windowed):
         """The input gradient of the convolution it transposes (a full convolution with the rotated filter)."""
         from archcheck import kernels
 
-        x = xs[0]
-        g = self.geometry(x.shape[1:])
+        x, g = xs[0], ctx.geometry
         y = kernels.conv_grad_input(x, params["weight"], g.out_sizes, g.stride, g.dilation, g.pads, self.groups)
         if self.bias:
             kernels.add_bias(y, params["bias"])
-        return y, (x if ctx.grad else None)
+        return y, ((x, g) if ctx.grad else None)
 
-    def backward(self, dy, x, params):
+    def backward(self, dy, cache, params):
         """Its input gradient is the convolution it transposes; its weight gradient that convolution's."""
         from archcheck import kernels
 
-        g = self.geometry(x.shape[1:])
+        x, g = cache
         grads = {"weight": kernels.conv_grad_weight(dy, x, g.kernel, g.stride, g.dilation, g.pads, self.groups)}
         if self.bias:
             grads["bias"] = kernels.bias_grad(dy)
@@ -232,7 +230,7 @@ class ConvTranspose(_Windowed):
         """ONNX Runtime refuses an output_padding as large as the stride, which PyTorch accepts below the
         dilation. output_padding only crops less of the end, so it is written as less end padding; what is
         left lies past every window and holds the bias alone: zeros padded on, then the bias added."""
-        g = self.geometry(in_shapes[0])
+        g = b.geometry
         extra = per_axis(self.output_padding, len(g.kernel), "output_padding")
         beyond = [max(o - pa, 0) for (_, pa), o in zip(g.pads, extra)]
         pads = [(pb, max(pa - o, 0)) for (pb, pa), o in zip(g.pads, extra)]
@@ -283,17 +281,16 @@ class LocallyConnected(_Windowed):
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
-        x = xs[0]
-        g = self.geometry(x.shape[1:])
+        x, g = xs[0], ctx.geometry
         y = kernels.local(x, params["weight"], g.stride, g.dilation, g.pads)
         if self.bias:
             y += params["bias"]
-        return y, (x if ctx.grad else None)
+        return y, ((x, g) if ctx.grad else None)
 
-    def backward(self, dy, x, params):
+    def backward(self, dy, cache, params):
         from archcheck import kernels
 
-        g = self.geometry(x.shape[1:])
+        x, g = cache
         dx, dw = kernels.local_grads(x, dy, params["weight"], g.stride, g.dilation, g.pads)
         grads = {"weight": dw}
         if self.bias:
@@ -306,7 +303,7 @@ class LocallyConnected(_Windowed):
         then one matrix product per output position."""
         import numpy as np
 
-        g = self.geometry(in_shapes[0])
+        g = b.geometry
         channels, k = g.channels, g.kernel
         taps, positions = math.prod(k), math.prod(g.out_sizes)
         one_hot = np.tile(np.eye(taps).reshape(taps, 1, *k), (channels, 1, *(1,) * len(k)))

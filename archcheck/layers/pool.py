@@ -86,21 +86,19 @@ class MaxPool(_Pool):
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
-        x = xs[0]
-        g = self.geometry(x.shape[1:])
+        x, g = xs[0], ctx.geometry
         y, index = kernels.max_pool(x, g.kernel, g.stride, g.pads, g.out_sizes, keep_index=ctx.grad)
-        return y, (x.shape, index)
+        return y, (g, index)
 
     def backward(self, dy, cache, params):
         """The gradient goes to the (first) maximum of each window."""
         from archcheck import kernels
 
-        shape, index = cache
-        g = self.geometry(shape[1:])
+        g, index = cache
         return [kernels.max_pool_grad(dy, index, g.in_sizes, g.kernel, g.stride, g.pads, g.out_sizes)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
-        g = self.geometry(in_shapes[0])
+        g = b.geometry
         pads = [(pb, pa + extra) for (pb, pa), extra in zip(g.pads, self.overhang(g))]  # max ignores pads
         b.op("MaxPool", inputs, output, kernel_shape=list(g.kernel), strides=list(g.stride), pads=b.pads(pads))
 
@@ -120,21 +118,19 @@ class AvgPool(_Pool):
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
-        x = xs[0]
-        g = self.geometry(x.shape[1:])
-        return kernels.avg_pool(x, g.kernel, g.stride, g.pads, g.out_sizes, self.count_include_pad), x.shape
+        x, g = xs[0], ctx.geometry
+        return kernels.avg_pool(x, g.kernel, g.stride, g.pads, g.out_sizes, self.count_include_pad), g
 
-    def backward(self, dy, shape, params):
+    def backward(self, dy, g, params):
         from archcheck import kernels
 
-        g = self.geometry(shape[1:])
         return [kernels.avg_pool_grad(dy, g.in_sizes, g.kernel, g.stride, g.pads, g.out_sizes,
                                       self.count_include_pad)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         """A window that ``ceil_mode`` keeps averages what it covers of the padded input (PyTorch's rule), never
         its overhang: with padding that counts, the padding is written out as zeros first."""
-        g = self.geometry(in_shapes[0])
+        g = b.geometry
         extra = self.overhang(g)
         counted = self.count_include_pad and any(pb or pa for pb, pa in g.pads)
         if counted and any(extra):
