@@ -3,9 +3,10 @@ pooling, upsample): padding, sliding windows, im2col + GEMM, and their gradients
 
 Imported only by executor-time code (the layer types' ``forward``/``backward``), never on
 the static path. Arrays are batched, ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes; the
-window geometry (kernel, stride, dilation, ``(before, after)`` padding per axis) comes from
-the layer types. Loops run over kernel offsets (``prod(kernel)`` iterations) or batch chunks,
-never over pixels or channels.
+window geometry (kernel, stride, dilation, ``(before, after)`` padding and output size per axis)
+comes from the propagator's ``Geometry`` through the layer types: kernels never derive it.
+Loops run over kernel offsets (``prod(kernel)`` iterations) or batch chunks, never over pixels
+or channels.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ def pad(x, pads, value=0.0):
     return out
 
 
-def out_sizes(sizes, kernel, stride, dilation):
-    return tuple((n - d * (k - 1) - 1) // s + 1 for n, k, s, d in zip(sizes, kernel, stride, dilation))
-
-
 def taps(kernel, stride, dilation, out):
     """(flat offset index, spatial slices) for every kernel offset: the input values that
     offset reads for all output positions at once."""
@@ -48,6 +45,9 @@ def taps(kernel, stride, dilation, out):
 
 def windows(xp, kernel, stride, dilation, out):
     """A read-only strided view ``(N, C, *kernel, *out)`` of the padded input: every window, no copy."""
+    for n, k, s, d, o in zip(xp.shape[2:], kernel, stride, dilation, out):
+        if (o - 1) * s + d * (k - 1) + 1 > n:  # as_strided would read past the array, never raise
+            raise ValueError(f"{o} windows of kernel {k}, stride {s}, dilation {d} do not fit {n} padded positions")
     sn, sc, *ss = xp.strides
     shape = (*xp.shape[:2], *kernel, *out)
     strides = (sn, sc, *(st * d for st, d in zip(ss, dilation)), *(st * s for st, s in zip(ss, stride)))
@@ -87,18 +87,18 @@ def col2im(dcols, dxp, kernel, stride, dilation, out):
 
 
 # -- convolution -------------------------------------------------------------------------
-def conv(x, w, stride, dilation, pads, groups=1):
+def conv(x, w, stride, dilation, pads, out, groups=1):
     """Cross-correlation, as every framework computes a convolution:
-    ``y[n, f, o] = sum_{c, k} w[f, c, k] * x_pad[n, group(f) * C_g + c, o * stride + k * dilation]``.
+    ``y[n, f, o] = sum_{c, k} w[f, c, k] * x_pad[n, group(f) * C_g + c, o * stride + k * dilation]``
+    for the ``out`` positions per axis.
 
     im2col + one BLAS matmul per chunk (all groups at once); groups with a single input or output
     channel each (depthwise) are a multiply-add per kernel offset instead.
     """
     xp = pad(x, pads)
-    N, C, *S = xp.shape
+    N = xp.shape[0]
     F, Cg, *K = w.shape
     G, Fg = groups, F // groups
-    out = out_sizes(S, K, stride, dilation)
     P = math.prod(out)
     if G > 1 and (Cg == 1 or Fg == 1):
         return _conv_by_offsets(xp, w.reshape(G, Fg, Cg, -1), K, stride, dilation, out).reshape(N, F, *out)
@@ -168,7 +168,7 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
     full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1)) for n, o, k, d, (pb, _) in zip(sizes, out, K, dilation, pads)]
     rank = len(K)
     rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
-    return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, groups)
+    return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, sizes, groups)
 
 
 def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):

@@ -130,6 +130,12 @@ def test_cross_entropy_of_a_softmax_head_is_stable(tmp_path):
     np.testing.assert_allclose(seeds["dense_1"], [[1.0, 0.0, -1.0]], atol=1e-300)
 
 
+def conv_out(sizes, kernel, stride, dilation, pads):
+    """The convolution's output sizes, which the kernels are given rather than derive."""
+    return tuple((n + pb + pa - d * (k - 1) - 1) // s + 1
+                 for n, k, s, d, (pb, pa) in zip(sizes, kernel, stride, dilation, pads))
+
+
 @pytest.mark.parametrize("sizes,kernel,stride,dilation,pads,groups", [
     ((9,), (3,), (2,), (1,), [(1, 1)], 1),
     ((8, 7), (3, 2), (2, 3), (1, 2), [(2, 0), (1, 3)], 2),
@@ -142,7 +148,7 @@ def test_input_gradient_is_the_adjoint_of_the_convolution(sizes, kernel, stride,
     channels, filters = 4, 8
     x = rng.standard_normal((2, channels, *sizes))
     w = rng.standard_normal((filters, channels // groups, *kernel))
-    y = kernels.conv(x, w, stride, dilation, pads, groups)
+    y = kernels.conv(x, w, stride, dilation, pads, conv_out(sizes, kernel, stride, dilation, pads), groups)
     dy = rng.standard_normal(y.shape)
     dx = kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups)
     assert dx.shape == x.shape
@@ -163,17 +169,25 @@ def test_strided_input_gradient_is_the_seeds_full_convolution(sizes, kernel, str
     channels, filters = 4, 8
     x = rng.standard_normal((2, channels, *sizes))
     w = rng.standard_normal((filters, channels // groups, *kernel))
-    dy = rng.standard_normal(kernels.conv(x, w, stride, dilation, pads, groups).shape)
-    out = dy.shape[2:]
+    out = conv_out(sizes, kernel, stride, dilation, pads)
+    dy = rng.standard_normal(kernels.conv(x, w, stride, dilation, pads, out, groups).shape)
     spread = np.zeros((*dy.shape[:2], *((o - 1) * s + 1 for o, s in zip(out, stride))))
     spread[(slice(None), slice(None), *(slice(None, None, s) for s in stride))] = dy
     full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1) * s)
             for n, o, k, s, d, (pb, _) in zip(sizes, out, kernel, stride, dilation, pads)]
     rotated = np.flip(w, axis=tuple(range(2, w.ndim))).reshape(groups, filters // groups, channels // groups, *kernel)
     rotated = rotated.swapaxes(1, 2).reshape(channels, filters // groups, *kernel)
-    expected = kernels.conv(spread, rotated, (1,) * len(sizes), dilation, full, groups)
+    expected = kernels.conv(spread, rotated, (1,) * len(sizes), dilation, full, sizes, groups)
     np.testing.assert_allclose(kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups), expected,
                                rtol=1e-12, atol=1e-12)
+
+
+def test_a_convolution_asked_for_more_outputs_than_fit_refuses_rather_than_reading_past_its_input():
+    """The kernels are given the output size; the strided view of the windows would not notice one too large."""
+    x, w = np.ones((1, 2, 7, 7)), np.ones((3, 2, 3, 3))
+    assert kernels.conv(x, w, (2, 2), (1, 1), [(0, 0), (0, 0)], (3, 3)).shape == (1, 3, 3, 3)
+    with pytest.raises(ValueError, match="4 windows of kernel 3, stride 2, dilation 1 do not fit 7 padded positions"):
+        kernels.conv(x, w, (2, 2), (1, 1), [(0, 0), (0, 0)], (4, 3))
 
 
 def _window_cases(n: int = int(os.environ.get("ARCHCHECK_SWEEP", 48)), seed: int = 11):

@@ -112,7 +112,7 @@ class Conv(_Windowed):
         from archcheck import kernels
 
         x, g = xs[0], ctx.geometry
-        y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, self.n_groups(g.channels))
+        y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels))
         if self.bias:
             kernels.add_bias(y, params["bias"])
         return y, ((x, g) if ctx.grad else None)
@@ -221,10 +221,9 @@ class ConvTranspose(_Windowed):
         grads = {"weight": kernels.conv_grad_weight(dy, x, g.kernel, g.stride, g.dilation, g.pads, self.groups)}
         if self.bias:
             grads["bias"] = kernels.bias_grad(dy)
-        dx = kernels.conv(dy, params["weight"], g.stride, g.dilation, g.pads, self.groups)
-        # output_padding adds end positions that no input reached; the convolution reads them as if an
-        # input had: its result runs past the input there, and those positions are not the input's
-        return [dx[(..., *(slice(0, n) for n in x.shape[2:]))]], grads
+        # output_padding adds end positions that no input reached; the convolution would read them as if
+        # an input had and run past the input there, so it is asked for the input's sizes only
+        return [kernels.conv(dy, params["weight"], g.stride, g.dilation, g.pads, g.in_sizes, self.groups)], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         """ONNX Runtime refuses an output_padding as large as the stride, which PyTorch accepts below the
