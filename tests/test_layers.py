@@ -1,12 +1,13 @@
 """Per layer type: input shape -> output shape, parameters, buffers, MACs, receptive-field step."""
 
+from collections import Counter
 from fractions import Fraction as F
 from typing import ClassVar, get_args
 
 import pytest
 
 from archcheck.layers import CATALOGUE, ShapeError
-from archcheck.layers.base import ACTIVATION_KINDS, KINDS, NORM_KINDS, Category, Layer, count
+from archcheck.layers.base import ACTIVATION_KINDS, KINDS, NORM_KINDS, Category, Geometry, Layer, count
 
 
 def make(kind, **args):
@@ -216,3 +217,61 @@ def test_activation_range_and_peak_gradient_match_the_function(kind):
     assert y[0] < y[1] if np.isinf(low) else y.min() == pytest.approx(low, abs=1e-6)
     assert y[-1] > y[-2] if np.isinf(high) else y.max() == pytest.approx(high, abs=1e-6)
     assert dy.max() == pytest.approx(layer.peak_gradient, rel=1e-6)
+
+
+def test_a_window_geometry_is_a_named_record():
+    assert make("conv", filters=8, kernel=3, stride=2, padding="same").geometry((4, 9, 9)) == Geometry(
+        channels=4, in_sizes=(9, 9), kernel=(3, 3), stride=(2, 2), dilation=(1, 1), pads=((1, 1), (1, 1)),
+        out_sizes=(5, 5))
+    assert make("maxpool", kernel=3, stride=2, ceil_mode=True).geometry((8, 8)) == Geometry(
+        8, (8,), (3,), (2,), (1,), ((0, 0),), (4,))
+    assert make("relu").geometry((8, 4, 4)) is None and make("globalavgpool").geometry((8, 4, 4)) is None
+
+
+WINDOWS = ["conv", "convtranspose", "locallyconnected", "maxpool", "avgpool"]
+
+
+def test_each_window_is_worked_out_once_and_read_from_the_facts(tmp_path, monkeypatch):
+    """The propagator, the layer's own figures, the executor (forward and backward) and the ONNX export
+    all read one Geometry per node; none works it out again."""
+    import numpy as np
+
+    from archcheck.executor import gradients, init_params, random_targets
+    from archcheck.onnx_export import export_model
+    from archcheck.pipeline import analyze
+    from archcheck.propagate import param_shapes
+
+    worked_out = Counter()
+
+    def counting(compute):
+        def counted(self, shape):
+            worked_out[id(self)] += 1
+            return compute(self, shape)
+        return counted
+
+    for cls in {c for layer in CATALOGUE.values() for c in layer.__mro__ if "_geometry" in vars(c)}:
+        monkeypatch.setattr(cls, "_geometry", counting(vars(cls)["_geometry"]))
+    spec = tmp_path / "net.yaml"
+    spec.write_text("""name: windows
+input: [3, 12, 12]
+layers:
+  - conv: {filters: 4, kernel: 3, padding: 1}
+  - relu
+  - maxpool: {kernel: 3, stride: 2, ceil_mode: true}
+  - convtranspose: {filters: 4, kernel: 3, stride: 2, padding: 1, output_padding: 1}
+  - locallyconnected: {filters: 4, kernel: 3, stride: 2}
+  - avgpool: {kernel: 2, padding: 1}
+  - flatten
+  - dense: 3
+""")
+    analysis = analyze(spec)
+    param_shapes(analysis)
+    params = init_params(analysis)
+    x = np.random.default_rng(0).standard_normal((2, 3, 12, 12)).astype("float32")
+    gradients(analysis, params, x, random_targets(analysis, 2, "cross-entropy", np.random.default_rng(0)))
+    export_model(analysis, params)
+    windows = [f for f in analysis.layers.values() if f.node.type in WINDOWS]
+    assert len(windows) == len(WINDOWS)
+    assert all(f.geometry is f.node.layer.geometry(f.in_shapes[0]) for f in windows)
+    assert all(f.geometry is None for f in analysis.layers.values() if f.node.type not in WINDOWS)
+    assert sorted(worked_out.values()) == [1] * len(WINDOWS)
