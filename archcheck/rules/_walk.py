@@ -93,10 +93,9 @@ def used(analysis) -> list:
 
 
 def window(analysis, node):
-    """``(kernels, strides, dilations, pads, in_sizes, out_sizes)`` per spatial axis of a conv or
-    window pool, from the geometry the propagator kept; None for other layers."""
-    g = analysis.layers[node.name].geometry
-    return None if g is None else (g.kernel, g.stride, g.dilation, g.pads, g.in_sizes, g.out_sizes)
+    """The ``Geometry`` of a conv or window pool (kernel, stride, dilation, pads, in and out sizes per
+    spatial axis), as the propagator worked it out; None for other layers."""
+    return analysis.layers[node.name].geometry
 
 
 def downsamples(analysis, node) -> bool:
@@ -105,7 +104,7 @@ def downsamples(analysis, node) -> bool:
     if node.layer.upsamples:
         return False
     w = window(analysis, node)
-    return w is not None and max(w[1]) > 1
+    return w is not None and max(w.stride) > 1
 
 
 @dataclass(frozen=True)

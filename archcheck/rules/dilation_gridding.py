@@ -69,13 +69,13 @@ def check(analysis, options):
     for node in used(analysis):
         if not is_conv(node):
             continue
-        rates = window(analysis, node)[2]
+        rates = window(analysis, node).dilation
         if max(rates) == 1:
             continue
         for prev in before(analysis, node, _between):
             if not is_conv(prev):
                 continue
-            earlier = window(analysis, prev)[2]
+            earlier = window(analysis, prev).dilation
             common = max(math.gcd(a, b) for a, b in zip(earlier, rates))
             if common == 1:
                 continue

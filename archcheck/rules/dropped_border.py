@@ -64,9 +64,9 @@ def check(analysis, options):
     for node in used(analysis):
         if not node.layer.window or node.layer.upsamples:
             continue
-        kernels, strides, dilations, pads, sizes, out = window(analysis, node)
+        g = window(analysis, node)
         dropped = []
-        for k, s, d, (before, _), n, o in zip(kernels, strides, dilations, pads, sizes, out):
+        for k, s, d, (before, _), n, o in zip(g.kernel, g.stride, g.dilation, g.pads, g.in_sizes, g.out_sizes):
             span = d * (k - 1) + 1
             if span < s:
                 continue  # skips pixels throughout: uneven-stride-coverage
@@ -74,12 +74,13 @@ def check(analysis, options):
             dropped.append(max(n - last_read, 0))
         if not any(dropped):
             continue
-        axes = axis_names(len(sizes))
+        axes = axis_names(len(g.in_sizes))
         lost = ", ".join(f"{n} along {a}" for n, a in zip(dropped, axes) if n)
         yield Report(
             node,
-            f"a {wide(kernels)} window with stride {per_axis(strides)} maps {size(sizes)} to {size(out)} and never "
-            f"reads the last input rows/columns ({lost}; expected every input pixel to be read)",
+            f"a {wide(g.kernel)} window with stride {per_axis(g.stride)} maps {size(g.in_sizes)} to "
+            f"{size(g.out_sizes)} and never reads the last input rows/columns ({lost}; expected every input pixel to "
+            "be read)",
             "make the input size fit the windows (n - kernel + padding divisible by the stride), pad the map first "
             "(`zeropad`), or use `ceil_mode: true` on a pooling",
         )

@@ -56,7 +56,7 @@ def check(analysis, options):
     for node in used(analysis):
         if not is_conv(node) or node.layer.upsamples:
             continue
-        kernels, *_ = window(analysis, node)
+        kernels = window(analysis, node).kernel
         if all(k % 2 for k in kernels):
             continue
         odd = [k if k % 2 else max(k - 1, 3) for k in kernels]

@@ -78,7 +78,7 @@ def check(analysis, options):
     for node in used(analysis):
         if not is_conv(node) or _depthwise(analysis, node):
             continue
-        kernels, *_ = window(analysis, node)
+        kernels = window(analysis, node).kernel
         big = max(kernels)
         before = earlier[node.name] - 1
         if big <= options["max_kernel"] or before == 0:

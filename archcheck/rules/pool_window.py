@@ -73,12 +73,12 @@ def check(analysis, options):
     for node in used(analysis):
         if not pooling(analysis, node):
             continue
-        kernels, strides, *_ = window(analysis, node)
-        if all(pair in allowed for pair in zip(kernels, strides)):
+        g = window(analysis, node)
+        if all(pair in allowed for pair in zip(g.kernel, g.stride)):
             continue
         yield Report(
             node,
-            f"pools with window {size(kernels)} and stride {per_axis(strides)} (expected window/stride {shown})",
+            f"pools with window {size(g.kernel)} and stride {per_axis(g.stride)} (expected window/stride {shown})",
             "use `maxpool: 2` (or `{kernel: 3, stride: 2}`); to downsample by more than 2, pool twice with "
             "convolutions in between",
         )

@@ -60,17 +60,17 @@ def check(analysis, options):
     for node in used(analysis):
         if not is_conv(node) or node.layer.upsamples:
             continue
-        kernels, strides, dilations, pads, sizes, out = window(analysis, node)
-        if any(p for pair in pads for p in pair) or max(kernels) == 1:
+        g = window(analysis, node)
+        if any(p for pair in g.pads for p in pair) or max(g.kernel) == 1:
             continue
-        kept = [-(-n // s) for n, s in zip(sizes, strides)]  # what 'same' padding would give
-        if list(out) == kept:
+        kept = [-(-n // s) for n, s in zip(g.in_sizes, g.stride)]  # what 'same' padding would give
+        if list(g.out_sizes) == kept:
             continue
-        lost = 1 - math.prod(out) / math.prod(kept)
-        same = "x".join(str(d * (k - 1) // 2) for k, d in zip(kernels, dilations))
+        lost = 1 - math.prod(g.out_sizes) / math.prod(kept)
+        same = "x".join(str(d * (k - 1) // 2) for k, d in zip(g.kernel, g.dilation))
         yield Report(
             node,
-            f"has no padding, so its {wide(kernels)} kernel shrinks {size(sizes)} to {size(out)} (expected "
-            f"{size(kept)}; {lost:.0%} of the positions are lost at the borders)",
+            f"has no padding, so its {wide(g.kernel)} kernel shrinks {size(g.in_sizes)} to {size(g.out_sizes)} "
+            f"(expected {size(kept)}; {lost:.0%} of the positions are lost at the borders)",
             f"pad it: `padding: {same if len(set(same.split('x'))) > 1 else same.split('x')[0]}` (or `padding: same`)",
         )

@@ -72,14 +72,15 @@ def check(analysis, options):
     for node in used(analysis):
         if not is_conv(node) or not downsamples(analysis, node):
             continue
-        kernels, strides, dilations, _, sizes, out = window(analysis, node)
-        counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
+        g = window(analysis, node)
+        counts = [coverage(k, s, d) for k, s, d in zip(g.kernel, g.stride, g.dilation)]
         low, high = math.prod(c.low for c in counts), math.prod(c.high for c in counts)
         uneven = f", and reads input pixels unevenly ({low} to {high} times)" if low and low != high else ""
         yield Report(
             node,
-            f"convolves {size(sizes)} -> {size(out)} with kernel {size(kernels)} and stride {per_axis(strides)}: it "
-            f"computes 1 in {math.prod(strides)} positions{uneven} (expected stride 1, with pooling to downsample)",
+            f"convolves {size(g.in_sizes)} -> {size(g.out_sizes)} with kernel {size(g.kernel)} and stride "
+            f"{per_axis(g.stride)}: it computes 1 in {math.prod(g.stride)} positions{uneven} (expected stride 1, with "
+            "pooling to downsample)",
             "use stride 1 (with padding that keeps the size) and a `maxpool: 2` after the convolutions, unless the "
             "stride is a deliberate saving of memory and compute",
         )

@@ -65,7 +65,8 @@ def check(analysis, options):
     for node in used(analysis):
         if not node.layer.window:
             continue
-        kernels, strides, dilations, *_ = window(analysis, node)
+        g = window(analysis, node)
+        kernels, strides, dilations = g.kernel, g.stride, g.dilation
         counts = [coverage(k, s, d) for k, s, d in zip(kernels, strides, dilations)]
         if node.layer.upsamples:
             if all(c.low == c.high for c in counts):
