@@ -84,9 +84,10 @@ class Problem:
 class SpecError(ArchcheckError):
     """Raised by a stage that found one or more problems; each carries its own place and fix."""
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], partial=None):
         super().__init__("\n".join(p.headline() + (f"\n  = fix: {p.fix}" if p.fix else "") for p in problems))
         self.problems = problems
+        self.partial = partial  # for shape errors: the Analysis of the layers that do fit (lint checks those)
 
 
 class Collector:

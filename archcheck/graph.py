@@ -26,16 +26,23 @@ from archcheck.spec import INPUT, Node, Spec
 class LayerGraph:
     spec: Spec
     order: list[Node]  # topological; definition order where the graph allows
+    outputs: list[str] | None = None  # the spec's outputs (fewer in a part, see ``part``)
     nodes: dict[str, Node] = field(init=False)
     consumers: dict[str, list[str]] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.outputs is None:
+            self.outputs = self.spec.outputs
         self.nodes = {n.name: n for n in self.order}
         self.consumers = _consumers(self.order)  # in execution order, the order the walks below take them in
 
-    @property
-    def outputs(self) -> list[str]:
-        return self.spec.outputs
+    def part(self, names: set[str]) -> LayerGraph:
+        """The graph of the nodes ``names`` (the input and whatever follows from it), with the outputs among
+        them; ``used`` keeps its meaning in the whole graph: a node upstream of a left-out output is used."""
+        part = LayerGraph(self.spec, [n for n in self.order if n.name in names],
+                          [o for o in self.outputs if o in names])
+        part.used = self.used & names
+        return part
 
     @cached_property
     def used(self) -> set[str]:

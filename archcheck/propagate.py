@@ -112,6 +112,11 @@ class Analysis:
     dtype: str
     optimizer: str  # whose state counts in the training memory shown; all three are in totals
     groups: dict[str, GroupFacts]  # outermost block instances, in order
+    # A partial analysis (``SpecError.partial``) covers the layers that fit: ``broken`` holds the layers
+    # left out (a shape error and everything downstream of it), ``before_broken`` the analysed layers
+    # upstream of one, whose view of what follows them is cut short.
+    broken: frozenset[str] = frozenset()
+    before_broken: frozenset[str] = frozenset()
 
     @property
     def spec(self):
@@ -197,8 +202,21 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
             continue
         facts[node.name] = LayerFacts(node, ins, shape, params, buffers, macs, flops,
                                       batch * math.prod(shape) * width, rf, geometry)
-    col.raise_if_any()
+    if col.problems:
+        raise SpecError(col.problems, _partial(graph, facts, width, batch, dtype, optimizer))
     return Analysis(graph, facts, _totals(graph, facts, width), batch, dtype, optimizer, _groups(facts))
+
+
+def _partial(graph: LayerGraph, facts: dict[str, LayerFacts], width: int, batch: int, dtype: str,
+             optimizer: str) -> Analysis:
+    """The analysis of the layers that fit: everything upstream of a shape error and every branch
+    independent of it, so lint still checks them (a shape error in the head does not hide a
+    pooling mistake in the stem)."""
+    part = graph.part(set(facts))
+    broken = frozenset(graph.nodes) - set(facts)
+    before_broken = frozenset(graph.upstream(c for b in broken for c in graph.nodes[b].inputs) & set(facts))
+    return Analysis(part, facts, _totals(part, facts, width), batch, dtype, optimizer, _groups(facts), broken,
+                    before_broken)
 
 
 def _groups(facts: dict[str, LayerFacts]) -> dict[str, GroupFacts]:

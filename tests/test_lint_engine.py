@@ -582,3 +582,69 @@ def test_no_analysis_outlives_its_lint_run(monkeypatch):
     assert len(json.loads(result.stdout)["findings"]) > 0  # the rules ran, and asked the shared helpers
     gc.collect()
     assert len(made) == 2 and [ref() for ref in made] == [None, None]
+
+
+# -- a spec with shape errors: the rules check the layers that fit -------------------------------------------
+
+BROKEN_HEAD = """\
+input: [3, 64, 64]
+classes: 10
+layers:
+  - conv: {filters: 32, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2                          # pool-too-early: after one convolution
+  - conv: {filters: 64, kernel: 3, padding: 1, bias: true}
+  - batchnorm
+  - relu
+  - conv: {filters: 64, kernel: 3, padding: 1}
+  - relu
+  - maxpool: 2                          # pool-near-output: only the (broken) dense follows
+  - dense: 10                           # a feature map into a dense layer: a shape error
+  - softmax
+"""
+
+
+def test_a_shape_error_in_the_head_does_not_hide_the_stem(tmp_path):
+    spec = tmp_path / "net.yaml"
+    spec.write_text(BROKEN_HEAD)
+    found = [(f["code"], f["layer"]) for f in findings(str(spec), "--no-config")]
+    assert ("AC003", "dense_1") in found  # the shape error itself
+    assert ("AC101", "maxpool_1") in found  # a layer-scope rule on the layers that fit
+    assert ("AC702", "conv_2") not in found  # a path-scope rule: conv_2 is upstream of the broken dense
+    assert ("AC102", "maxpool_2") not in found  # what follows maxpool_2 is unknown: no guess
+    assert not any(code == "AC000" for code, _ in found)
+
+
+def test_rules_that_need_the_whole_network_wait_for_the_fix(tmp_path):
+    """dense-dominates needs the total parameter count; a custom rule that declares no SCOPE is skipped too,
+    and one that declares `SCOPE = "layer"` runs on every layer that fits."""
+    spec = tmp_path / "net.yaml"
+    spec.write_text(BROKEN_HEAD)
+    body = "for node in analysis.graph.order[1:]:\n    yield Report(node, 'seen')"
+    write_rule(tmp_path / "rules", "unscoped", "ORG100", "unscoped", body)
+    write_rule(tmp_path / "rules", "scoped", "ORG102", "scoped", body)
+    path = tmp_path / "rules" / "scoped.py"
+    path.write_text(path.read_text().replace("SUMMARY", "SCOPE = 'layer'\nSUMMARY"))
+    (tmp_path / "archcheck.toml").write_text('custom-rules = "rules"\n')
+    found = {(f["code"], f["layer"]) for f in findings(str(spec), "--config", str(tmp_path / "archcheck.toml"))}
+    assert not any(code in ("AC502", "ORG100") for code, _ in found)
+    assert {layer for code, layer in found if code == "ORG102"} == {
+        "conv_1", "relu_1", "maxpool_1", "conv_2", "batchnorm_1", "relu_2", "conv_3", "relu_3", "maxpool_2"}
+
+
+def test_a_suppression_of_a_rule_that_could_not_run_is_not_unused(tmp_path):
+    spec = tmp_path / "net.yaml"
+    spec.write_text(BROKEN_HEAD.replace("  - maxpool: 2                          # pool-near-output",
+                                        "  - maxpool: 2   # archcheck: ignore[pool-near-output]"))
+    found = [(f["code"], f["layer"]) for f in findings(str(spec), "--no-config")]
+    assert not any(code == "AC004" for code, _ in found)
+
+
+def test_a_bad_scope_is_refused(tmp_path):
+    write_rule(tmp_path / "rules", "badscope", "ORG101", "badscope", "yield from ()")
+    path = tmp_path / "rules" / "badscope.py"
+    path.write_text(path.read_text().replace("SUMMARY", "SCOPE = 'everywhere'\nSUMMARY"))
+    (tmp_path / "archcheck.toml").write_text('custom-rules = "rules"\n')
+    result = lint(str(ROOT / "samples" / "lenet5.yaml"), "--config", str(tmp_path / "archcheck.toml"))
+    assert result.exit_code == 2
+    assert "SCOPE must be one of layer, path, network, received 'everywhere'" in result.output

@@ -19,6 +19,7 @@ from archcheck.lint.rule import ENGINE, Rule
 
 REQUIRED = ("CODE", "SLUG", "SEVERITY", "OPTIONS", "SUMMARY", "check")
 KINDS = ("static", "dynamic")
+SCOPES = ("layer", "path", "network")  # what a static rule's findings depend on (docs/lint.md, SCOPE)
 CONTRACT = ("a rule module defines CODE, SLUG, SEVERITY, OPTIONS, SUMMARY, a docstring and "
             "check(analysis, options) yielding archcheck.findings.Report (with KIND = \"dynamic\", "
             "check(run, options)), optionally validate(options) raising ValueError(key, expected); "
@@ -50,13 +51,16 @@ def rule_from_module(module, origin: str) -> Rule:
     kind = getattr(module, "KIND", "static")
     if kind not in KINDS:
         wrong.append(f"KIND must be one of {', '.join(KINDS)}, received {kind!r}")
+    scope = getattr(module, "SCOPE", "network")
+    if scope not in SCOPES:
+        wrong.append(f"SCOPE must be one of {', '.join(SCOPES)}, received {scope!r}")
     validate = getattr(module, "validate", None)
     if validate is not None and not callable(validate):
         wrong.append(f"validate must be a function validate(options), received {validate!r}")
     if wrong:
         raise ConfigError(f"{origin}: the rule module '{name}': " + "; ".join(wrong), CONTRACT)
     return Rule(code, slug, severity, summary.strip(), inspect.cleandoc(module.__doc__ or ""), dict(options),
-                module.check, origin, kind, validate)
+                module.check, origin, kind, validate, scope)
 
 
 def _import(name: str, origin: str):

@@ -1,7 +1,8 @@
 """What a rule is to the engine (``Rule``), and the engine's own codes.
 
-The engine owns AC000-AC009: spec problems (AC001-AC003, errors whose file the rules then skip),
-a rule that crashed (AC000) and suppression comments that do nothing (AC004).
+The engine owns AC000-AC009: spec problems (AC001-AC003, errors: the rules skip a file that cannot
+be read or is not a valid spec, and check the layers that fit in one with shape errors), a rule that
+crashed (AC000) and suppression comments that do nothing (AC004).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Rule:
     origin: str = "built-in"
     kind: str = "static"  # or "dynamic": checks a run record, not an Analysis
     validate: Callable | None = None  # validate(options) raises ValueError(key, expected) for bad values
+    scope: str = "network"  # layer, path or network: how it runs on the part of a spec that fits
 
 
 SPEC_REFERENCE = "The spec language in the README; `archcheck summary` reports the same problems."
@@ -54,7 +56,9 @@ ENGINE = {r.code: r for r in (
     Rule("AC003", "shape-error", "error", "A layer cannot accept the shape that reaches it.", _doc(
         "Reports layers whose input shapes do not fit: a window larger than the padded input, mismatched "
         "merge shapes, a spatial layer after `flatten`.",
-        "The network would fail at its first forward pass; the rules are skipped for this file.",
+        "The network would fail at its first forward pass. The rules still check the layers that fit: "
+        "everything upstream of the broken layer and every branch independent of it (a rule that needs the "
+        "whole network waits for the fix; see `SCOPE` in docs/lint.md).",
         "```yaml\ninput: [3, 4, 4]\nlayers:\n  - conv: {filters: 8, kernel: 7}\n```",
         "```yaml\ninput: [3, 4, 4]\nlayers:\n  - conv: {filters: 8, kernel: 3, padding: 1}\n```")),
     Rule("AC004", "unused-suppression", "warning", "An `# archcheck:` comment suppresses nothing.", _doc(

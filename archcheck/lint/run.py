@@ -45,7 +45,11 @@ def lint_file(path: str, plan: Plan) -> Result:
             code = PROBLEM_CODES.get(p.code, "AC002")
             findings.append(Finding(code, ENGINE[code].slug, "error", p.message, p.loc or Loc(path, 1, 1), p.layer,
                                     p.fix))
-        return Result(sorted(findings, key=_order))
+        if exc.partial is None:
+            return Result(sorted(findings, key=_order))
+        with memo_for(exc.partial):  # shape errors: the rules still check the layers that fit
+            result = _check(exc.partial, path, plan)
+        return Result(sorted(findings + result.findings, key=_order), result.suppressed)
     with memo_for(analysis):  # the facts its rules share, for this run only
         return _check(analysis, path, plan)
 
@@ -58,13 +62,22 @@ def check_run(run, plan: Plan) -> Result:
 
 
 def _check(subject, path: str, plan: Plan) -> Result:
-    """Every active rule's findings on ``subject`` (an Analysis or a run record), less the suppressed ones."""
+    """Every active rule's findings on ``subject`` (an Analysis or a run record), less the suppressed ones.
+    On a partial analysis (a spec with shape errors) each rule runs as its ``scope`` allows."""
     active = plan.active(path)
+    cut = getattr(subject, "before_broken", None) if getattr(subject, "broken", None) else None
+    if cut is not None:
+        active = [r for r in active if r.scope != "network" or r.check is None]
     findings = []
     for rule in active:
         if rule.check is not None:
-            findings += _run(rule, subject, plan, path)
-    kept, suppressed = suppress(findings, path, plan, {r.code for r in active})
+            found = _run(rule, subject, plan, path)
+            if cut is not None and rule.scope == "path":
+                found = [f for f in found if f.layer is not None and f.layer not in cut]
+            findings += found
+    # a rule that could not look everywhere cannot tell that a suppression comment is unused
+    whole = {r.code for r in active if cut is None or r.scope == "layer" or r.check is None}
+    kept, suppressed = suppress(findings, path, plan, whole)
     return Result(sorted(kept, key=_order), suppressed)
 
 

@@ -67,6 +67,7 @@ from ._walk import collapses, downsamples, is_conv, longest, size, spatial, upsa
 CODE = "AC302"
 SLUG = "channels-not-growing"
 SEVERITY = "warning"
+SCOPE = "path"  # findings also depend on the layers towards the outputs (docs/lint.md, SCOPE)
 OPTIONS = {"cap": 512}
 SUMMARY = "Channels do not grow when the feature map is downsampled."
 

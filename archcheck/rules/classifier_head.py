@@ -64,6 +64,7 @@ from ._walk import after, before, channels, final, is_activation, is_softmax, is
 CODE = "AC501"
 SLUG = "classifier-head"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Classifier head: width differs from classes; softmax misplaced or doubled."
 
@@ -86,7 +87,7 @@ def check(analysis, options):
                          f"remove `{prev.type}` before the softmax")
     if classes is None:
         return
-    for output in analysis.spec.outputs:
+    for output in analysis.graph.outputs:
         last = final(analysis, output)
         weights = last if is_weight(last) else next(before(analysis, last, lambda n: not is_weight(n)), None)
         if weights is not None and is_weight(weights) and channels(analysis, weights) != classes:

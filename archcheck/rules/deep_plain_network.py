@@ -68,6 +68,7 @@ from ._walk import is_weight, used
 CODE = "AC601"
 SLUG = "deep-plain-network"
 SEVERITY = "warning"
+SCOPE = "path"  # findings also depend on the layers towards the outputs (docs/lint.md, SCOPE)
 OPTIONS = {"max_depth": 20}
 SUMMARY = "More than 20 layers with weights in a chain without a skip connection."
 

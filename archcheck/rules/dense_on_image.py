@@ -60,6 +60,7 @@ from ._walk import before, is_weight, spatial, used
 CODE = "AC504"
 SLUG = "dense-on-image"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Dense layer on the flattened input with no convolution before it."
 

@@ -56,6 +56,7 @@ from ._walk import before, is_conv, per_axis, used, window
 CODE = "AC207"
 SLUG = "dilation-gridding"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Stacked dilated convolutions whose rates share a factor (gridding)."
 

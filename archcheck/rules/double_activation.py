@@ -45,6 +45,7 @@ from ._walk import before, is_activation, is_softmax, passes, used
 CODE = "AC403"
 SLUG = "double-activation"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Two activations back to back."
 

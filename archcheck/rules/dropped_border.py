@@ -56,6 +56,7 @@ from ._walk import per_axis, size, used, wide, window
 CODE = "AC203"
 SLUG = "dropped-border"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Window and stride that do not tile the input: the last rows/columns are never read."
 

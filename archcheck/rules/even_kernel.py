@@ -48,6 +48,7 @@ from ._walk import is_conv, size, used, wide, window
 CODE = "AC204"
 SLUG = "even-kernel"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Convolution with an even kernel size (no centre pixel)."
 

@@ -58,6 +58,7 @@ from ._walk import used
 CODE = "AC701"
 SLUG = "high-dropout"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS = {"max_rate": 0.5}
 SUMMARY = "Dropout rate above 0.5, or dropout before batch normalisation."
 

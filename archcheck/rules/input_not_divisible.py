@@ -55,6 +55,7 @@ from ._walk import downsamples, per_axis, size, spatial, used
 CODE = "AC208"
 SLUG = "input-not-divisible"
 SEVERITY = "warning"
+SCOPE = "network"  # needs the whole network (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Input size not divisible by the network's total downsampling factor."
 

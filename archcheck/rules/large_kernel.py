@@ -59,6 +59,7 @@ from ._walk import is_conv, longest, plural, used, wide, window
 CODE = "AC205"
 SLUG = "large-kernel"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS = {"max_kernel": 5}
 SUMMARY = "Convolution kernel larger than 5 after the first convolution."
 

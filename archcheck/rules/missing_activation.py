@@ -65,6 +65,7 @@ from ._walk import after, channels, is_conv, is_weight, used
 CODE = "AC401"
 SLUG = "missing-activation"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Two linear layers with no activation between them (they collapse into one)."
 

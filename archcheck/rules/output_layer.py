@@ -85,6 +85,7 @@ from ._walk import before, channels, final, is_activation, is_softmax, output_of
 CODE = "AC505"
 SLUG = "output-layer"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Output layer that does not fit the output: softmax over one value, activation against the loss."
 
@@ -155,7 +156,7 @@ def _activation(last, width: int, output, said: str):
 
 def check(analysis, options):
     g = analysis.graph
-    for name in analysis.spec.outputs:
+    for name in analysis.graph.outputs:
         last = final(analysis, name)
         width = channels(analysis, last) if analysis.layers[last.name].shape else 0
         if is_softmax(last) and analysis.layers[last.name].shape[last.layer.axis] == 1:

@@ -73,6 +73,7 @@ from ._walk import heads, size, spatial
 CODE = "AC210"
 SLUG = "receptive-field-too-small"
 SEVERITY = "warning"
+SCOPE = "path"  # findings also depend on the layers towards the outputs (docs/lint.md, SCOPE)
 OPTIONS = {"min_share": 1.0}
 SUMMARY = "Receptive field of the last features does not cover the input."
 

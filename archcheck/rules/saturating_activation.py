@@ -57,6 +57,7 @@ from ._walk import after, is_activation, is_softmax, passes, used
 CODE = "AC402"
 SLUG = "saturating-activation"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Sigmoid or tanh in a hidden layer (vanishing gradients)."
 

@@ -52,6 +52,7 @@ from ._walk import is_conv, size, used, wide, window
 CODE = "AC206"
 SLUG = "shrinking-conv"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Unpadded convolution that shrinks the feature map."
 

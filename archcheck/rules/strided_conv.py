@@ -64,6 +64,7 @@ from ._walk import coverage, downsamples, is_conv, per_axis, size, used, window
 CODE = "AC201"
 SLUG = "strided-conv"
 SEVERITY = "info"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Convolution with a stride above 1 (downsampling inside the convolution)."
 

@@ -57,6 +57,7 @@ from ._walk import coverage, per_axis, used, wide, window
 CODE = "AC202"
 SLUG = "uneven-stride-coverage"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Stride that does not fit the kernel: checkerboard (transposed conv) or pixels never read."
 

@@ -46,6 +46,7 @@ from archcheck.findings import Report
 CODE = "AC602"
 SLUG = "unused-layer"
 SEVERITY = "warning"
+SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Layer whose output reaches no output of the network."
 
