@@ -226,7 +226,7 @@ def reference(node, xs, p, out_shape, train=False):
         flat = np.array([x[(n, *i)] for n in range(x.shape[0]) for i in np.ndindex(*x.shape[1:])])
         return flat.reshape(x.shape[0], *out_shape)
     if t == "zeropad":
-        pads = layer.pads(x.shape[1:])
+        pads = layer.zero_padding(x.shape[1:])
         y = np.zeros((*x.shape[:2], *(n + b + a for n, (b, a) in zip(x.shape[2:], pads))))
         for index in np.ndindex(*x.shape):
             y[(*index[:2], *(i + b for i, (b, _) in zip(index[2:], pads)))] = x[index]

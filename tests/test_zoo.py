@@ -164,6 +164,10 @@ def prune() -> int:
         out.append(line)
     if entry:
         close()
+    for i, line in enumerate(out):  # a design left with no entries lists none
+        if line.endswith(":\n") and not line.startswith((" ", "#")) and not (
+                i + 1 < len(out) and out[i + 1].startswith("  - ")):
+            out[i] = line[:-2] + ": []\n"
     path.write_text("".join(out))
     return removed
 

@@ -213,6 +213,11 @@ class Layer(BaseModel):
         """2 x MACs plus ``flops_per_output`` for every output value."""
         return 2 * self.macs(inputs, out) + self.flops_per_output * math.prod(out)
 
+    def zero_padding(self, shape: Shape) -> tuple[tuple[int, int], ...] | None:
+        """For a layer that only pads (``zeropad``): the zeros it adds, ``(before, after)`` per spatial axis.
+        Rules read it to see the padding a convolution gets from the layer before it."""
+        return None
+
     def rf_steps(self, inputs: list[Shape], out: Shape) -> list[Step] | Literal["global"] | None:
         """Receptive-field step per spatial axis; None keeps the field, 'global' makes it the whole input."""
         return None

@@ -128,22 +128,22 @@ class ZeroPad(Layer):
                        Field(description="a whole number >= 0, or one per spatial axis (each a number or "
                                          "[before, after])")] = 1
 
-    def pads(self, shape):
+    def zero_padding(self, shape):
         _, sizes = spatial_input(self, shape)
         return window_padding(self.padding, len(sizes), (), (), (), sizes)
 
     def output_shape(self, inputs):
         shape = inputs[0]
-        return (shape[0], *(n + pb + pa for n, (pb, pa) in zip(shape[1:], self.pads(shape))))
+        return (shape[0], *(n + pb + pa for n, (pb, pa) in zip(shape[1:], self.zero_padding(shape))))
 
     def rf_steps(self, inputs, out):
-        return [Step(Fraction(1), Fraction(1), Fraction(pb)) for pb, _ in self.pads(inputs[0])]
+        return [Step(Fraction(1), Fraction(1), Fraction(pb)) for pb, _ in self.zero_padding(inputs[0])]
 
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
         x = xs[0]
-        pads = self.pads(x.shape[1:])
+        pads = self.zero_padding(x.shape[1:])
         return kernels.pad(x, pads), pads
 
     def backward(self, dy, pads, params):
@@ -152,7 +152,7 @@ class ZeroPad(Layer):
         return [kernels.crop(dy, pads)], {}
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
-        pads = b.pads(((0, 0), (0, 0), *self.pads(in_shapes[0])))  # batch and channels unpadded
+        pads = b.pads(((0, 0), (0, 0), *self.zero_padding(in_shapes[0])))  # batch and channels unpadded
         b.op("Pad", [inputs[0], b.ints("pads", pads)], output, mode="constant")
 
 

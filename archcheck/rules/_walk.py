@@ -98,6 +98,31 @@ def window(analysis, node):
     return analysis.layers[node.name].geometry
 
 
+def covers_map(analysis, node) -> bool:
+    """A window over its whole input map: a 1x1 output from a larger map (VGG's fc6 written as a 7x7
+    convolution over the 7x7 map). As a convolution, it is a dense layer."""
+    g = window(analysis, node)
+    return g is not None and all(o == 1 for o in g.out_sizes) and any(n > 1 for n in g.in_sizes)
+
+
+def explicit_padding(analysis, node) -> tuple[tuple[int, int], ...]:
+    """The zeros that ``zeropad`` layers add just before ``node`` (through layers that keep each position:
+    activations, normalisations, dropout), ``(before, after)`` per spatial axis: a window layer's padding
+    done one layer early, as Keras and TF-Slim write it."""
+    rank = len(spatial(analysis.layers[node.name].in_shapes[0]))
+    total = [(0, 0)] * rank
+    prev = node
+    while len(prev.inputs) == 1 and prev.inputs[0] != INPUT:
+        prev = analysis.graph.nodes[prev.inputs[0]]
+        facts = analysis.layers[prev.name]
+        pads = prev.layer.zero_padding(facts.in_shapes[0])
+        if pads is not None and len(pads) == rank:
+            total = [(b + pb, a + pa) for (b, a), (pb, pa) in zip(total, pads)]
+        elif not (prev.layer.pointwise and keeps_shape(analysis, prev)):
+            break
+    return tuple(total)
+
+
 def downsamples(analysis, node) -> bool:
     """A convolution or window pooling with a stride above 1 on some axis (transposed convolutions
     upsample)."""

@@ -9,7 +9,8 @@ bottom and right borders. Nothing reports it; the network simply never sees that
 error compounds through every later downsampling (the sizes drift off by one at each stage).
 
 Where it does not apply: rows that are only padding do not count (a 3x3 stride-2 convolution with
-padding 1 on 224 pixels skips one padding row, not an input row), and neither do `ceil_mode`
+padding 1 on 224 pixels skips one padding row, not an input row; nor do the rows a `zeropad` just
+before the window added), and neither do `ceil_mode`
 poolings whose last, partial window covers the border. Windows narrower than their stride skip
 pixels everywhere, not only at the border: `uneven-stride-coverage` reports those.
 
@@ -51,7 +52,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.layers.base import axis_names
 
-from ._walk import per_axis, size, used, wide, window
+from ._walk import explicit_padding, per_axis, size, used, wide, window
 
 CODE = "AC203"
 SLUG = "dropped-border"
@@ -67,12 +68,14 @@ def check(analysis, options):
             continue
         g = window(analysis, node)
         dropped = []
-        for k, s, d, (before, _), n, o in zip(g.kernel, g.stride, g.dilation, g.pads, g.in_sizes, g.out_sizes):
+        extra = explicit_padding(analysis, node)  # rows a `zeropad` added at the end hold no data
+        for k, s, d, (before, _), n, o, (_, zeros) in zip(g.kernel, g.stride, g.dilation, g.pads, g.in_sizes,
+                                                          g.out_sizes, extra):
             span = d * (k - 1) + 1
             if span < s:
                 continue  # skips pixels throughout: uneven-stride-coverage
             last_read = (o - 1) * s + span - before  # input rows read: [0, last_read)
-            dropped.append(max(n - last_read, 0))
+            dropped.append(max(n - last_read - zeros, 0))
         if not any(dropped):
             continue
         axes = axis_names(len(g.in_sizes))

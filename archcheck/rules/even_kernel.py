@@ -10,7 +10,12 @@ had from two stacked 3x3 convolutions (5x5) with fewer weights.
 
 Where it does not apply: pooling windows (2x2 is the standard pooling) and transposed convolutions,
 where a kernel divisible by the stride (4x4 with stride 2) is exactly what avoids checkerboard
-artefacts, are not checked. Kernels of 1 are odd and fine.
+artefacts, are not checked. Kernels of 1 are odd and fine. Nor is an even kernel whose windows are centred on
+the cells they step over: kernel minus stride even, and half of it as padding on each side, so the
+map shrinks by exactly the stride. That is a *patchify* convolution, whose kernel equals its stride
+(ConvNeXt's 4x4/4 stem and 2x2/2 downsampling, a vision transformer's patch embedding: windows that
+do not overlap need no centre), and DCGAN's 4x4 stride-2 convolutions with padding 1. Nor is a
+kernel that covers its whole input map, a dense layer written as a convolution.
 
 ## Example
 ```yaml
@@ -43,7 +48,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import is_conv, size, used, wide, window
+from ._walk import covers_map, is_conv, size, used, wide, window
 
 CODE = "AC204"
 SLUG = "even-kernel"
@@ -57,9 +62,11 @@ def check(analysis, options):
     for node in used(analysis):
         if not is_conv(node) or node.layer.upsamples:
             continue
-        kernels = window(analysis, node).kernel
-        if all(k % 2 for k in kernels):
-            continue
+        g = window(analysis, node)
+        kernels = g.kernel
+        if all(k % 2 for k in kernels) or covers_map(analysis, node) or all(
+                (k - s) % 2 == 0 and b == a == (k - s) // 2 for k, s, (b, a) in zip(g.kernel, g.stride, g.pads)):
+            continue  # odd; a dense layer; or windows centred on the cells they step over (4x4/2 pad 1, 4x4/4)
         odd = [k if k % 2 else max(k - 1, 3) for k in kernels]
         yield Report(
             node,

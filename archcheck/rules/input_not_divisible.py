@@ -11,7 +11,9 @@ network downsamples (224 = 7 x 32) avoid all of it.
 
 Where it does not apply: networks meant to run at many input sizes handle the rounding on purpose
 (with `ceil_mode` or "same" padding); check the sizes you actually deploy with
-`archcheck summary --input`.
+`archcheck summary --input`. Nor does it apply when every downsampling window tiles its padded
+input exactly, as unpadded designs arrange (Inception-v3's 299: 299 -> 149 -> 147 -> 73, OverFeat's
+231): nothing is rounded, whatever the total factor.
 
 ## Example
 ```yaml
@@ -50,7 +52,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.spec import INPUT
 
-from ._walk import downsamples, per_axis, size, spatial, used
+from ._walk import downsamples, per_axis, size, spatial, used, window
 
 CODE = "AC208"
 SLUG = "input-not-divisible"
@@ -58,6 +60,12 @@ SEVERITY = "warning"
 SCOPE = "network"  # needs the whole network (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Input size not divisible by the network's total downsampling factor."
+
+
+def _rounds(g) -> bool:
+    """Whether a downsampling window's last positions fall off its padded input (floor rounds them away)."""
+    return g is not None and any((n + b + a - d * (k - 1) - 1) % s
+                                 for n, (b, a), k, s, d in zip(g.in_sizes, g.pads, g.kernel, g.stride, g.dilation))
 
 
 def check(analysis, options):
@@ -73,8 +81,8 @@ def check(analysis, options):
             if axis.S > deepest[i] and axis.S.denominator == 1:
                 deepest[i], where[i] = int(axis.S), node.name
     bad = [i for i, (n, s) in enumerate(zip(sizes, deepest)) if n % s]
-    if not bad:
-        return
+    if not bad or not any(_rounds(window(analysis, n)) for n in used(analysis) if downsamples(analysis, n)):
+        return  # divisible, or every downsampling window tiles its padded input exactly: nothing is rounded
     i = bad[0]
     fits = [(n // s) * s or s for n, s in zip(sizes, deepest)]
     bigger = [(n // s + 1) * s for n, s in zip(sizes, deepest)]

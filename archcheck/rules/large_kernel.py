@@ -11,7 +11,10 @@ compute for a receptive field the network could grow more cheaply.
 Where it does not apply: the first convolution sees raw pixels at full resolution and often uses a
 large, strided kernel to cut the resolution early (AlexNet's 11x11, ResNet's and GoogLeNet's 7x7
 stems); it is not checked. Depthwise convolutions are not checked either: their cost grows with the
-kernel area only, and large depthwise kernels (ConvNeXt's 7x7) are a deliberate modern design.
+kernel area only, and large depthwise kernels (ConvNeXt's 7x7) are a deliberate modern design. A
+factorised kernel (Inception-v3's 1x7 and 7x1) has 7 weights per channel pair, fewer than the stack
+of 1x3 convolutions that would replace it, and is not flagged; nor is a kernel that covers its
+whole input map (VGG's fc6 written as a 7x7 convolution over the 7x7 map), which is a dense layer.
 
 ## Example
 ```yaml
@@ -52,9 +55,11 @@ layers:
 
 from __future__ import annotations
 
+import math
+
 from archcheck.findings import Report
 
-from ._walk import is_conv, longest, plural, used, wide, window
+from ._walk import covers_map, is_conv, longest, plural, size, used, wide, window
 
 CODE = "AC205"
 SLUG = "large-kernel"
@@ -79,17 +84,20 @@ def check(analysis, options):
     for node in used(analysis):
         if not is_conv(node) or _depthwise(analysis, node):
             continue
-        kernels = window(analysis, node).kernel
+        g = window(analysis, node)
+        kernels = g.kernel
         big = max(kernels)
         before = earlier[node.name] - 1
-        if big <= options["max_kernel"] or before == 0:
-            continue
-        stack = (big - 1) // 2
-        saving = 1 - stack * 9 / big ** 2
+        if big <= options["max_kernel"] or before == 0 or covers_map(analysis, node):
+            continue  # small, the first convolution, or a dense layer written as one (it covers the whole map)
+        stack, small = (big - 1) // 2, tuple(min(k, 3) for k in kernels)
+        stacked, weights = stack * math.prod(small), math.prod(kernels)
+        if stacked >= weights:
+            continue  # a factorised kernel (1x7): already cheaper than a stack of small ones
         yield Report(
             node,
             f"has a {wide(kernels)} kernel after {plural(before, 'earlier convolution')} (expected at most "
-            f"{options['max_kernel']} past the first convolution): {stack} stacked 3x3 convolutions see the same "
-            f"{big}x{big} field with {saving:.0%} fewer weights",
-            f"replace it with {stack} 3x3 convolutions (padding 1, an activation after each)",
+            f"{options['max_kernel']} past the first convolution): {stack} stacked {size(small)} convolutions see the "
+            f"same {size(kernels)} field with {1 - stacked / weights:.0%} fewer weights",
+            f"replace it with {stack} {size(small)} convolutions (padding 1, an activation after each)",
         )

@@ -12,7 +12,9 @@ keeps the size and gives the border its share.
 Where it does not apply: some classic designs shrink on purpose, with the padding done once on the
 data instead (LeNet-5 takes 32x32 images padded from 28x28 digits, then uses valid 5x5
 convolutions); segmentation networks such as the original U-Net use valid convolutions and crop.
-Suppress the finding there.
+Suppress the finding there. A `zeropad` right before the convolution (through activations,
+normalisations or dropout) is its padding written one layer early, as Keras and TF-Slim do: the
+convolution is judged on the map before that padding.
 
 ## Example
 ```yaml
@@ -47,7 +49,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import is_conv, size, used, wide, window
+from ._walk import covers_map, explicit_padding, is_conv, size, used, wide, window
 
 CODE = "AC206"
 SLUG = "shrinking-conv"
@@ -62,16 +64,18 @@ def check(analysis, options):
         if not is_conv(node) or node.layer.upsamples:
             continue
         g = window(analysis, node)
-        if any(p for pair in g.pads for p in pair) or max(g.kernel) == 1:
-            continue
-        kept = [-(-n // s) for n, s in zip(g.in_sizes, g.stride)]  # what 'same' padding would give
-        if list(g.out_sizes) == kept:
+        if any(p for pair in g.pads for p in pair) or max(g.kernel) == 1 or covers_map(analysis, node):
+            continue  # padded, 1x1, or a dense layer written as a convolution
+        # a `zeropad` just before is this convolution's padding, written one layer early
+        sizes = [n - b - a for n, (b, a) in zip(g.in_sizes, explicit_padding(analysis, node))]
+        kept = [-(-n // s) for n, s in zip(sizes, g.stride)]  # what 'same' padding would give
+        if all(o >= k for o, k in zip(g.out_sizes, kept)):
             continue
         lost = 1 - math.prod(g.out_sizes) / math.prod(kept)
         same = "x".join(str(d * (k - 1) // 2) for k, d in zip(g.kernel, g.dilation))
         yield Report(
             node,
-            f"has no padding, so its {wide(g.kernel)} kernel shrinks {size(g.in_sizes)} to {size(g.out_sizes)} "
+            f"has no padding, so its {wide(g.kernel)} kernel shrinks {size(sizes)} to {size(g.out_sizes)} "
             f"(expected {size(kept)}; {lost:.0%} of the positions are lost at the borders)",
             f"pad it: `padding: {same if len(set(same.split('x'))) > 1 else same.split('x')[0]}` (or `padding: same`)",
         )
