@@ -106,14 +106,14 @@ PROJECTIONS50 = [f"stage_{i}.bottleneck_1.add_1.1.conv_1" for i in (2, 3, 4)]
 
 # What the catalogue says about the classic networks: no errors, and only warnings a reviewer accepts.
 CLASSICS = {
-    "vgg16": {"warning dense-dominates": ["dense_1"]},  # fc6 holds 74% of the parameters
-    "alexnet": {"warning dense-dominates": ["dense_1"], "info strided-conv": ["conv_relu_1.conv_1"]},
+    "vgg16": {"info dense-dominates": ["dense_1"]},  # fc6 holds 74% of the parameters
+    "alexnet": {"info dense-dominates": ["dense_1"], "info strided-conv": ["conv_relu_1.conv_1"]},
     "resnet18": {"warning uneven-stride-coverage": PROJECTIONS18, "info strided-conv": 7},  # ResNet-D's fix
     "resnet50": {"warning uneven-stride-coverage": PROJECTIONS50, "info strided-conv": 7},
     "googlenet": {"info strided-conv": ["basic_conv_1.conv_1"]},
     "mobilenetv2": {"info strided-conv": 5},
-    "lenet5": {"warning shrinking-conv": ["stage_1.conv_1", "stage_2.conv_1"],  # valid 5x5 convolutions
-               "warning non-power-of-two-channels": ["stage_1.conv_1"]},  # 6 filters
+    "lenet5": {"info shrinking-conv": ["stage_1.conv_1", "stage_2.conv_1"],  # valid 5x5 convolutions
+               "info non-power-of-two-channels": ["stage_1.conv_1"]},  # 6 filters
 }
 
 

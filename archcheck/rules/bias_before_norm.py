@@ -47,7 +47,7 @@ from ._walk import channels, is_weight, used
 
 CODE = "AC702"
 SLUG = "bias-before-norm"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "path"  # findings also depend on the layers towards the outputs (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Bias of a conv/dense layer cancelled by the batchnorm right after it."

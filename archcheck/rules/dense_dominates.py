@@ -53,7 +53,7 @@ from ._walk import before, flattens, keeps_shape, passes, used
 
 CODE = "AC502"
 SLUG = "dense-dominates"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "network"  # needs the whole network (docs/lint.md, SCOPE)
 OPTIONS = {"max_share": 0.5, "min_params": 1_000_000}
 SUMMARY = "One dense layer holds most of the network's parameters."

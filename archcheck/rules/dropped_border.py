@@ -56,7 +56,7 @@ from ._walk import explicit_padding, per_axis, size, used, wide, window
 
 CODE = "AC203"
 SLUG = "dropped-border"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Window and stride that do not tile the input: the last rows/columns are never read."

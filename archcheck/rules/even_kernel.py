@@ -52,7 +52,7 @@ from ._walk import covers_map, is_conv, size, used, wide, window
 
 CODE = "AC204"
 SLUG = "even-kernel"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Convolution with an even kernel size (no centre pixel)."

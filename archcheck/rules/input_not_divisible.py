@@ -56,7 +56,7 @@ from ._walk import downsamples, per_axis, size, spatial, used, window
 
 CODE = "AC208"
 SLUG = "input-not-divisible"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "network"  # needs the whole network (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Input size not divisible by the network's total downsampling factor."

@@ -63,7 +63,7 @@ from ._walk import covers_map, is_conv, longest, plural, size, used, wide, windo
 
 CODE = "AC205"
 SLUG = "large-kernel"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS = {"max_kernel": 5}
 SUMMARY = "Convolution kernel larger than 5 after the first convolution."

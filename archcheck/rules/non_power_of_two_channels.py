@@ -55,7 +55,7 @@ from ._walk import channels, gate_branch, is_conv, is_weight, longest_after, use
 
 CODE = "AC301"
 SLUG = "non-power-of-two-channels"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "path"  # findings also depend on the layers towards the outputs (docs/lint.md, SCOPE)
 OPTIONS = {"multiple": 8}
 SUMMARY = "Convolution filter count that is neither a power of two nor a multiple of 8."

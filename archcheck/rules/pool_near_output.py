@@ -67,7 +67,7 @@ from ._walk import is_weight, longest_after, plural, pooling, size, spatial
 
 CODE = "AC102"
 SLUG = "pool-near-output"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "path"  # findings also depend on the layers towards the outputs (docs/lint.md, SCOPE)
 OPTIONS = {"min_layers": 2}
 SUMMARY = "Pooling followed by fewer than 2 layers with weights (classifier included) before the output."

@@ -67,7 +67,7 @@ from ._walk import is_conv, longest, plural, pooling, size, spatial
 
 CODE = "AC101"
 SLUG = "pool-too-early"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS = {"min_convs": 2, "min_span": 5}
 SUMMARY = "Pooling after fewer than 2 small convolutions since the input or the previous pooling."

@@ -56,7 +56,7 @@ from ._walk import per_axis, pooling, size, used, window
 
 CODE = "AC103"
 SLUG = "pool-window"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS = {"allowed": [[2, 2], [3, 2]]}
 SUMMARY = "Pooling window and stride other than 2/2 or 3/2."

@@ -53,7 +53,7 @@ from ._walk import covers_map, explicit_padding, is_conv, size, used, wide, wind
 
 CODE = "AC206"
 SLUG = "shrinking-conv"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
 SUMMARY = "Unpadded convolution that shrinks the feature map."

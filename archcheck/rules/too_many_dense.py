@@ -58,7 +58,7 @@ from ._walk import is_conv, longest, used
 
 CODE = "AC503"
 SLUG = "too-many-dense"
-SEVERITY = "warning"
+SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severities)
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS = {"max_dense": 3}
 SUMMARY = "More than 3 dense layers in a row in the head."
