@@ -82,7 +82,8 @@ def check(analysis, options):
                 f"`upsample: {max(strides)}` followed by a 3x3 convolution",
             )
             continue
-        read = math.prod(c.read for c in counts)
+        # an axis of size 1 has its one position read whatever the stride (a 1xN map, a time series)
+        read = math.prod(c.read for c, n in zip(counts, g.in_sizes) if n > 1)
         if read == 1:
             continue
         yield Report(
