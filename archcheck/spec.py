@@ -77,8 +77,9 @@ class SpecDoc(BaseModel):
     name: str | None = None
     description: str | None = None
     input: Annotated[list[Annotated[int, Field(ge=1, le=MAX_DIM)]], Field(
-        min_length=2, max_length=4, description="the input shape without the batch axis: [C, L], [C, H, W] or "
-                                                "[C, D, H, W], each a whole number >= 1")]
+        min_length=1, max_length=4, description="the input shape without the batch axis: [F] (a vector of "
+                                                "features), [C, L], [C, H, W] or [C, D, H, W], each a whole "
+                                                "number >= 1")]
     classes: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = Field(
         None, description="the number of output classes, a whole number >= 1")
     output: Any = None  # checked by _output, which names the key at fault inside a mapping

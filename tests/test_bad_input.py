@@ -440,11 +440,19 @@ CASES = {
         input: [3, 0, 32]
         layers: [relu]
         """, ["spec.yaml:1:12: error: invalid-spec: the spec key 'input' received [3, 0, 32], expected the input "
-              "shape without the batch axis: [C, L], [C, H, W] or [C, D, H, W], each a whole number >= 1"], 1),
+              "shape without the batch axis: [F] (a vector of features), [C, L], [C, H, W] or [C, D, H, W], each a "
+              "whole number >= 1"], 1),
     "input-shape-of-the-wrong-rank": ("""
         input: [3, 32, 32, 32, 32]
         layers: [relu]
         """, ["spec.yaml:1:8: error: invalid-spec: the spec key 'input' received [3, 32, 32, 32, 32], expected"], 1),
+    "window-layer-on-a-vector-input": ("""
+        input: [20]
+        layers:
+          - conv: 8
+        """, ["spec.yaml:3:5: error: shape-error: layer 'conv_1': conv on input (20): conv expects a 1-D, 2-D or "
+              "3-D feature map (C, L) / (C, H, W) / (C, D, H, W), received (20)",
+              "= fix: apply it before `flatten`/`dense`, or reshape the input to have spatial axes"], 1),
     "number-beyond-64-bits": ("""
         input: [3, 32, 32]
         layers:

@@ -482,3 +482,17 @@ def test_train_bad_input_is_exit_2(tmp_path):
 def test_save_to_an_unwritable_place(tmp_path):
     err = bad("run", LENET, "--save", tmp_path / "missing" / "out.npz")
     assert "cannot write " in err and "= fix: choose a path in a writable directory" in err
+
+
+def test_a_vector_input_runs_end_to_end(tmp_path):
+    """`input: [F]`: a multi-layer perceptron is summarised, linted, run with gradients and exported."""
+    path = spec(tmp_path, [20], [{"dense": 64}, "relu", {"dense": 3}, "softmax"])
+    summary = json.loads(cli("summary", path, "--format", "json").output)
+    assert summary["totals"]["trainable_params"] == 20 * 64 + 64 + 64 * 3 + 3
+    assert summary["layers"][-1]["output_shape"] == [3]
+    assert cli("lint", path, "--no-config").exit_code == 0
+    ran = cli("run", path, "--grad", "--batch", "4", "--format", "json")
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.output)["outputs"]["softmax_1"]["shape"] == [4, 3]
+    pytest.importorskip("onnx")
+    assert cli("export", path, "-o", tmp_path / "mlp.onnx").exit_code == 0
