@@ -6,24 +6,24 @@ import types
 from typing import ClassVar
 
 from archcheck.layers import activation, conv, dense, merge, norm, pool, reshape
-from archcheck.layers.base import Category, Layer, Shape, ShapeError, Step, fmt_shape
+from archcheck.layers.base import Layer, Shape, ShapeError, Step, fmt_shape
 
 
 class Input(Layer):
     """The network input (not written in specs: it is the spec's ``input`` shape)."""
 
     type: ClassVar[str] = "input"
-    category: ClassVar[Category] = "input"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = False
+    category = "input"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = False
     min_inputs: ClassVar[int] = 0
     max_inputs: ClassVar[int] = 0
 

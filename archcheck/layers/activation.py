@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from archcheck.layers.base import Category, Layer, ShapeError
+from archcheck.layers.base import Layer, ShapeError
 
 INF = math.inf
 
@@ -17,17 +17,17 @@ class Activation(Layer):
     """Base of the activations. Each declares the activation kinds (``ACTIVATION_KINDS`` in
     ``archcheck.layers.base``); a property where an argument decides one."""
 
-    category: ClassVar[Category] = "activation"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = False
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = True
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = True
+    category = "activation"
+    weighted = False
+    linear = False
+    normalises = False
+    activation = True
+    window = False
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = True
     flops_per_output: ClassVar[int] = 1
 
     saturating: ClassVar[bool]
@@ -57,12 +57,12 @@ class Relu(Activation):
     """max(0, x). 1 FLOP per value."""
 
     type: ClassVar[str] = "relu"
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = True
-    dies: ClassVar[bool] = True
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (0.0, INF)
-    peak_gradient: ClassVar[float] = 1.0
+    saturating = False
+    relu_family = True
+    dies = True
+    probabilities = False
+    output_range = (0.0, INF)
+    peak_gradient = 1.0
 
     def fn(self, x):
         import numpy as np
@@ -81,12 +81,12 @@ class Relu6(Activation):
 
     type: ClassVar[str] = "relu6"
     flops_per_output: ClassVar[int] = 2
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = True
-    dies: ClassVar[bool] = True
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (0.0, 6.0)
-    peak_gradient: ClassVar[float] = 1.0
+    saturating = False
+    relu_family = True
+    dies = True
+    probabilities = False
+    output_range = (0.0, 6.0)
+    peak_gradient = 1.0
 
     def fn(self, x):
         import numpy as np
@@ -109,10 +109,10 @@ class LeakyRelu(Activation):
 
     slope: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
 
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = True
-    probabilities: ClassVar[bool] = False
-    peak_gradient: ClassVar[float] = 1.0
+    saturating = False
+    relu_family = True
+    probabilities = False
+    peak_gradient = 1.0
 
     @property
     def dies(self) -> bool:
@@ -145,10 +145,10 @@ class Elu(Activation):
 
     alpha: Annotated[float, Field(gt=0.0)] = 1.0
 
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = True
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = False
+    saturating = False
+    relu_family = True
+    dies = False
+    probabilities = False
 
     @property
     def output_range(self) -> tuple[float, float]:
@@ -180,12 +180,12 @@ class Selu(Activation):
 
     alpha: ClassVar[float] = 1.6732632423543772
     scale: ClassVar[float] = 1.0507009873554805
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = False
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (-scale * alpha, INF)
-    peak_gradient: ClassVar[float] = scale * alpha
+    saturating = False
+    relu_family = False
+    dies = False
+    probabilities = False
+    output_range = (-scale * alpha, INF)
+    peak_gradient = scale * alpha
 
     def fn(self, x):
         import numpy as np
@@ -206,12 +206,12 @@ class Gelu(Activation):
 
     type: ClassVar[str] = "gelu"
     flops_per_output: ClassVar[int] = 8
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = True
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (-0.16997120747940211, INF)  # at x = -0.7518
-    peak_gradient: ClassVar[float] = 1.1289041451825208  # at x = sqrt(2)
+    saturating = False
+    relu_family = True
+    dies = False
+    probabilities = False
+    output_range = (-0.16997120747940211, INF)  # at x = -0.7518
+    peak_gradient = 1.1289041451825208  # at x = sqrt(2)
 
     def fn(self, x):
         """Exact, with libm's erf per value (NumPy has no vectorised erf): the slowest activation here."""
@@ -243,12 +243,12 @@ class Sigmoid(Activation):
 
     type: ClassVar[str] = "sigmoid"
     flops_per_output: ClassVar[int] = 4
-    saturating: ClassVar[bool] = True
-    relu_family: ClassVar[bool] = False
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    peak_gradient: ClassVar[float] = 0.25
+    saturating = True
+    relu_family = False
+    dies = False
+    probabilities = False
+    output_range = (0.0, 1.0)
+    peak_gradient = 0.25
 
     def fn(self, x):
         import numpy as np
@@ -267,12 +267,12 @@ class Tanh(Activation):
 
     type: ClassVar[str] = "tanh"
     flops_per_output: ClassVar[int] = 5
-    saturating: ClassVar[bool] = True
-    relu_family: ClassVar[bool] = False
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (-1.0, 1.0)
-    peak_gradient: ClassVar[float] = 1.0
+    saturating = True
+    relu_family = False
+    dies = False
+    probabilities = False
+    output_range = (-1.0, 1.0)
+    peak_gradient = 1.0
 
     def fn(self, x):
         import numpy as np
@@ -291,12 +291,12 @@ class Hardswish(Activation):
 
     type: ClassVar[str] = "hardswish"
     flops_per_output: ClassVar[int] = 4
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = True
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (-0.375, INF)  # at x = -1.5
-    peak_gradient: ClassVar[float] = 1.5  # at x = 3
+    saturating = False
+    relu_family = True
+    dies = False
+    probabilities = False
+    output_range = (-0.375, INF)  # at x = -1.5
+    peak_gradient = 1.5  # at x = 3
 
     def fn(self, x):
         import numpy as np
@@ -317,12 +317,12 @@ class Swish(Activation):
 
     type: ClassVar[str] = "swish"
     flops_per_output: ClassVar[int] = 5
-    saturating: ClassVar[bool] = False
-    relu_family: ClassVar[bool] = True
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = False
-    output_range: ClassVar[tuple[float, float]] = (-0.27846454275882637, INF)  # at x = -1.2785
-    peak_gradient: ClassVar[float] = 1.0998393201285284  # at x = 2.3994
+    saturating = False
+    relu_family = True
+    dies = False
+    probabilities = False
+    output_range = (-0.27846454275882637, INF)  # at x = -1.2785
+    peak_gradient = 1.0998393201285284  # at x = 2.3994
 
     def fn(self, x):
         import numpy as np
@@ -345,12 +345,12 @@ class Softmax(Activation):
 
     type: ClassVar[str] = "softmax"
     flops_per_output: ClassVar[int] = 3
-    saturating: ClassVar[bool] = True
-    relu_family: ClassVar[bool] = False
-    dies: ClassVar[bool] = False
-    probabilities: ClassVar[bool] = True
-    output_range: ClassVar[tuple[float, float]] = (0.0, 1.0)
-    peak_gradient: ClassVar[float] = 0.25  # d p_i / d x_i = p_i (1 - p_i)
+    saturating = True
+    relu_family = False
+    dies = False
+    probabilities = True
+    output_range = (0.0, 1.0)
+    peak_gradient = 0.25  # d p_i / d x_i = p_i (1 - p_i)
 
     axis: Annotated[int, Field(ge=0, le=3)] = 0
 

@@ -192,6 +192,9 @@ class Layer(BaseModel):
     gate: ClassVar[bool]  # multiplies values by another input (squeeze-and-excitation, attention gates)
     passes: ClassVar[bool]  # hands values on unchanged: at most rearranged, padded or (in training) dropped
     pointwise: ClassVar[bool]  # each output position reads its own input position only: no spatial mixing
+    # declared by every normalisation and every activation (NORM_KINDS, ACTIVATION_KINDS below)
+    centres_channels: ClassVar[bool]
+    running_statistics: ClassVar[bool]
 
     # -- static facts --------------------------------------------------------------
     def output_shape(self, inputs: list[Shape]) -> Shape:

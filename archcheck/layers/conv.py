@@ -9,7 +9,6 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from archcheck.layers.base import (
-    Category,
     Dim,
     Geometry,
     NonNeg,
@@ -37,16 +36,16 @@ class _Windowed(WindowLayer):
     bias: bool = True
 
     shorthand: ClassVar[str] = "filters"
-    category: ClassVar[Category] = "conv"
-    weighted: ClassVar[bool] = True
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = True
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = False
+    category = "conv"
+    weighted = True
+    linear = True
+    normalises = False
+    activation = False
+    window = True
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = False
 
     def _geometry(self, shape: Shape) -> Geometry:
         channels, sizes = spatial_input(self, shape)
@@ -77,7 +76,7 @@ class Conv(_Windowed):
     """
 
     type: ClassVar[str] = "conv"
-    upsamples: ClassVar[bool] = False
+    upsamples = False
 
     groups: Annotated[Dim | Literal["depthwise"],
                       Field(description="a whole number >= 1 dividing both channel counts, or 'depthwise'")] = 1
@@ -143,7 +142,7 @@ class ConvTranspose(_Windowed):
     """
 
     type: ClassVar[str] = "convtranspose"
-    upsamples: ClassVar[bool] = True
+    upsamples = True
 
     output_padding: Annotated[NonNeg | list[NonNeg],
                               Field(description="a whole number >= 0, or one per spatial axis")] = 0
@@ -257,7 +256,7 @@ class LocallyConnected(_Windowed):
     """
 
     type: ClassVar[str] = "locallyconnected"
-    upsamples: ClassVar[bool] = False
+    upsamples = False
 
     def output_shape(self, inputs):
         return (self.filters, *self.geometry(inputs[0]).out_sizes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from archcheck.layers.base import Category, Dim, Layer, ShapeError
+from archcheck.layers.base import Dim, Layer, ShapeError
 
 
 class Dense(Layer):
@@ -17,17 +17,17 @@ class Dense(Layer):
     """
 
     type: ClassVar[str] = "dense"
-    category: ClassVar[Category] = "dense"
-    weighted: ClassVar[bool] = True
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = False
+    category = "dense"
+    weighted = True
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = False
     shorthand: ClassVar[str] = "units"
 
     units: Dim

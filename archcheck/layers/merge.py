@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from archcheck.layers.base import Category, Layer, ShapeError, axis_names
+from archcheck.layers.base import Layer, ShapeError, axis_names
 
 
 def _axis_label(shape, axis: int) -> str:
@@ -26,15 +26,15 @@ class _Elementwise(Layer):
 
     min_inputs: ClassVar[int] = 2
     max_inputs: ClassVar[int] = 64
-    category: ClassVar[Category] = "merge"
-    weighted: ClassVar[bool] = False
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = True
+    category = "merge"
+    weighted = False
+    normalises = False
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = False
+    passes = False
+    pointwise = True
 
     def output_shape(self, inputs):
         out = inputs[0]
@@ -65,8 +65,8 @@ def _unbroadcast(g, shape):
 class Add(_Elementwise):
     __doc__ = "Sum of the inputs (a residual connection). " + _Elementwise.__doc__
     type: ClassVar[str] = "add"
-    linear: ClassVar[bool] = True
-    gate: ClassVar[bool] = False
+    linear = True
+    gate = False
 
     def forward(self, xs, params, ctx):
         y = xs[0] + xs[1]
@@ -84,8 +84,8 @@ class Add(_Elementwise):
 class Multiply(_Elementwise):
     __doc__ = "Product of the inputs (gating, attention). " + _Elementwise.__doc__
     type: ClassVar[str] = "multiply"
-    linear: ClassVar[bool] = False
-    gate: ClassVar[bool] = True
+    linear = False
+    gate = True
 
     def forward(self, xs, params, ctx):
         y = xs[0] * xs[1]
@@ -114,17 +114,17 @@ class Concat(Layer):
     agree. No FLOPs."""
 
     type: ClassVar[str] = "concat"
-    category: ClassVar[Category] = "merge"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = True
+    category = "merge"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = True
     min_inputs: ClassVar[int] = 2
     max_inputs: ClassVar[int] = 64
 

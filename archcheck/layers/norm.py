@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from archcheck.layers.base import Category, Layer
+from archcheck.layers.base import Layer
 
 Eps = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -20,19 +20,19 @@ class BatchNorm(Layer):
     """
 
     type: ClassVar[str] = "batchnorm"
-    category: ClassVar[Category] = "norm"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = True
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = True
-    centres_channels: ClassVar[bool] = True
-    running_statistics: ClassVar[bool] = True
+    category = "norm"
+    weighted = False
+    linear = True
+    normalises = True
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = True
+    centres_channels = True
+    running_statistics = True
     flops_per_output: ClassVar[int] = 2
 
     eps: Eps = 1e-5
@@ -111,19 +111,19 @@ class LayerNorm(Layer):
     """
 
     type: ClassVar[str] = "layernorm"
-    category: ClassVar[Category] = "norm"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = False
-    normalises: ClassVar[bool] = True
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = True
-    centres_channels: ClassVar[bool] = False
-    running_statistics: ClassVar[bool] = False
+    category = "norm"
+    weighted = False
+    linear = False
+    normalises = True
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = True
+    centres_channels = False
+    running_statistics = False
     flops_per_output: ClassVar[int] = 5
 
     eps: Eps = 1e-5

@@ -7,7 +7,6 @@ from fractions import Fraction
 from typing import ClassVar
 
 from archcheck.layers.base import (
-    Category,
     Geometry,
     Layer,
     Padding,
@@ -27,16 +26,16 @@ class _Pool(WindowLayer):
     (PyTorch rule: it must start inside the input or the left padding)."""
 
     shorthand: ClassVar[str] = "kernel"
-    category: ClassVar[Category] = "pool"
-    weighted: ClassVar[bool] = False
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = True
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = False
+    category = "pool"
+    weighted = False
+    normalises = False
+    activation = False
+    window = True
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = False
 
     kernel: PerAxis = 2
     stride: PerAxis | None = None
@@ -78,7 +77,7 @@ class MaxPool(_Pool):
     """Max pooling. FLOPs: ``prod(kernel) - 1`` comparisons per output value."""
 
     type: ClassVar[str] = "maxpool"
-    linear: ClassVar[bool] = False
+    linear = False
 
     def flops(self, inputs, out):
         return (math.prod(self.geometry(inputs[0]).kernel) - 1) * math.prod(out)
@@ -108,7 +107,7 @@ class AvgPool(_Pool):
     (adds and one divide)."""
 
     type: ClassVar[str] = "avgpool"
-    linear: ClassVar[bool] = True
+    linear = True
 
     count_include_pad: bool = True
 
@@ -147,16 +146,16 @@ class _GlobalPool(Layer):
     """Pool each channel over all spatial positions: ``(C, ...)`` to ``(C,)``, or ``(C, 1, ...)``
     with ``keepdims``. FLOPs: one per input value. The receptive field becomes the whole input."""
 
-    category: ClassVar[Category] = "pool"
-    weighted: ClassVar[bool] = False
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = True
-    gate: ClassVar[bool] = False
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = False
+    category = "pool"
+    weighted = False
+    normalises = False
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = True
+    gate = False
+    passes = False
+    pointwise = False
 
     keepdims: bool = False
 
@@ -180,7 +179,7 @@ class _GlobalPool(Layer):
 class GlobalAvgPool(_GlobalPool):
     __doc__ = _GlobalPool.__doc__
     type: ClassVar[str] = "globalavgpool"
-    linear: ClassVar[bool] = True
+    linear = True
     onnx_op: ClassVar[str] = "GlobalAveragePool"
 
     def forward(self, xs, params, ctx):
@@ -197,7 +196,7 @@ class GlobalAvgPool(_GlobalPool):
 class GlobalMaxPool(_GlobalPool):
     __doc__ = _GlobalPool.__doc__
     type: ClassVar[str] = "globalmaxpool"
-    linear: ClassVar[bool] = False
+    linear = False
     onnx_op: ClassVar[str] = "GlobalMaxPool"
 
     def forward(self, xs, params, ctx):

@@ -10,7 +10,6 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from archcheck.layers.base import (
-    Category,
     Dim,
     Layer,
     NonNeg,
@@ -30,17 +29,17 @@ class Flatten(Layer):
     The receptive field becomes the whole input."""
 
     type: ClassVar[str] = "flatten"
-    category: ClassVar[Category] = "reshape"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    passes: ClassVar[bool] = True
-    pointwise: ClassVar[bool] = False
+    category = "reshape"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    global_pool = False
+    gate = False
+    upsamples = False
+    passes = True
+    pointwise = False
 
     def output_shape(self, inputs):
         return (math.prod(inputs[0]),)
@@ -62,17 +61,17 @@ class Reshape(Layer):
     """Reshape to ``shape`` (batch axis excluded); one entry may be -1."""
 
     type: ClassVar[str] = "reshape"
-    category: ClassVar[Category] = "reshape"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    passes: ClassVar[bool] = True
-    pointwise: ClassVar[bool] = False
+    category = "reshape"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    global_pool = False
+    gate = False
+    upsamples = False
+    passes = True
+    pointwise = False
     shorthand: ClassVar[str] = "shape"
 
     shape: Annotated[list[Dim | Literal[-1]],
@@ -111,17 +110,17 @@ class ZeroPad(Layer):
     """Pad every spatial axis with zeros: an int, one per axis, or ``[before, after]`` pairs."""
 
     type: ClassVar[str] = "zeropad"
-    category: ClassVar[Category] = "reshape"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    passes: ClassVar[bool] = True
-    pointwise: ClassVar[bool] = False
+    category = "reshape"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    global_pool = False
+    gate = False
+    upsamples = False
+    passes = True
+    pointwise = False
     shorthand: ClassVar[str] = "padding"
 
     padding: Annotated[NonNeg | list[NonNeg | Pair],
@@ -162,17 +161,17 @@ class Upsample(Layer):
     output value for linear. Receptive-field step: stride ``1/scale``."""
 
     type: ClassVar[str] = "upsample"
-    category: ClassVar[Category] = "reshape"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = True
-    passes: ClassVar[bool] = False
-    pointwise: ClassVar[bool] = False
+    category = "reshape"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    global_pool = False
+    gate = False
+    upsamples = True
+    passes = False
+    pointwise = False
     shorthand: ClassVar[str] = "scale"
 
     scale: PerAxis = 2
@@ -219,17 +218,17 @@ class Identity(Layer):
     """Pass the input through unchanged (a named tap, or an explicit identity shortcut)."""
 
     type: ClassVar[str] = "identity"
-    category: ClassVar[Category] = "reshape"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    passes: ClassVar[bool] = True
-    pointwise: ClassVar[bool] = True
+    category = "reshape"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    global_pool = False
+    gate = False
+    upsamples = False
+    passes = True
+    pointwise = True
 
     def forward(self, xs, params, ctx):
         return xs[0], None
@@ -246,17 +245,17 @@ class Dropout(Layer):
     1/(1-rate)); the identity at inference."""
 
     type: ClassVar[str] = "dropout"
-    category: ClassVar[Category] = "regularizer"
-    weighted: ClassVar[bool] = False
-    linear: ClassVar[bool] = True
-    normalises: ClassVar[bool] = False
-    activation: ClassVar[bool] = False
-    window: ClassVar[bool] = False
-    global_pool: ClassVar[bool] = False
-    gate: ClassVar[bool] = False
-    upsamples: ClassVar[bool] = False
-    passes: ClassVar[bool] = True
-    pointwise: ClassVar[bool] = True
+    category = "regularizer"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    global_pool = False
+    gate = False
+    upsamples = False
+    passes = True
+    pointwise = True
     shorthand: ClassVar[str] = "rate"
 
     rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
