@@ -11,18 +11,12 @@ from archcheck.layers.base import Layer
 Eps = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-class BatchNorm(Layer):
-    """Batch normalisation over the channel axis (axis 0 of ``(C, ...)``; a vector's features).
+class _Normalisation(Layer):
+    """Rescales its input by statistics of it, position by position; each type says whether it is linear
+    at inference, subtracts each channel's mean, and keeps running statistics."""
 
-    Trainable ``weight`` and ``bias`` (C each, with ``affine``); non-trainable buffers
-    ``running_mean`` and ``running_var`` (C each), counted apart from parameters.
-    FLOPs: 2 per output value (inference: a folded scale and shift).
-    """
-
-    type: ClassVar[str] = "batchnorm"
     category = "norm"
     weighted = False
-    linear = True
     normalises = True
     activation = False
     window = False
@@ -31,6 +25,18 @@ class BatchNorm(Layer):
     gate = False
     passes = False
     pointwise = True
+
+
+class BatchNorm(_Normalisation):
+    """Batch normalisation over the channel axis (axis 0 of ``(C, ...)``; a vector's features).
+
+    Trainable ``weight`` and ``bias`` (C each, with ``affine``); non-trainable buffers
+    ``running_mean`` and ``running_var`` (C each), counted apart from parameters.
+    FLOPs: 2 per output value (inference: a folded scale and shift).
+    """
+
+    type: ClassVar[str] = "batchnorm"
+    linear = True  # at inference: a per-channel scale and shift
     centres_channels = True
     running_statistics = True
     flops_per_output: ClassVar[int] = 2
@@ -101,7 +107,7 @@ class BatchNorm(Layer):
              output, epsilon=self.eps)
 
 
-class LayerNorm(Layer):
+class LayerNorm(_Normalisation):
     """Layer normalisation of each sample.
 
     ``over: channels`` (default) normalises the channel values at each position, with
@@ -111,17 +117,7 @@ class LayerNorm(Layer):
     """
 
     type: ClassVar[str] = "layernorm"
-    category = "norm"
-    weighted = False
-    linear = False
-    normalises = True
-    activation = False
-    window = False
-    upsamples = False
-    global_pool = False
-    gate = False
-    passes = False
-    pointwise = True
+    linear = False  # divides by a statistic of its input
     centres_channels = False
     running_statistics = False
     flops_per_output: ClassVar[int] = 5

@@ -24,11 +24,11 @@ from archcheck.layers.base import (
 )
 
 
-class Flatten(Layer):
-    """Flatten ``(C, ...)`` to ``(C * ...,)`` in C order (as PyTorch's ``flatten(1)``).
-    The receptive field becomes the whole input."""
+class _Rearranging(Layer):
+    """Layers that move, pad, copy or drop values but compute nothing new from them: linear, no
+    weights, no activation. Each declares whether it upsamples, passes values on unchanged, and keeps
+    positions apart."""
 
-    type: ClassVar[str] = "flatten"
     category = "reshape"
     weighted = False
     linear = True
@@ -37,6 +37,13 @@ class Flatten(Layer):
     window = False
     global_pool = False
     gate = False
+
+
+class Flatten(_Rearranging):
+    """Flatten ``(C, ...)`` to ``(C * ...,)`` in C order (as PyTorch's ``flatten(1)``).
+    The receptive field becomes the whole input."""
+
+    type: ClassVar[str] = "flatten"
     upsamples = False
     passes = True
     pointwise = False
@@ -57,18 +64,10 @@ class Flatten(Layer):
         b.op("Flatten", inputs, output, axis=1)
 
 
-class Reshape(Layer):
+class Reshape(_Rearranging):
     """Reshape to ``shape`` (batch axis excluded); one entry may be -1."""
 
     type: ClassVar[str] = "reshape"
-    category = "reshape"
-    weighted = False
-    linear = True
-    normalises = False
-    activation = False
-    window = False
-    global_pool = False
-    gate = False
     upsamples = False
     passes = True
     pointwise = False
@@ -106,18 +105,10 @@ class Reshape(Layer):
         b.op("Reshape", [inputs[0], b.ints("shape", [0, *out_shape])], output)  # 0 keeps the batch size
 
 
-class ZeroPad(Layer):
+class ZeroPad(_Rearranging):
     """Pad every spatial axis with zeros: an int, one per axis, or ``[before, after]`` pairs."""
 
     type: ClassVar[str] = "zeropad"
-    category = "reshape"
-    weighted = False
-    linear = True
-    normalises = False
-    activation = False
-    window = False
-    global_pool = False
-    gate = False
     upsamples = False
     passes = True
     pointwise = False
@@ -155,20 +146,12 @@ class ZeroPad(Layer):
         b.op("Pad", [inputs[0], b.ints("pads", pads)], output, mode="constant")
 
 
-class Upsample(Layer):
+class Upsample(_Rearranging):
     """Upsample spatial axes by an integer ``scale`` (``nearest`` or ``linear``: bi/tri-linear,
     half-pixel centres as PyTorch's ``align_corners=False``). FLOPs: 0 for nearest, 2^rank per
     output value for linear. Receptive-field step: stride ``1/scale``."""
 
     type: ClassVar[str] = "upsample"
-    category = "reshape"
-    weighted = False
-    linear = True
-    normalises = False
-    activation = False
-    window = False
-    global_pool = False
-    gate = False
     upsamples = True
     passes = False
     pointwise = False
@@ -214,18 +197,10 @@ class Upsample(Layer):
             b.op("Resize", [inputs[0], "", scales], output, mode="linear", coordinate_transformation_mode="half_pixel")
 
 
-class Identity(Layer):
+class Identity(_Rearranging):
     """Pass the input through unchanged (a named tap, or an explicit identity shortcut)."""
 
     type: ClassVar[str] = "identity"
-    category = "reshape"
-    weighted = False
-    linear = True
-    normalises = False
-    activation = False
-    window = False
-    global_pool = False
-    gate = False
     upsamples = False
     passes = True
     pointwise = True
@@ -240,19 +215,12 @@ class Identity(Layer):
         b.op("Identity", inputs, output)
 
 
-class Dropout(Layer):
+class Dropout(_Rearranging):
     """Zero each value with probability ``rate`` during training (inverted dropout, scaled by
     1/(1-rate)); the identity at inference."""
 
     type: ClassVar[str] = "dropout"
     category = "regularizer"
-    weighted = False
-    linear = True
-    normalises = False
-    activation = False
-    window = False
-    global_pool = False
-    gate = False
     upsamples = False
     passes = True
     pointwise = True
