@@ -11,7 +11,7 @@ the output layer implies. It flags:
 - for `logits` (the loss applies softmax or sigmoid itself): softmax or sigmoid at the output, or an
   activation that clips the scores (relu);
 - for `regression`: an output activation whose range cannot reach the targets' range (sigmoid or relu
-  for unbounded targets);
+  for unbounded targets), or softmax over several values, which must sum to 1;
 - dropout after the last layer, or a normalisation after the last layer with weights.
 
 ## Why is this bad?
@@ -143,6 +143,11 @@ def _activation(last, width: int, output, said: str):
         return (f"{what}, but {said} expects probabilities in [0, 1] (expected sigmoid)",
                 "end with `- sigmoid`, or declare `output: logits` if the loss applies the sigmoid itself (as "
                 "PyTorch's BCEWithLogitsLoss does)")
+    if kind == "regression" and is_softmax(last) and width > 1:
+        return (f"applies softmax to {width} regression outputs ({said}): softmax makes them compete and sum to 1, "
+                f"so targets that do not (several values near 1, or all near 0) cannot be reached (expected an "
+                f"output activation that treats each value on its own, or none)",
+                "use `sigmoid` for independent values in [0, 1], or no activation for unbounded targets")
     if kind == "regression" and is_activation(last):
         want_low, want_high = output.range
         if low > want_low or high < want_high:
@@ -167,9 +172,11 @@ def check(analysis, options):
             continue
         output, written = output_of(analysis, name)
         if output is not None and written:
-            problem = _activation(last, width, output, _declared(output))
+            # a normalisation at the output (reported below) hides the activation before it from the loss's view
+            shaping = next(before(analysis, last, passes), last) if last.layer.normalises else last
+            problem = _activation(shaping, width, output, _declared(output))
             if problem is not None:
-                yield Report(last, *problem)
+                yield Report(shaping, *problem)
         node, path = g.nodes[name], []
         while node.name != last.name:  # the pass-through layers after the last layer, output first
             path.append(node)
