@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import collapses, downsamples, is_conv, longest, size, spatial, upsamples, used
+from ._walk import channels, collapses, downsamples, is_conv, longest, size, spatial, upsamples, used
 
 CODE = "AC302"
 SLUG = "channels-not-growing"
@@ -77,12 +77,24 @@ def validate(options):
         raise ValueError("cap", "a channel count of at least 1")
 
 
+def _source(analysis, nodes):
+    """The map a stage hands to its downsampling: the input of the one downsampling layer, or the nearest
+    layer every one of them reads from (the block input a strided convolution and its shortcut share, an
+    Inception module's concatenation), so that widening inside the block does not count as the stage's."""
+    g = analysis.graph
+    if len(nodes) == 1:
+        return g.nodes[nodes[0].inputs[0]]
+    common = set.intersection(*(g.upstream(n.inputs) for n in nodes))
+    position = {n.name: i for i, n in enumerate(g.order)}
+    return g.nodes[max(common, key=position.__getitem__)]
+
+
 def check(analysis, options):
     nodes = used(analysis)
     if any(upsamples(analysis, n) for n in nodes):
         return
     stage = longest(analysis, step=lambda n: downsamples(analysis, n))
-    working, width, entry = set(), {}, {}
+    working, width, entry, crossing = set(), {}, {}, {}
     for node in nodes:
         k = stage[node.name]
         facts = analysis.layers[node.name]
@@ -90,9 +102,11 @@ def check(analysis, options):
             working.add(k)  # a convolution with a 1x1 output is a dense layer (a fully convolutional head)
         if downsamples(analysis, node):
             entry.setdefault(k, node)
-            width[k - 1] = max(width.get(k - 1, 0), facts.in_shapes[0][0])
+            crossing.setdefault(k, []).append(node)
         elif collapses(analysis, node):
             width[k] = max(width.get(k, 0), facts.in_shapes[0][0])
+    for k, nodes_k in crossing.items():
+        width[k - 1] = max(width.get(k - 1, 0), channels(analysis, _source(analysis, nodes_k)))
     stages = sorted(k for k in working if k in width)
     for a, b in zip(stages, stages[1:]):
         if width[b] > width[a] or width[a] >= options["cap"]:
