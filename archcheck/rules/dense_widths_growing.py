@@ -120,7 +120,7 @@ def check(analysis, options):
                 seen.add(wider.name)
                 yield Report(
                     wider,
-                    f"has {b:,} units, more than the {a:,} of '{narrow.name}' before it in the head of the "
+                    f"has {b:,} units, more than the {a:,} of '{narrow.name}' before it on the way to the "
                     f"{kind.kind} output '{output}' ({path}): the widths grow towards the output (expected them to "
                     f"shrink or stay the same)",
                     f"give it at most {a:,} units, or widen '{narrow.name}' to {b:,} instead",
