@@ -1,21 +1,22 @@
 """## What it does
 Flags a hidden dense layer wider than the dense layer before it, in the chain of dense layers that
-feeds a classifier's output (an output of logits, probabilities or binary values: the spec's
-`output`, or what its head implies). The output layer itself is never compared: its width is the
-number of classes. An undeclared sigmoid output at least as wide as every hidden layer is read as a
-decoder's reconstruction, not a classifier.
+feeds an output: a classifier's (class scores: the spec's `output` of logits, probabilities or binary,
+or what its head implies) or any other output with fewer values than the network's input (a
+regression, an embedding). The output layer itself is never compared: its width is the number of
+classes or targets.
 
 ## Why is this bad?
-A classifier's head distils the features into a decision: its widths should shrink, or stay the same,
-towards the output (AlexNet's and VGG's 4096, 4096, then the classes; LeNet's 120, 84, 10). A layer
-wider than the one feeding it cannot hold more information than that narrower layer passed on; it
-adds weights (and overfitting) without adding anything to decide with, and the narrow layer before it
-is the bottleneck of the whole head.
+A head distils the features into a decision: its widths should shrink, or stay the same, towards
+the output (AlexNet's and VGG's 4096, 4096, then the classes; LeNet's 120, 84, 10). A layer wider
+than the one feeding it cannot hold more information than that narrower layer passed on; it adds
+weights (and overfitting) without adding anything to decide with, and the narrow layer before it is
+the bottleneck of the whole head. The first hidden layer may be wider than the input (a perceptron
+on 20 features with 64 units): only hidden layers are compared with each other.
 
-Where it does not apply: outputs that are not class scores, such as an autoencoder's reconstruction
-or a regression, whose decoders widen on purpose, are not checked (declare `output: regression`, or
-let the sigmoid output be wider than the hidden layers); nor is the output layer, nor dense layers
-separated by a merge (a branch of a multi-input network).
+Where it does not apply: a decoder widens on purpose. An output that is not class scores and holds
+as many values as the input or more (an autoencoder's reconstruction, a generator's sample) is not
+checked, nor is an undeclared sigmoid output of that size. Dense layers separated by a merge (the
+branches of a multi-input network) are not one chain.
 
 ## Example
 ```yaml
@@ -64,16 +65,19 @@ None.
 
 from __future__ import annotations
 
+import math
+
 from archcheck.findings import Report
+from archcheck.spec import INPUT
 
 from ._walk import before, channels, output_of
 
 CODE = "AC506"
 SLUG = "dense-widths-growing"
 SEVERITY = "warning"
-SCOPE = "path"  # what the output is decides it (docs/lint.md, SCOPE)
+SCOPE = "path"  # the output decides it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
-SUMMARY = "Hidden dense layer wider than the dense layer before it in a classifier's head."
+SUMMARY = "Hidden dense layer wider than the dense layer before it on the way to the output."
 
 CLASSIFIER = ("logits", "probabilities", "binary")
 
@@ -96,15 +100,17 @@ def _previous(analysis, node):
 
 
 def check(analysis, options):
+    size_in = math.prod(analysis.layers[INPUT].shape)
     seen: set[str] = set()
     for output in analysis.graph.outputs:
         kind, said = output_of(analysis, output)
-        if kind is None or kind.kind not in CLASSIFIER:
-            continue
         node = analysis.graph.nodes[output]
         last = node if _dense(node) else _previous(analysis, node) if _between(node) else None
         if last is None:
             continue
+        scores = kind is not None and kind.kind in CLASSIFIER and (said or kind.kind != "binary")
+        if not scores and channels(analysis, last) >= size_in:
+            continue  # a decoder's output, as large as the input or larger: it widens on purpose
         chain = []  # the hidden dense layers, from the output backwards
         prev = _previous(analysis, last)
         while prev is not None:
@@ -112,16 +118,15 @@ def check(analysis, options):
             prev = _previous(analysis, prev)
         chain.reverse()
         widths = [channels(analysis, d) for d in chain]
-        if kind.kind == "binary" and not said and widths and channels(analysis, last) >= max(widths):
-            continue  # a sigmoid over more values than any hidden layer holds: a decoder's reconstruction
         path = " -> ".join(f"{w:,}" for w in [*widths, channels(analysis, last)])
+        what = f"{kind.kind} output" if kind is not None else "output"
         for (narrow, a), (wider, b) in zip(zip(chain, widths), zip(chain[1:], widths[1:])):
             if b > a and wider.name not in seen:
                 seen.add(wider.name)
                 yield Report(
                     wider,
-                    f"has {b:,} units, more than the {a:,} of '{narrow.name}' before it on the way to the "
-                    f"{kind.kind} output '{output}' ({path}): the widths grow towards the output (expected them to "
-                    f"shrink or stay the same)",
+                    f"has {b:,} units, more than the {a:,} of '{narrow.name}' before it on the way to the {what} "
+                    f"'{output}' ({path}): the widths grow towards the output (expected them to shrink or stay the "
+                    f"same)",
                     f"give it at most {a:,} units, or widen '{narrow.name}' to {b:,} instead",
                 )
