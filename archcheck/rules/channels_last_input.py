@@ -1,7 +1,7 @@
 """## What it does
-Flags a spec input that looks written channels-last, with an image's 1, 3 or 4 channels (or a
+Flags a spec input that looks written channels-last, with an image's 1 or 3 channels (or a
 signal's few features) on a spatial axis, as if the shape were written `[H, W, C]` instead of
-archcheck's `[C, H, W]`: a spatial axis of at most 4 and either more "channels" than positions (C
+archcheck's `[C, H, W]`: a spatial axis of at most 3 and either more "channels" than positions (C
 larger than the product of the spatial sizes: `[32, 3, 3]`, `[101, 1]`) or, on the last axis, as
 many channels as another axis has positions (a square image: `[32, 32, 3]`). A map of 1 on every
 axis (a vector written as a 1x1 map) is flagged only when a layer slides a wider window over it.
@@ -16,9 +16,9 @@ error, if one comes, shows far from the cause.
 Where it does not apply: a head trained on backbone features (`[512, 7, 7]`) has more channels than
 positions on purpose, but its map is not that thin; a multichannel signal (`[9, 128]`, nine sensor
 axes over 128 steps) has fewer channels than steps. A latent vector written as a 1x1 map
-(`[100, 1, 1]`, DCGAN's generator, which upsamples it) is not flagged. Data that really has many
-channels on a tiny map (a head on a backbone's 4x4 features, `[512, 4, 4]`) is flagged too: silence
-the rule there with a suppression comment on `input`.
+(`[100, 1, 1]`, DCGAN's generator, which upsamples it) is not flagged, nor a head on a backbone's
+4x4 features (`[512, 4, 4]`). Data that really has many channels on a map 2 or 3 wide is flagged
+too: silence the rule there with a suppression comment on `input`.
 
 ## Example
 ```yaml
@@ -66,9 +66,9 @@ SLUG = "channels-last-input"
 SEVERITY = "warning"
 SCOPE = "layer"  # findings depend on the input and what reads it (docs/lint.md, SCOPE)
 OPTIONS: dict = {}
-SUMMARY = "Input shape that looks channels-last: a spatial axis of 1 to 4 where the channels should be."
+SUMMARY = "Input shape that looks channels-last: a spatial axis of 1 to 3 where the channels should be."
 
-SMALL = 4  # the most channels an image has (RGBA); a signal's few features
+SMALL = 3  # an image's channels (grey or RGB); a 4-wide map is a backbone's 4x4 features as often as RGBA
 
 
 def _slides_over(analysis) -> bool:
