@@ -33,7 +33,8 @@ def _order(f: Finding):
 
 
 def lint_file(path: str, plan: Plan) -> Result:
-    """Check one spec: its spec problems, or every active rule's findings less the suppressed ones."""
+    """Check one spec: every active rule's findings less the suppressed ones; its spec problems instead when
+    it cannot be analysed, and with them when only shapes are wrong (the rules check the layers that fit)."""
     from archcheck.errors import SpecError
     from archcheck.pipeline import analyze
 
