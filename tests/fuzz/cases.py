@@ -84,9 +84,9 @@ def _layer(rng: random.Random, depth: int, block_names: list[str]):
 
 def random_spec(rng: random.Random) -> dict:
     WILD[0] = rng.choice([0.0, 0.0, 0.02, 0.15])
-    rank = rng.choice([1, 2, 2, 2, 3])
+    rank = rng.choice([0, 1, 2, 2, 2, 3])  # 0: a plain feature vector, input: [F]
     size = rng.choice([1, 2, 3, 5, 8, 8, 16, 16, 32])
-    doc: dict = {"input": [rng.choice([1, 2, 3, 4])] + [size] * rank}
+    doc: dict = {"input": [rng.choice([1, 2, 3, 4]) if rank else rng.choice([1, 4, 20])] + [size] * rank}
     if rng.random() < 0.05:
         doc["input"] = rng.choice(HOSTILE)
     block_names = []
@@ -104,6 +104,10 @@ def random_spec(rng: random.Random) -> dict:
         doc["layers"] += ["flatten", {"dense": rng.choice([2, 10, 0, 2_000_000_000])}]
     if rng.random() < 0.1:
         doc["outputs"] = rng.choice([["input"], ["nope"], [], "x"])
+    if rng.random() < 0.2:  # what the output is: the kinds, a range, and wrong values
+        doc["output"] = rng.choice(["logits", "probabilities", "binary", "regression", "logit", 3, ["a"],
+                                    {"kind": "regression", "range": rng.choice([[0, 1], [1, 0], [0, ".inf"], [0]])},
+                                    {"kind": "binary", "range": [0, 1]}, {"range": [0, 1]}, {"kind": "x", "y": 1}])
     return doc
 
 
