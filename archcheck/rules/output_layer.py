@@ -27,7 +27,7 @@ normalisation there forces each output towards zero mean and unit variance, what
 
 Say what the output is with `output:`; the loss decides it. PyTorch's `CrossEntropyLoss` and
 `BCEWithLogitsLoss`, and Keras losses with `from_logits=True`, take `logits`; Keras's
-`categorical_crossentropy` and PyTorch's `NLLLoss` after a log-softmax take `probabilities`;
+`categorical_crossentropy` and `sparse_categorical_crossentropy` take `probabilities`;
 `binary_crossentropy` and `BCELoss` take `binary`; mean squared or absolute error takes `regression`.
 Where it does not apply: without `output:`, the output layer itself is the best guess of the
 intent, so only what is wrong for every task is checked (softmax over one value, dropout or
