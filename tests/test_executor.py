@@ -155,6 +155,8 @@ ACTIVATIONS = {
     "tanh": lambda v, a: math.tanh(v),
     "hardswish": lambda v, a: v * min(max(v + 3, 0.0), 6.0) / 6,
     "swish": lambda v, a: v / (1 + math.exp(-v)),
+    "hardsigmoid": lambda v, a: min(max(v + 3, 0.0), 6.0) / 6,
+    "mish": lambda v, a: v * math.tanh(math.log1p(math.exp(v))),
 }
 
 

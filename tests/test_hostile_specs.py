@@ -144,8 +144,8 @@ def test_closest_is_bounded_for_long_words_and_huge_lists():
 
 def test_unknown_type_in_a_branch_names_the_branch_item(tmp_path, monkeypatch):
     stderr = refused(tmp_path, monkeypatch, "input: [3, 8, 8]\nlayers:\n  - add: [[relu, multiply: [[], []], "
-                     "hardsigmoid], []]\n")
-    assert ("spec.yaml:3:38: error: invalid-spec: layer 'add_1.0.hardsigmoid_1': unknown layer type 'hardsigmoid'"
+                     "hardtanh], []]\n")
+    assert ("spec.yaml:3:38: error: invalid-spec: layer 'add_1.0.hardtanh_1': unknown layer type 'hardtanh'"
             in stderr)
 
 

@@ -73,7 +73,7 @@ TABLE = [
     ("concat", dict(axis=2), [(4, 8, 3), (4, 8, 5)], (4, 8, 8), 0, 0, 0),
 ] + [(act, {}, [(16, 4, 4)], (16, 4, 4), 0, 0, 0)
      for act in ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh", "hardswish", "swish",
-                 "softmax")]
+                 "softmax", "hardsigmoid", "mish")]
 
 
 @pytest.mark.parametrize("kind,args,ins,out,params,buffers,macs", TABLE,
@@ -192,7 +192,7 @@ HAVE = {
     "gate": {"multiply"},
     "passes": {"identity", "dropout", "flatten", "reshape", "zeropad"},
     "activation": {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "hardswish", "sigmoid", "tanh",
-                   "softmax"},
+                   "softmax", "hardsigmoid", "mish"},
     "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "globalavgpool", "batchnorm", "add",
                "concat", "identity", "dropout", "flatten", "reshape", "zeropad", "upsample"},
 }

@@ -156,7 +156,8 @@ LAYER_CASES = [
     ("layernorm-vector", [4, 3, 3], ["flatten", "layernorm"]),
     # activations (inputs scaled by 4 so relu6, the saturating ones and hardswish's corners are reached)
     *[(f"{act}", [4, 5, 6], [act]) for act in
-      ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh", "hardswish", "swish", "softmax")],
+      ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh", "hardswish", "swish", "softmax",
+       "hardsigmoid", "mish")],
     ("leaky_relu-slope", [4, 6], [{"leaky_relu": 0.2}]),
     ("elu-alpha", [4, 6], [{"elu": 0.5}]),
     ("softmax-vector", [4, 3, 3], ["flatten", "softmax"]),
@@ -167,6 +168,8 @@ LAYER_CASES = [
     ("add-three-broadcast", [4, 6, 6], [{"add": [[conv(4, padding=1)], [{"globalavgpool": {"keepdims": True}}],
                                                  []]}]),
     ("multiply-channel-gate", [4, 6, 6], [{"multiply": [[], [{"globalavgpool": {"keepdims": True}}, "sigmoid"]]}]),
+    ("multiply-hardsigmoid-gate", [4, 6, 6], [{"multiply": [[], [{"globalavgpool": {"keepdims": True}},
+                                                                  "hardsigmoid"]]}]),
     ("multiply-spatial-gate", [4, 6, 6], [{"multiply": [[conv(1, kernel=1), "sigmoid"], []]}]),
     ("multiply-1d-three", [3, 8], [{"multiply": [[], ["tanh"], [{"globalmaxpool": {"keepdims": True}}]]}]),
     ("concat-channels", [3, 6, 6], [{"concat": [[conv(4, padding=1)], [{"maxpool": {"kernel": 3, "stride": 1,

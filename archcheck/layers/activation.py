@@ -312,6 +312,62 @@ class Hardswish(Activation):
         b.op("HardSwish", inputs, output)
 
 
+class Hardsigmoid(Activation):
+    """relu6(x + 3) / 6, as in MobileNetV3 (PyTorch's Hardsigmoid). 4 FLOPs per value (add, max, min,
+    scale). Saturating: its gradient is exactly 0 outside [-3, 3], so it saturates harder than sigmoid,
+    and like sigmoid it is meant for gates (squeeze-and-excitation) and outputs. It outputs exactly 0
+    below -3 but does not "die" as a ReLU does: that is its lower saturation (and it is stuck at 1
+    above 3 just the same), which the saturation checks report."""
+
+    type: ClassVar[str] = "hardsigmoid"
+    flops_per_output: ClassVar[int] = 4
+    saturating = True
+    relu_family = False
+    dies = False
+    probabilities = False
+    output_range = (0.0, 1.0)
+    peak_gradient = 1 / 6
+
+    def fn(self, x):
+        import numpy as np
+
+        return np.clip(x + 3, 0, 6) / 6
+
+    def fn_grad(self, x, y, dy):
+        return dy * ((x > -3) & (x < 3)) / 6
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("HardSigmoid", inputs, output, alpha=1 / 6, beta=0.5)  # ONNX's defaults are Keras's 0.2 and 0.5
+
+
+class Mish(Activation):
+    """x * tanh(softplus(x)) (Misra, 2019). 9 FLOPs per value (softplus 3, tanh 5, multiply)."""
+
+    type: ClassVar[str] = "mish"
+    flops_per_output: ClassVar[int] = 9
+    saturating = False
+    relu_family = True
+    dies = False
+    probabilities = False
+    output_range = (-0.30884341301725043, INF)  # at x = -1.1924
+    peak_gradient = 1.088498161251728  # at x = 1.4906
+
+    def fn(self, x):
+        import numpy as np
+
+        return x * np.tanh(np.logaddexp(0, x))  # softplus without overflow in exp
+
+    def fn_grad(self, x, y, dy):
+        import numpy as np
+
+        t = np.tanh(np.logaddexp(0, x))
+        return dy * (t + x * (1 - t * t) * (0.5 * (1 + np.tanh(0.5 * x))))  # softplus' = sigmoid
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """Spelled with Softplus and Tanh (the Mish operator needs opset 18)."""
+        b.op("Mul", [inputs[0], b.op("Tanh", [b.op("Softplus", inputs)])], output)
+
+
 class Swish(Activation):
     """x * sigmoid(x) (SiLU). 5 FLOPs per value."""
 
