@@ -39,7 +39,7 @@ def found(stderr: str) -> int:
     return int(last.split()[0])
 
 
-TYPES = "use a layer type (add, avgpool, batchnorm, concat, conv, convtranspose, dense"
+TYPES = "use a layer type (add, avgpool, batchnorm, channelshuffle, concat, conv, convtranspose, dense"
 
 # id: (spec, fragments that must all appear in stderr, number of problems)
 CASES = {
@@ -316,6 +316,32 @@ CASES = {
           - conv: {filters: 8, kernel: 3, groups: 3}
         """, ["spec.yaml:3:5: error: shape-error: layer 'conv_1': conv on input (6, 16, 16): ",
               "groups=3", "filters=8"], 1),
+    "shuffle-groups-do-not-divide-channels": ("""
+        input: [3, 16, 16]
+        layers:
+          - conv: {filters: 24, kernel: 1}
+          - channelshuffle: 5
+        """, ["spec.yaml:4:5: error: shape-error: layer 'channelshuffle_1': channelshuffle on input (24, 16, 16): "
+              "groups=5 does not divide the 24 input channels",
+              "= fix: use groups that divide 24, or give the layer before it a multiple of 5 channels"], 1),
+    "pixelshuffle-channels-not-divisible-by-factor-squared": ("""
+        input: [3, 16, 16]
+        layers:
+          - conv: {filters: 10, kernel: 3, padding: 1}
+          - pixelshuffle: 2
+        """, ["spec.yaml:4:5: error: shape-error: layer 'pixelshuffle_1': pixelshuffle on input (10, 16, 16): "
+              "the 10 input channels are not divisible by factor^2 = 4 (factor 2 over 2 spatial axes), so they do "
+              "not fill 2x2 blocks",
+              "= fix: give the layer before it a multiple of 4 channels (8 or 12: 4 per output channel), or change "
+              "the factor"], 1),
+    "pixelunshuffle-size-not-divisible-by-factor": ("""
+        input: [3, 15, 16]
+        layers:
+          - pixelunshuffle: 2
+        """, ["spec.yaml:3:5: error: shape-error: layer 'pixelunshuffle_1': pixelunshuffle on input (3, 15, 16): "
+              "H = 15 is not divisible by the factor 2, so the input does not split into 2-wide blocks along H",
+              "= fix: pad or crop H to a multiple of 2 (14 or 16) before this layer, or use a factor that divides "
+              "15"], 1),
     "dense-on-a-feature-map": ("""
         input: [3, 32, 32]
         layers:

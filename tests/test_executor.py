@@ -238,6 +238,22 @@ def reference(node, xs, p, out_shape, train=False):
         return ref_upsample(x, scale, layer.mode)
     if t in ("identity", "dropout"):
         return x
+    if t == "channelshuffle":  # output channel i * groups + g is input channel g * (C / groups) + i
+        per = x.shape[1] // layer.groups
+        return x[:, [g * per + i for i in range(per) for g in range(layer.groups)]]
+    if t in ("pixelshuffle", "pixelunshuffle"):  # input channel c r^d + offset in base r <-> block c at offset
+        r, d = layer.factor, (x.ndim - 2 if t == "pixelunshuffle" else len(out_shape) - 1)
+        space, depth = (np.zeros((x.shape[0], *out_shape)), x) if t == "pixelshuffle" else (x, None)
+        if depth is None:
+            depth = np.zeros((x.shape[0], *out_shape))
+        for c, *pos in np.ndindex(*space.shape[1:]):
+            channel = c * r**d + sum(p % r * r ** (d - 1 - k) for k, p in enumerate(pos))
+            block = (slice(None), channel, *(p // r for p in pos))
+            if t == "pixelshuffle":
+                space[(slice(None), c, *pos)] = depth[block]
+            else:
+                depth[block] = space[(slice(None), c, *pos)]
+        return space if t == "pixelshuffle" else depth
     raise AssertionError(f"no reference for {t}")
 
 
@@ -313,6 +329,14 @@ CASES = [
     ("upsample1d-linear", [2, 5], [{"upsample": {"scale": 4, "mode": "linear"}}]),
     ("upsample3d-linear", [1, 2, 3, 2], [{"upsample": {"scale": [2, 1, 3], "mode": "linear"}}]),
     ("identity-dropout", [3, 4], ["identity", "dropout"]),
+    ("channelshuffle2d", [6, 3, 2], [{"channelshuffle": 3}]),
+    ("channelshuffle-vector", [4, 2], ["flatten", {"channelshuffle": 2}]),
+    ("pixelshuffle2d", [8, 2, 3], [{"pixelshuffle": 2}]),
+    ("pixelshuffle1d", [6, 4], [{"pixelshuffle": 3}]),
+    ("pixelshuffle3d", [16, 2, 1, 2], [{"pixelshuffle": 2}]),
+    ("pixelunshuffle2d", [2, 4, 6], [{"pixelunshuffle": 2}]),
+    ("pixelunshuffle1d", [2, 6], [{"pixelunshuffle": 3}]),
+    ("pixelunshuffle3d", [1, 2, 4, 2], [{"pixelunshuffle": 2}]),
 ]
 
 

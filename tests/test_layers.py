@@ -66,6 +66,13 @@ TABLE = [
     ("upsample", dict(scale=[1, 2, 2], mode="linear"), [(3, 4, 10, 10)], (3, 4, 20, 20), 0, 0, 0),
     ("identity", {}, [(3, 10)], (3, 10), 0, 0, 0),
     ("dropout", dict(rate=0.2), [(100,)], (100,), 0, 0, 0),
+    ("channelshuffle", dict(groups=4), [(116, 28, 28)], (116, 28, 28), 0, 0, 0),
+    ("channelshuffle", dict(groups=3), [(12,)], (12,), 0, 0, 0),
+    ("pixelshuffle", dict(factor=3), [(27, 10, 12)], (3, 30, 36), 0, 0, 0),
+    ("pixelshuffle", dict(factor=2), [(8, 5)], (4, 10), 0, 0, 0),
+    ("pixelshuffle", dict(factor=2), [(16, 2, 3, 4)], (2, 4, 6, 8), 0, 0, 0),
+    ("pixelunshuffle", dict(factor=2), [(3, 10, 12)], (12, 5, 6), 0, 0, 0),
+    ("pixelunshuffle", dict(factor=3), [(2, 9)], (6, 3), 0, 0, 0),
     # merges
     ("add", {}, [(64, 8, 8), (64, 8, 8)], (64, 8, 8), 0, 0, 0),
     ("multiply", {}, [(64, 8, 8), (64, 1, 1)], (64, 8, 8), 0, 0, 0),
@@ -107,6 +114,8 @@ def test_weight_layouts_follow_pytorch():
     ("convtranspose", dict(filters=1, kernel=4, stride=2, padding=1), [(1, 8)], [(F(5, 2), F(1, 2), 1)]),
     ("upsample", dict(scale=2), [(1, 8)], [(1, F(1, 2), 0)]),
     ("zeropad", dict(padding=2), [(1, 8)], [(1, 1, 2)]),
+    ("pixelshuffle", dict(factor=2), [(4, 8, 8)], [(1, F(1, 2), 0)] * 2),
+    ("pixelunshuffle", dict(factor=3), [(1, 9)], [(3, 3, 0)]),
 ])
 def test_receptive_field_steps(kind, args, ins, steps):
     layer = make(kind, **args)
@@ -133,6 +142,10 @@ def test_global_layers_make_the_field_the_whole_input(kind):
     ("concat", {}, [(8, 4, 4), (8, 2, 2)], "the inputs differ along H (4 vs 2); only the concat axis (channels)"),
     ("reshape", dict(shape=[3, -1]), [(4, 2)], "8 is not divisible by 3"),
     ("convtranspose", dict(filters=2, kernel=1, padding=2), [(2, 2)], "the output size would be -2"),
+    ("channelshuffle", dict(groups=4), [(6, 8, 8)], "groups=4 does not divide the 6 input channels"),
+    ("pixelshuffle", dict(factor=2), [(6, 3, 3)], "the 6 input channels are not divisible by factor^2 = 4"),
+    ("pixelshuffle", dict(factor=2), [(8,)], "pixelshuffle expects a 1-D, 2-D or 3-D feature map"),
+    ("pixelunshuffle", dict(factor=2), [(3, 4, 5)], "W = 5 is not divisible by the factor 2"),
 ])
 def test_shape_errors_say_what_is_wrong(kind, args, ins, message):
     with pytest.raises(ShapeError) as err:
@@ -180,21 +193,24 @@ def test_a_new_layer_type_without_kinds_is_caught():
 
 
 EXAMPLE_ARGS = {"conv": {"filters": 4}, "convtranspose": {"filters": 4}, "locallyconnected": {"filters": 4},
-                "dense": {"units": 4}, "reshape": {"shape": [4]}}
+                "dense": {"units": 4}, "reshape": {"shape": [4]},
+                "channelshuffle": {"groups": 2}, "pixelshuffle": {"factor": 2}, "pixelunshuffle": {"factor": 2}}
 
 # Each kind against the layer types that have it: a wrong declaration changes what every rule sees.
 HAVE = {
     "weighted": {"conv", "convtranspose", "locallyconnected", "dense"},
     "window": {"conv", "convtranspose", "locallyconnected", "maxpool", "avgpool"},
-    "upsamples": {"convtranspose", "upsample"},
+    "upsamples": {"convtranspose", "upsample", "pixelshuffle"},
     "global_pool": {"globalavgpool", "globalmaxpool"},
     "normalises": {"batchnorm", "layernorm"},
     "gate": {"multiply"},
-    "passes": {"identity", "dropout", "flatten", "reshape", "zeropad"},
+    "passes": {"identity", "dropout", "flatten", "reshape", "zeropad", "channelshuffle", "pixelshuffle",
+               "pixelunshuffle"},
     "activation": {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "hardswish", "sigmoid", "tanh",
                    "softmax", "hardsigmoid", "mish"},
     "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "globalavgpool", "batchnorm", "add",
-               "concat", "identity", "dropout", "flatten", "reshape", "zeropad", "upsample"},
+               "concat", "identity", "dropout", "flatten", "reshape", "zeropad", "upsample", "channelshuffle",
+               "pixelshuffle", "pixelunshuffle"},
 }
 
 

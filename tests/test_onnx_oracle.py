@@ -188,6 +188,17 @@ LAYER_CASES = [
     ("upsample-linear-2d", [3, 4, 5], [{"upsample": {"scale": [2, 3], "mode": "linear"}}]),
     ("upsample-linear-3d", [2, 2, 3, 3], [{"upsample": {"scale": [2, 1, 2], "mode": "linear"}}]),
     ("identity-dropout", [3, 5, 5], ["identity", {"dropout": 0.3}, "flatten", "dropout"]),
+    ("channelshuffle-1d", [6, 5], [{"channelshuffle": 2}]),
+    ("channelshuffle-2d", [12, 3, 4], [{"channelshuffle": 3}]),
+    ("channelshuffle-3d-vector", [8, 2, 2, 3], [{"channelshuffle": 4}, "flatten", {"channelshuffle": 6}]),
+    ("pixelshuffle-1d", [6, 5], [{"pixelshuffle": 3}]),
+    ("pixelshuffle-2d", [12, 3, 4], [{"pixelshuffle": 2}]),
+    ("pixelshuffle-2d-factor3", [18, 2, 3], [{"pixelshuffle": 3}]),
+    ("pixelshuffle-3d", [16, 2, 3, 2], [{"pixelshuffle": 2}]),
+    ("pixelunshuffle-1d", [2, 6], [{"pixelunshuffle": 3}]),
+    ("pixelunshuffle-2d", [3, 4, 6], [{"pixelunshuffle": 2}]),
+    ("pixelunshuffle-3d", [2, 4, 2, 6], [{"pixelunshuffle": 2}]),
+    ("pixelunshuffle-pixelshuffle", [3, 6, 4], [{"pixelunshuffle": 2}, {"pixelshuffle": 2}]),
 ]
 
 

@@ -47,8 +47,7 @@ KNOWN_AS = {
     "linear": "dense", "fc": "dense", "fullyconnected": "dense", "bn": "batchnorm", "batchnorm2d": "batchnorm",
     "batchnormalization": "batchnorm", "maxpool2d": "maxpool", "maxpooling2d": "maxpool", "avgpool2d": "avgpool",
     "averagepooling2d": "avgpool", "adaptiveavgpool": "globalavgpool", "globalaveragepooling2d": "globalavgpool",
-    "silu": "swish", "leakyrelu": "leaky_relu", "hard_swish": "hardswish",
-    "hard_sigmoid": "hardsigmoid", "localconv": "locallyconnected",
+    "silu": "swish", "leakyrelu": "leaky_relu", "hard_swish": "hardswish", "localconv": "locallyconnected",
     "locallyconnected2d": "locallyconnected", "zeropadding2d": "zeropad", "pad": "zeropad", "cat": "concat",
     "sum": "add", "mul": "multiply", "upsampling2d": "upsample", "interpolate": "upsample",
 }

@@ -17,6 +17,7 @@ from archcheck.layers.base import (
     PerAxis,
     ShapeError,
     Step,
+    axis_names,
     fmt_shape,
     per_axis,
     spatial_input,
@@ -240,3 +241,158 @@ class Dropout(_Rearranging):
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         b.op("Identity", inputs, output)  # inference: dropout does nothing
+
+
+class ChannelShuffle(_Rearranging):
+    """ShuffleNet's channel shuffle (PyTorch's ``ChannelShuffle``): view the C channels as
+    ``(groups, C / groups)``, transpose, flatten, so channel ``g * C/groups + i`` moves to ``i * groups + g``
+    and the next grouped convolution's groups each read from every group of the last. Any rank."""
+
+    type: ClassVar[str] = "channelshuffle"
+    upsamples = False
+    passes = True
+    pointwise = True  # a permutation of the channels at each position
+    shorthand: ClassVar[str] = "groups"
+
+    groups: Dim
+
+    def output_shape(self, inputs):
+        channels = inputs[0][0]
+        if channels % self.groups:
+            raise ShapeError(f"groups={self.groups} does not divide the {channels} input channels",
+                             f"use groups that divide {channels}, or give the layer before it a multiple of "
+                             f"{self.groups} channels")
+        return inputs[0]
+
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        return x.reshape(x.shape[0], self.groups, -1, *x.shape[2:]).swapaxes(1, 2).reshape(x.shape), None
+
+    def backward(self, dy, cache, params):
+        return [dy.reshape(dy.shape[0], -1, self.groups, *dy.shape[2:]).swapaxes(1, 2).reshape(dy.shape)], {}
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        channels, *rest = in_shapes[0]
+        split = b.op("Reshape", [inputs[0], b.ints("groups", [0, self.groups, channels // self.groups, *rest])])
+        swapped = b.op("Transpose", [split], perm=[0, 2, 1, *range(3, len(rest) + 3)])
+        b.op("Reshape", [swapped, b.ints("shape", [0, *in_shapes[0]])], output)
+
+
+def _blocks(rank: int) -> list[int]:
+    """The axes of ``(N, C, r_1..r_d, S_1..S_d)`` in the order ``(N, C, S_1, r_1, ..., S_d, r_d)``."""
+    return [0, 1, *(a for k in range(rank) for a in (2 + rank + k, 2 + k))]
+
+
+def _unblocks(rank: int) -> list[int]:
+    """The inverse of ``_blocks``: from ``(N, C, S_1, r_1, ..., S_d, r_d)`` back to ``(N, C, r_1..r_d, S_1..S_d)``."""
+    blocks = _blocks(rank)
+    return [blocks.index(a) for a in range(len(blocks))]
+
+
+def _to_space(x, r: int):
+    """``(N, C r^d, *S)`` -> ``(N, C, *S r)``: channel ``c r^d + (i_1 ... i_d in base r)`` goes to offset
+    ``(i_1, ..., i_d)`` of block ``c``, as PyTorch's ``pixel_shuffle``."""
+    n, c, *sizes = x.shape
+    d = len(sizes)
+    split = x.reshape(n, c // r**d, *(r,) * d, *sizes)
+    return split.transpose(_blocks(d)).reshape(n, c // r**d, *(s * r for s in sizes))
+
+
+def _to_depth(x, r: int):
+    """The inverse of ``_to_space``: ``(N, C, *S)`` -> ``(N, C r^d, *S / r)`` (PyTorch's ``pixel_unshuffle``)."""
+    n, c, *sizes = x.shape
+    d = len(sizes)
+    split = x.reshape(n, c, *(a for s in sizes for a in (s // r, r)))
+    return split.transpose(_unblocks(d)).reshape(n, c * r**d, *(s // r for s in sizes))
+
+
+class PixelShuffle(_Rearranging):
+    """Sub-pixel upsampling (ESPCN; PyTorch's ``PixelShuffle``): ``(C r^2, H, W)`` -> ``(C, H r, W r)``, each
+    group of r^2 channels spread over one r x r block. 1-D and 3-D do the same with r and r^3 channels per
+    block (``(C r, L)`` -> ``(C, L r)``); PyTorch has those only as 2-D. Receptive-field step: stride 1/r,
+    as nearest upsampling."""
+
+    type: ClassVar[str] = "pixelshuffle"
+    upsamples = True
+    passes = True  # the values are only moved
+    pointwise = False
+    shorthand: ClassVar[str] = "factor"
+
+    factor: Dim
+
+    def output_shape(self, inputs):
+        channels, sizes = spatial_input(self, inputs[0])
+        r, d = self.factor, len(sizes)
+        if channels % r**d:
+            block = "x".join([str(r)] * d)
+            near = sorted({max(channels // r**d, 1) * r**d, (channels // r**d + 1) * r**d})
+            raise ShapeError(f"the {channels} input channels are not divisible by factor^{d} = {r**d} (factor {r} "
+                             f"over {d} spatial ax{'is' if d == 1 else 'es'}), so they do not fill {block} blocks",
+                             f"give the layer before it a multiple of {r**d} channels "
+                             f"({' or '.join(map(str, near))}: {r**d} per output channel), or change the factor")
+        return (channels // r**d, *(n * r for n in sizes))
+
+    def rf_steps(self, inputs, out):
+        return [Step(Fraction(1), Fraction(1, self.factor), Fraction(0))] * (len(inputs[0]) - 1)
+
+    def forward(self, xs, params, ctx):
+        return _to_space(xs[0], self.factor), None
+
+    def backward(self, dy, cache, params):
+        return [_to_depth(dy, self.factor)], {}
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """2-D: ``DepthToSpace`` in ``CRD`` mode (PyTorch's order; the default ``DCR`` is TensorFlow's);
+        1-D and 3-D: ``Reshape`` -> ``Transpose`` -> ``Reshape``, which DepthToSpace is in 2-D."""
+        channels, *sizes = in_shapes[0]
+        r, d = self.factor, len(sizes)
+        if d == 2:
+            b.op("DepthToSpace", inputs, output, blocksize=r, mode="CRD")
+            return
+        split = b.op("Reshape", [inputs[0], b.ints("blocks", [0, channels // r**d, *(r,) * d, *sizes])])
+        b.op("Reshape", [b.op("Transpose", [split], perm=_blocks(d)), b.ints("shape", [0, *out_shape])], output)
+
+
+class PixelUnshuffle(_Rearranging):
+    """The inverse of ``pixelshuffle`` (PyTorch's ``PixelUnshuffle``): ``(C, H, W)`` -> ``(C r^2, H/r, W/r)``,
+    each r x r block stacked into r^2 channels; 1-D and 3-D likewise. Receptive-field step: kernel r,
+    stride r."""
+
+    type: ClassVar[str] = "pixelunshuffle"
+    upsamples = False
+    passes = True
+    pointwise = False
+    shorthand: ClassVar[str] = "factor"
+
+    factor: Dim
+
+    def output_shape(self, inputs):
+        channels, sizes = spatial_input(self, inputs[0])
+        r = self.factor
+        for axis, n in zip(axis_names(len(sizes)), sizes):
+            if n % r:
+                near = sorted({max(n // r, 1) * r, (n // r + 1) * r})
+                raise ShapeError(f"{axis} = {n} is not divisible by the factor {r}, so the input does not split into "
+                                 f"{r}-wide blocks along {axis}",
+                                 f"pad or crop {axis} to a multiple of {r} ({' or '.join(map(str, near))}) before "
+                                 f"this layer, or use a factor that divides {n}")
+        return (channels * r ** len(sizes), *(n // r for n in sizes))
+
+    def rf_steps(self, inputs, out):
+        r = Fraction(self.factor)
+        return [Step(r, r, Fraction(0))] * (len(inputs[0]) - 1)
+
+    def forward(self, xs, params, ctx):
+        return _to_depth(xs[0], self.factor), None
+
+    def backward(self, dy, cache, params):
+        return [_to_space(dy, self.factor)], {}
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """``Reshape`` -> ``Transpose`` -> ``Reshape``: ONNX's ``SpaceToDepth`` orders the channels as TensorFlow
+        does (block offset first), PyTorch's unshuffle puts the input channel first."""
+        channels, *sizes = in_shapes[0]
+        r = self.factor
+        split = b.op("Reshape", [inputs[0], b.ints("blocks", [0, channels, *(a for s in sizes for a in (s // r, r))])])
+        b.op("Reshape", [b.op("Transpose", [split], perm=_unblocks(len(sizes))), b.ints("shape", [0, *out_shape])],
+             output)
