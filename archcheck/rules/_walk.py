@@ -159,9 +159,12 @@ def coverage(kernel: int, stride: int, dilation: int = 1) -> Coverage:
 
 
 def upsamples(analysis, node) -> bool:
+    """A layer that enlarges the map: one that computes new positions (upsample, transposed convolution) or
+    one declared to upsample by moving values (pixel shuffle), not one that only pads or reshapes."""
     facts = analysis.layers[node.name]
     ins, out = spatial(facts.in_shapes[0]) if facts.in_shapes else (), spatial(facts.shape)
-    return len(ins) == len(out) > 0 and any(o > i for i, o in zip(ins, out)) and not node.layer.passes
+    return (len(ins) == len(out) > 0 and any(o > i for i, o in zip(ins, out))
+            and (node.layer.upsamples or not node.layer.passes))
 
 
 def collapses(analysis, node) -> bool:
