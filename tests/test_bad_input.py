@@ -157,6 +157,12 @@ CASES = {
         """, ["spec.yaml:3:33: error: invalid-spec: layer 'conv_1': conv argument 'padding' received 'full', "
               "expected a whole number >= 0, a list with one per spatial axis (each a number or [before, after]), "
               "'same' or 'valid'"], 1),
+    "droppath-rate-of-one": ("""
+        input: [3, 32, 32]
+        layers:
+          - droppath: 1
+        """, ["spec.yaml:3:5: error: invalid-spec: layer 'droppath_1': droppath argument 'rate' received 1, "
+              "expected a number less than 1", "= fix: set `rate` to a number less than 1"], 1),
     "true-is-not-a-number": ("""
         input: [3, 32, 32]
         layers:

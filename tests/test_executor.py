@@ -236,7 +236,7 @@ def reference(node, xs, p, out_shape, train=False):
     if t == "upsample":
         scale = layer.scale if isinstance(layer.scale, list) else [layer.scale] * (x.ndim - 2)
         return ref_upsample(x, scale, layer.mode)
-    if t in ("identity", "dropout"):
+    if t in ("identity", "dropout", "droppath"):
         return x
     if t == "channelshuffle":  # output channel i * groups + g is input channel g * (C / groups) + i
         per = x.shape[1] // layer.groups
@@ -337,6 +337,7 @@ CASES = [
     ("pixelunshuffle2d", [2, 4, 6], [{"pixelunshuffle": 2}]),
     ("pixelunshuffle1d", [2, 6], [{"pixelunshuffle": 3}]),
     ("pixelunshuffle3d", [1, 2, 4, 2], [{"pixelunshuffle": 2}]),
+    ("droppath", [2, 3, 4], [{"droppath": 0.3}]),
 ]
 
 
@@ -384,6 +385,17 @@ def test_dropout_in_training_zeroes_and_rescales(tmp_path):
     assert 0.25 < 1 - kept.mean() < 0.35
     np.testing.assert_array_equal(forward(analysis, {}, x, train=True, seed=3)["dropout_1"], y)  # seeded
     np.testing.assert_array_equal(forward(analysis, {}, x)["dropout_1"], x)  # inference: identity
+
+
+def test_droppath_in_training_drops_whole_samples_and_rescales(tmp_path):
+    analysis = build(tmp_path, [3, 4, 4], [{"droppath": 0.3}])
+    x = np.random.default_rng(0).random((400, 3, 4, 4)) + 1
+    y = forward(analysis, {}, x, train=True, seed=3)["droppath_1"]
+    kept = (y != 0).reshape(len(x), -1)
+    assert (kept.all(axis=1) | ~kept.any(axis=1)).all()  # a sample is kept or dropped as a whole
+    np.testing.assert_allclose(y[kept.all(axis=1)], x[kept.all(axis=1)] / 0.7)
+    assert 0.23 < 1 - kept.all(axis=1).mean() < 0.37
+    np.testing.assert_array_equal(forward(analysis, {}, x)["droppath_1"], x)  # inference: identity
 
 
 def test_chunked_im2col_gives_the_same_result(tmp_path, monkeypatch):

@@ -73,6 +73,7 @@ TABLE = [
     ("pixelshuffle", dict(factor=2), [(16, 2, 3, 4)], (2, 4, 6, 8), 0, 0, 0),
     ("pixelunshuffle", dict(factor=2), [(3, 10, 12)], (12, 5, 6), 0, 0, 0),
     ("pixelunshuffle", dict(factor=3), [(2, 9)], (6, 3), 0, 0, 0),
+    ("droppath", dict(rate=0.2), [(96, 56, 56)], (96, 56, 56), 0, 0, 0),
     # merges
     ("add", {}, [(64, 8, 8), (64, 8, 8)], (64, 8, 8), 0, 0, 0),
     ("multiply", {}, [(64, 8, 8), (64, 1, 1)], (64, 8, 8), 0, 0, 0),
@@ -204,13 +205,13 @@ HAVE = {
     "global_pool": {"globalavgpool", "globalmaxpool"},
     "normalises": {"batchnorm", "layernorm"},
     "gate": {"multiply"},
-    "passes": {"identity", "dropout", "flatten", "reshape", "zeropad", "channelshuffle", "pixelshuffle",
+    "passes": {"identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "channelshuffle", "pixelshuffle",
                "pixelunshuffle"},
     "activation": {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "hardswish", "sigmoid", "tanh",
                    "softmax", "hardsigmoid", "mish"},
     "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "globalavgpool", "batchnorm", "add",
-               "concat", "identity", "dropout", "flatten", "reshape", "zeropad", "upsample", "channelshuffle",
-               "pixelshuffle", "pixelunshuffle"},
+               "concat", "identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "upsample",
+               "channelshuffle", "pixelshuffle", "pixelunshuffle"},
 }
 
 

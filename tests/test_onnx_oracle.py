@@ -199,6 +199,7 @@ LAYER_CASES = [
     ("pixelunshuffle-2d", [3, 4, 6], [{"pixelunshuffle": 2}]),
     ("pixelunshuffle-3d", [2, 4, 2, 6], [{"pixelunshuffle": 2}]),
     ("pixelunshuffle-pixelshuffle", [3, 6, 4], [{"pixelunshuffle": 2}, {"pixelshuffle": 2}]),
+    ("droppath", [3, 5, 5], [{"droppath": 0.2}]),
 ]
 
 

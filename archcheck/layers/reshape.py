@@ -243,6 +243,35 @@ class Dropout(_Rearranging):
         b.op("Identity", inputs, output)  # inference: dropout does nothing
 
 
+class DropPath(_Rearranging):
+    """Stochastic depth: during training drop each sample's whole branch with probability ``rate``
+    and scale the kept ones by 1/(1-rate) (torchvision's StochasticDepth, mode "row"); the identity
+    at inference."""
+
+    type: ClassVar[str] = "droppath"
+    category = "regularizer"
+    upsamples = False
+    passes = True
+    pointwise = True
+    shorthand: ClassVar[str] = "rate"
+
+    rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        if not ctx.train or self.rate == 0:
+            return x, None
+        keep = ctx.rng.random((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype) >= self.rate
+        mask = keep / x.dtype.type(1 - self.rate)
+        return x * mask, mask
+
+    def backward(self, dy, mask, params):
+        return [dy if mask is None else dy * mask], {}
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        b.op("Identity", inputs, output)  # inference: drop-path does nothing
+
+
 class ChannelShuffle(_Rearranging):
     """ShuffleNet's channel shuffle (PyTorch's ``ChannelShuffle``): view the C channels as
     ``(groups, C / groups)``, transpose, flatten, so channel ``g * C/groups + i`` moves to ``i * groups + g``
