@@ -255,6 +255,13 @@ CASES = {
           - conv: {filters: 8, kernel: 11}
         """, ["spec.yaml:3:5: error: shape-error: layer 'conv_1': conv on input (3, 8, 8): ",
               "11-wide window", "along H", "8 + padding 0+0 = 8 < 11", "= fix: use a smaller kernel"], 1),
+    "batchnorm-affine-contradicts-scale": ("""
+        input: [3, 4, 4]
+        layers:
+          - batchnorm: {affine: false, scale: true}
+        """, ["spec.yaml:3:5: error: shape-error: layer 'batchnorm_1': batchnorm on input (3, 4, 4): "
+              "affine: false contradicts scale: true",
+              "= fix: drop `affine: false` and set `scale` and `center` alone (each defaults to true)"], 1),
     "window-larger-than-padded-input": ("""
         input: [3, 4, 4]
         layers:

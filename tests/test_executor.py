@@ -190,7 +190,7 @@ def reference(node, xs, p, out_shape, train=False):
         for c in range(x.shape[1]):
             v = x[:, c]
             mean, var = (v.mean(), v.var()) if train else (p["running_mean"][c], p["running_var"][c])
-            w, b = (p["weight"][c], p["bias"][c]) if layer.affine else (1.0, 0.0)
+            w, b = p.get("weight", [1.0] * x.shape[1])[c], p.get("bias", [0.0] * x.shape[1])[c]
             y[:, c] = (v - mean) / math.sqrt(var + layer.eps) * w + b
         return y
     if t == "layernorm":
@@ -302,6 +302,8 @@ CASES = [
     ("batchnorm1d-no-affine", [3, 6], [{"batchnorm": {"affine": False}}]),
     ("batchnorm-vector", [5, 1], ["flatten", "batchnorm"]),
     ("batchnorm3d", [2, 2, 3, 3], ["batchnorm"]),
+    ("batchnorm-no-scale", [3, 4, 4], [{"batchnorm": {"scale": False}}]),
+    ("batchnorm-no-center", [3, 6], [{"batchnorm": {"center": False}}]),
     ("layernorm-channels", [3, 4, 4], ["layernorm"]),
     ("layernorm-all", [3, 4, 4], [{"layernorm": {"over": "all"}}]),
     ("layernorm-vector-no-affine", [6, 1], ["flatten", {"layernorm": {"affine": False}}]),

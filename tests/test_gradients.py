@@ -65,7 +65,8 @@ def test_layer_gradients(tmp_path, case_id, input_shape, layers):
 
 
 @pytest.mark.parametrize("layers", [["batchnorm"], [{"layernorm": {"over": "all"}}, {"dropout": 0.5}],
-                                    [{"batchnorm": {"affine": False}}], [{"droppath": 0.5}]])
+                                    [{"batchnorm": {"affine": False}}], [{"droppath": 0.5}],
+                                    [{"batchnorm": {"scale": False}}], [{"batchnorm": {"center": False}}]])
 def test_inference_mode_gradients(tmp_path, layers):
     analysis = build(tmp_path, [3, 4, 4], layers)
     check_network(analysis, random_params(analysis), np.random.default_rng(2).standard_normal((3, 3, 4, 4)),

@@ -148,6 +148,8 @@ LAYER_CASES = [
     ("batchnorm-2d", [4, 5, 6], [{"batchnorm": {"eps": 0.001}}]),
     ("batchnorm-3d-no-affine", [3, 2, 3, 4], [{"batchnorm": {"affine": False}}]),
     ("batchnorm-vector", [4, 3, 3], ["flatten", "batchnorm"]),
+    ("batchnorm-no-scale", [4, 5, 6], [{"batchnorm": {"scale": False}}]),
+    ("batchnorm-no-center", [4, 5, 6], [{"batchnorm": {"center": False}}]),
     ("layernorm-channels-1d", [4, 9], ["layernorm"]),
     ("layernorm-channels-2d", [4, 5, 6], ["layernorm"]),
     ("layernorm-channels-3d-no-affine", [3, 2, 3, 4], [{"layernorm": {"affine": False}}]),

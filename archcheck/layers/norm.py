@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from archcheck.layers.base import Layer
+from archcheck.layers.base import Layer, ShapeError
 
 Eps = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -30,8 +30,10 @@ class _Normalisation(Layer):
 class BatchNorm(_Normalisation):
     """Batch normalisation over the channel axis (axis 0 of ``(C, ...)``; a vector's features).
 
-    Trainable ``weight`` and ``bias`` (C each, with ``affine``); non-trainable buffers
+    Trainable ``weight`` (C, with ``scale``) and ``bias`` (C, with ``center``); non-trainable buffers
     ``running_mean`` and ``running_var`` (C each), counted apart from parameters.
+    ``scale`` and ``center`` (TF-Slim's names) each default to ``affine``; ``affine: false``
+    with ``scale: true`` or ``center: true`` is refused as a contradiction.
     FLOPs: 2 per output value (inference: a folded scale and shift).
     """
 
@@ -44,10 +46,27 @@ class BatchNorm(_Normalisation):
     eps: Eps = 1e-5
     momentum: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     affine: bool = True
+    scale: bool | None = None
+    center: bool | None = None
+
+    @property
+    def _scaled(self) -> bool:
+        return self.affine if self.scale is None else self.scale
+
+    @property
+    def _centred(self) -> bool:
+        return self.affine if self.center is None else self.center
+
+    def output_shape(self, inputs):
+        wanted = [k for k in ("scale", "center") if getattr(self, k)]
+        if not self.affine and wanted:
+            raise ShapeError(f"affine: false contradicts {' and '.join(f'{k}: true' for k in wanted)}",
+                             "drop `affine: false` and set `scale` and `center` alone (each defaults to true)")
+        return inputs[0]
 
     def weight_shapes(self, inputs):
         c = inputs[0][0]
-        return {"weight": (c,), "bias": (c,)} if self.affine else {}
+        return {**({"weight": (c,)} if self._scaled else {}), **({"bias": (c,)} if self._centred else {})}
 
     def buffer_shapes(self, inputs):
         c = inputs[0][0]
@@ -59,8 +78,10 @@ class BatchNorm(_Normalisation):
 
         c = inputs[0][0]
         out = {"running_mean": np.zeros(c, dtype), "running_var": np.ones(c, dtype)}
-        if self.affine:
-            out.update(weight=np.ones(c, dtype), bias=np.zeros(c, dtype))
+        if self._scaled:
+            out["weight"] = np.ones(c, dtype)
+        if self._centred:
+            out["bias"] = np.zeros(c, dtype)
         return out
 
     def forward(self, xs, params, ctx):
@@ -78,8 +99,8 @@ class BatchNorm(_Normalisation):
         else:
             mean, var = params["running_mean"], params["running_var"]
         inv = 1 / np.sqrt(var + self.eps)
-        scale = inv * params["weight"] if self.affine else inv
-        shift = params["bias"] - mean * scale if self.affine else -mean * scale
+        scale = inv * params["weight"] if self._scaled else inv
+        shift = params["bias"] - mean * scale if self._centred else -mean * scale
         y = x * scale.reshape(shape)
         y += shift.reshape(shape)
         return y, ((x, mean, inv, ctx.train) if ctx.grad else None)
@@ -88,8 +109,12 @@ class BatchNorm(_Normalisation):
         x, mean, inv, train = cache
         axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
         xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
-        grads = {"weight": (dy * xhat).sum(axis=axes), "bias": dy.sum(axis=axes)} if self.affine else {}
-        scale = inv * params["weight"] if self.affine else inv
+        grads = {}
+        if self._scaled:
+            grads["weight"] = (dy * xhat).sum(axis=axes)
+        if self._centred:
+            grads["bias"] = dy.sum(axis=axes)
+        scale = inv * params["weight"] if self._scaled else inv
         dx = dy * scale.reshape(shape)
         if train:  # the batch statistics depend on x too
             n = x.size // x.shape[1]
@@ -99,10 +124,8 @@ class BatchNorm(_Normalisation):
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         c = in_shapes[0][0]
-        if self.affine:
-            scale, shift = b.param("weight"), b.param("bias")
-        else:
-            scale, shift = b.const("ones", [1.0] * c), b.const("zeros", [0.0] * c)
+        scale = b.param("weight") if self._scaled else b.const("ones", [1.0] * c)
+        shift = b.param("bias") if self._centred else b.const("zeros", [0.0] * c)
         b.op("BatchNormalization", [inputs[0], scale, shift, b.param("running_mean"), b.param("running_var")],
              output, epsilon=self.eps)
 
