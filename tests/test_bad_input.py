@@ -262,6 +262,20 @@ CASES = {
         """, ["spec.yaml:3:5: error: shape-error: layer 'batchnorm_1': batchnorm on input (3, 4, 4): "
               "affine: false contradicts scale: true",
               "= fix: drop `affine: false` and set `scale` and `center` alone (each defaults to true)"], 1),
+    "groupnorm-groups-do-not-divide-channels": ("""
+        input: [6, 4, 4]
+        layers:
+          - groupnorm: {groups: 4}
+        """, ["spec.yaml:3:5: error: shape-error: layer 'groupnorm_1': groupnorm on input (6, 4, 4): "
+              "groups=4 does not divide the 6 input channels",
+              "= fix: use a number of groups that divides 6, e.g. 3"], 1),
+    "instancenorm-on-a-vector": ("""
+        input: [6]
+        layers:
+          - instancenorm
+        """, ["spec.yaml:3:5: error: shape-error: layer 'instancenorm_1': instancenorm on input (6): "
+              "instancenorm normalises each channel over its positions, but a vector has none",
+              "= fix: use batchnorm or layernorm on a vector"], 1),
     "window-larger-than-padded-input": ("""
         input: [3, 4, 4]
         layers:

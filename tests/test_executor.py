@@ -204,6 +204,16 @@ def reference(node, xs, p, out_shape, train=False):
             shape = (1, -1, *(1,) * (x.ndim - 2)) if layer.over == "channels" else (1, *x.shape[1:])
             y = y * p["weight"].reshape(shape) + p["bias"].reshape(shape)
         return y
+    if t in ("groupnorm", "instancenorm"):
+        y = np.empty_like(x)
+        size = x.shape[1] // layer.groups if t == "groupnorm" else 1
+        for n, start in np.ndindex(x.shape[0], x.shape[1] // size):
+            v = x[n, start * size:(start + 1) * size]
+            y[n, start * size:(start + 1) * size] = (v - v.mean()) / math.sqrt(v.var() + layer.eps)
+        if layer.affine:
+            shape = (1, -1, *(1,) * (x.ndim - 2))
+            y = y * p["weight"].reshape(shape) + p["bias"].reshape(shape)
+        return y
     if t in ACTIVATIONS:
         return scalar(lambda v: ACTIVATIONS[t](v, layer), x)
     if t == "softmax":
@@ -304,6 +314,12 @@ CASES = [
     ("batchnorm3d", [2, 2, 3, 3], ["batchnorm"]),
     ("batchnorm-no-scale", [3, 4, 4], [{"batchnorm": {"scale": False}}]),
     ("batchnorm-no-center", [3, 6], [{"batchnorm": {"center": False}}]),
+    ("groupnorm2d", [6, 3, 3], [{"groupnorm": {"groups": 3}}]),
+    ("groupnorm-vector-no-affine", [4, 1], ["flatten", {"groupnorm": {"groups": 2, "affine": False}}]),
+    ("groupnorm1d-one-group", [4, 5], [{"groupnorm": {"groups": 1, "eps": 0.01}}]),
+    ("instancenorm2d", [3, 4, 4], ["instancenorm"]),
+    ("instancenorm1d-affine", [3, 6], [{"instancenorm": {"affine": True}}]),
+    ("instancenorm3d", [2, 2, 3, 3], ["instancenorm"]),
     ("layernorm-channels", [3, 4, 4], ["layernorm"]),
     ("layernorm-all", [3, 4, 4], [{"layernorm": {"over": "all"}}]),
     ("layernorm-vector-no-affine", [6, 1], ["flatten", {"layernorm": {"affine": False}}]),

@@ -60,6 +60,10 @@ TABLE = [
     ("batchnorm", dict(scale=False), [(32, 8, 8)], (32, 8, 8), 32, 64, 0),
     ("batchnorm", dict(center=False), [(32, 8)], (32, 8), 32, 64, 0),
     ("batchnorm", dict(affine=False, center=False), [(32,)], (32,), 0, 64, 0),
+    ("groupnorm", dict(groups=32), [(256, 14, 14)], (256, 14, 14), 512, 0, 0),
+    ("groupnorm", dict(groups=2, affine=False), [(8,)], (8,), 0, 0, 0),
+    ("instancenorm", {}, [(64, 32, 32)], (64, 32, 32), 0, 0, 0),
+    ("instancenorm", dict(affine=True), [(16, 10)], (16, 10), 32, 0, 0),
     ("layernorm", {}, [(96, 56, 56)], (96, 56, 56), 192, 0, 0),
     ("layernorm", dict(over="all"), [(4, 5, 5)], (4, 5, 5), 200, 0, 0),
     ("flatten", {}, [(512, 7, 7)], (25088,), 0, 0, 0),
@@ -197,7 +201,7 @@ def test_a_new_layer_type_without_kinds_is_caught():
 
 
 EXAMPLE_ARGS = {"conv": {"filters": 4}, "convtranspose": {"filters": 4}, "locallyconnected": {"filters": 4},
-                "dense": {"units": 4}, "reshape": {"shape": [4]},
+                "dense": {"units": 4}, "reshape": {"shape": [4]}, "groupnorm": {"groups": 1},
                 "channelshuffle": {"groups": 2}, "pixelshuffle": {"factor": 2}, "pixelunshuffle": {"factor": 2}}
 
 # Each kind against the layer types that have it: a wrong declaration changes what every rule sees.
@@ -206,7 +210,7 @@ HAVE = {
     "window": {"conv", "convtranspose", "locallyconnected", "maxpool", "avgpool"},
     "upsamples": {"convtranspose", "upsample", "pixelshuffle"},
     "global_pool": {"globalavgpool", "globalmaxpool"},
-    "normalises": {"batchnorm", "layernorm"},
+    "normalises": {"batchnorm", "layernorm", "groupnorm", "instancenorm"},
     "gate": {"multiply"},
     "passes": {"identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "channelshuffle", "pixelshuffle",
                "pixelunshuffle"},

@@ -43,7 +43,8 @@ def perturbed(analysis, seed: int) -> dict:
             new = rng.uniform(0.5, 2.0, value.shape)
         elif suffix in ("bias", "running_mean"):
             new = rng.normal(0.0, 0.2, value.shape)
-        elif suffix == "weight" and analysis.graph.nodes[layer].type in ("batchnorm", "layernorm"):
+        elif suffix == "weight" and analysis.graph.nodes[layer].type in ("batchnorm", "layernorm", "groupnorm",
+                                                                                 "instancenorm"):
             new = rng.uniform(0.5, 1.5, value.shape)
         else:
             continue
@@ -156,6 +157,11 @@ LAYER_CASES = [
     ("layernorm-all-2d", [4, 5, 6], [{"layernorm": {"over": "all", "eps": 0.01}}]),
     ("layernorm-all-no-affine", [3, 7], [{"layernorm": {"over": "all", "affine": False}}]),
     ("layernorm-vector", [4, 3, 3], ["flatten", "layernorm"]),
+    ("groupnorm-2d", [6, 5, 4], [{"groupnorm": {"groups": 3}}]),
+    ("groupnorm-3d-no-affine", [4, 2, 3, 3], [{"groupnorm": {"groups": 2, "affine": False, "eps": 0.01}}]),
+    ("groupnorm-vector", [4, 3, 3], ["flatten", {"groupnorm": {"groups": 4}}]),
+    ("instancenorm-1d", [4, 9], ["instancenorm"]),
+    ("instancenorm-2d-affine", [4, 5, 6], [{"instancenorm": {"affine": True, "eps": 0.001}}]),
     # activations (inputs scaled by 4 so relu6, the saturating ones and hardswish's corners are reached)
     *[(f"{act}", [4, 5, 6], [act]) for act in
       ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "sigmoid", "tanh", "hardswish", "swish", "softmax",

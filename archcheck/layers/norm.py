@@ -1,4 +1,4 @@
-"""Normalisation: ``batchnorm`` and ``layernorm``."""
+"""Normalisation: ``batchnorm``, ``layernorm``, ``groupnorm`` and ``instancenorm``."""
 
 from __future__ import annotations
 
@@ -207,3 +207,114 @@ class LayerNorm(_Normalisation):
         last = b.op("Transpose", inputs, perm=[0, *range(2, rank), 1])
         normed = b.op("LayerNormalization", [last, scale, shift], axis=-1, epsilon=self.eps)
         b.op("Transpose", [normed], output, perm=[0, rank - 1, *range(1, rank - 1)])
+
+
+class _GroupStatistics(_Normalisation):
+    """Normalises each sample's channels in groups, each group over its channels and all positions;
+    ``weight``/``bias`` of size C with ``affine``. FLOPs: 5 per output value (mean, variance,
+    normalise, scale, shift). Training and inference are the same."""
+
+    linear = False  # divides by a statistic of its input
+    running_statistics = False
+    flops_per_output: ClassVar[int] = 5
+
+    eps: Eps = 1e-5
+
+    def n_groups(self, channels: int) -> int:
+        raise NotImplementedError
+
+    def weight_shapes(self, inputs):
+        c = inputs[0][0]
+        return {"weight": (c,), "bias": (c,)} if self.affine else {}
+
+    def init(self, inputs, rng, relu, dtype):
+        import numpy as np
+
+        c = inputs[0][0]
+        return {"weight": np.ones(c, dtype), "bias": np.zeros(c, dtype)} if self.affine else {}
+
+    def forward(self, xs, params, ctx):
+        import numpy as np
+
+        x = xs[0]
+        g = x.reshape(x.shape[0], self.n_groups(x.shape[1]), -1)
+        inv = 1 / np.sqrt(g.var(axis=2, keepdims=True) + self.eps)
+        xhat = ((g - g.mean(axis=2, keepdims=True)) * inv).reshape(x.shape)
+        if not self.affine:
+            return xhat, ((xhat, inv) if ctx.grad else None)
+        shape = (1, -1, *(1,) * (x.ndim - 2))
+        return xhat * params["weight"].reshape(shape) + params["bias"].reshape(shape), \
+            ((xhat, inv) if ctx.grad else None)
+
+    def backward(self, dy, cache, params):
+        xhat, inv = cache
+        grads = {}
+        if self.affine:
+            shared = (0, *range(2, dy.ndim))
+            grads = {"weight": (dy * xhat).sum(axis=shared), "bias": dy.sum(axis=shared)}
+            dy = dy * params["weight"].reshape(1, -1, *(1,) * (dy.ndim - 2))
+        grouped = (dy.shape[0], inv.shape[1], -1)
+        d, xh = dy.reshape(grouped), xhat.reshape(grouped)
+        dx = inv * (d - d.mean(axis=2, keepdims=True) - xh * (d * xh).mean(axis=2, keepdims=True))
+        return [dx.reshape(dy.shape)], grads
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        """Opset 17 has no GroupNormalization: reshape to (N, G, -1), InstanceNormalization, reshape back,
+        then the per-channel affine."""
+        shape = in_shapes[0]
+        g = self.n_groups(shape[0])
+        grouped = b.op("Reshape", [inputs[0], b.ints("groups", [0, g, -1])])
+        normed = b.op("InstanceNormalization", [grouped, b.const("ones", [1.0] * g), b.const("zeros", [0.0] * g)],
+                      epsilon=self.eps)
+        if not self.affine:
+            b.op("Reshape", [normed, b.ints("shape", [0, *shape])], output)
+            return
+        back = b.op("Reshape", [normed, b.ints("shape", [0, *shape])])
+        per_channel = b.ints("per_channel", [shape[0], *(1,) * (len(shape) - 1)])
+        scaled = b.op("Mul", [back, b.op("Reshape", [b.param("weight"), per_channel])])
+        b.op("Add", [scaled, b.op("Reshape", [b.param("bias"), per_channel])], output)
+
+
+class GroupNorm(_GroupStatistics):
+    """Group normalisation (Wu and He, 2018; PyTorch ``GroupNorm``): ``groups`` must divide the channels.
+
+    ``centres_channels`` is false: a group's mean is removed, which cancels a per-channel bias before it
+    only when each group is one channel (``groups`` equal to the channels; write ``instancenorm`` then).
+    """
+
+    type: ClassVar[str] = "groupnorm"
+    centres_channels = False
+
+    groups: Annotated[int, Field(ge=1)]
+    affine: bool = True
+
+    def n_groups(self, channels: int) -> int:
+        return self.groups
+
+    def output_shape(self, inputs):
+        c = inputs[0][0]
+        if c % self.groups:
+            divisors = [d for d in range(1, c + 1) if c % d == 0]
+            near = min(divisors, key=lambda d: (abs(d - self.groups), d))
+            raise ShapeError(f"groups={self.groups} does not divide the {c} input channels",
+                             f"use a number of groups that divides {c}, e.g. {near}")
+        return inputs[0]
+
+
+class InstanceNorm(_GroupStatistics):
+    """Instance normalisation (PyTorch ``InstanceNorm1d/2d/3d``): each channel of each sample over its
+    positions; ``affine`` defaults to false, as in PyTorch. No ``track_running_stats``: left out."""
+
+    type: ClassVar[str] = "instancenorm"
+    centres_channels = True
+
+    affine: bool = False
+
+    def n_groups(self, channels: int) -> int:
+        return channels
+
+    def output_shape(self, inputs):
+        if len(inputs[0]) < 2:
+            raise ShapeError("instancenorm normalises each channel over its positions, but a vector has none",
+                             "use batchnorm or layernorm on a vector, or place instancenorm before the flatten")
+        return inputs[0]
