@@ -534,7 +534,9 @@ class _Expander:
         try:
             layer = cls.model_validate(args)
         except ValidationError as exc:
-            pydantic_problems(self.col, exc, args, loc, kind, full, cls.model_fields)
+            # by the name the spec writes (an alias where a field's name is taken, as layerscale's `init`)
+            fields = {info.alias or name: info for name, info in cls.model_fields.items()}
+            pydantic_problems(self.col, exc, args, loc, kind, full, fields)
             return prev
 
         if branches and depth >= MAX_BLOCK_DEPTH:  # each branch level is a level of nesting, like a block's

@@ -276,6 +276,18 @@ CASES = {
         """, ["spec.yaml:3:5: error: shape-error: layer 'instancenorm_1': instancenorm on input (6): "
               "instancenorm normalises each channel over its positions, but a vector has none",
               "= fix: use batchnorm or layernorm on a vector"], 1),
+    "layerscale-init-not-a-number": ("""
+        input: [4, 5, 5]
+        layers:
+          - layerscale: {init: abc}
+        """, ["spec.yaml:3:24: error: invalid-spec: layer 'layerscale_1': layerscale argument 'init' received "
+              "'abc', expected a number", "= fix: set `init` to a number"], 1),
+    "layerscale-misspelt-init": ("""
+        input: [4, 5, 5]
+        layers:
+          - layerscale: {inti: 0.1}
+        """, ["spec.yaml:3:18: error: invalid-spec: layer 'layerscale_1': layerscale has no argument 'inti' "
+              "(did you mean 'init'?)", "= fix: layerscale takes: init"], 1),
     "window-larger-than-padded-input": ("""
         input: [3, 4, 4]
         layers:

@@ -204,6 +204,8 @@ def reference(node, xs, p, out_shape, train=False):
             shape = (1, -1, *(1,) * (x.ndim - 2)) if layer.over == "channels" else (1, *x.shape[1:])
             y = y * p["weight"].reshape(shape) + p["bias"].reshape(shape)
         return y
+    if t == "layerscale":
+        return x * p["weight"].reshape(1, -1, *(1,) * (x.ndim - 2))
     if t in ("groupnorm", "instancenorm"):
         y = np.empty_like(x)
         size = x.shape[1] // layer.groups if t == "groupnorm" else 1
@@ -320,6 +322,8 @@ CASES = [
     ("instancenorm2d", [3, 4, 4], ["instancenorm"]),
     ("instancenorm1d-affine", [3, 6], [{"instancenorm": {"affine": True}}]),
     ("instancenorm3d", [2, 2, 3, 3], ["instancenorm"]),
+    ("layerscale2d", [3, 4, 4], [{"layerscale": {"init": 0.5}}]),
+    ("layerscale-vector", [5, 1], ["flatten", "layerscale"]),
     ("layernorm-channels", [3, 4, 4], ["layernorm"]),
     ("layernorm-all", [3, 4, 4], [{"layernorm": {"over": "all"}}]),
     ("layernorm-vector-no-affine", [6, 1], ["flatten", {"layernorm": {"affine": False}}]),

@@ -64,6 +64,8 @@ TABLE = [
     ("groupnorm", dict(groups=2, affine=False), [(8,)], (8,), 0, 0, 0),
     ("instancenorm", {}, [(64, 32, 32)], (64, 32, 32), 0, 0, 0),
     ("instancenorm", dict(affine=True), [(16, 10)], (16, 10), 32, 0, 0),
+    ("layerscale", {}, [(96, 56, 56)], (96, 56, 56), 96, 0, 0),
+    ("layerscale", {"init": 0.1}, [(8,)], (8,), 8, 0, 0),
     ("layernorm", {}, [(96, 56, 56)], (96, 56, 56), 192, 0, 0),
     ("layernorm", dict(over="all"), [(4, 5, 5)], (4, 5, 5), 200, 0, 0),
     ("flatten", {}, [(512, 7, 7)], (25088,), 0, 0, 0),
@@ -217,7 +219,7 @@ HAVE = {
     "activation": {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "hardswish", "sigmoid", "tanh",
                    "softmax", "hardsigmoid", "mish"},
     "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "globalavgpool", "batchnorm", "add",
-               "concat", "identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "upsample",
+               "concat", "layerscale", "identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "upsample",
                "channelshuffle", "pixelshuffle", "pixelunshuffle"},
 }
 

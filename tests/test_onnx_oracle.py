@@ -44,7 +44,7 @@ def perturbed(analysis, seed: int) -> dict:
         elif suffix in ("bias", "running_mean"):
             new = rng.normal(0.0, 0.2, value.shape)
         elif suffix == "weight" and analysis.graph.nodes[layer].type in ("batchnorm", "layernorm", "groupnorm",
-                                                                                 "instancenorm"):
+                                                                                 "instancenorm", "layerscale"):
             new = rng.uniform(0.5, 1.5, value.shape)
         else:
             continue
@@ -161,6 +161,9 @@ LAYER_CASES = [
     ("groupnorm-3d-no-affine", [4, 2, 3, 3], [{"groupnorm": {"groups": 2, "affine": False, "eps": 0.01}}]),
     ("groupnorm-vector", [4, 3, 3], ["flatten", {"groupnorm": {"groups": 4}}]),
     ("instancenorm-1d", [4, 9], ["instancenorm"]),
+    ("layerscale-2d", [4, 5, 6], [{"layerscale": {"init": 0.5}}]),
+    ("layerscale-3d", [3, 2, 3, 4], ["layerscale"]),
+    ("layerscale-vector", [4, 3, 3], ["flatten", "layerscale"]),
     ("instancenorm-2d-affine", [4, 5, 6], [{"instancenorm": {"affine": True, "eps": 0.001}}]),
     # activations (inputs scaled by 4 so relu6, the saturating ones and hardswish's corners are reached)
     *[(f"{act}", [4, 5, 6], [act]) for act in

@@ -318,3 +318,47 @@ class InstanceNorm(_GroupStatistics):
             raise ShapeError("instancenorm normalises each channel over its positions, but a vector has none",
                              "use batchnorm or layernorm on a vector, or place instancenorm before the flatten")
         return inputs[0]
+
+
+class LayerScale(Layer):
+    """A learnable per-channel scale (ConvNeXt's layer scale, CaiT): ``weight`` of size C, initially
+    ``init``. Not a normalisation and not ``weighted`` in the rules' sense: a per-channel scale folds into
+    its neighbour. MACs 0; FLOPs: 1 per output value."""
+
+    type: ClassVar[str] = "layerscale"
+    category = "norm"
+    weighted = False
+    linear = True
+    normalises = False
+    activation = False
+    window = False
+    upsamples = False
+    global_pool = False
+    gate = False
+    passes = False
+    pointwise = True
+    flops_per_output: ClassVar[int] = 1
+
+    init_value: float = Field(1e-6, alias="init")
+
+    def weight_shapes(self, inputs):
+        return {"weight": (inputs[0][0],)}
+
+    def init(self, inputs, rng, relu, dtype):
+        import numpy as np
+
+        return {"weight": np.full(inputs[0][0], self.init_value, dtype)}
+
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        return x * params["weight"].reshape(1, -1, *(1,) * (x.ndim - 2)), (x if ctx.grad else None)
+
+    def backward(self, dy, cache, params):
+        x = cache
+        shape = (1, -1, *(1,) * (x.ndim - 2))
+        return [dy * params["weight"].reshape(shape)], {"weight": (dy * x).sum(axis=(0, *range(2, x.ndim)))}
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        shape = in_shapes[0]
+        per_channel = b.ints("per_channel", [shape[0], *(1,) * (len(shape) - 1)])
+        b.op("Mul", [inputs[0], b.op("Reshape", [b.param("weight"), per_channel])], output)
