@@ -233,8 +233,13 @@ class Dropout(_Rearranging):
         x = xs[0]
         if not ctx.train or self.rate == 0:
             return x, None
-        mask = (ctx.rng.random(x.shape, dtype=x.dtype) >= self.rate) / x.dtype.type(1 - self.rate)
+        mask = (ctx.rng.random(self.draws(x), dtype=x.dtype) >= self.rate) / x.dtype.type(1 - self.rate)
         return x * mask, mask
+
+    @staticmethod
+    def draws(x) -> tuple[int, ...]:
+        """The shape of the random draws, broadcast over ``x``: one per value."""
+        return x.shape
 
     def backward(self, dy, mask, params):
         return [dy if mask is None else dy * mask], {}
@@ -243,33 +248,18 @@ class Dropout(_Rearranging):
         b.op("Identity", inputs, output)  # inference: dropout does nothing
 
 
-class DropPath(_Rearranging):
+class DropPath(Dropout):
     """Stochastic depth: during training drop each sample's whole branch with probability ``rate``
     and scale the kept ones by 1/(1-rate) (torchvision's StochasticDepth, mode "row"); the identity
-    at inference."""
+    at inference. Dropout with one draw per sample."""
 
     type: ClassVar[str] = "droppath"
-    category = "regularizer"
-    upsamples = False
-    passes = True
-    pointwise = True
-    shorthand: ClassVar[str] = "rate"
 
     rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
 
-    def forward(self, xs, params, ctx):
-        x = xs[0]
-        if not ctx.train or self.rate == 0:
-            return x, None
-        keep = ctx.rng.random((x.shape[0],) + (1,) * (x.ndim - 1), dtype=x.dtype) >= self.rate
-        mask = keep / x.dtype.type(1 - self.rate)
-        return x * mask, mask
-
-    def backward(self, dy, mask, params):
-        return [dy if mask is None else dy * mask], {}
-
-    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
-        b.op("Identity", inputs, output)  # inference: drop-path does nothing
+    @staticmethod
+    def draws(x) -> tuple[int, ...]:
+        return (x.shape[0],) + (1,) * (x.ndim - 1)
 
 
 class ChannelShuffle(_Rearranging):
