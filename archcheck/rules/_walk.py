@@ -27,6 +27,14 @@ def is_conv(node) -> bool:
     return node.layer.weighted and node.layer.window
 
 
+def depthwise(analysis, node) -> bool:
+    """A convolution whose every output reads one input channel (groups equal to the channels)."""
+    if not is_conv(node):
+        return False
+    facts = analysis.layers[node.name]
+    return node.layer.weight_shapes(facts.in_shapes)["weight"][1] == 1 < facts.in_shapes[0][0]
+
+
 def is_window_pool(node) -> bool:
     """A pooling that slides a window (max or average), as opposed to a global one."""
     return node.layer.window and not node.layer.weighted

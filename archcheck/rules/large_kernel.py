@@ -59,7 +59,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import covers_map, is_conv, longest, plural, size, used, wide, window
+from ._walk import covers_map, depthwise, is_conv, longest, plural, size, used, wide, window
 
 CODE = "AC205"
 SLUG = "large-kernel"
@@ -67,11 +67,6 @@ SEVERITY = "info"  # advice: no labelled fault behind it (docs/lint.md, Severiti
 SCOPE = "layer"  # findings depend on the layer and what is upstream of it (docs/lint.md, SCOPE)
 OPTIONS = {"max_kernel": 5}
 SUMMARY = "Convolution kernel larger than 5 after the first convolution."
-
-
-def _depthwise(analysis, node) -> bool:
-    groups = getattr(node.layer, "groups", 1)
-    return groups == "depthwise" or groups > 1 and groups == analysis.layers[node.name].in_shapes[0][0]
 
 
 def validate(options):
@@ -82,7 +77,7 @@ def validate(options):
 def check(analysis, options):
     earlier = longest(analysis, step=is_conv)
     for node in used(analysis):
-        if not is_conv(node) or _depthwise(analysis, node):
+        if not is_conv(node) or depthwise(analysis, node):
             continue
         g = window(analysis, node)
         kernels = g.kernel

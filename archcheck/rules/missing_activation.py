@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import after, channels, is_conv, is_weight, used
+from ._walk import after, channels, depthwise, is_weight, used
 
 CODE = "AC401"
 SLUG = "missing-activation"
@@ -79,19 +79,9 @@ def _linear(node) -> bool:
                 or layer.normalises and not layer.linear)
 
 
-def _weights(analysis, node) -> tuple[int, ...]:
-    """The weight's shape: (outputs, inputs per group, *kernel) for a convolution."""
-    return tuple(node.layer.weight_shapes(analysis.layers[node.name].in_shapes)["weight"])
-
-
-def _depthwise(analysis, node) -> bool:
-    """A convolution whose every output reads one input channel."""
-    return is_conv(node) and _weights(analysis, node)[1] == 1 < analysis.layers[node.name].in_shapes[0][0]
-
-
 def _deliberate(analysis, node, nxt) -> bool:
     """A linear pair made on purpose: a factorised (separable) convolution, a linear bottleneck."""
-    if _depthwise(analysis, node) or _depthwise(analysis, nxt):
+    if depthwise(analysis, node) or depthwise(analysis, nxt):
         return True  # spatial and channel mixing split on purpose; a 1x1 depthwise one is a per-channel scale
     width, wider = channels(analysis, node), analysis.layers[node.name].in_shapes[0][0]
     return width < wider and width < channels(analysis, nxt)  # a linear bottleneck
