@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from archcheck.errors import Collector, SpecError
@@ -43,6 +43,12 @@ class LayerGraph:
                           [o for o in self.outputs if o in names])
         part.used = self.used & names
         return part
+
+    def with_nodes(self, nodes: dict[str, Node]) -> LayerGraph:
+        """The same graph with the nodes in ``nodes`` (by name) replaced: the layers made once their
+        arguments could read a shape (``archcheck.spec.bind``)."""
+        spec = replace(self.spec, nodes=[nodes.get(n.name, n) for n in self.spec.nodes])
+        return LayerGraph(spec, [nodes.get(n.name, n) for n in self.order], self.outputs)
 
     @cached_property
     def used(self) -> set[str]:

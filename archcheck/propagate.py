@@ -17,7 +17,7 @@ from archcheck.errors import Collector, Problem, SpecError
 from archcheck.graph import LayerGraph
 from archcheck.layers import Shape, ShapeError, fmt_shape
 from archcheck.layers.base import Geometry, count, number
-from archcheck.spec import INPUT, Node
+from archcheck.spec import INPUT, Node, bind
 
 DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}  # bytes per element
 EXECUTOR_DTYPES = ("float32", "float64")  # the ones the NumPy executor computes in (run, train)
@@ -169,6 +169,7 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
             "in the spec")])
     shape0 = tuple(input_shape or written)
     facts: dict[str, LayerFacts] = {}
+    bound: dict[str, Node] = {}
     for node in graph.order:
         if node.name == INPUT:
             rf = RF(tuple(Field(Fraction(1), Fraction(1), Fraction(0)) for _ in shape0[1:]))
@@ -177,6 +178,11 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
         if any(src not in facts for src in node.inputs):
             continue  # an upstream layer failed; its problem is already reported
         ins = [facts[src].shape for src in node.inputs]
+        if node.recipe is not None:  # arguments that read a shape: made now, at this run's sizes
+            node = bind(node, lambda name: facts[name].shape if name in facts else None, col)
+            if node is None:
+                continue
+            bound[node.name] = node
         try:
             layer = node.layer
             geometry = layer.geometry(ins[0])  # once: the layer's own figures below read the same record
@@ -202,6 +208,8 @@ def propagate(graph: LayerGraph, batch: int = 1, dtype: str = "float32", input_s
             continue
         facts[node.name] = LayerFacts(node, ins, shape, params, buffers, macs, flops,
                                       batch * math.prod(shape) * width, rf, geometry)
+    if bound:
+        graph = graph.with_nodes(bound)
     if col.problems:
         raise SpecError(col.problems, _partial(graph, facts, width, batch, dtype, optimizer))
     return Analysis(graph, facts, _totals(graph, facts, width), batch, dtype, optimizer, _groups(facts))

@@ -2,9 +2,14 @@
 
 A spec is ``input``, ``layers`` and optionally ``name``, ``classes``, ``output``,
 ``description``, ``metadata``, ``blocks`` and ``outputs``. Expansion resolves blocks (with ``$arg``
-substitution), ``repeat``, ``when`` and merge branches into ``Node`` s: one per layer,
-with a unique dotted name, its validated layer object, the names of its inputs and
-its location (through block uses). Problems are collected, not raised one by one.
+substitution and several inputs), ``repeat`` (of one entry or of a run of entries), ``when`` and
+merge branches into ``Node`` s: one per layer, with a unique dotted name, its validated layer
+object, the names of its inputs and its location (through block uses). Problems are collected,
+not raised one by one.
+
+A layer whose arguments read the incoming shape (``"${input.channels // 2}"``) cannot be validated
+while the spec expands: its node keeps a ``Recipe`` and ``bind`` makes the layer once propagation
+knows the shape (at the input size of that run, so ``--input`` re-evaluates it).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archcheck import expr
 from archcheck.errors import Collector, Loc, closest, did_you_mean, show
+from archcheck.expr import Deferred
 from archcheck.layers import CATALOGUE, KNOWN_AS, Input, Layer
 from archcheck.layers.base import MAX_DIM
 from archcheck.yamlsrc import YMap, YSeq, key_loc_of, load_file, loc_of
@@ -34,6 +40,7 @@ MAX_COPIED = 10 * MAX_LAYERS
 MAX_SUGGESTIONS = 20  # unknown names that get a did-you-mean; the rest are listed plainly
 ENTRY_KEYS = ("name", "inputs", "repeat", "when")  # the keys of a layer entry besides its type
 INPUT = "input"
+RUN = "layers"  # `- layers: [...]`: a run of entries, repeated together
 
 
 class BlockDef(BaseModel):
@@ -41,6 +48,9 @@ class BlockDef(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
     args: dict[str, Any] = Field({}, description="a mapping of argument name to default value (~ for required)")
+    inputs: Annotated[list[Annotated[str, Field(pattern=r"^[^.]+$", max_length=MAX_NAME)]], Field(
+        min_length=1, max_length=64)] | None = Field(
+        None, description="a list of names for the block's inputs, without dots (the first is also `input`)")
     layers: Annotated[list[Any], Field(min_length=1, description="a non-empty list of layers")]
     description: str | None = Field(None, description="a text")
 
@@ -90,19 +100,31 @@ class SpecDoc(BaseModel):
         None, description="a non-empty list of layer names")
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A layer waiting for its input's shape: its type and its arguments, some of them ``Deferred``."""
+
+    cls: type[Layer]
+    args: Any
+
+
 @dataclass
 class Node:
-    """One layer of the expanded network."""
+    """One layer of the expanded network.
+
+    ``layer`` is None while a ``recipe`` waits for the input's shape; the analysis' graph holds the
+    node ``bind`` made from it."""
 
     name: str
-    layer: Layer
+    layer: Layer | None
     inputs: list[str]
     loc: Loc
     group: str | None = None  # the outermost block instance it belongs to
+    recipe: Recipe | None = None
 
     @property
     def type(self) -> str:
-        return self.layer.type
+        return self.layer.type if self.layer is not None else self.recipe.cls.type
 
 
 @dataclass
@@ -129,6 +151,7 @@ class _Scope:
     parent: _Scope | None = None
     names: dict[str, tuple[str, Loc]] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # a block's named inputs: local name -> full name
 
     def auto_name(self, kind: str) -> str:
         while True:
@@ -142,6 +165,8 @@ class _Scope:
         while scope is not None:
             if local == INPUT:
                 return scope.input
+            if local in scope.inputs:
+                return scope.inputs[local]
             if local in scope.names:
                 return scope.names[local][0]
             scope = scope.parent
@@ -150,20 +175,24 @@ class _Scope:
     def visible(self) -> list[str]:
         out, scope = [INPUT], self
         while scope is not None:
-            out += list(scope.names)
+            out += [*scope.inputs, *scope.names]
             scope = scope.parent
         return out
 
 
 def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc, what: str, layer: str | None,
-                      fields: dict, code: str = "invalid-spec", noun: str = "argument") -> None:
-    """Turn a pydantic ValidationError into problems pointing at the offending values.
+                      fields: dict, code: str = "invalid-spec", noun: str = "argument",
+                      skip: frozenset = frozenset()) -> int:
+    """Turn a pydantic ValidationError into problems pointing at the offending values; return how many.
 
-    ``fields`` is the model's ``model_fields``: a field's ``description`` says what is expected.
+    ``fields`` is the model's ``model_fields``: a field's ``description`` says what is expected. Errors
+    about the fields in ``skip`` (left out, to be checked later) are not reported.
     """
     by_field: dict[Any, list[dict]] = {}
     for err in exc.errors():
-        by_field.setdefault(err["loc"][0] if err["loc"] else None, []).append(err)
+        if not (err["loc"] and err["loc"][0] in skip and err["type"] == "missing"):
+            by_field.setdefault(err["loc"][0] if err["loc"] else None, []).append(err)
+    start = len(col.problems)
     # a misspelt key is reported once, as the misspelling, not also as the key it was meant to be
     meant = {closest(name, fields) for name, errs in by_field.items() if errs[0]["type"] == "extra_forbidden"} - {None}
     for name, errs in by_field.items():
@@ -181,8 +210,10 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
                     f"add `{name}: <value>`")
         elif "extra_forbidden" in kinds:
             choices = ", ".join(fields) or f"no {noun}s"
+            misplaced = (f"; `{name}` belongs to the entry: indent it like the type, on its own line after "
+                         f"`- {what}: {{...}}`" if noun == "argument" and name in ENTRY_KEYS else "")
             col.add(code, f"{what} has no {noun} '{name}'{did_you_mean(name, fields)}",
-                    _within(key_loc_of(container, name, loc), loc), layer, f"{what} takes: {choices}")
+                    _within(key_loc_of(container, name, loc), loc), layer, f"{what} takes: {choices}{misplaced}")
         else:
             received = container.get(name) if isinstance(container, dict) else errs[0].get("input")
             info = fields.get(name)
@@ -191,6 +222,15 @@ def pydantic_problems(col: Collector, exc: ValidationError, container, loc: Loc,
             col.add(code, f"{what} {noun} '{name}' received {show(received)}, expected {expected}",
                     _within(_deepest(container, [e["loc"] for e in errs], loc), loc), layer,
                     f"set `{name}` to {expected}")
+    return len(col.problems) - start
+
+
+def _validation_problems(col: Collector, exc: ValidationError, args, loc: Loc, kind: str, layer: str,
+                         cls: type[Layer], skip: frozenset = frozenset()) -> int:
+    """A layer's invalid arguments, named as the spec writes them (an alias where a field's name is
+    taken, as layerscale's `init`)."""
+    fields = {info.alias or name: info for name, info in cls.model_fields.items()}
+    return pydantic_problems(col, exc, args, loc, kind, layer, fields, skip=skip)
 
 
 _EXPECTED = {"bool_type": "true or false", "bool_parsing": "true or false", "int_type": "a whole number",
@@ -240,6 +280,43 @@ def _kind(item) -> str | None:
         if len(kinds) == 1 and isinstance(kinds[0], str):
             return kinds[0]
     return None
+
+
+def _waiting(value) -> Deferred | None:
+    """The first value inside ``value`` that waits for a shape (``Deferred``), if any."""
+    if isinstance(value, Deferred):
+        return value
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        for v in value:
+            if (found := _waiting(v)) is not None:
+                return found
+    return None
+
+
+def _waits(value) -> bool:
+    return _waiting(value) is not None
+
+
+def _anchored(value, anchor: str):
+    """``value`` with each ``Deferred`` in it that reads its own layer's input reading ``anchor``'s output."""
+    if isinstance(value, Deferred):
+        return replace(value, anchor=anchor) if value.anchor is None else value
+    return _mapped(value, lambda v: _anchored(v, anchor))
+
+
+def _mapped(value, fn):
+    """A copy of a mapping or list with ``fn`` applied to each value, keeping the locations; other
+    values as they are."""
+    if isinstance(value, dict):
+        out = type(value)((k, fn(v)) for k, v in value.items())
+    elif isinstance(value, list):
+        out = type(value)(fn(v) for v in value)
+    else:
+        return value
+    out.__dict__.update(getattr(value, "__dict__", {}))
+    return out
 
 
 class _Skip(Exception):
@@ -331,6 +408,8 @@ class _Expander:
         if isinstance(value, str) and expr.has_reference(value):
             try:
                 return expr.substitute(value, env)
+            except expr.NeedsShape:
+                return Deferred(value, env, loc)
             except expr.ExprError as exc:
                 message, fix = str(exc), exc.fix
                 if exc.unbound and not self.using:
@@ -363,9 +442,10 @@ class _Expander:
         return Loc(loc.file, loc.line, loc.col, via) if via else loc
 
     def register(self, scope: _Scope, local: str, full: str, loc: Loc) -> bool:
-        if local in scope.names or local == INPUT:
+        if local in scope.names or local == INPUT or local in scope.inputs:
             first = scope.names.get(local, (None, None))[1]
-            earlier = f" (first defined at line {first.line})" if first else " ('input' is reserved)"
+            earlier = (f" (first defined at line {first.line})" if first else " ('input' is reserved)"
+                       if local == INPUT else " (it names an input of the block)")
             self.fail(f"duplicate layer name '{local}'{earlier}", loc, local, "give each layer a unique name")
             return False
         scope.names[local] = (full, loc)
@@ -416,7 +496,17 @@ class _Expander:
             meta.loc, meta.locs, meta.key_locs = loc, {}, {}
         else:
             args, meta = item[kind], item
-        if kind not in CATALOGUE and kind not in self.blocks:
+        for key in ENTRY_KEYS:
+            if _waits(meta.get(key)):
+                written = meta.get("name")
+                self.fail(f"`{key}` reads the incoming shape ({show(_waiting(meta[key]).text)}), which is known "
+                          f"only once shapes propagate, but `{key}` decides which layers exist and how they "
+                          "connect before that", loc_of(meta, key, loc),
+                          scope.prefix + (written if isinstance(written, str) and key != "name" else
+                                          scope.auto_name(kind)),
+                          "compute it from block arguments, or pass it as one; layer arguments may read the shape")
+                return prev
+        if kind not in CATALOGUE and kind not in self.blocks and kind != RUN:
             hint = KNOWN_AS.get(kind.lower().replace("_", "").replace("-", ""))
             mean = f" (did you mean '{hint}'?)" if hint else did_you_mean(kind, [*CATALOGUE, *self.blocks])
             spaced = (" (a type is one word: is the next list item indented too far, or its '- ' missing?)"
@@ -453,12 +543,18 @@ class _Expander:
                       "write a count such as `repeat: 3`; for long stacks repeat a block")
             return prev
 
+        if repeat > 1 and (why := self.pointless_repeat(kind, meta)):
+            self.fail(f"`repeat: {repeat}` {why[0]}", loc_of(meta, "repeat", loc),
+                      scope.prefix + (name or scope.auto_name(kind)), why[1].replace("N", str(repeat)))
+            return prev
+
         frame = _Repeat(loc_of(meta, "repeat", loc), repeat)  # see over_limit
         if repeat > 1:
             self.repeating.append(frame)
         try:
             for i in range(repeat):
-                local = scope.auto_name(kind) if name is None else (name if repeat == 1 else f"{name}.{i}")
+                auto = "group" if kind == RUN else kind
+                local = scope.auto_name(auto) if name is None else (name if repeat == 1 else f"{name}.{i}")
                 frame.layer, frame.left = scope.prefix + local, repeat - 1 - i
                 frame.nodes_before, frame.steps_before = len(self.nodes), self.steps
                 self.steps += 1
@@ -471,6 +567,8 @@ class _Expander:
                     return prev
                 if kind in CATALOGUE:
                     prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
+                elif kind == RUN:
+                    prev = self.run(args, meta, loc, scope, prev, local, via, group, depth, env)
                 else:
                     prev = self.block(kind, args, meta, loc, scope, prev, local, via, group, depth)
                 failed = len(self.col.problems) > mark
@@ -483,6 +581,48 @@ class _Expander:
         if name is not None and repeat > 1:
             scope.names.setdefault(name, (prev, loc))  # the name of a repeated entry is its last repetition
         return prev
+
+    def pointless_repeat(self, kind: str, meta) -> tuple[str, str] | None:
+        """Why repeating this entry cannot be what was meant, and the fix, or None: a `repeat` placed on
+        the wrong entry would otherwise build a different network, often with the same totals."""
+        if meta.get("inputs") is not None:
+            return ("with `inputs` makes copies that all read the same layers, side by side: only the last one "
+                    "is read by what follows", "remove `repeat` (one layer reads those inputs), or write the "
+                    "copies out with the inputs each should read")
+        cls = CATALOGUE.get(kind)
+        what = None if cls is None else (
+            "an activation" if cls.activation else "a normalisation" if cls.normalises else
+            "a global pooling" if cls.global_pool else "dropout" if cls.category == "regularizer" else None)
+        if what is None:
+            return None
+        return (f"applies {kind}, {what}, several times in a row, which no network needs",
+                "`repeat` repeats its own entry only; to repeat a run of entries, list them under one: "
+                "`- layers: [conv: 64, batchnorm, relu]` with `repeat: N` beside `layers`")
+
+    def run(self, items, meta, loc, scope, prev, local, via, group, depth, env) -> str:
+        """``- layers: [...]``: a run of entries, as if written out, in a scope of its own so that names
+        given inside stay unique across repetitions; its name refers to its last layer."""
+        full = scope.prefix + local
+        if not isinstance(items, list) or not items:
+            self.fail(f"`layers` takes a non-empty list of entries, received {show(items)}", loc,
+                      fix="write `- layers: [conv: 64, batchnorm, relu]`, with `repeat: N` beside `layers`")
+            return prev
+        if meta.get("inputs") is not None:
+            self.fail("a run of entries takes its input from the previous layer; `inputs` is for single layers "
+                      "and blocks", loc_of(meta, "inputs", loc), full,
+                      "give `inputs: [name]` to the run's first entry instead")
+            return prev
+        if depth >= MAX_BLOCK_DEPTH:
+            self.fail(f"blocks and branches nest more than {MAX_BLOCK_DEPTH} levels deep", loc, full,
+                      fix="use fewer levels of blocks and branches")
+            return prev
+        registered = self.register(scope, local, full, loc)
+        inner = _Scope(full + ".", prev, parent=scope)
+        out = self.sequence(items, getattr(items, "locs", [loc] * len(items)), inner, prev, env, via, group or full,
+                            depth + 1)
+        if registered:
+            scope.names[local] = (out, loc)
+        return out
 
     def layer(self, kind, args, meta, loc, scope, prev, local, via, group, depth, env) -> str:
         cls = CATALOGUE[kind]
@@ -531,13 +671,22 @@ class _Expander:
             value = args
             args = YMap({cls.shorthand: value})
             args.loc, args.locs = loc, {cls.shorthand: loc}
-        try:
-            layer = cls.model_validate(args)
-        except ValidationError as exc:
-            # by the name the spec writes (an alias where a field's name is taken, as layerscale's `init`)
-            fields = {info.alias or name: info for name, info in cls.model_fields.items()}
-            pydantic_problems(self.col, exc, args, loc, kind, full, fields)
-            return prev
+        recipe = None
+        if _waits(args):  # checked as far as it can be now, the rest once the shape is known (``bind``)
+            waiting = frozenset(k for k, v in args.items() if _waits(v))
+            recipe = Recipe(cls, args)
+            try:
+                cls.model_validate({k: v for k, v in args.items() if k not in waiting})
+            except ValidationError as exc:
+                if _validation_problems(self.col, exc, args, loc, kind, full, cls, skip=waiting):
+                    return prev
+            layer = None
+        else:
+            try:
+                layer = cls.model_validate(args)
+            except ValidationError as exc:
+                _validation_problems(self.col, exc, args, loc, kind, full, cls)
+                return prev
 
         if branches and depth >= MAX_BLOCK_DEPTH:  # each branch level is a level of nesting, like a block's
             self.fail(f"blocks and branches nest more than {MAX_BLOCK_DEPTH} levels deep", loc, full,
@@ -548,7 +697,7 @@ class _Expander:
             out = self.sequence(items, getattr(items, "locs", [where] * len(items)), sub, prev, env, via, group,
                                 depth + 1)
             refs.append((out, where, True))
-        node = Node(full, layer, [], loc, group)
+        node = Node(full, layer, [], loc, group, recipe)
         n_refs = len(refs) or 1
         if not (cls.min_inputs <= n_refs <= cls.max_inputs):
             want = (f"{cls.min_inputs} to {cls.max_inputs}" if cls.max_inputs > cls.min_inputs
@@ -574,10 +723,10 @@ class _Expander:
             self.fail(f"blocks and branches nest more than {MAX_BLOCK_DEPTH} levels deep", loc,
                       fix="use fewer levels of blocks and branches")
             return prev
-        if meta.get("inputs") is not None:
-            self.fail(f"block '{kind}' takes its input from the previous layer; `inputs` is for single layers", loc,
-                      fix="put an `identity` with `inputs: [...]` before the block")
         block = self.blocks[kind]
+        inputs = self.block_inputs(kind, block, meta, loc, scope, prev, full)
+        if inputs is None:
+            return prev
         if args is None:
             args = {}
         if not isinstance(args, dict):
@@ -601,7 +750,7 @@ class _Expander:
                           _within(key_loc_of(args, key, loc), loc),
                           fix=f"'{kind}' declares: {', '.join(block.args) or 'no arguments'}")
                 meant.add(closest(key, block.args))
-            env[key] = value
+            env[key] = _anchored(value, inputs[0][1])  # `input` in a value passed to a block: the block's input
         meant.discard(None)
         missing = [k for k, v in env.items() if v is None and k not in meant]
         if missing:
@@ -610,17 +759,71 @@ class _Expander:
                       fix=f"pass it: `- {kind}: {{{missing[0]}: ...}}`")
         if missing or meant or refused:
             return prev
-        inner = _Scope(full + ".", prev)
+        inner = _Scope(full + ".", inputs[0][1], inputs={n: f for n, f in inputs if n != INPUT})
         raw_layers = self.raw_blocks[kind]["layers"]
         use = Loc(loc.file, loc.line, loc.col)
         self.using.append(kind)
         try:
-            out = self.sequence(raw_layers, raw_layers.locs, inner, prev, env, (*loc.via, use) if via else (use,),
-                                group or full, depth + 1)
+            out = self.sequence(raw_layers, raw_layers.locs, inner, inputs[0][1], env,
+                                (*loc.via, use) if via else (use,), group or full, depth + 1)
         finally:
             self.using.pop()
         if registered:
             scope.names[local] = (out, loc)
+        return out
+
+    def block_inputs(self, kind: str, block: BlockDef, meta, loc: Loc, scope: _Scope, prev: str,
+                     full: str) -> list[tuple[str, str]] | None:
+        """The block's inputs, (declared name, full name of the layer given) in declared order, or None
+        when `inputs` does not fit the block (reported). Without `inputs`, the first input is the previous
+        layer; `inputs: [a, b]` lists them all, `inputs: {skip: a}` names some (the first defaults to the
+        previous layer)."""
+        declared = block.inputs or [INPUT]
+        given, where = meta.get("inputs"), loc_of(meta, "inputs", loc)
+        names = ", ".join(declared)
+        takes = f"block '{kind}' takes {len(declared)} input{'s' if len(declared) > 1 else ''} ({names})"
+        example = f"`inputs: {{{declared[-1]}: <layer name>}}`"
+        if given is None:
+            if len(declared) > 1:
+                self.fail(f"{takes}, received 1 (the previous layer)", loc, full,
+                          f"name the others: {example} (the first, {declared[0]}, is the previous layer unless "
+                          f"named), or list all {len(declared)}: `inputs: [a, b]`")
+                return None
+            return [(declared[0], prev)]
+        if isinstance(given, list) and all(isinstance(x, str) for x in given):
+            if len(given) != len(declared):
+                self.fail(f"{takes}, received {len(given)}: {show(given)}", where, full,
+                          f"list {len(declared)} layer names, one for each of {names}, or name some: {example}")
+                return None
+            refs = [(d, ref, loc_of(given, i, where)) for i, (d, ref) in enumerate(zip(declared, given))]
+        elif isinstance(given, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in given.items()):
+            unknown = [k for k in given if k not in declared]
+            for k in unknown:
+                self.fail(f"block '{kind}' has no input '{k}'{did_you_mean(k, declared)}",
+                          _within(key_loc_of(given, k, where), where), full, f"'{kind}' takes: {names}")
+            meant = {closest(k, declared) for k in unknown}  # a misspelt input is reported once, as the misspelling
+            missing = [d for d in declared[1:] if d not in given and d not in meant]
+            if missing:
+                self.fail(f"{takes}; `inputs` does not name {', '.join(missing)}", where, full,
+                          f"add `{missing[0]}: <layer name>` to `inputs`")
+            if unknown or missing:
+                return None
+            refs = [(d, given[d], loc_of(given, d, where)) if d in given else (d, None, loc) for d in declared]
+        else:
+            self.fail(f"`inputs` of block '{kind}' must list layer names or map its inputs to layer names, "
+                      f"received {show(given)}", where, full,
+                      f"write `inputs: [a, b]`, or name them: {example}")
+            return None
+        out = []
+        for declared_name, ref, at in refs:
+            target = prev if ref is None else scope.resolve(ref)
+            if target is None:
+                visible = [n for n in scope.visible() if scope.resolve(n) != full]
+                self.fail(f"unknown layer name '{str(ref)[:80]}'{did_you_mean(ref, visible)}", at, full,
+                          fix=f"give a layer defined before the block: {', '.join(visible[:12])}"
+                              f"{', ...' if len(visible) > 12 else ''}")
+                return None
+            out.append((declared_name, target))
         return out
 
     def resolve(self) -> None:
@@ -670,9 +873,10 @@ def expand(doc, file: str) -> Spec:
     blocks = {}
     for bname, raw in parsed.blocks.items():
         where = loc_of(doc["blocks"], bname, top)
-        if bname in CATALOGUE:
-            col.add("invalid-spec", f"block name '{bname}' is a layer type", key_loc_of(doc["blocks"], bname, where),
-                    fix=f"rename the block, e.g. '{bname}_block'")
+        if bname in CATALOGUE or bname == RUN:
+            col.add("invalid-spec", f"block name '{bname}' is a layer type" if bname in CATALOGUE else
+                    f"block name '{bname}' is reserved for runs of entries (`- layers: [...]`)",
+                    key_loc_of(doc["blocks"], bname, where), fix=f"rename the block, e.g. '{bname}_block'")
         if not isinstance(raw, YMap):
             col.add("invalid-spec", f"block '{bname}' must be a mapping with `layers` (and `args`), received "
                     f"{show(raw)}", where, fix=f"write `{bname}: {{args: {{...}}, layers: [...]}}`")
@@ -752,6 +956,51 @@ def _output(written, doc, top: Loc, col: Collector) -> Output | None:
         col.add("invalid-spec", f"`output` range [{low:g}, {high:g}] is empty: its low end must be below its high "
                 f"end", where, fix="write `range: [low, high]` with low < high (.inf for no bound)")
     return Output(written.kind, (low, high))
+
+
+def bind(node: Node, shape_of, col: Collector) -> Node | None:
+    """The node with its layer made from its recipe, now that shapes are known (``shape_of(name)``
+    gives a layer's output shape, None if not known); None when its arguments do not fit (reported
+    to ``col``). A value reads ``input`` as its layer's own input, or as the input of the block it
+    was passed to."""
+    failed = False
+
+    def compute(v: Deferred):
+        anchor = v.anchor or (node.inputs[0] if len(node.inputs) == 1 else None)
+        if anchor is None:
+            raise expr.ExprError(f"{show(v.text)} reads the incoming shape, but {node.type} has {len(node.inputs)} "
+                                 "inputs", "read the shape in a block argument, where `input` is the block's input, "
+                                           "or write the value")
+        shape = shape_of(anchor)
+        if shape is None:
+            raise expr.ExprError(f"{show(v.text)} reads the shape of '{anchor}', which is not known before this "
+                                 "layer", "make the layer depend on it, or pass the value as an argument")
+        env = {k: compute(a) if isinstance(a, Deferred) else a for k, a in v.env.items()}
+        return expr.substitute(v.text, {**env, expr.SHAPE: shape})
+
+    def concrete(v, key: str):
+        nonlocal failed
+        if not isinstance(v, Deferred):
+            return _mapped(v, lambda item: concrete(item, key))
+        try:
+            return compute(v)
+        except expr.ExprError as exc:
+            failed = True
+            col.add("invalid-spec", f"{node.type} argument '{key}': {exc.message}", v.loc, node.name, exc.fix)
+            return None
+
+    args = node.recipe.args
+    written = _mapped(args, lambda v: v)
+    for key in args:
+        written[key] = concrete(args[key], key)
+    if failed:
+        return None
+    try:
+        layer = node.recipe.cls.model_validate(written)
+    except ValidationError as exc:
+        _validation_problems(col, exc, written, node.loc, node.type, node.name, node.recipe.cls)
+        return None
+    return replace(node, layer=layer, recipe=None)
 
 
 def load_spec(path) -> Spec:

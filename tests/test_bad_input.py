@@ -554,6 +554,165 @@ CASES = {
             repeat: 2.5
         """, ["spec.yaml:4:13: error: invalid-spec: layer 'relu_1': `repeat` must be a whole number from 0 to "
               "50,000, received 2.5"], 1),
+    # -- blocks with several inputs, shape expressions, runs (issue 10) -------------------------------
+    "block-inputs-missing": ("""
+        input: [3, 32, 32]
+        blocks:
+          up:
+            inputs: [x, skip]
+            layers: [concat: [x, skip]]
+        layers:
+          - conv: {filters: 8, kernel: 1}
+          - up
+        """, ["spec.yaml:8:5: error: invalid-spec: layer 'up_1': block 'up' takes 2 inputs (x, skip), received 1 "
+              "(the previous layer)", "= fix: name the others: `inputs: {skip: <layer name>}` (the first, x, is "
+              "the previous layer unless named), or list all 2: `inputs: [a, b]`"], 1),
+    "block-inputs-wrong-count": ("""
+        input: [3, 32, 32]
+        blocks:
+          up:
+            inputs: [x, skip]
+            layers: [concat: [x, skip]]
+        layers:
+          - conv: {filters: 8, kernel: 1}
+            name: a
+          - up:
+            inputs: [a, a, a]
+        """, ["spec.yaml:10:13: error: invalid-spec: layer 'up_1': block 'up' takes 2 inputs (x, skip), received 3: "
+              "['a', 'a', 'a']", "= fix: list 2 layer names, one for each of x, skip, or name some: "
+              "`inputs: {skip: <layer name>}`"], 1),
+    "block-input-misspelt": ("""
+        input: [3, 32, 32]
+        blocks:
+          up:
+            inputs: [x, skip]
+            layers: [concat: [x, skip]]
+        layers:
+          - conv: {filters: 8, kernel: 1}
+            name: a
+          - up:
+            inputs: {skp: a}
+        """, ["spec.yaml:10:14: error: invalid-spec: layer 'up_1': block 'up' has no input 'skp' (did you mean "
+              "'skip'?)", "= fix: 'up' takes: x, skip"], 1),
+    "block-input-unknown-layer": ("""
+        input: [3, 32, 32]
+        blocks:
+          up:
+            inputs: [x, skip]
+            layers: [concat: [x, skip]]
+        layers:
+          - conv: {filters: 8, kernel: 1}
+            name: enc1
+          - up:
+            inputs: {skip: enc4}
+        """, ["spec.yaml:10:20: error: invalid-spec: layer 'up_1': unknown layer name 'enc4' (did you mean "
+              "'enc1'?)", "= fix: give a layer defined before the block: input, enc1"], 1),
+    "block-inputs-not-a-list": ("""
+        input: [3, 32, 32]
+        blocks:
+          b:
+            layers: [relu]
+        layers:
+          - b:
+            inputs: 3
+        """, ["spec.yaml:7:13: error: invalid-spec: layer 'b_1': `inputs` of block 'b' must list layer names or "
+              "map its inputs to layer names, received 3"], 1),
+    "block-input-names-with-dots": ("""
+        input: [3, 32, 32]
+        blocks:
+          b:
+            inputs: [a.b]
+            layers: [relu]
+        layers: [b]
+        """, ["spec.yaml:4:14: error: invalid-spec: block 'b' key 'inputs' received ['a.b'], expected a list of "
+              "names for the block's inputs, without dots"], 1),
+    "shape-expression-unknown-axis": ("""
+        input: [3, 100]
+        layers:
+          - conv: {filters: "${input.height // 2}", kernel: 1}
+        """, ["spec.yaml:3:21: error: invalid-spec: layer 'conv_1': conv argument 'filters': '${input.height // 2}' "
+              "reads input.height, but the input [3, 100] has no axis 'height' (its axes are channels, length)",
+              "= fix: write one of input.channels, input.length"], 1),
+    "shape-expression-gives-a-wrong-value": ("""
+        input: [3, 32, 32]
+        layers:
+          - conv: {filters: "${input.channels - 3}", kernel: 1}
+        """, ["spec.yaml:3:21: error: invalid-spec: layer 'conv_1': conv argument 'filters' received 0, expected "
+              "a whole number from 1 to 2,147,483,647"], 1),
+    "shape-expression-in-when": ("""
+        input: [3, 32, 32]
+        layers:
+          - conv: {filters: 8, kernel: 1}
+            when: ${input.channels > 3}
+        """, ["spec.yaml:4:11: error: invalid-spec: layer 'conv_1': `when` reads the incoming shape "
+              "('${input.channels > 3}'), which is known only once shapes propagate, but `when` decides which "
+              "layers exist and how they connect before that", "= fix: compute it from block arguments, or pass "
+              "it as one; layer arguments may read the shape"], 1),
+    "shape-expression-on-a-merge": ("""
+        input: [3, 32, 32]
+        layers:
+          - concat:
+              branches: [[conv: 4], [conv: 4]]
+              axis: "${input.channels // 100}"
+        """, ["spec.yaml:5:13: error: invalid-spec: layer 'concat_1': concat argument 'axis': "
+              "'${input.channels // 100}' reads the incoming shape, but concat has 2 inputs"], 1),
+    "shape-expression-whole-shape": ("""
+        input: [3, 32, 32]
+        layers:
+          - dense: "${input}"
+        """, ["spec.yaml:3:12: error: invalid-spec: layer 'dense_1': '${input}' reads the incoming shape as a "
+              "whole; expressions read one axis of it"], 1),
+    "function-not-allowed": ("""
+        input: [3, 32, 32]
+        layers:
+          - conv: {filters: "${len(8)}", kernel: 1}
+        """, ["spec.yaml:3:21: error: invalid-spec: layer 'conv_1': '${len(8)}' calls len; expressions call only "
+              "min, max, abs, floor, ceil, int, make_divisible, with their arguments in order"], 1),
+    "make-divisible-wrong-argument": ("""
+        input: [3, 32, 32]
+        layers:
+          - conv: {filters: "${make_divisible(20, 0)}", kernel: 1}
+        """, ["spec.yaml:3:21: error: invalid-spec: layer 'conv_1': '${make_divisible(20, 0)}': make_divisible's "
+              "divisor must be a whole number >= 1, received 0"], 1),
+    "repeat-on-an-activation": ("""
+        input: [3, 32, 32]
+        layers:
+          - conv: {filters: 8, kernel: 3, padding: 1}
+          - batchnorm
+          - relu:
+            repeat: 3
+        """, ["spec.yaml:6:13: error: invalid-spec: layer 'relu_1': `repeat: 3` applies relu, an activation, "
+              "several times in a row, which no network needs", "= fix: `repeat` repeats its own entry only; to "
+              "repeat a run of entries, list them under one: `- layers: [conv: 64, batchnorm, relu]` with "
+              "`repeat: 3` beside `layers`"], 1),
+    "repeat-with-inputs": ("""
+        input: [3, 32, 32]
+        layers:
+          - conv: {filters: 8, kernel: 1}
+            inputs: [input]
+            repeat: 2
+        """, ["spec.yaml:5:13: error: invalid-spec: layer 'conv_1': `repeat: 2` with `inputs` makes copies that "
+              "all read the same layers, side by side: only the last one is read by what follows"], 1),
+    "repeat-written-as-an-argument": ("""
+        input: [3, 32, 32]
+        layers:
+          - conv: {filters: 8, kernel: 1, repeat: 2}
+        """, ["spec.yaml:3:35: error: invalid-spec: layer 'conv_1': conv has no argument 'repeat'",
+              "; `repeat` belongs to the entry: indent it like the type, on its own line after `- conv: {...}`"], 1),
+    "run-not-a-list": ("""
+        input: [3, 32, 32]
+        layers:
+          - layers: relu
+            repeat: 2
+        """, ["spec.yaml:3:5: error: invalid-spec: layer 'group_1': `layers` takes a non-empty list of entries, "
+              "received 'relu'"], 1),
+    "block-named-layers": ("""
+        input: [3, 32, 32]
+        blocks:
+          layers: {layers: [relu]}
+        layers: [relu]
+        """, ["spec.yaml:3:3: error: invalid-spec: block name 'layers' is reserved for runs of entries "
+              "(`- layers: [...]`)"], 1),
     # -- the document as a whole ------------------------------------------------------------------
     "top-level-keys-misspelt": ("""
         inputs: [3, 32, 32]

@@ -85,6 +85,8 @@ def _slides_over(analysis) -> bool:
             continue
         seen.add(node.name)
         layer = node.layer
+        if layer is None:  # its arguments read a shape that never came (a shape error upstream)
+            continue
         if layer.window and not layer.upsamples:
             kernel = layer.kernel if isinstance(layer.kernel, (list, tuple)) else [layer.kernel]
             if max(kernel) > 1:
