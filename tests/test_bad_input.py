@@ -381,6 +381,27 @@ CASES = {
               "H = 15 is not divisible by the factor 2, so the input does not split into 2-wide blocks along H",
               "= fix: pad or crop H to a multiple of 2 (14 or 16) before this layer, or use a factor that divides "
               "15"], 1),
+    "slice-past-the-end": ("""
+        input: [3, 16, 16]
+        layers:
+          - conv: {filters: 24, kernel: 1}
+          - slice: {start: 12, stop: 30}
+        """, ["spec.yaml:4:5: error: shape-error: layer 'slice_1': slice on input (24, 16, 16): stop=30 is outside "
+              "the 24 channels: expected from -24 to 24",
+              "= fix: give a stop from -24 to 24, or leave it out for the end"], 1),
+    "slice-empty": ("""
+        input: [3, 16, 16]
+        layers:
+          - slice: {start: -6, stop: 10, axis: 2}
+        """, ["spec.yaml:3:5: error: shape-error: layer 'slice_1': slice on input (3, 16, 16): start=-6, stop=10 "
+              "keep nothing of the 16 positions along W (from 10 to 10): expected a start below the stop",
+              "= fix: give a start below the stop (start: 0, stop: 8 keeps the first half)"], 1),
+    "slice-fractional-start": ("""
+        input: [3, 16, 16]
+        layers:
+          - slice: {start: 1.5}
+        """, ["spec.yaml:3:20: error: invalid-spec: layer 'slice_1': slice argument 'start' received 1.5, "
+              "expected a whole number", "= fix: set `start` to a whole number"], 1),
     "dense-on-a-feature-map": ("""
         input: [3, 32, 32]
         layers:

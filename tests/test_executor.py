@@ -250,6 +250,9 @@ def reference(node, xs, p, out_shape, train=False):
         return ref_upsample(x, scale, layer.mode)
     if t in ("identity", "dropout", "droppath"):
         return x
+    if t == "slice":  # Python's slicing, which clamps, agrees with the layer wherever the layer accepts the range
+        stop = x.shape[layer.axis + 1] if layer.stop is None else layer.stop
+        return x[(slice(None),) * (layer.axis + 1) + (slice(layer.start, stop),)]
     if t == "channelshuffle":  # output channel i * groups + g is input channel g * (C / groups) + i
         per = x.shape[1] // layer.groups
         return x[:, [g * per + i for i in range(per) for g in range(layer.groups)]]
@@ -360,6 +363,13 @@ CASES = [
     ("pixelunshuffle1d", [2, 6], [{"pixelunshuffle": 3}]),
     ("pixelunshuffle3d", [1, 2, 4, 2], [{"pixelunshuffle": 2}]),
     ("droppath", [2, 3, 4], [{"droppath": 0.3}]),
+    ("slice-channels", [6, 3, 2], [{"slice": {"start": 2, "stop": -1}}]),
+    ("slice-crop2d", [2, 5, 4], [{"slice": {"start": 1, "stop": 3, "axis": 2}}]),
+    ("slice-crop1d", [2, 7], [{"slice": {"start": -4, "axis": 1}}]),
+    ("slice-crop3d", [1, 3, 4, 2], [{"slice": {"stop": 2, "axis": 1}}]),
+    ("slice-vector", [4, 2], ["flatten", {"slice": {"start": 3, "stop": 7}}]),
+    ("slice-split", [4, 3, 3], [{"concat": [[{"slice": {"stop": 2}}],
+                                            [{"slice": {"start": 2}}, {"conv": {"filters": 2, "kernel": 1}}]]}]),
 ]
 
 

@@ -82,6 +82,11 @@ TABLE = [
     ("pixelshuffle", dict(factor=2), [(16, 2, 3, 4)], (2, 4, 6, 8), 0, 0, 0),
     ("pixelunshuffle", dict(factor=2), [(3, 10, 12)], (12, 5, 6), 0, 0, 0),
     ("pixelunshuffle", dict(factor=3), [(2, 9)], (6, 3), 0, 0, 0),
+    ("slice", dict(stop=58), [(116, 28, 28)], (58, 28, 28), 0, 0, 0),
+    ("slice", dict(start=-58), [(116, 28, 28)], (58, 28, 28), 0, 0, 0),
+    ("slice", dict(start=2, stop=-3, axis=2), [(3, 8, 10)], (3, 8, 5), 0, 0, 0),
+    ("slice", dict(start=1, axis=1), [(4, 6, 2, 2)], (4, 5, 2, 2), 0, 0, 0),
+    ("slice", dict(start=3, stop=5), [(10,)], (2,), 0, 0, 0),
     ("droppath", dict(rate=0.2), [(96, 56, 56)], (96, 56, 56), 0, 0, 0),
     # merges
     ("add", {}, [(64, 8, 8), (64, 8, 8)], (64, 8, 8), 0, 0, 0),
@@ -126,6 +131,8 @@ def test_weight_layouts_follow_pytorch():
     ("zeropad", dict(padding=2), [(1, 8)], [(1, 1, 2)]),
     ("pixelshuffle", dict(factor=2), [(4, 8, 8)], [(1, F(1, 2), 0)] * 2),
     ("pixelunshuffle", dict(factor=3), [(1, 9)], [(3, 3, 0)]),
+    ("slice", dict(start=2, stop=-3, axis=2), [(1, 8, 10)], [(1, 1, 0), (1, 1, -2)]),  # a crop moves the offset
+    ("slice", dict(start=-4, axis=1), [(1, 9)], [(1, 1, -5)]),
 ])
 def test_receptive_field_steps(kind, args, ins, steps):
     layer = make(kind, **args)
@@ -156,12 +163,22 @@ def test_global_layers_make_the_field_the_whole_input(kind):
     ("pixelshuffle", dict(factor=2), [(6, 3, 3)], "the 6 input channels are not divisible by factor^2 = 4"),
     ("pixelshuffle", dict(factor=2), [(8,)], "pixelshuffle expects a 1-D, 2-D or 3-D feature map"),
     ("pixelunshuffle", dict(factor=2), [(3, 4, 5)], "W = 5 is not divisible by the factor 2"),
+    ("slice", dict(stop=30), [(24, 8, 8)], "stop=30 is outside the 24 channels: expected from -24 to 24"),
+    ("slice", dict(start=-9, axis=1), [(2, 8)], "start=-9 is outside the 8 positions along L: expected from -8 to 8"),
+    ("slice", dict(start=12, stop=-12), [(24, 8, 8)], "start=12, stop=-12 keep nothing of the 24 channels"),
+    ("slice", dict(axis=2), [(24, 8)], "axis 2 does not exist in an input with 2 axes"),
 ])
 def test_shape_errors_say_what_is_wrong(kind, args, ins, message):
     with pytest.raises(ShapeError) as err:
         make(kind, **args).output_shape(ins)
     assert message in err.value.message
     assert err.value.fix
+
+
+def test_a_channel_slice_keeps_the_field_and_positions():
+    layer = make("slice", start=4)
+    assert layer.rf_steps([(8, 4, 4)], (4, 4, 4)) is None and layer.pointwise
+    assert not make("slice", axis=1).pointwise  # a crop moves positions
 
 
 def test_softmax_axis_must_exist():
@@ -215,12 +232,12 @@ HAVE = {
     "normalises": {"batchnorm", "layernorm", "groupnorm", "instancenorm"},
     "gate": {"multiply"},
     "passes": {"identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "channelshuffle", "pixelshuffle",
-               "pixelunshuffle"},
+               "pixelunshuffle", "slice"},
     "activation": {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "hardswish", "sigmoid", "tanh",
                    "softmax", "hardsigmoid", "mish"},
     "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "globalavgpool", "batchnorm", "add",
                "concat", "layerscale", "identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "upsample",
-               "channelshuffle", "pixelshuffle", "pixelunshuffle"},
+               "channelshuffle", "pixelshuffle", "pixelunshuffle", "slice"},
 }
 
 

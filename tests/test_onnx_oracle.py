@@ -211,6 +211,11 @@ LAYER_CASES = [
     ("pixelunshuffle-3d", [2, 4, 2, 6], [{"pixelunshuffle": 2}]),
     ("pixelunshuffle-pixelshuffle", [3, 6, 4], [{"pixelunshuffle": 2}, {"pixelshuffle": 2}]),
     ("droppath", [3, 5, 5], [{"droppath": 0.2}]),
+    ("slice-channels", [6, 4, 4], [{"slice": {"start": -4, "stop": 5}}]),
+    ("slice-crop-1d", [2, 9], [{"slice": {"start": 2, "axis": 1}}]),
+    ("slice-crop-2d", [2, 6, 5], [{"slice": {"start": 1, "stop": -1, "axis": 2}}]),
+    ("slice-crop-3d", [2, 3, 4, 4], [{"slice": {"stop": 2, "axis": 1}}]),
+    ("slice-vector", [3, 2, 2], ["flatten", {"slice": {"start": 5}}]),
 ]
 
 

@@ -90,6 +90,11 @@ def axis_names(rank: int) -> tuple[str, ...]:
     return {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}.get(rank, tuple(f"axis{i}" for i in range(rank)))
 
 
+def axis_label(shape: Shape, axis: int) -> str:
+    """An axis of a shape without the batch axis as messages name it: channels, or L / H, W / D, H, W."""
+    return "channels" if axis == 0 else axis_names(len(shape) - 1)[axis - 1] if len(shape) > 1 else f"axis {axis}"
+
+
 def fmt_shape(shape: Shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 

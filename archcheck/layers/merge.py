@@ -12,11 +12,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from archcheck.layers.base import Layer, ShapeError, axis_names
-
-
-def _axis_label(shape, axis: int) -> str:
-    return "channels" if axis == 0 else axis_names(len(shape) - 1)[axis - 1] if len(shape) > 1 else f"axis {axis}"
+from archcheck.layers.base import Layer, ShapeError, axis_label
 
 
 class _Elementwise(Layer):
@@ -45,7 +41,7 @@ class _Elementwise(Layer):
             merged = []
             for axis, (a, b) in enumerate(zip(out, other)):
                 if a != b and 1 not in (a, b):
-                    raise ShapeError(f"the inputs differ along {_axis_label(out, axis)} ({a} vs {b})",
+                    raise ShapeError(f"the inputs differ along {axis_label(out, axis)} ({a} vs {b})",
                                      "make the branches agree: a 1x1 conv projects channels, a stride or pooling "
                                      "matches spatial sizes")
                 merged.append(max(a, b))
@@ -141,9 +137,9 @@ class Concat(Layer):
                                  "flatten or reshape one input so both have the same axes")
             for axis, (a, b) in enumerate(zip(first, other)):
                 if axis != self.axis and a != b:
-                    raise ShapeError(f"the inputs differ along {_axis_label(first, axis)} ({a} vs {b}); only the "
+                    raise ShapeError(f"the inputs differ along {axis_label(first, axis)} ({a} vs {b}); only the "
                                      "concat axis "
-                                     f"({_axis_label(first, self.axis)}) may differ",
+                                     f"({axis_label(first, self.axis)}) may differ",
                                      "pad or resample the branches so their other axes agree")
         return tuple(sum(s[self.axis] for s in inputs) if i == self.axis else d for i, d in enumerate(first))
 

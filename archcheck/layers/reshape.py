@@ -1,5 +1,5 @@
-"""Layers that move or copy values: ``flatten``, ``reshape``, ``zeropad``, ``upsample``,
-``identity``, ``dropout``. None has weights or MACs; FLOPs are zero unless noted."""
+"""Layers that move, copy or select values: ``flatten``, ``reshape``, ``zeropad``, ``upsample``,
+``identity``, ``dropout``, ``slice``, the shuffles. None has weights or MACs; FLOPs are zero unless noted."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from archcheck.layers.base import (
+    MAX_DIM,
     Dim,
     Layer,
     NonNeg,
@@ -17,6 +18,7 @@ from archcheck.layers.base import (
     PerAxis,
     ShapeError,
     Step,
+    axis_label,
     axis_names,
     fmt_shape,
     per_axis,
@@ -295,6 +297,84 @@ class ChannelShuffle(_Rearranging):
         split = b.op("Reshape", [inputs[0], b.ints("groups", [0, self.groups, channels // self.groups, *rest])])
         swapped = b.op("Transpose", [split], perm=[0, 2, 1, *range(3, len(rest) + 3)])
         b.op("Reshape", [swapped, b.ints("shape", [0, *in_shapes[0]])], output)
+
+
+class Slice(_Rearranging):
+    """Keep the contiguous range ``start:stop`` of one axis (``axis`` 0 = the channels, counted over the
+    non-batch axes as ``concat``'s): ShuffleNetV2's channel split, ``x.chunk(2, dim=1)``, is two slices.
+    Negative ``start``/``stop`` count from the end, as in Python; a range that is empty or reaches past
+    the axis is refused rather than clamped, since it is never what a design means.
+
+    Receptive field: a channel slice keeps it. A crop of a spatial axis keeps the kernel and stride and
+    moves the offset: output ``i`` is input ``i + start``, so ``P`` falls by ``start`` (a step with
+    padding ``-start``, the opposite of ``zeropad``)."""
+
+    type: ClassVar[str] = "slice"
+    upsamples = False
+    passes = True  # the values of the range, unchanged
+
+    start: Annotated[int, Field(ge=-MAX_DIM, le=MAX_DIM)] = 0
+    stop: Annotated[int | None, Field(ge=-MAX_DIM, le=MAX_DIM, description="a whole number, or null for the "
+                                                                           "end of the axis")] = None
+    axis: Annotated[int, Field(ge=0, le=3)] = 0
+
+    @property
+    def pointwise(self) -> bool:
+        return self.axis == 0  # a spatial crop moves every position by start
+
+    def bounds(self, shape) -> tuple[int, int]:
+        """``(start, stop)`` along ``axis`` of ``shape``, counted from 0; a ShapeError when the range is not
+        a non-empty part of the axis."""
+        if self.axis >= len(shape):
+            raise ShapeError(f"axis {self.axis} does not exist in an input with {len(shape)} "
+                             f"ax{'is' if len(shape) == 1 else 'es'}",
+                             f"use an axis from 0 (channels) to {len(shape) - 1}")
+        n, label = shape[self.axis], axis_label(shape, self.axis)
+        name = label if self.axis == 0 else f"positions along {label}"
+        given = {"start": self.start, "stop": n if self.stop is None else self.stop}
+        for arg, value in given.items():
+            if not -n <= value <= n:
+                raise ShapeError(f"{arg}={value} is outside the {n} {name}: expected from -{n} to {n}",
+                                 f"give a {arg} from -{n} to {n}" + (", or leave it out for the end"
+                                                                     if arg == "stop" else ""))
+        start, stop = (v + n if v < 0 else v for v in given.values())
+        if stop <= start:
+            raise ShapeError(f"start={self.start}, stop={given['stop']} keep nothing of the {n} {name} "
+                             f"(from {start} to {stop}): expected a start below the stop",
+                             f"give a start below the stop (start: 0, stop: {n // 2} keeps the first half)"
+                             if n > 1 else "remove the slice: the axis has one entry")
+        return start, stop
+
+    def output_shape(self, inputs):
+        start, stop = self.bounds(inputs[0])
+        return tuple(stop - start if i == self.axis else d for i, d in enumerate(inputs[0]))
+
+    def rf_steps(self, inputs, out):
+        shape = inputs[0]
+        if self.axis == 0 or len(shape) < 2:
+            return None
+        start, _ = self.bounds(shape)
+        return [Step(Fraction(1), Fraction(1), Fraction(-start if a == self.axis else 0))
+                for a in range(1, len(shape))]
+
+    def _index(self, shape) -> tuple:
+        return (slice(None),) * (self.axis + 1) + (slice(*self.bounds(shape[1:])),)
+
+    def forward(self, xs, params, ctx):
+        x = xs[0]
+        return x[self._index(x.shape)], x.shape
+
+    def backward(self, dy, shape, params):
+        import numpy as np
+
+        dx = np.zeros(shape, dy.dtype)
+        dx[self._index(shape)] = dy
+        return [dx], {}
+
+    def to_onnx(self, b, inputs, output, in_shapes, out_shape):
+        start, stop = self.bounds(in_shapes[0])
+        b.op("Slice", [inputs[0], b.ints("starts", [start]), b.ints("ends", [stop]), b.ints("axes", [self.axis + 1])],
+             output)
 
 
 def _blocks(rank: int) -> list[int]:
