@@ -14,7 +14,9 @@ hardware-friendly). The last layer with weights is not checked: its width is the
 or outputs the task dictates. Dense layers are not checked: this rule is about channels. Nor are the
 convolutions of a gate branch (squeeze-and-excitation): they work on a 1x1 map, where width costs
 nothing, and their width is a fixed fraction of the gated channels by design (EfficientNet's 4, 10
-and 20).
+and 20). Nor is a depthwise convolution that keeps its input's width: the layer that made that width
+chose it, and is the one to change (ShuffleNetV2's 58-channel branches are flagged at their 1x1
+convolutions, not again at the depthwise one between them).
 
 ## Example
 ```yaml
@@ -51,7 +53,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import channels, gate_branch, is_conv, is_weight, longest_after, used
+from ._walk import channels, depthwise, gate_branch, is_conv, is_weight, longest_after, used
 
 CODE = "AC301"
 SLUG = "non-power-of-two-channels"
@@ -74,7 +76,8 @@ def check(analysis, options):
         if not is_conv(node) or later[node.name] == 0 or node.name in gated:
             continue
         c = channels(analysis, node)
-        if c & (c - 1) == 0 or c % m == 0:
+        inherited = depthwise(analysis, node) and analysis.layers[node.name].in_shapes[0][0] == c
+        if c & (c - 1) == 0 or c % m == 0 or inherited:
             continue
         power = 1 << (c.bit_length() - 1)
         near = sorted({power, power * 2, max(m, round(c / m) * m)}, key=lambda x: (abs(x - c), -x))[:2]
