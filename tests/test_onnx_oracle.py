@@ -29,7 +29,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 RTOL = 1e-4
 # the large ImageNet networks run at batch 1, the rest at batch 3
 BATCH = {"alexnet": 1, "vgg16": 1, "googlenet": 1, "resnet18": 1, "resnet50": 1, "mobilenetv2": 1,
-         "video3d": 1}
+         "mobilenet_v3_large": 1, "shufflenet_v2_x1_0": 1, "video3d": 1}
 
 
 def perturbed(analysis, seed: int) -> dict:
@@ -56,7 +56,8 @@ def run_both(analysis, batch: int, seed: int = 0, scale: float = 1.0, check: boo
     """Every layer's output from the executor and from ONNX Runtime, by layer name; ``check`` also runs
     the ONNX checker with full shape inference (which compares every inferred shape with ours)."""
     params = perturbed(analysis, seed)
-    x = (np.random.default_rng(seed + 1).standard_normal((batch, *analysis.spec.input)) * scale).astype(np.float32)
+    shape = analysis.layers[INPUT].shape  # the spec's input, or the size it was analysed at
+    x = (np.random.default_rng(seed + 1).standard_normal((batch, *shape)) * scale).astype(np.float32)
     ours = forward(analysis, params, x, keep=True)
     names = [n.name for n in analysis.graph.order if n.name != INPUT and n.name in analysis.graph.used]
     model = export_model(analysis, params, outputs=names)
