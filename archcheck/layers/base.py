@@ -195,7 +195,7 @@ class Layer(BaseModel):
     upsamples: ClassVar[bool]  # enlarges the spatial sizes by a factor (transposed convolution, upsampling)
     global_pool: ClassVar[bool]  # reduces each channel's whole map to one value
     gate: ClassVar[bool]  # multiplies values by another input (squeeze-and-excitation, attention gates)
-    passes: ClassVar[bool]  # hands values on unchanged: at most rearranged, padded or (in training) dropped
+    passes: ClassVar[bool]  # hands values on unchanged: at most rearranged, padded, cropped or (in training) dropped
     pointwise: ClassVar[bool]  # each output position reads its own input position only: no spatial mixing
     # declared by every normalisation and every activation (NORM_KINDS, ACTIVATION_KINDS below)
     centres_channels: ClassVar[bool]

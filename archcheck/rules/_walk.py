@@ -273,7 +273,7 @@ def before(analysis, node, through: Callable) -> Iterator:
 
 
 def passes(node) -> bool:
-    """Hands values on unchanged (identity, dropout, flatten, reshape, zeropad)."""
+    """Hands values on unchanged (identity, dropout, flatten, reshape, zeropad, slice, the shuffles)."""
     return node.layer.passes
 
 
