@@ -1,10 +1,10 @@
 """The zoo of published designs: their published totals, and exactly the findings lint reports on them.
 
-Every spec under tests/zoo/designs/ is a published CNN whose `metadata.published` holds the reference
-figures (their source is in the spec's header). tests/zoo/expected.yaml lists, for each design and for the
-reference samples (read in place), every finding lint reports today, each either justified (`why`) or
-marked as a false warning (`false`). A rule change that adds, drops or moves a finding fails here: a
-fix deletes its `false` entries, a new warning on a published design needs a reason to exist.
+Every spec under tests/zoo/designs/, and every sample under samples/ that has one, carries the published
+figures in `metadata.published` (their source is in the spec's header). tests/zoo/expected.yaml lists, for
+each design and for the reference samples (read in place), every finding lint reports today, each either
+justified (`why`) or marked as a false warning (`false`). A rule change that adds, drops or moves a finding
+fails here: a fix deletes its `false` entries, a new warning on a published design needs a reason to exist.
 `python -m tests.test_zoo` prints the tally per rule code (justified / false, by severity).
 """
 
@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ZOO = ROOT / "tests" / "zoo"
 EXPECTED = yaml.safe_load((ZOO / "expected.yaml").read_text())
 SPECS = sorted(p.relative_to(ROOT).as_posix() for p in (ZOO / "designs").glob("*.yaml"))
+# the designs, and the samples that state published figures
+PUBLISHED = [*SPECS, *(p.relative_to(ROOT).as_posix() for p in sorted((ROOT / "samples").glob("*.yaml"))
+                       if "published" in (yaml.safe_load(p.read_text()).get("metadata") or {}))]
 KINDS = ("why", "false")
 UNITS = {"K": 10**3, "M": 10**6, "G": 10**9}
 
@@ -56,8 +59,9 @@ def lint(design: str) -> list[dict]:
 
 
 def test_the_zoo_is_complete():
-    assert len(SPECS) >= 20
+    assert len(EXPECTED) >= 30 and len(PUBLISHED) >= 20
     assert {d for d in EXPECTED if d.startswith("tests/")} == set(SPECS), "every design needs its expectations"
+    assert all((ROOT / d).is_file() for d in EXPECTED), "a key of expected.yaml names no spec"
 
 
 @pytest.mark.parametrize("design", list(EXPECTED))
@@ -94,7 +98,7 @@ def matches(published, value: int) -> bool:
     return round(value / UNITS[unit], decimals) == float(number)
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", PUBLISHED)
 def test_published_totals(spec):
     metadata = yaml.safe_load((ROOT / spec).read_text())["metadata"]
     published = metadata["published"]
@@ -105,6 +109,8 @@ def test_published_totals(spec):
         assert matches(published["params"], totals["trainable_params"]), (published, totals["trainable_params"])
     if "params_with_buffers" in published:  # Keras counts batchnorm's moving statistics as parameters
         assert matches(published["params_with_buffers"], totals["params"]), (published, totals["params"])
+    if "buffers" in published:  # PyTorch's buffers: batchnorm's running mean and variance
+        assert matches(published["buffers"], totals["non_trainable_params"]), (published, totals)
     if "macs" in published:  # layers the publisher's count leaves out (an auxiliary head at inference)
         skipped = [layer["macs"] for layer in summary["layers"]
                    if any(fnmatch.fnmatchcase(layer["name"], p) for p in metadata.get("macs_exclude", []))]
