@@ -2,6 +2,9 @@
 
 Parameters are trainable ones (batchnorm running statistics excluded); MACs count convolutions and
 dense layers only, the torchvision / fvcore convention. The figures are torchvision's.
+
+The modern samples state their figures in `metadata.published`, which tests/test_zoo.py compares with
+archcheck's totals (for every sample that has one); here TORCHVISION pins what those figures must be.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import yaml
 
 from archcheck.pipeline import analyze
 
@@ -26,6 +30,25 @@ PUBLISHED = {
     "resnet50": (25_557_032, 4_089_184_256, (427, 32, 213)),
     "mobilenetv2": (3_504_872, 300_774_272, None),
 }
+
+
+# torchvision 0.29.1 at 224x224 RGB, batch 1, exactly: (trainable parameters, buffers = batchnorm's running
+# mean and variance, conv + dense MACs). A row holds a sample to these figures: its metadata.published must
+# state them, as exact integers, and test_zoo.py's test_published_totals checks them against the analysis.
+# Still to come with their samples: mobilenet_v3_large (5_483_032, 24_400, 216_589_760) and
+# shufflenet_v2_x1_0 (2_278_604, 16_180, 144_907_992).
+TORCHVISION = {
+    "efficientnet_b0": (5_288_548, 42_016, 385_814_752),
+    "convnext_tiny": (28_589_128, 0, 4_455_531_264),  # layer scale counted as parameters
+    "regnet_y_400mf": (4_344_144, 27_152, 401_842_848),
+    "resnext50_32x4d": (25_028_904, 68_224, 4_230_479_872),
+}
+
+
+@pytest.mark.parametrize("name", list(TORCHVISION))
+def test_torchvision_figures_are_published_exactly(name):
+    published = yaml.safe_load((SAMPLES / f"{name}.yaml").read_text())["metadata"]["published"]
+    assert published == dict(zip(("params", "buffers", "macs"), TORCHVISION[name]))
 
 
 @pytest.mark.parametrize("name", list(PUBLISHED))
