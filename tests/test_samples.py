@@ -19,6 +19,18 @@ from archcheck.pipeline import analyze
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
+# torchvision 0.29.1 at 224x224 RGB, batch 1, exactly: (trainable parameters, buffers = batchnorm's running
+# mean and variance, conv + dense MACs). Each sample's metadata.published states the same figures, which
+# test_zoo.py compares with the analysis too.
+TORCHVISION = {
+    "efficientnet_b0": (5_288_548, 42_016, 385_814_752),
+    "mobilenet_v3_large": (5_483_032, 24_400, 216_589_760),
+    "convnext_tiny": (28_589_128, 0, 4_455_531_264),  # layer scale counted as parameters
+    "regnet_y_400mf": (4_344_144, 27_152, 401_842_848),
+    "shufflenet_v2_x1_0": (2_278_604, 16_180, 144_907_992),
+    "resnext50_32x4d": (25_028_904, 68_224, 4_230_479_872),
+}
+
 # name: (trainable params, buffers (batchnorm's running mean and variance), MACs, receptive field (r, S, P)
 # on every spatial axis of the last spatial layer, or None where not checked)
 PUBLISHED = {
@@ -29,19 +41,9 @@ PUBLISHED = {
     "resnet18": (11_689_512, 9_600, 1_814_073_344, None),
     "resnet50": (25_557_032, 53_120, 4_089_184_256, (427, 32, 213)),
     "mobilenetv2": (3_504_872, 34_112, 300_774_272, None),
-}
-
-
-# torchvision 0.29.1 at 224x224 RGB, batch 1, exactly: (trainable parameters, buffers = batchnorm's running
-# mean and variance, conv + dense MACs). A row holds a sample to these figures: its metadata.published must
-# state them, as exact integers, and test_zoo.py's test_published_totals checks them against the analysis.
-# Still to come with their samples: mobilenet_v3_large (5_483_032, 24_400, 216_589_760) and
-# shufflenet_v2_x1_0 (2_278_604, 16_180, 144_907_992).
-TORCHVISION = {
-    "efficientnet_b0": (5_288_548, 42_016, 385_814_752),
-    "convnext_tiny": (28_589_128, 0, 4_455_531_264),  # layer scale counted as parameters
-    "regnet_y_400mf": (4_344_144, 27_152, 401_842_848),
-    "resnext50_32x4d": (25_028_904, 68_224, 4_230_479_872),
+    **{name: (*figures, None) for name, figures in TORCHVISION.items()},
+    "mobilenet_v3_large": (*TORCHVISION["mobilenet_v3_large"], (595, 32, 297)),
+    "shufflenet_v2_x1_0": (*TORCHVISION["shufflenet_v2_x1_0"], (527, 32, 263)),
 }
 
 
