@@ -6,7 +6,7 @@ the static path. Arrays are batched, ``(N, C, *spatial)`` with 1, 2 or 3 spatial
 window geometry (kernel, stride, dilation, ``(before, after)`` padding and output size per axis)
 comes from the propagator's ``Geometry`` through the layer types: kernels never derive it.
 Loops run over kernel offsets (``prod(kernel)`` iterations) or batch chunks, never over pixels
-or channels.
+or channels (adaptive pooling builds its small per-axis tables of cells in a loop, then indexes at once).
 """
 
 from __future__ import annotations
@@ -321,6 +321,64 @@ def avg_pool_grad(dy, sizes, kernel, stride, pads, out, count_include_pad):
     for _, sl in taps(kernel, stride, (1,) * len(kernel), out):
         dxp[(slice(None), slice(None), *sl)] += g
     return crop(dxp, full)
+
+
+# -- adaptive pooling -----------------------------------------------------------------------
+# ``cells`` gives per spatial axis the [start, end) input span of each output position (the propagator's
+# ``Geometry.cells``). Average and max are separable over a box of cells, so both pool one axis at a time;
+# an axis whose output keeps every position is skipped.
+def _averaging(spans, n, dtype):
+    """The ``(m, n)`` matrix that averages each cell of an axis: row i holds 1/width over its span."""
+    a = np.zeros((len(spans), n), dtype)
+    for i, (lo, hi) in enumerate(spans):
+        a[i, lo:hi] = 1 / (hi - lo)
+    return a
+
+
+def adaptive_avg_pool(x, cells):
+    for axis, spans in enumerate(cells, start=2):
+        if len(spans) < x.shape[axis]:
+            x = np.moveaxis(np.moveaxis(x, axis, -1) @ _averaging(spans, x.shape[axis], x.dtype).T, -1, axis)
+    return x
+
+
+def adaptive_avg_pool_grad(dy, cells, sizes):
+    for axis, (spans, n) in enumerate(zip(cells, sizes), start=2):
+        if len(spans) < n:
+            dy = np.moveaxis(np.moveaxis(dy, axis, -1) @ _averaging(spans, n, dy.dtype), -1, axis)
+    return dy
+
+
+def adaptive_max_pool(x, cells, keep_index=False):
+    """Max over each cell, the last axis first: on ties the first maximum in row-major order wins (the first
+    row holding the maximum, then its first column), as in PyTorch. With ``keep_index``, also per pooled axis
+    ``(axis, input size, input position of each output's maximum)``, for ``adaptive_max_pool_grad``."""
+    index = []
+    for axis in reversed(range(2, x.ndim)):
+        spans, n = cells[axis - 2], x.shape[axis]
+        if len(spans) == n:
+            continue
+        width = max(hi - lo for lo, hi in spans)
+        # the positions each cell reads, (m, width): a narrower cell repeats its last one, which never wins a tie
+        taps = np.array([[min(lo + j, hi - 1) for j in range(width)] for lo, hi in spans])
+        v = np.moveaxis(x, axis, -1)[..., taps]  # (..., m, width)
+        first = v.argmax(axis=-1)
+        x = np.moveaxis(np.take_along_axis(v, first[..., None], axis=-1)[..., 0], -1, axis)
+        if keep_index:
+            index.append((axis, n, taps[np.arange(len(spans)), first]))
+    return x, index
+
+
+def adaptive_max_pool_grad(dy, index):
+    """Each output's gradient to the input position of its maximum, undoing the last pooled axis first;
+    overlapping cells that share a maximum add up."""
+    for axis, n, positions in reversed(index):
+        d = np.moveaxis(dy, axis, -1)
+        lead, m = d.shape[:-1], d.shape[-1]
+        flat = (np.arange(math.prod(lead))[:, None] * n + positions.reshape(-1, m)).reshape(-1)
+        dx = np.bincount(flat, weights=d.reshape(-1), minlength=math.prod(lead) * n).astype(dy.dtype)
+        dy = np.moveaxis(dx.reshape(*lead, n), -1, axis)
+    return dy
 
 
 # -- upsampling ----------------------------------------------------------------------------

@@ -39,7 +39,8 @@ def found(stderr: str) -> int:
     return int(last.split()[0])
 
 
-TYPES = "use a layer type (add, avgpool, batchnorm, channelshuffle, concat, conv, convtranspose, dense"
+TYPES = ("use a layer type (adaptiveavgpool, adaptivemaxpool, add, avgpool, batchnorm, channelshuffle, concat, conv, "
+         "convtranspose, dense")
 
 # id: (spec, fragments that must all appear in stderr, number of problems)
 CASES = {
@@ -402,6 +403,41 @@ CASES = {
           - slice: {start: 1.5}
         """, ["spec.yaml:3:20: error: invalid-spec: layer 'slice_1': slice argument 'start' received 1.5, "
               "expected a whole number", "= fix: set `start` to a whole number"], 1),
+    "adaptive-pool-larger-than-its-input": ("""
+        input: [3, 192, 192]
+        layers:
+          - conv: {filters: 8, kernel: 3, padding: 1}
+          - maxpool: 32
+          - adaptiveavgpool: 7
+        """, ["spec.yaml:5:5: error: shape-error: layer 'adaptiveavgpool_1': adaptiveavgpool on input (8, 6, 6): "
+              "size 7 asks for a larger output than its input (7 along H from 6, 7 along W from 6): an adaptive pool "
+              "would repeat input positions there instead of pooling them (expected at most 6x6)",
+              "= fix: use a size of at most 6x6 (`~` keeps an axis as it is), or give this layer a larger map: "
+              "downsample less before it, or use a larger input"], 1),
+    "adaptive-pool-sizes-for-another-rank": ("""
+        input: [3, 16]
+        layers:
+          - adaptivemaxpool: [4, 4]
+        """, ["spec.yaml:3:5: error: shape-error: layer 'adaptivemaxpool_1': adaptivemaxpool on input (3, 16): "
+              "'size' has 2 values [4, 4] but the input has 1 spatial axis (L)",
+              "= fix: give one value, or exactly 1"], 1),
+    "adaptive-pool-size-zero-or-negative": ("""
+        input: [3, 16, 16]
+        layers:
+          - adaptiveavgpool: 0
+          - adaptivemaxpool: {size: [4, -1]}
+        """, ["spec.yaml:3:5: error: invalid-spec: layer 'adaptiveavgpool_1': adaptiveavgpool argument 'size' "
+              "received 0, expected a whole number >= 1, or a list with one per spatial axis (a number, or ~ to keep "
+              "that axis)",
+              "= fix: set `size` to a whole number >= 1, or a list with one per spatial axis",
+              "spec.yaml:4:29: error: invalid-spec: layer 'adaptivemaxpool_1': adaptivemaxpool argument 'size' "
+              "received [4, -1], expected a whole number >= 1"], 2),
+    "adaptive-pool-under-pytorchs-name": ("""
+        input: [3, 16, 16]
+        layers:
+          - AdaptiveAvgPool2d: 7
+        """, ["spec.yaml:3:5: error: invalid-spec: unknown layer type 'AdaptiveAvgPool2d' (did you mean "
+              "'adaptiveavgpool'?)"], 1),
     "dense-on-a-feature-map": ("""
         input: [3, 32, 32]
         layers:

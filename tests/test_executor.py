@@ -122,6 +122,17 @@ def ref_pool(x, layer, kind):
     return y
 
 
+def ref_adaptive_pool(x, out_shape, kind):
+    """Every output cell on its own, PyTorch's bounds worked out here: [floor(i n / m), ceil((i + 1) n / m))."""
+    y = np.zeros((*x.shape[:2], *out_shape[1:]))
+    for o in np.ndindex(*out_shape[1:]):
+        cell = x[(slice(None), slice(None), *(slice(math.floor(i * n / m), math.ceil((i + 1) * n / m))
+                                              for i, n, m in zip(o, x.shape[2:], out_shape[1:])))]
+        pooled = cell.max(axis=tuple(range(2, x.ndim))) if kind == "max" else cell.mean(axis=tuple(range(2, x.ndim)))
+        y[(slice(None), slice(None), *o)] = pooled
+    return y
+
+
 def ref_upsample(x, scale, mode):
     y = x
     for axis, f in enumerate(scale, start=2):
@@ -175,6 +186,8 @@ def reference(node, xs, p, out_shape, train=False):
         return ref_local(x, p["weight"], p.get("bias"), g.stride, g.dilation, g.pads)
     if t in ("maxpool", "avgpool"):
         return ref_pool(x, layer, t[:3])
+    if t in ("adaptiveavgpool", "adaptivemaxpool"):
+        return ref_adaptive_pool(x, out_shape, t[8:11])
     if t in ("globalavgpool", "globalmaxpool"):
         y = np.zeros(x.shape[:2])
         for n, c in np.ndindex(*x.shape[:2]):
@@ -308,6 +321,14 @@ CASES = [
      [{"avgpool": {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}}]),
     ("avgpool1d", [3, 10], [{"avgpool": {"kernel": 3, "stride": 2}}]),
     ("avgpool3d", [2, 4, 4, 4], [{"avgpool": 2}]),
+    ("adaptiveavgpool2d", [2, 10, 7], [{"adaptiveavgpool": [7, 3]}]),  # cells overlap along H, slide along W
+    ("adaptiveavgpool2d-divisible", [2, 8, 6], [{"adaptiveavgpool": [4, 3]}]),
+    ("adaptiveavgpool1d", [3, 9], [{"adaptiveavgpool": 4}]),
+    ("adaptiveavgpool3d-keep-and-one", [2, 3, 5, 4], [{"adaptiveavgpool": [None, 3, 1]}]),
+    ("adaptiveavgpool-identity", [2, 4, 4], [{"adaptiveavgpool": 4}]),
+    ("adaptivemaxpool2d", [2, 10, 7], [{"adaptivemaxpool": [7, 3]}]),
+    ("adaptivemaxpool1d-to-one", [3, 7], [{"adaptivemaxpool": 1}]),
+    ("adaptivemaxpool3d", [2, 5, 4, 6], [{"adaptivemaxpool": [3, 2, 4]}]),
     ("globalavgpool2d", [3, 4, 5], ["globalavgpool"]),
     ("globalavgpool3d-keepdims", [3, 2, 3, 4], [{"globalavgpool": {"keepdims": True}}]),
     ("globalmaxpool1d", [3, 7], ["globalmaxpool"]),

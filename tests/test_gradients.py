@@ -247,6 +247,44 @@ def test_window_layer_gradients_sweep(tmp_path, case_id, input_shape, layers):
     check_network(analysis, params, x)
 
 
+def _adaptive_cases(n: int = int(os.environ.get("ARCHCHECK_SWEEP", 24)) // 2, seed: int = 13):
+    """Adaptive poolings of random sizes: cells that slide, overlap or keep the axis (~), pools to 1, 1-D to 3-D."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        sizes = [int(rng.integers(1, 10)) for _ in range(int(rng.integers(1, 4)))]
+        size = [None if rng.random() < 0.15 else int(rng.integers(1, s + 1)) for s in sizes]
+        kind = ["adaptiveavgpool", "adaptivemaxpool"][len(cases) % 2]
+        cases.append((f"{kind}-{len(cases)}", [2, *sizes], [{kind: size}]))
+    return cases
+
+
+@pytest.mark.parametrize("case_id,input_shape,layers", _adaptive_cases(), ids=[c[0] for c in _adaptive_cases()])
+def test_adaptive_pool_gradients_sweep(tmp_path, case_id, input_shape, layers):
+    analysis = build(tmp_path, input_shape, layers)
+    check_network(analysis, {}, np.random.default_rng(4).standard_normal((2, *input_shape)))
+
+
+@pytest.mark.parametrize("shape,size", [((2, 5, 4), [3, 2]), ((1, 7), [3]), ((2, 3, 5, 4), [2, 3, 3])])
+def test_adaptive_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, shape, size):
+    """PyTorch's rule: of equal maxima in a cell, the first in row-major order takes the gradient; cells that
+    overlap on it add up. Here most cells hold ties (values 0 and 1 only)."""
+    analysis = build(tmp_path, list(shape), [{"adaptivemaxpool": size}])
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (2, *shape)).astype(float)
+    tape = Tape()
+    forward(analysis, {}, x, tape=tape)
+    dy = rng.standard_normal((2, shape[0], *size))
+    dx = backward(analysis, {}, tape, {"adaptivemaxpool_1": dy}).input
+    expected = np.zeros_like(x)
+    for n, c, *o in np.ndindex(*dy.shape):
+        starts = [i * s // m for i, s, m in zip(o, shape[1:], size)]
+        cell = x[(n, c, *(slice(a, -(-(i + 1) * s // m)) for a, i, s, m in zip(starts, o, shape[1:], size)))]
+        first = np.unravel_index(cell.argmax(), cell.shape)  # numpy's argmax: the first in row-major order
+        expected[(n, c, *(a + f for a, f in zip(starts, first)))] += dy[(n, c, *o)]
+    np.testing.assert_array_equal(dx, expected)
+
+
 def test_a_wrong_shaped_input_gradient_fails_loudly(tmp_path, monkeypatch):
     """The executor checks each input gradient against its input's shape: the issue-7 convtranspose bug
     (one position too many, silently) now stops the backward pass with the layer named."""

@@ -1,5 +1,7 @@
 """Per layer type: input shape -> output shape, parameters, buffers, MACs, receptive-field step."""
 
+import itertools
+import math
 from collections import Counter
 from fractions import Fraction as F
 from typing import ClassVar, get_args
@@ -51,6 +53,11 @@ TABLE = [
     ("avgpool", dict(kernel=2), [(8, 16)], (8, 8), 0, 0, 0),
     ("maxpool", dict(kernel=[1, 2, 2]), [(8, 16, 32, 32)], (8, 16, 16, 16), 0, 0, 0),
     ("globalavgpool", {}, [(512, 7, 7)], (512,), 0, 0, 0),
+    ("adaptiveavgpool", dict(size=7), [(512, 7, 7)], (512, 7, 7), 0, 0, 0),  # VGG's, at 224: the identity
+    ("adaptiveavgpool", dict(size=7), [(512, 10, 13)], (512, 7, 7), 0, 0, 0),
+    ("adaptiveavgpool", dict(size=[None, 3]), [(8, 5, 9)], (8, 5, 3), 0, 0, 0),
+    ("adaptivemaxpool", dict(size=1), [(16, 6, 6, 6)], (16, 1, 1, 1), 0, 0, 0),
+    ("adaptivemaxpool", dict(size=4), [(8, 10)], (8, 4), 0, 0, 0),
     ("globalmaxpool", dict(keepdims=True), [(512, 7, 7)], (512, 1, 1), 0, 0, 0),
     # dense, norm, reshape family
     ("dense", dict(units=10), [(84,)], (10,), 850, 0, 840),
@@ -129,6 +136,10 @@ def test_weight_layouts_follow_pytorch():
     ("convtranspose", dict(filters=1, kernel=4, stride=2, padding=1), [(1, 8)], [(F(5, 2), F(1, 2), 1)]),
     ("upsample", dict(scale=2), [(1, 8)], [(1, F(1, 2), 0)]),
     ("zeropad", dict(padding=2), [(1, 8)], [(1, 1, 2)]),
+    ("adaptiveavgpool", dict(size=7), [(1, 14, 14)], [(2, 2, 0)] * 2),  # divisible: kernel = stride = n/m
+    ("adaptivemaxpool", dict(size=7), [(1, 8)], [(2, 1, 0)]),  # cells [i, i+2): one sliding window, exact
+    ("adaptiveavgpool", dict(size=7), [(1, 10)], [(3, F(10, 7), 0)]),  # widths 2 or 3: the widest, n/m apart
+    ("adaptiveavgpool", dict(size=[None, 2]), [(1, 5, 4)], [(1, 1, 0), (2, 2, 0)]),
     ("pixelshuffle", dict(factor=2), [(4, 8, 8)], [(1, F(1, 2), 0)] * 2),
     ("pixelunshuffle", dict(factor=3), [(1, 9)], [(3, 3, 0)]),
     ("slice", dict(start=2, stop=-3, axis=2), [(1, 8, 10)], [(1, 1, 0), (1, 1, -2)]),  # a crop moves the offset
@@ -144,6 +155,42 @@ def test_receptive_field_steps(kind, args, ins, steps):
 def test_global_layers_make_the_field_the_whole_input(kind):
     layer = make(kind)
     assert layer.rf_steps([(8, 4, 4)], layer.output_shape([(8, 4, 4)])) == "global"
+
+
+@pytest.mark.parametrize("kind", ["adaptiveavgpool", "adaptivemaxpool"])
+def test_an_adaptive_pool_to_one_makes_the_field_the_whole_input(kind):
+    assert make(kind, size=1).rf_steps([(8, 5, 7)], (8, 1, 1)) == "global"
+    assert make(kind, size=[1, 2]).rf_steps([(8, 5, 7)], (8, 1, 2)) != "global"
+
+
+@pytest.mark.parametrize("n,m,cells", [
+    (10, 7, ((0, 2), (1, 3), (2, 5), (4, 6), (5, 8), (7, 9), (8, 10))),  # by hand: [floor(10i/7), ceil(10(i+1)/7))
+    (14, 7, tuple((2 * i, 2 * i + 2) for i in range(7))),
+    (5, 3, ((0, 2), (1, 4), (3, 5))),
+    (6, 1, ((0, 6),)),
+    (4, 4, ((0, 1), (1, 2), (2, 3), (3, 4))),
+])
+def test_adaptive_cells_follow_pytorch(n, m, cells):
+    g = make("adaptiveavgpool", size=m).geometry((2, n))
+    assert g.cells == (cells,)
+    assert g.kernel == (max(b - a for a, b in cells),) and g.stride == (n // m,)
+    widths, starts = {b - a for a, b in cells}, [a for a, _ in cells]
+    assert g.slides == (len(widths) == 1 and starts == [i * (n // m) for i in range(m)])
+
+
+@pytest.mark.parametrize("size,ins", [(4, (3, 8, 8)), (7, (3, 10, 13)), ([None, 2, 1], (2, 5, 4, 6)), (1, (4, 9))])
+def test_adaptive_pool_flops_count_each_cell_as_the_window_pools_do(size, ins):
+    """Average: each cell's volume per output (its adds and a divide, as avgpool); max: one less (comparisons,
+    as maxpool). Where the cells slide, exactly the figure of the window pooling they are."""
+    avg, top = make("adaptiveavgpool", size=size), make("adaptivemaxpool", size=size)
+    g = avg.geometry(ins)
+    volumes = [math.prod(b - a for a, b in spans) for spans in itertools.product(*g.cells)]
+    assert avg.flops([ins], None) == ins[0] * sum(volumes)
+    assert top.flops([ins], None) == ins[0] * sum(v - 1 for v in volumes)
+    if g.slides:
+        out = avg.output_shape([ins])
+        assert avg.flops([ins], None) == make("avgpool", kernel=list(g.kernel), stride=list(g.stride)).flops([ins], out)
+        assert top.flops([ins], None) == make("maxpool", kernel=list(g.kernel), stride=list(g.stride)).flops([ins], out)
 
 
 @pytest.mark.parametrize("kind,args,ins,message", [
@@ -167,6 +214,13 @@ def test_global_layers_make_the_field_the_whole_input(kind):
     ("slice", dict(start=-9, axis=1), [(2, 8)], "start=-9 is outside the 8 positions along L: expected from -8 to 8"),
     ("slice", dict(start=12, stop=-12), [(24, 8, 8)], "start=12, stop=-12 keep nothing of the 24 channels"),
     ("slice", dict(axis=2), [(24, 8)], "axis 2 does not exist in an input with 2 axes"),
+    ("adaptiveavgpool", dict(size=7), [(512, 6, 6)],
+     "size 7 asks for a larger output than its input (7 along H from 6, 7 along W from 6): an adaptive pool would "
+     "repeat input positions there instead of pooling them (expected at most 6x6)"),
+    ("adaptivemaxpool", dict(size=[None, 4]), [(8, 9, 3)], "size [~, 4] asks for a larger output than its input "
+     "(4 along W from 3)"),
+    ("adaptivemaxpool", dict(size=[2, 2, 2]), [(4, 8, 8)], "'size' has 3 values [2, 2, 2] but the input has 2 spatial"),
+    ("adaptiveavgpool", dict(size=2), [(64,)], "adaptiveavgpool expects a 1-D, 2-D or 3-D feature map"),
 ])
 def test_shape_errors_say_what_is_wrong(kind, args, ins, message):
     with pytest.raises(ShapeError) as err:
@@ -221,12 +275,13 @@ def test_a_new_layer_type_without_kinds_is_caught():
 
 EXAMPLE_ARGS = {"conv": {"filters": 4}, "convtranspose": {"filters": 4}, "locallyconnected": {"filters": 4},
                 "dense": {"units": 4}, "reshape": {"shape": [4]}, "groupnorm": {"groups": 1},
-                "channelshuffle": {"groups": 2}, "pixelshuffle": {"factor": 2}, "pixelunshuffle": {"factor": 2}}
+                "channelshuffle": {"groups": 2}, "pixelshuffle": {"factor": 2}, "pixelunshuffle": {"factor": 2},
+                "adaptiveavgpool": {"size": 2}, "adaptivemaxpool": {"size": 2}}
 
 # Each kind against the layer types that have it: a wrong declaration changes what every rule sees.
 HAVE = {
     "weighted": {"conv", "convtranspose", "locallyconnected", "dense"},
-    "window": {"conv", "convtranspose", "locallyconnected", "maxpool", "avgpool"},
+    "window": {"conv", "convtranspose", "locallyconnected", "maxpool", "avgpool", "adaptiveavgpool", "adaptivemaxpool"},
     "upsamples": {"convtranspose", "upsample", "pixelshuffle"},
     "global_pool": {"globalavgpool", "globalmaxpool"},
     "normalises": {"batchnorm", "layernorm", "groupnorm", "instancenorm"},
@@ -235,7 +290,8 @@ HAVE = {
                "pixelunshuffle", "slice"},
     "activation": {"relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "swish", "hardswish", "sigmoid", "tanh",
                    "softmax", "hardsigmoid", "mish"},
-    "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "globalavgpool", "batchnorm", "add",
+    "linear": {"conv", "convtranspose", "locallyconnected", "dense", "avgpool", "adaptiveavgpool", "globalavgpool",
+               "batchnorm", "add",
                "concat", "layerscale", "identity", "dropout", "droppath", "flatten", "reshape", "zeropad", "upsample",
                "channelshuffle", "pixelshuffle", "pixelunshuffle", "slice"},
 }
@@ -269,9 +325,12 @@ def test_a_window_geometry_is_a_named_record():
     assert make("maxpool", kernel=3, stride=2, ceil_mode=True).geometry((8, 8)) == Geometry(
         8, (8,), (3,), (2,), (1,), ((0, 0),), (4,))
     assert make("relu").geometry((8, 4, 4)) is None and make("globalavgpool").geometry((8, 4, 4)) is None
+    assert make("adaptivemaxpool", size=[7, 2]).geometry((8, 10, 4)) == Geometry(
+        8, (10, 4), kernel=(3, 2), stride=(1, 2), dilation=(1, 1), pads=((0, 0), (0, 0)), out_sizes=(7, 2),
+        cells=(((0, 2), (1, 3), (2, 5), (4, 6), (5, 8), (7, 9), (8, 10)), ((0, 2), (2, 4))))
 
 
-WINDOWS = ["conv", "convtranspose", "locallyconnected", "maxpool", "avgpool"]
+WINDOWS = ["conv", "convtranspose", "locallyconnected", "maxpool", "avgpool", "adaptivemaxpool", "adaptiveavgpool"]
 
 
 def test_each_window_is_worked_out_once_and_read_from_the_facts(tmp_path, monkeypatch):
@@ -303,7 +362,9 @@ layers:
   - maxpool: {kernel: 3, stride: 2, ceil_mode: true}
   - convtranspose: {filters: 4, kernel: 3, stride: 2, padding: 1, output_padding: 1}
   - locallyconnected: {filters: 4, kernel: 3, stride: 2}
+  - adaptivemaxpool: [3, ~]
   - avgpool: {kernel: 2, padding: 1}
+  - adaptiveavgpool: 1
   - flatten
   - dense: 3
 """)

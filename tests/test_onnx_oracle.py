@@ -144,6 +144,14 @@ LAYER_CASES = [
                                                              "ceil_mode": True, "count_include_pad": False}}]),
     ("avgpool-2d-same", [3, 7, 7], [{"avgpool": {"kernel": 2, "padding": "same", "count_include_pad": False}}]),
     ("avgpool-3d", [2, 4, 4, 5], [{"avgpool": {"kernel": 2, "stride": 1}}]),
+    ("adaptiveavgpool-2d-overlapping", [3, 10, 7], [{"adaptiveavgpool": [7, 3]}]),  # Slice/ReduceMean/Concat
+    ("adaptivemaxpool-2d-overlapping", [3, 10, 13], [{"adaptivemaxpool": [7, 5]}]),
+    ("adaptiveavgpool-3d-keep", [2, 4, 5, 6], [{"adaptiveavgpool": [None, 3, 4]}]),
+    ("adaptiveavgpool-2d-divisible", [3, 8, 6], [{"adaptiveavgpool": [4, 3]}]),  # AveragePool 2x2
+    ("adaptivemaxpool-1d-sliding", [3, 8], [{"adaptivemaxpool": 7}]),  # MaxPool, kernel 2, stride 1
+    ("adaptivepools-3d-to-one", [2, 3, 4, 5], [{"adaptiveavgpool": 1, "name": "avg"},
+                                               {"adaptivemaxpool": 1, "inputs": ["input"]},
+                                               {"add": ["avg", "adaptivemaxpool_1"]}]),
     ("globalpools-1d", [3, 9], [{"globalavgpool": None, "name": "avg"}, {"globalmaxpool": None, "inputs": ["input"]},
                                 {"add": ["avg", "globalmaxpool_1"]}]),
     ("globalpools-2d-keepdims", [3, 5, 6], [{"concat": [[{"globalavgpool": {"keepdims": True}}],
@@ -280,6 +288,38 @@ def test_pooling_agrees_with_onnx_in_shape_and_value(tmp_path, shape, layer):
         return  # refused with a message, never exported
     ours, theirs = run_both(analysis, batch=2, seed=5, scale=4.0, check=True)
     assert_agree(analysis, ours, theirs)
+
+
+def _adaptive_cases(n: int = int(os.environ.get("ARCHCHECK_SWEEP", 40)) // 2, seed: int = 9):
+    """Adaptive poolings of random sizes, 1-D to 3-D: cells that slide, overlap, keep the axis (~) or pool to 1."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < n:
+        sizes = [int(rng.integers(1, 12)) for _ in range(int(rng.integers(1, 4)))]
+        size = [None if rng.random() < 0.15 else int(rng.integers(1, s + 1)) for s in sizes]
+        kind = ["adaptiveavgpool", "adaptivemaxpool"][len(cases) % 2]
+        cases.append((f"{kind}-{len(cases)}", [2, *sizes], {kind: size}))
+    return cases
+
+
+@pytest.mark.parametrize("shape,layer", [c[1:] for c in _adaptive_cases()], ids=[c[0] for c in _adaptive_cases()])
+def test_adaptive_pooling_agrees_with_onnx_in_shape_and_value(tmp_path, shape, layer):
+    analysis = analyze(write_spec(tmp_path, shape, [layer]))
+    ours, theirs = run_both(analysis, batch=2, seed=5, scale=4.0, check=True)
+    assert_agree(analysis, ours, theirs)
+
+
+@pytest.mark.parametrize("size,ins,ops", [
+    (1, [3, 5, 6], {"GlobalAveragePool"}),
+    ([4, 3], [3, 8, 6], {"AveragePool"}),
+    (7, [3, 7, 7], {"AveragePool"}),  # VGG's at 224: a 1x1 window
+    ([7, 3], [3, 10, 7], {"Slice", "ReduceMean", "Concat"}),
+])
+def test_adaptive_pooling_exports_as_the_simplest_operators_that_fit(tmp_path, size, ins, ops):
+    from archcheck.executor import init_params
+
+    analysis = analyze(write_spec(tmp_path, ins, [{"adaptiveavgpool": size}]))
+    assert {n.op_type for n in export_model(analysis, init_params(analysis)).graph.node} == ops
 
 
 def test_export_of_a_ceil_mode_window_starting_in_the_padding_is_a_valid_model(tmp_path):

@@ -84,6 +84,22 @@ class Geometry:
     dilation: tuple[int, ...]  # 1 on every axis for pooling
     pads: tuple[tuple[int, int], ...]  # (before, after); 'same' and 'valid' resolved
     out_sizes: tuple[int, ...]  # spatial sizes of the output
+    # Per axis, the input span [start, end) each output position reads, for windows that need not slide
+    # by one stride (adaptive pooling); then ``kernel`` is the widest span and ``stride`` the smallest step
+    # between spans. None: window i starts at i * stride - pads before.
+    cells: tuple[tuple[tuple[int, int], ...], ...] | None = None
+
+    @property
+    def slides(self) -> bool:
+        """Every window is ``kernel`` wide and starts ``stride`` after the previous one, so the sliding-window
+        arithmetic (output sizes, what the last window reaches) holds."""
+        return self.cells is None or all(sliding(c, k, s) for c, k, s in zip(self.cells, self.kernel, self.stride))
+
+
+def sliding(spans, kernel: int, stride: int) -> bool:
+    """Whether ``spans`` ([start, end) per output position along one axis) are one ``kernel``-wide window
+    moved by ``stride``, from 0."""
+    return all(span == (i * stride, i * stride + kernel) for i, span in enumerate(spans))
 
 
 def axis_names(rank: int) -> tuple[str, ...]:
