@@ -202,6 +202,12 @@ def flattens(analysis, node) -> bool:
     return node.layer.passes and len(facts.shape) == 1 and bool(facts.in_shapes) and len(facts.in_shapes[0]) > 1
 
 
+def pools_whole_map(analysis, node) -> bool:
+    """A layer that pools each channel's whole map to one value: global pooling, or a pooling whose one
+    window covers the map (the old-style `avgpool: 7` on a 7x7 map, an adaptive pooling to 1)."""
+    return node.layer.global_pool or is_window_pool(node) and collapses(analysis, node)
+
+
 def pooling(analysis, node) -> bool:
     """A window pooling that downsamples and leaves a map (not one that pools the whole map to 1x1,
     which acts as global pooling)."""

@@ -11,8 +11,9 @@ error compounds through every later downsampling (the sizes drift off by one at 
 Where it does not apply: rows that are only padding do not count (a 3x3 stride-2 convolution with
 padding 1 on 224 pixels skips one padding row, not an input row; nor do the rows a `zeropad` just
 before the window added), and neither do `ceil_mode`
-poolings whose last, partial window covers the border. Windows narrower than their stride skip
-pixels everywhere, not only at the border: `uneven-stride-coverage` reports those.
+poolings whose last, partial window covers the border, nor adaptive poolings (their cells always end at
+the border). Windows narrower than their stride skip pixels everywhere, not only at the border:
+`uneven-stride-coverage` reports those.
 
 ## Example
 ```yaml
@@ -67,6 +68,8 @@ def check(analysis, options):
         if not node.layer.window or node.layer.upsamples:
             continue
         g = window(analysis, node)
+        if not g.slides:
+            continue  # cells of varying width that tile the input (adaptive pooling): the arithmetic below is moot
         dropped = []
         extra = explicit_padding(analysis, node)  # rows a `zeropad` added at the end hold no data
         for k, s, d, (before, _), n, o, (_, zeros) in zip(g.kernel, g.stride, g.dilation, g.pads, g.in_sizes,

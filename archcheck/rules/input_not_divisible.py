@@ -63,8 +63,9 @@ SUMMARY = "Input size not divisible by the network's total downsampling factor."
 
 
 def _rounds(g) -> bool:
-    """Whether a downsampling window's last positions fall off its padded input (floor rounds them away)."""
-    return g is not None and any((n + b + a - d * (k - 1) - 1) % s
+    """Whether a downsampling window's last positions fall off its padded input (floor rounds them away);
+    never for the cells of an adaptive pooling that do not slide, which tile the input exactly."""
+    return g is not None and g.slides and any((n + b + a - d * (k - 1) - 1) % s
                                  for n, (b, a), k, s, d in zip(g.in_sizes, g.pads, g.kernel, g.stride, g.dilation))
 
 

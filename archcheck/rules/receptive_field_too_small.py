@@ -1,6 +1,7 @@
 """## What it does
-Flags a global pooling head whose input features each see less than `min_share` of the input along
-some axis: the receptive field of the last feature map does not cover the image.
+Flags a global pooling head (or a pooling to 1x1, such as `adaptiveavgpool: 1`) whose input features each
+see less than `min_share` of the input along some axis: the receptive field of the last feature map does
+not cover the image.
 
 ## Why is this bad?
 Global pooling averages (or maxes) features that each look at one window of the input. If that
@@ -68,7 +69,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.spec import INPUT
 
-from ._walk import heads, size, spatial
+from ._walk import heads, pools_whole_map, size, spatial
 
 CODE = "AC210"
 SLUG = "receptive-field-too-small"
@@ -86,7 +87,7 @@ def validate(options):
 def check(analysis, options):
     image = spatial(analysis.layers[INPUT].shape)
     for node in heads(analysis):
-        if not node.layer.global_pool:
+        if not pools_whole_map(analysis, node):
             continue
         rf = analysis.layers[node.inputs[0]].rf
         if rf.is_global or len(rf.axes) != len(image):
