@@ -67,6 +67,25 @@ def test_published_totals(name):
         assert field.axes and all((a.r, a.S, a.P) == expected for a in field.axes)
 
 
+@pytest.mark.parametrize("side,macs,field", [
+    (224, 15_470_264_320, (212, 32, 90)),  # the published figures: the adaptive pool is the identity on 7x7
+    (256, 20_168_212_480, (244, 32, 90)),  # 8x8 -> 7x7: 2x2 cells, stride 1
+    (320, 31_443_288_064, (276, Fraction(320, 7), 90)),  # 10x10 -> 7x7: cells 2 or 3 wide, 10/7 apart
+])
+def test_vgg16_keeps_its_classifier_at_other_input_sizes(side, macs, field):
+    """torchvision's VGG-16 pools its last map adaptively to 7x7, so the classifier, and every parameter, is
+    the same at any input of 224 or more; the convolutions' MACs grow with the input's area."""
+    analysis = analyze(SAMPLES / "vgg16.yaml", input_shape=(3, side, side))
+    assert analysis.totals.trainable == 138_357_544
+    assert analysis.layers["adaptiveavgpool_1"].shape == (512, 7, 7)
+    dense = sum(f.macs for f in analysis.layers.values() if f.node.type == "dense")
+    assert dense == 25088 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert (macs - dense) * 224**2 == (15_470_264_320 - dense) * side**2
+    assert analysis.totals.macs == macs
+    _, rf = analysis.totals.receptive_field
+    assert all((a.r, a.S, a.P) == tuple(Fraction(v) for v in field) for a in rf.axes)
+
+
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.name)
 def test_sample_analyses(path):
     analysis = analyze(path)
