@@ -28,6 +28,7 @@ FIELD_VALUES = {  # plausible values per argument name; others draw from ints an
     "shape": [[-1], [2, -1], [1, 1, -1], [4, 4]], "scale": [1, 2, 3, [2, 1]], "groups": [1, 2, 4],
     "output_padding": [0, 1, 2], "ceil_mode": [True, False], "count_include_pad": [True, False],
     "bias": [True, False], "affine": [True, False], "keepdims": [True, False],
+    "size": [1, 2, 3, 7, [2, None], [None, 1], [1, 2, 3]],
 }
 
 
