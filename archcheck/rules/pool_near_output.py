@@ -1,5 +1,5 @@
 """## What it does
-Flags a downsampling pooling (`maxpool` or `avgpool` with a stride above 1) followed by fewer than
+Flags a downsampling pooling (`maxpool`, `avgpool` or an adaptive pooling with a stride above 1) followed by fewer than
 `min_layers` layers with weights (convolutions and dense layers, the classifier included) on its
 way to the output.
 
@@ -13,8 +13,9 @@ Dense layers count: a dense layer on a flattened map is a convolution whose kern
 AlexNet, which pool straight into `flatten` and then three dense layers, are not flagged: the
 layers after their last pooling still work on the pooled 7x7 (6x6) grid.
 
-Where it does not apply: global pooling (`globalavgpool`, `globalmaxpool`) is the head itself and is
-never flagged, nor is pooling with stride 1. A network that ends on a pooling (a feature extractor
+Where it does not apply: global pooling (`globalavgpool`, `globalmaxpool`, or a pooling to 1x1 such as
+`adaptiveavgpool: 1`) is the head itself and is never flagged, nor is pooling with stride 1 (torchvision
+VGG's `adaptiveavgpool: 7` on its 7x7 map keeps the map as it is). A network that ends on a pooling (a feature extractor
 without a classifier) is flagged: say so with a suppression comment if it is meant.
 
 ## Example
