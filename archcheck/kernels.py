@@ -366,7 +366,7 @@ def adaptive_max_pool(x, cells, keep_index=False):
         x = np.moveaxis(np.take_along_axis(v, first[..., None], axis=-1)[..., 0], -1, axis)
         if keep_index:
             index.append((axis, n, taps[np.arange(len(spans)), first]))
-    return x, index
+    return x, index if keep_index else None
 
 
 def adaptive_max_pool_grad(dy, index):

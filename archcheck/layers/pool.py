@@ -282,14 +282,12 @@ class AdaptiveMaxPool(_AdaptivePool):
     def forward(self, xs, params, ctx):
         from archcheck import kernels
 
-        y, index = kernels.adaptive_max_pool(xs[0], ctx.geometry.cells, keep_index=ctx.grad)
-        return y, (ctx.geometry, index)
+        return kernels.adaptive_max_pool(xs[0], ctx.geometry.cells, keep_index=ctx.grad)
 
-    def backward(self, dy, cache, params):
+    def backward(self, dy, index, params):
         """The gradient goes to the first maximum of each cell in row-major order, as PyTorch's."""
         from archcheck import kernels
 
-        g, index = cache
         return [kernels.adaptive_max_pool_grad(dy, index)], {}
 
 
