@@ -77,9 +77,12 @@ def check(analysis, options):
         g = window(analysis, node)
         if all(pair in allowed for pair in zip(g.kernel, g.stride)):
             continue
+        pools = (f"pools with window {size(g.kernel)} and stride {per_axis(g.stride)}" if g.slides else
+                 f"pools {size(g.in_sizes)} to {size(g.out_sizes)} adaptively, in cells up to {size(g.kernel)} wide "
+                 f"and at least {per_axis(g.stride)} apart")
         yield Report(
             node,
-            f"pools with window {size(g.kernel)} and stride {per_axis(g.stride)} (expected window/stride {shown})",
+            f"{pools} (expected window/stride {shown})",
             "use `maxpool: 2` (or `{kernel: 3, stride: 2}`); to downsample by more than 2, pool twice with "
             "convolutions in between",
         )
