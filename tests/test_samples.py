@@ -44,6 +44,9 @@ PUBLISHED = {
     **{name: (*figures, None) for name, figures in TORCHVISION.items()},
     "mobilenet_v3_large": (*TORCHVISION["mobilenet_v3_large"], (595, 32, 297)),
     "shufflenet_v2_x1_0": (*TORCHVISION["shufflenet_v2_x1_0"], (527, 32, 263)),
+    # 256x256, padded: MACs by hand, sum over levels of H*W*9*C_in*C_out, the up-convolutions' H*W*C_in*C_out*4
+    # at their input size and the 1x1 classifier
+    "unet": (31_030_658, 0, 48_096_083_968, (215, 1, 107)),
 }
 
 
