@@ -48,8 +48,11 @@ class Loc:
     line: int
     col: int
     via: tuple[Loc, ...] = ()
+    node: str | None = None  # in an imported model (no lines: line and col are 0), the source node
 
     def __str__(self) -> str:
+        if self.line < 1:
+            return f"{self.file}: node '{self.node}'" if self.node else self.file
         return f"{self.file}:{self.line}:{self.col}"
 
     def describe(self) -> str:

@@ -8,5 +8,17 @@ from archcheck.spec import load_spec
 
 
 def analyze(path, batch: int = 1, dtype: str = "float32", input_shape=None, optimizer: str = "adam") -> Analysis:
-    """Analyse a spec file; raise SpecError with every problem found."""
-    return propagate(build_graph(load_spec(path)), batch, dtype, input_shape, optimizer)
+    """Analyse a spec file (or a model file, imported); raise SpecError with every problem found."""
+    return propagate(build_graph(read_spec(path)), batch, dtype, input_shape, optimizer)
+
+
+def read_spec(path):
+    """The expanded Spec of a spec file, or of a model file (``.onnx``) imported in memory: the one place
+    a command's SPEC argument is told apart by its suffix (the importer, and onnx, load only for models)."""
+    from archcheck.importers.load import is_model
+
+    if is_model(path):
+        from archcheck.importers.load import load_model_spec
+
+        return load_model_spec(path)
+    return load_spec(path)

@@ -1,0 +1,59 @@
+"""Model files as specs: the commands' SPEC may be a model file, imported in memory by its suffix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archcheck.importers import Imported
+
+MODEL_SUFFIXES = (".onnx",)
+
+
+def is_model(path) -> bool:
+    return Path(str(path)).suffix.lower() in MODEL_SUFFIXES
+
+
+def read_model(path) -> Imported:
+    """Read a model file by its suffix."""
+    from archcheck.importers.onnx import read_onnx
+
+    return read_onnx(path)
+
+
+def document(imported: Imported, file: str):
+    """``imported.doc`` as the spec loader's document: mappings and lists that know their place, which for
+    an imported model is the source node of each layer (an ONNX file has no lines)."""
+    from archcheck.errors import Loc
+    from archcheck.yamlsrc import YMap, YSeq
+
+    top = Loc(file, 0, 0)
+
+    def convert(value, loc):
+        if isinstance(value, dict):
+            out = YMap({k: convert(v, loc) for k, v in value.items()})
+            out.loc, out.locs, out.key_locs = loc, dict.fromkeys(value, loc), dict.fromkeys(value, loc)
+            return out
+        if isinstance(value, (list, tuple)):
+            out = YSeq(convert(v, loc) for v in value)
+            out.loc, out.locs = loc, [loc] * len(value)
+            return out
+        return value
+
+    doc = convert({k: v for k, v in imported.doc.items() if k != "layers"}, top)
+    layers = YSeq()
+    layers.loc, layers.locs = top, []
+    for item in imported.doc["layers"]:
+        name = item.get("name") if isinstance(item, dict) else None
+        where = Loc(file, 0, 0, node=imported.origin.get(name)) if name in imported.origin else top
+        layers.append(convert(item, where))
+        layers.locs.append(where)
+    doc["layers"] = layers
+    doc.locs["layers"] = doc.key_locs["layers"] = top
+    return doc
+
+
+def load_model_spec(path):
+    """The expanded Spec of a model file, imported in memory."""
+    from archcheck.spec import expand
+
+    return expand(document(read_model(path), str(path)), str(path))

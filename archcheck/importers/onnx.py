@@ -1,0 +1,940 @@
+"""Read an ONNX model as a flat archcheck spec, its weights under archcheck's names, and their origins.
+
+Two passes over the nodes in topological order. The first finds the multi-node patterns exporters write
+(``x * Sigmoid(x)`` is swish, Transpose -> LayerNormalization -> Transpose a layernorm over channels,
+Reshape -> Transpose -> Reshape a channel shuffle, Pad before Conv, MatMul + Add, ...) by looking back from
+each pattern's last node, and marks the nodes it absorbs. The second writes one layer per remaining node
+(or pattern), computing each layer's output shape with archcheck's own layer classes, and evaluates
+constant subgraphs (initializers, ``Constant``, the ``Shape -> Gather -> Concat`` chains computing a
+Reshape target) with NumPy. Every operator that has no layer is collected and reported at once.
+
+The file is distrusted: its size is capped before parsing, external data must stay inside the model's
+folder, an initializer's element count is checked against its dims before any array is made, and a
+cycle or a tensor nobody produces is refused with a message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from archcheck.importers import Imported, ImportProblem
+from archcheck.spec import INPUT, MAX_NAME
+
+MAX_FILE_BYTES = 2**31  # one protobuf cannot be larger
+MAX_ELEMENTS = 2**28  # per initializer: 1 GiB of float32, four times VGG-16's largest weight
+MAX_TOTAL_ELEMENTS = 2**30
+MAX_NODES = 100_000
+BATCH = 1  # the batch size constant-folded shapes use; a leading 1 or 0 of a Reshape target is the batch
+NAME_LIMIT = 64
+
+FIX_MODEL = "export the model again (torch.onnx.export, tf2onnx) and check it with onnx.checker.check_model"
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise ImportProblem("importing ONNX needs the `onnx` package", "pip install 'archcheck[onnx]'") from None
+    return onnx
+
+
+# -- loading a distrusted file ---------------------------------------------------------------------------
+
+def load(path):
+    """The ModelProto of ``path``, with external data read from inside its folder only."""
+    onnx = _onnx()
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    try:
+        if not path.is_file():
+            raise ImportProblem(f"{path}: {'not a regular file' if path.exists() else 'no such file'}",
+                                "give the path of an .onnx model file")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ImportProblem(f"cannot read {path}: {exc.strerror or exc}",
+                            "check the path and its permissions") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ImportProblem(f"{path} is over {MAX_FILE_BYTES:,} bytes, more than one ONNX protobuf can hold",
+                            "save large weights as external data next to the model (onnx.save_model(..., "
+                            "save_as_external_data=True))")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ImportProblem(f"{path} is not a readable ONNX model: the protobuf does not decode ({exc})",
+                            FIX_MODEL + "; a truncated download is a common cause") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise ImportProblem(f"{path} holds no ONNX graph (no nodes)", FIX_MODEL)
+    _check_tensors(model, path)
+    return model
+
+
+def _tensors(graph):
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+
+
+def _check_tensors(model, path: Path) -> None:
+    """Element counts from dims, before any array exists; external data inside the model's folder."""
+    onnx = _onnx()
+    folder = path.resolve().parent
+    total = 0
+    for t in _tensors(model.graph):
+        if any(d < 0 for d in t.dims):
+            raise ImportProblem(f"{path}: tensor '{t.name}' has a negative size {list(t.dims)}", FIX_MODEL)
+        count = math.prod(t.dims)
+        total += count
+        if count > MAX_ELEMENTS or total > MAX_TOTAL_ELEMENTS:
+            raise ImportProblem(f"{path}: tensor '{t.name}' has {count:,} elements (shape {list(t.dims)}); archcheck "
+                                f"reads at most {MAX_ELEMENTS:,} per tensor and {MAX_TOTAL_ELEMENTS:,} in all",
+                                "no convolutional network needs weights this large; check the file's origin")
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in t.external_data}
+            where = (folder / info.get("location", "")).resolve()
+            if not info.get("location") or not where.is_relative_to(folder) or not where.is_file():
+                raise ImportProblem(f"{path}: tensor '{t.name}' keeps its data in '{info.get('location', '')}', "
+                                    "which is not a file inside the model's folder",
+                                    "keep the external data file next to the model, under its own name")
+            try:
+                offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
+            except ValueError:
+                raise ImportProblem(f"{path}: tensor '{t.name}' has an unreadable external data offset or length",
+                                    FIX_MODEL) from None
+            itemsize = _itemsize(t.data_type)
+            end = offset + (length if length >= 0 else count * itemsize)
+            if offset < 0 or end > where.stat().st_size or (length >= 0 and length != count * itemsize):
+                raise ImportProblem(f"{path}: tensor '{t.name}' needs bytes {offset:,}..{end:,} of '{where.name}', "
+                                    "which does not hold them", "copy the complete external data file next to the "
+                                    "model")
+            with open(where, "rb") as fh:
+                fh.seek(offset)
+                t.raw_data = fh.read(count * itemsize)
+            del t.external_data[:]
+            t.data_location = onnx.TensorProto.DEFAULT
+
+
+def _itemsize(data_type: int) -> int:
+    from onnx import helper
+
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(data_type)).itemsize
+    except (KeyError, TypeError):
+        return 1
+
+
+def _array(t, where: str) -> np.ndarray:
+    from onnx import numpy_helper
+
+    try:
+        return np.asarray(numpy_helper.to_array(t))
+    except Exception as exc:  # wrong raw_data length, unknown type, ...: a broken file, never a traceback
+        raise ImportProblem(f"{where}: tensor '{t.name}' (shape {list(t.dims)}) cannot be read: {exc}",
+                            FIX_MODEL) from None
+
+
+# -- names -------------------------------------------------------------------------------------------------
+
+def layer_name(node) -> str:
+    """A readable archcheck name for a node: torch.onnx's ``/layer1/layer1.0/conv1/Conv`` -> ``layer1_0_conv1``,
+    archcheck's ``stage_1.conv_1:Conv`` -> ``stage_1_conv_1``; the output's name when the node has none."""
+    raw = node.name or (node.output[0] if node.output else node.op_type)
+    raw = re.sub(rf"[:/]{re.escape(node.op_type)}(_\d+)?$", "", raw)
+    path = ""
+    for part in (p for p in raw.split("/") if p):
+        path = part if path and part.startswith(path + ".") else f"{path}.{part}" if path else part
+    name = re.sub(r"[^A-Za-z0-9_\-]+", "_", path).strip("_") or node.op_type.lower()
+    return name[:NAME_LIMIT]
+
+
+class _Names:
+    def __init__(self):
+        self.taken = {INPUT}
+
+    def unique(self, name: str) -> str:
+        base, i = name[:MAX_NAME - 8], 1
+        while name in self.taken:
+            i += 1
+            name = f"{base}_{i}"
+        self.taken.add(name)
+        return name
+
+
+# -- the graph ---------------------------------------------------------------------------------------------
+
+class _Ref:
+    """A tensor a layer makes: the layer's name and its shape without the batch axis."""
+
+    __slots__ = ("name", "shape")
+
+    def __init__(self, name: str, shape: tuple):
+        self.name, self.shape = name, tuple(shape)
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _order(graph, known: set, where: str) -> list:
+    """The nodes in topological order; a cycle or an input nobody produces is refused."""
+    producer = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            if out:
+                producer[out] = i
+    waiting = [0] * len(graph.node)
+    users = defaultdict(list)
+    unknown = []
+    for i, node in enumerate(graph.node):
+        for name in node.input:
+            if not name or name in known and name not in producer:
+                continue
+            if name not in producer:
+                unknown.append((node.name or node.op_type, name))
+                continue
+            waiting[i] += 1
+            users[producer[name]].append(i)
+    if unknown:
+        listed = ", ".join(f"'{t}' (read by node '{n}')" for n, t in unknown[:10])
+        raise ImportProblem(f"{where}: {len(unknown)} tensor{'s' if len(unknown) != 1 else ''} read by the graph "
+                            f"{'are' if len(unknown) != 1 else 'is'} neither an input, an initializer nor a node's "
+                            f"output: {listed}", FIX_MODEL)
+    ready = [i for i, w in enumerate(waiting) if w == 0]
+    order = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for j in users[i]:
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                ready.append(j)
+    if len(order) < len(graph.node):
+        stuck = [graph.node[i].name or graph.node[i].op_type for i, w in enumerate(waiting) if w][:10]
+        raise ImportProblem(f"{where}: the graph has a cycle through {len(graph.node) - len(order)} nodes "
+                            f"({', '.join(repr(s) for s in stuck)}); an ONNX graph must be acyclic", FIX_MODEL)
+    return [graph.node[i] for i in _kahn_stable(graph, producer)]
+
+
+def _kahn_stable(graph, producer) -> list:
+    """Topological order preferring file order (a depth-first walk from each node in file order)."""
+    done, order = set(), []
+    for start in range(len(graph.node)):
+        stack = [(start, False)]
+        while stack:
+            i, expanded = stack.pop()
+            if i in done:
+                continue
+            if expanded:
+                done.add(i)
+                order.append(i)
+                continue
+            stack.append((i, True))
+            for name in reversed(graph.node[i].input):
+                j = producer.get(name)
+                if j is not None and j not in done:
+                    stack.append((j, False))
+    return order
+
+
+# -- the importer ------------------------------------------------------------------------------------------
+
+CATALOGUE_GAP = ("archcheck's layer catalogue has no layer for these operators; if the model is one archcheck "
+                 "should read, open an issue with the operator and the layer it computes")
+CUSTOM_FIX = "a custom-domain operator has no archcheck layer: export with standard operators only"
+
+# operators evaluated on constants (shapes, weights reshaped by the exporter)
+_FOLD = {
+    "Identity": lambda a, x: x,
+    "Cast": lambda a, x: x.astype(_np_type(a.get("to", 1))),
+    "Unsqueeze": lambda a, x, axes=None: np.expand_dims(x, tuple(int(i) for i in (axes if axes is not None
+                                                                                  else a["axes"]))),
+    "Squeeze": lambda a, x, axes=None: np.squeeze(x, tuple(int(i) for i in (axes if axes is not None
+                                                                            else a.get("axes", ()))) or None),
+    "Gather": lambda a, x, i: np.take(x, i.astype(np.int64), axis=a.get("axis", 0)),
+    "Concat": lambda a, *xs: np.concatenate([np.atleast_1d(x) for x in xs], axis=a.get("axis", 0)),
+    "Reshape": lambda a, x, s: x.reshape([x.shape[i] if d == 0 else int(d) for i, d in enumerate(s)]),
+    "Transpose": lambda a, x: np.transpose(x, a.get("perm")),
+    "Add": lambda a, x, y: x + y, "Sub": lambda a, x, y: x - y, "Mul": lambda a, x, y: x * y,
+    "Div": lambda a, x, y: x // y if x.dtype.kind in "iu" else x / y,
+    "Sqrt": lambda a, x: np.sqrt(x), "Neg": lambda a, x: -x,
+    "Slice": lambda a, x, s, e, ax=None, st=None: x[_slices(x, s, e, ax, st)],
+}
+
+
+def _np_type(onnx_type: int):
+    from onnx import helper
+
+    return helper.tensor_dtype_to_np_dtype(onnx_type)
+
+
+def _slices(x, starts, ends, axes, steps):
+    index = [slice(None)] * x.ndim
+    axes = range(len(starts)) if axes is None else axes
+    steps = [1] * len(starts) if steps is None else steps
+    for s, e, ax, st in zip(starts, ends, axes, steps):
+        index[int(ax)] = slice(int(s), int(min(e, 2**62)) if e >= 0 else int(e), int(st))
+    return tuple(index)
+
+
+def _per_axis(values):
+    values = [int(v) for v in values]
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _padding(pads, rank: int):
+    """ONNX's [b1, b2, ..., a1, a2, ...] -> archcheck's padding argument (a number when it can be)."""
+    pads = [int(p) for p in pads] if pads else [0] * 2 * rank
+    pairs = list(zip(pads[:rank], pads[rank:]))
+    if all(b == a for b, a in pairs):
+        return _per_axis([b for b, _ in pairs])
+    return [list(p) for p in pairs]
+
+
+def _scalar(value, default=None):
+    if isinstance(value, np.ndarray) and value.size == 1:
+        return float(value.reshape(()))
+    return default
+
+
+class _Importer:
+    def __init__(self, model, file: str):
+        self.model, self.file, self.graph = model, file, model.graph
+        self.names = _Names()
+        self.layers: list[dict] = []
+        self.weights: dict = {}
+        self.origin: dict = {}
+        self.values: dict = {}
+        self.unsupported: dict = defaultdict(list)
+        self.absorbed: set = set()
+        self.fused: dict = {}  # id(last node of a pattern) -> (handler, its data)
+
+    # -- building blocks ------------------------------------------------------------------------------------
+    def run(self) -> Imported:
+        graph = self.graph
+        if len(graph.node) > MAX_NODES:
+            raise ImportProblem(f"{self.file}: {len(graph.node):,} nodes; archcheck imports at most {MAX_NODES:,}",
+                                "no convolutional network has this many operators; check the file's origin")
+        initial = {t.name for t in graph.initializer}
+        for t in graph.initializer:
+            self.values[t.name] = _array(t, self.file)
+        inputs = [v for v in graph.input if v.name not in initial]
+        if len(inputs) != 1:
+            raise ImportProblem(f"{self.file}: the graph has {len(inputs)} inputs "
+                                f"({', '.join(repr(v.name) for v in inputs) or 'none'}); archcheck imports networks "
+                                "with one input", "export the model with a single input tensor")
+        shape = self._input_shape(inputs[0])
+        self.values[inputs[0].name] = _Ref(INPUT, shape)
+        self.nodes = _order(graph, initial | {inputs[0].name}, self.file)
+        self.consumers = Counter(name for node in self.nodes for name in node.input if name)
+        for out in graph.output:
+            self.consumers[out.name] += 1
+        self.producer = {out: node for node in self.nodes for out in node.output if out}
+        for node in self.nodes:
+            self._match(node)
+        for node in self.nodes:
+            if id(node) in self.absorbed:
+                continue
+            try:
+                self._convert(node)
+            except ImportProblem:
+                raise
+            except _Unsupported as exc:
+                self.unsupported[exc.what].append(node.name or node.output[0])
+        if self.unsupported:
+            raise self._problem()
+        outputs = []
+        for out in graph.output:
+            value = self.values.get(out.name)
+            if not isinstance(value, _Ref) or value.name == INPUT:
+                raise ImportProblem(f"{self.file}: graph output '{out.name}' is not made by a layer",
+                                    "export a network whose outputs are computed from its input")
+            outputs.append(value.name)
+        doc = {"name": re.sub(r"[^A-Za-z0-9_\-.]+", "_", graph.name or Path(self.file).stem)[:MAX_NAME],
+               "input": list(shape), "metadata": {"source": self._source()}, "layers": self.layers}
+        if outputs != [self.layers[-1]["name"]]:
+            doc["outputs"] = outputs
+        producer = f", produced by {self.model.producer_name} {self.model.producer_version}".rstrip() \
+            if self.model.producer_name else ""
+        header = [f"Imported by archcheck from {Path(self.file).name}{producer}",
+                  f"ONNX opset {self._opset()}, {len(graph.node):,} nodes -> {len(self.layers):,} layers"]
+        return Imported(doc, self.weights, self.origin, header)
+
+    def _source(self) -> str:
+        return f"{Path(self.file).name} (ONNX opset {self._opset()})"
+
+    def _opset(self) -> int:
+        return next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+    def _input_shape(self, value) -> tuple:
+        dims = value.type.tensor_type.shape.dim
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if len(shape) < 2 or any(d is None or d < 1 for d in shape[1:]):
+            raise ImportProblem(f"{self.file}: input '{value.name}' has shape {shape}; archcheck needs a batch axis "
+                                "and fixed sizes for the others",
+                                "export with a fixed input size (dynamic axes only for the batch)")
+        return tuple(shape[1:])
+
+    def _problem(self) -> ImportProblem:
+        lines, custom = [], False
+        for what, nodes in sorted(self.unsupported.items(), key=lambda kv: -len(kv[1])):
+            custom |= what.startswith("custom")
+            shown = ", ".join(repr(n) for n in nodes[:5]) + (f", ... ({len(nodes) - 5} more)" if len(nodes) > 5 else "")
+            lines.append(f"{what}: {len(nodes)} node{'s' if len(nodes) != 1 else ''} ({shown})")
+        total = sum(len(n) for n in self.unsupported.values())
+        fix = CATALOGUE_GAP + ("; " + CUSTOM_FIX if custom else "")
+        return ImportProblem(f"{self.file}: {total} node{'s' if total != 1 else ''} cannot be imported "
+                             f"({len(lines)} kind{'s' if len(lines) != 1 else ''}):" +
+                             "".join(f"\n  {line}" for line in lines), fix)
+
+    def const(self, name: str):
+        value = self.values.get(name)
+        return value if isinstance(value, np.ndarray) else None
+
+    def static(self, name: str):
+        """A constant known before any layer exists (initializers, Constant nodes), for pattern matching."""
+        if name in self.values and isinstance(self.values[name], np.ndarray):
+            return self.values[name]
+        node = self.producer.get(name)
+        if node is not None and node.op_type == "Constant" and "value" in _attrs(node):
+            return _array(_attrs(node)["value"], self.file)
+        return None
+
+    def single(self, name: str, op: str | None = None):
+        """The node making ``name`` if it has exactly one reader (and is ``op``), else None."""
+        node = self.producer.get(name)
+        if node is None or self.consumers[name] != 1 or (op and node.op_type != op) or id(node) in self.absorbed:
+            return None
+        return node
+
+    def emit(self, kind: str, args: dict, inputs: list, node, weights: dict | None = None) -> _Ref:
+        from archcheck.layers import CATALOGUE, ShapeError
+
+        refs = [self.values[i] for i in inputs]
+        try:
+            layer = CATALOGUE[kind].model_validate(args)
+            shape = layer.output_shape([r.shape for r in refs])
+        except (ShapeError, ValueError) as exc:
+            raise ImportProblem(f"{self.file}: node '{node.name or node.output[0]}' ({node.op_type}) as `{kind}` "
+                                f"{args}: {getattr(exc, 'message', exc)}", FIX_MODEL) from None
+        name = self.names.unique(layer_name(node))
+        item = {kind: args or None, "name": name}
+        previous = self.layers[-1]["name"] if self.layers else INPUT
+        if [r.name for r in refs] != [previous]:
+            item["inputs"] = [r.name for r in refs]
+        self.layers.append(item)
+        for suffix, array in (weights or {}).items():
+            self.weights[f"{name}.{suffix}"] = np.asarray(array, dtype=np.float32)
+        self.origin[name] = node.name or node.output[0]
+        ref = _Ref(name, shape)
+        self.values[node.output[0]] = ref
+        return ref
+
+    # -- pass 1: patterns, from their last node ---------------------------------------------------------------
+    def _match(self, node) -> None:
+        op, ins = node.op_type, list(node.input)
+        if op == "Mul" and len(ins) == 2:
+            for x, other in ((ins[0], ins[1]), (ins[1], ins[0])):
+                gate = self.single(other)
+                if gate is None:
+                    continue
+                if gate.op_type == "Sigmoid" and gate.input[0] == x:
+                    return self._fuse(node, [gate], "swish", {}, x)
+                if gate.op_type == "HardSigmoid" and gate.input[0] == x and _is_torch_hardsigmoid(gate):
+                    return self._fuse(node, [gate], "hardswish", {}, x)
+                if gate.op_type == "Tanh":
+                    soft = self.single(gate.input[0], "Softplus")
+                    if soft is not None and soft.input[0] == x:
+                        return self._fuse(node, [gate, soft], "mish", {}, x)
+            gelu = self._gelu(node)
+            if gelu:
+                return self._fuse(node, gelu[0], "gelu", {}, gelu[1])
+        if op == "Transpose":
+            norm = self.single(ins[0], "LayerNormalization")
+            first = norm and self.single(norm.input[0], "Transpose")
+            if first is not None:
+                rank = len(_attrs(first).get("perm", []))
+                if (rank > 2 and _attrs(first)["perm"] == [0, *range(2, rank), 1]
+                        and _attrs(node).get("perm") == [0, rank - 1, *range(1, rank - 1)]
+                        and _attrs(norm).get("axis", -1) in (-1, rank - 1)):
+                    return self._fuse(node, [norm, first], "layernorm_channels", norm, first.input[0])
+        if op == "Reshape":
+            swap = self.single(ins[0], "Transpose")
+            split = swap and self.single(swap.input[0], "Reshape")
+            if split is not None:
+                perm = _attrs(swap).get("perm", [])
+                if len(perm) >= 3 and perm[:3] == [0, 2, 1] and perm[3:] == list(range(3, len(perm))):
+                    return self._fuse(node, [swap, split], "channelshuffle", split, split.input[0])
+        if op in ("Flatten", "Reshape", "Squeeze"):
+            pool = self.single(ins[0])
+            if pool is not None and pool.op_type in ("GlobalAveragePool", "GlobalMaxPool"):
+                return self._fuse(node, [pool], "globalpool", pool, pool.input[0])
+        if op == "Add" and len(ins) == 2:
+            for x, bias in ((ins[0], ins[1]), (ins[1], ins[0])):
+                mm = self.single(x, "MatMul")
+                if mm is not None and self.static(bias) is not None and self.static(mm.input[1]) is not None:
+                    return self._fuse(node, [mm], "matmul_add", (mm, bias), mm.input[0])
+        if op in ("Conv", "MaxPool", "AveragePool"):
+            pad = self.single(ins[0], "Pad")
+            if pad is not None and (op == "Conv" or _attrs(node).get("count_include_pad", 0)):
+                pads = self._zero_pads(pad)
+                if pads is not None:
+                    return self._fuse(node, [pad], "padded", pads, pad.input[0])
+        return None
+
+    def _fuse(self, last, absorbed: list, kind: str, data, x: str) -> None:
+        self.absorbed.update(id(n) for n in absorbed)
+        self.fused[id(last)] = (kind, data, x, absorbed)
+
+    def _zero_pads(self, pad):
+        """The spatial pads of a constant-zero Pad, or None."""
+        a = _attrs(pad)
+        if a.get("mode", b"constant") not in (b"constant", "constant"):
+            return None
+        pads = self.static(pad.input[1]) if len(pad.input) > 1 else np.array(a.get("pads", []))
+        value = self.static(pad.input[2]) if len(pad.input) > 2 and pad.input[2] else np.zeros(1)
+        if pads is None or value is None or value.size != 1 or float(value.reshape(())) != 0 or pads.size % 2:
+            return None
+        rank = pads.size // 2
+        if len(pad.input) > 3 and pad.input[3] or pads[0] or pads[1] or pads[rank] or pads[rank + 1]:
+            return None  # pads the batch or channels: not a zero padding of the map
+        return [int(p) for p in pads[2:rank]] + [int(p) for p in pads[rank + 2:]]
+
+    def _gelu(self, node):
+        """0.5·x·(1 + Erf(x/√2)) in the orders exporters write it: archcheck's Mul(Mul(x, .5), Add(Erf(Div(x, √2)),
+        1)) and torch's Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), .5)."""
+        def erf_of(name):  # Add(Erf(Div(x, sqrt2)), 1) -> (x, nodes)
+            add = self.single(name, "Add")
+            if add is None:
+                return None
+            for e, one in ((add.input[0], add.input[1]), (add.input[1], add.input[0])):
+                erf = self.single(e, "Erf")
+                div = erf and self.single(erf.input[0], "Div")
+                if div is not None and _near(self.static(one), 1) and _near(self.static(div.input[1]), 2 ** 0.5):
+                    return div.input[0], [add, erf, div]
+            return None
+
+        a, b = node.input
+        for half_x, rest in ((a, b), (b, a)):
+            inner = self.single(half_x, "Mul")
+            found = erf_of(rest)
+            if inner is not None and found:
+                x, nodes = found
+                if set(inner.input) == {x, inner.input[1] if inner.input[0] == x else inner.input[0]} and \
+                        any(_near(self.static(i), 0.5) for i in inner.input) and x in inner.input:
+                    return [inner, *nodes], x
+        for half, prod in ((a, b), (b, a)):
+            inner = self.single(prod, "Mul")
+            if inner is None or not _near(self.static(half), 0.5):
+                continue
+            for x, rest in ((inner.input[0], inner.input[1]), (inner.input[1], inner.input[0])):
+                found = erf_of(rest)
+                if found and found[0] == x:
+                    return [inner, *found[1]], x
+        return None
+
+    # -- pass 2: one layer per node or pattern -----------------------------------------------------------------
+    def _convert(self, node) -> None:
+        op = node.op_type
+        if id(node) in self.fused:
+            kind, data, x, absorbed = self.fused[id(node)]
+            self._layer_input(x, node)
+            return getattr(self, f"_fused_{kind}")(node, data, x, absorbed)
+        if node.domain not in ("", "ai.onnx"):
+            raise _Unsupported(f"custom operator {node.domain}.{op}")
+        values = [self.values.get(i) if i else None for i in node.input]
+        if op == "Constant":
+            attrs = _attrs(node)
+            if "value" not in attrs:
+                raise _Unsupported("Constant (other than a tensor value)")
+            self.values[node.output[0]] = _array(attrs["value"], self.file)
+            return
+        if op == "Shape" and isinstance(values[0], _Ref):
+            shape = np.array([BATCH, *values[0].shape], dtype=np.int64)
+            a = _attrs(node)
+            self.values[node.output[0]] = shape[a.get("start", 0):a.get("end", len(shape))]
+            return
+        if op in _FOLD and all(v is None or isinstance(v, np.ndarray) for v in values) and values and \
+                isinstance(values[0], np.ndarray):
+            try:
+                self.values[node.output[0]] = np.asarray(_FOLD[op](_attrs(node), *[v for v in values]))
+            except Exception as exc:  # a constant computation the file gets wrong
+                raise ImportProblem(f"{self.file}: node '{node.name}' ({op}) on constants fails: {exc}",
+                                    FIX_MODEL) from None
+            return
+        handler = getattr(self, f"_op_{op}", None)
+        if handler is None:
+            raise _Unsupported(op)
+        x = node.input[0]
+        self._layer_input(x, node)
+        handler(node, values, _attrs(node))
+
+    def _layer_input(self, name: str, node) -> None:
+        if not isinstance(self.values.get(name), _Ref):
+            raise _Unsupported(f"{node.op_type} on a constant input")
+
+    def _ref(self, name: str) -> _Ref:
+        value = self.values.get(name)
+        if not isinstance(value, _Ref):
+            raise _Unsupported("an operator mixing constants and tensors")
+        return value
+
+    # convolutions and pooling
+    def _conv(self, node, values, a, extra_pads=None):
+        x, w = self._ref(node.input[0]), values[1]
+        if not isinstance(w, np.ndarray) or w.ndim < 3:
+            raise _Unsupported("Conv with a computed weight")
+        rank = w.ndim - 2
+        pads = list(a.get("pads", [0] * 2 * rank))
+        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"", ""):
+            raise _Unsupported("Conv with auto_pad")
+        if extra_pads:
+            pads = [p + e for p, e in zip(pads, extra_pads)]
+        args = {"filters": int(w.shape[0]), "kernel": _per_axis(w.shape[2:]),
+                "stride": _per_axis(a.get("strides", [1] * rank)), "padding": _padding(pads, rank)}
+        if any(d != 1 for d in a.get("dilations", [1])):
+            args["dilation"] = _per_axis(a["dilations"])
+        if a.get("group", 1) != 1:
+            args["groups"] = "depthwise" if a["group"] == x.shape[0] == w.shape[0] else int(a["group"])
+        weights = {"weight": w}
+        if len(values) > 2 and isinstance(values[2], np.ndarray):
+            weights["bias"] = values[2]
+        else:
+            args["bias"] = False
+        for key in ("stride", "padding"):
+            if args[key] in (0, 1) and args[key] == (1 if key == "stride" else 0):
+                del args[key]
+        self.emit("conv", args, [node.input[0]], node, weights)
+
+    def _op_Conv(self, node, values, a):  # noqa: N802
+        self._conv(node, values, a)
+
+    def _op_ConvTranspose(self, node, values, a):  # noqa: N802
+        w = values[1]
+        if not isinstance(w, np.ndarray) or w.ndim < 3 or a.get("output_shape"):
+            raise _Unsupported("ConvTranspose with a computed weight or output_shape")
+        rank, group = w.ndim - 2, int(a.get("group", 1))
+        args = {"filters": int(w.shape[1]) * group, "kernel": _per_axis(w.shape[2:]),
+                "stride": _per_axis(a.get("strides", [1] * rank)),
+                "padding": _padding(a.get("pads", [0] * 2 * rank), rank)}
+        if any(a.get("output_padding", [0])):
+            args["output_padding"] = _per_axis(a["output_padding"])
+        if any(d != 1 for d in a.get("dilations", [1])):
+            args["dilation"] = _per_axis(a["dilations"])
+        if group != 1:
+            args["groups"] = group
+        weights = {"weight": w}
+        if len(values) > 2 and isinstance(values[2], np.ndarray):
+            weights["bias"] = values[2]
+        else:
+            args["bias"] = False
+        self.emit("convtranspose", args, [node.input[0]], node, weights)
+
+    def _pool(self, kind, node, a, extra_pads=None):
+        kernel = a.get("kernel_shape", [])
+        rank = len(kernel)
+        if any(d != 1 for d in a.get("dilations", [1])) or a.get("storage_order", 0):
+            raise _Unsupported(f"{node.op_type} with dilations")
+        pads = list(a.get("pads", [0] * 2 * rank))
+        if extra_pads:
+            pads = [p + e for p, e in zip(pads, extra_pads)]
+        args = {"kernel": _per_axis(kernel), "stride": _per_axis(a.get("strides", [1] * rank)),
+                "padding": _padding(pads, rank)}
+        if a.get("ceil_mode", 0):
+            args["ceil_mode"] = True
+        if kind == "avgpool" and not a.get("count_include_pad", 0) and any(pads):
+            args["count_include_pad"] = False
+        if args["padding"] == 0:
+            del args["padding"]
+        if args["stride"] == args["kernel"]:
+            del args["stride"]
+        self.emit(kind, args, [node.input[0]], node)
+
+    def _op_MaxPool(self, node, values, a):  # noqa: N802
+        if len(node.output) > 1 and node.output[1]:
+            raise _Unsupported("MaxPool with indices")
+        self._pool("maxpool", node, a)
+
+    def _op_AveragePool(self, node, values, a):  # noqa: N802
+        self._pool("avgpool", node, a)
+
+    def _op_GlobalAveragePool(self, node, values, a):  # noqa: N802
+        self.emit("globalavgpool", {"keepdims": True}, [node.input[0]], node)
+
+    def _op_GlobalMaxPool(self, node, values, a):  # noqa: N802
+        self.emit("globalmaxpool", {"keepdims": True}, [node.input[0]], node)
+
+    # dense
+    def _op_Gemm(self, node, values, a):  # noqa: N802
+        w = values[1]
+        if not isinstance(w, np.ndarray) or w.ndim != 2 or a.get("transA", 0):
+            raise _Unsupported("Gemm with a computed weight or transA")
+        weight = (w if a.get("transB", 0) else w.T) * a.get("alpha", 1.0)
+        weights = {"weight": weight}
+        args = {"units": int(weight.shape[0])}
+        bias = values[2] if len(values) > 2 else None
+        if isinstance(bias, np.ndarray):
+            weights["bias"] = np.broadcast_to(bias * a.get("beta", 1.0), (weight.shape[0],))
+        else:
+            args["bias"] = False
+        self.emit("dense", args, [node.input[0]], node, weights)
+
+    def _op_MatMul(self, node, values, a):  # noqa: N802
+        w = values[1]
+        if not isinstance(w, np.ndarray) or w.ndim != 2:
+            raise _Unsupported("MatMul of two tensors")
+        self.emit("dense", {"units": int(w.shape[1]), "bias": False}, [node.input[0]], node, {"weight": w.T})
+
+    # normalisation
+    def _op_BatchNormalization(self, node, values, a):  # noqa: N802
+        if len(node.output) > 1 and any(node.output[1:]) or a.get("training_mode", 0):
+            raise _Unsupported("BatchNormalization in training mode")
+        scale, bias, mean, var = values[1:5]
+        if not all(isinstance(v, np.ndarray) for v in (scale, bias, mean, var)):
+            raise _Unsupported("BatchNormalization with computed statistics")
+        args = {} if abs(a.get("epsilon", 1e-5) - 1e-5) < 1e-12 else {"eps": float(a["epsilon"])}
+        self.emit("batchnorm", args, [node.input[0]], node,
+                  {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var})
+
+    def _op_LayerNormalization(self, node, values, a):  # noqa: N802
+        x = self._ref(node.input[0])
+        axis = a.get("axis", -1) % (len(x.shape) + 1)
+        if axis != 1:
+            raise _Unsupported("LayerNormalization over trailing axes other than all or the channels")
+        self._layernorm(node, values, a, "all" if len(x.shape) > 1 else "channels", node.input[0])
+
+    def _layernorm(self, node, values, a, over, x):
+        scale = values[1]
+        bias = values[2] if len(values) > 2 else None
+        if not isinstance(scale, np.ndarray):
+            raise _Unsupported("LayerNormalization with a computed scale")
+        bias = bias if isinstance(bias, np.ndarray) else np.zeros_like(scale)
+        args = {} if over == "channels" else {"over": "all"}
+        if abs(a.get("epsilon", 1e-5) - 1e-5) > 1e-12:
+            args["eps"] = float(a["epsilon"])
+        self.emit("layernorm", args, [x], node, {"weight": scale.reshape(-1) if over == "channels" else scale,
+                                                 "bias": bias.reshape(scale.shape).reshape(-1) if over == "channels"
+                                                 else bias.reshape(scale.shape)})
+
+    # activations
+    def _simple(kind, args=None):  # noqa: N805
+        def handler(self, node, values, a):
+            self.emit(kind, dict(args or {}), [node.input[0]], node)
+        return handler
+
+    _op_Relu = _simple("relu")
+    _op_Sigmoid = _simple("sigmoid")
+    _op_Tanh = _simple("tanh")
+    _op_Selu = _simple("selu")
+    _op_HardSwish = _simple("hardswish")
+    _op_Identity = _simple("identity")
+
+    def _op_Dropout(self, node, values, a):  # noqa: N802
+        self.emit("dropout", {}, [node.input[0]], node)
+
+    def _op_LeakyRelu(self, node, values, a):  # noqa: N802
+        self.emit("leaky_relu", {"slope": float(a.get("alpha", 0.01))}, [node.input[0]], node)
+
+    def _op_Elu(self, node, values, a):  # noqa: N802
+        self.emit("elu", {} if a.get("alpha", 1.0) == 1.0 else {"alpha": float(a["alpha"])}, [node.input[0]], node)
+
+    def _op_HardSigmoid(self, node, values, a):  # noqa: N802
+        if not _is_torch_hardsigmoid(node):
+            raise _Unsupported("HardSigmoid with alpha and beta other than 1/6 and 0.5")
+        self.emit("hardsigmoid", {}, [node.input[0]], node)
+
+    def _op_Softmax(self, node, values, a):  # noqa: N802
+        x = self._ref(node.input[0])
+        axis = a.get("axis", -1) % (len(x.shape) + 1)
+        if axis == 0:
+            raise _Unsupported("Softmax over the batch axis")
+        self.emit("softmax", {} if axis == 1 else {"axis": axis - 1}, [node.input[0]], node)
+
+    def _op_Clip(self, node, values, a):  # noqa: N802
+        low = values[1] if len(values) > 1 and node.input[1] else a.get("min")
+        high = values[2] if len(values) > 2 and node.input[2] else a.get("max")
+        low = _scalar(low, low) if low is not None else None
+        high = _scalar(high, high) if high is not None else None
+        if low == 0 and high == 6:
+            return self.emit("relu6", {}, [node.input[0]], node)
+        if low == 0 and (high is None or high == math.inf):
+            return self.emit("relu", {}, [node.input[0]], node)
+        raise _Unsupported(f"Clip to [{low}, {high}] (only [0, 6], relu6, and [0, inf), relu)")
+
+    # merges and shape operators
+    def _op_Sum(self, node, values, a):  # noqa: N802
+        if len(node.input) == 1:
+            return self.emit("identity", {}, [node.input[0]], node)
+        [self._ref(i) for i in node.input]
+        self.emit("add", {}, list(node.input), node)
+
+    def _op_Add(self, node, values, a):  # noqa: N802
+        if not all(isinstance(v, _Ref) for v in values):
+            raise _Unsupported("Add of a constant (a bias not after MatMul)")
+        self.emit("add", {}, list(node.input), node)
+
+    def _op_Mul(self, node, values, a):  # noqa: N802
+        if all(isinstance(v, _Ref) for v in values):
+            return self.emit("multiply", {}, list(node.input), node)
+        x, scale = values
+        if isinstance(scale, np.ndarray) and scale.ndim == len(x.shape) and scale.shape[0] == x.shape[0] and \
+                scale.size == x.shape[0]:
+            return self.emit("layerscale", {}, [node.input[0]], node, {"weight": scale.reshape(-1)})
+        raise _Unsupported("Mul by a constant other than a per-channel scale")
+
+    def _op_Concat(self, node, values, a):  # noqa: N802
+        refs = [self._ref(i) for i in node.input]
+        axis = a.get("axis", 1) % (len(refs[0].shape) + 1)
+        if axis == 0:
+            raise _Unsupported("Concat on the batch axis")
+        self.emit("concat", {} if axis == 1 else {"axis": axis - 1}, list(node.input), node)
+
+    def _op_Flatten(self, node, values, a):  # noqa: N802
+        if a.get("axis", 1) != 1:
+            raise _Unsupported("Flatten other than after the batch axis")
+        self.emit("flatten", {}, [node.input[0]], node)
+
+    def _op_Reshape(self, node, values, a):  # noqa: N802
+        x, target = self._ref(node.input[0]), values[1]
+        if not isinstance(target, np.ndarray):
+            raise _Unsupported("Reshape to a computed shape")
+        target = [int(t) for t in target.reshape(-1)]
+        if not target or target[0] not in (0, BATCH, -1 if len(target) == 1 else 0):
+            raise _Unsupported("Reshape of the batch axis")
+        rest = [x.shape[i - 1] if d == 0 and i > 0 else d for i, d in enumerate(target)][1:]
+        if len(rest) == 1 and rest[0] in (-1, math.prod(x.shape)):
+            return self.emit("flatten", {}, [node.input[0]], node)
+        self.emit("reshape", {"shape": rest}, [node.input[0]], node)
+
+    def _op_Squeeze(self, node, values, a):  # noqa: N802
+        x = self._ref(node.input[0])
+        if len(x.shape) > 1 and all(d == 1 for d in x.shape[1:]):
+            return self.emit("flatten", {}, [node.input[0]], node)
+        raise _Unsupported("Squeeze other than of a 1x1 map")
+
+    def _op_Slice(self, node, values, a):  # noqa: N802
+        x = self._ref(node.input[0])
+        starts, ends = values[1], values[2]
+        axes = values[3] if len(values) > 3 and node.input[3] else np.arange(len(starts))
+        steps = values[4] if len(values) > 4 and node.input[4] else np.ones(len(starts), np.int64)
+        if not all(isinstance(v, np.ndarray) for v in (starts, ends, axes, steps)) or starts.size != 1 or \
+                int(steps.reshape(-1)[0]) != 1:
+            raise _Unsupported("Slice other than a step-1 range of one axis")
+        axis = int(axes.reshape(-1)[0]) % (len(x.shape) + 1)
+        if axis == 0:
+            raise _Unsupported("Slice of the batch axis")
+        n = x.shape[axis - 1]
+        start, stop, _ = slice(int(starts.reshape(-1)[0]), int(min(ends.reshape(-1)[0], n)), 1).indices(n)
+        args = {"start": start, "stop": stop}
+        if axis != 1:
+            args["axis"] = axis - 1
+        self.emit("slice", args, [node.input[0]], node)
+
+    def _op_Pad(self, node, values, a):  # noqa: N802
+        pads = self._zero_pads(node)
+        if pads is None:
+            raise _Unsupported("Pad other than zeros around the spatial axes")
+        rank = len(pads) // 2
+        self.emit("zeropad", {"padding": _padding(pads, rank)}, [node.input[0]], node)
+
+    def _op_Resize(self, node, values, a):  # noqa: N802
+        x = self._ref(node.input[0])
+        scales = values[2] if len(values) > 2 and node.input[2] else None
+        if (scales is None or not scales.size) and len(values) > 3 and isinstance(values[3], np.ndarray):
+            scales = values[3][2:] / np.array(x.shape[1:])
+            scales = np.concatenate([[1, 1], scales])
+        if not isinstance(scales, np.ndarray) or scales.size != len(x.shape) + 1 or \
+                any(s != int(s) or s < 1 for s in scales) or any(scales[:2] != 1):
+            raise _Unsupported("Resize other than by whole scales of the spatial axes")
+        mode = a.get("mode", b"nearest")
+        mode = mode.decode() if isinstance(mode, bytes) else mode
+        args = {"scale": _per_axis(scales[2:])}
+        if mode == "linear":
+            args["mode"] = "linear"
+        elif mode != "nearest":
+            raise _Unsupported(f"Resize in {mode} mode")
+        self.emit("upsample", args, [node.input[0]], node)
+
+    def _op_DepthToSpace(self, node, values, a):  # noqa: N802
+        mode = a.get("mode", b"DCR")
+        if mode not in (b"CRD", "CRD"):
+            raise _Unsupported("DepthToSpace in DCR mode (TensorFlow's channel order)")
+        self.emit("pixelshuffle", {"factor": int(a["blocksize"])}, [node.input[0]], node)
+
+    # fused patterns
+    def _fused_swish(self, node, data, x, absorbed):
+        self.emit("swish", {}, [x], node)
+
+    def _fused_hardswish(self, node, data, x, absorbed):
+        self.emit("hardswish", {}, [x], node)
+
+    def _fused_mish(self, node, data, x, absorbed):
+        self.emit("mish", {}, [x], node)
+
+    def _fused_gelu(self, node, data, x, absorbed):
+        self.emit("gelu", {}, [x], node)
+
+    def _fused_layernorm_channels(self, node, norm, x, absorbed):
+        values = [self.values.get(i) for i in norm.input]
+        self._layernorm(node, values, _attrs(norm), "channels", x)
+
+    def _fused_channelshuffle(self, node, split, x, absorbed):
+        shape, target = self._ref(x).shape, self.const(split.input[1])
+        if target is None or target.size != len(shape) + 2 or target.reshape(-1)[2] * target.reshape(-1)[1] != \
+                shape[0]:
+            raise _Unsupported("Reshape -> Transpose -> Reshape other than a channel shuffle")
+        self.emit("channelshuffle", {"groups": int(target.reshape(-1)[1])}, [x], node)
+
+    def _fused_globalpool(self, node, pool, x, absorbed):
+        kind = "globalavgpool" if pool.op_type == "GlobalAveragePool" else "globalmaxpool"
+        self.emit(kind, {}, [x], node)
+
+    def _fused_matmul_add(self, node, data, x, absorbed):
+        mm, bias = data
+        w, b = self.values.get(mm.input[1]), self.values.get(bias)
+        if not isinstance(w, np.ndarray) or not isinstance(b, np.ndarray) or w.ndim != 2:
+            raise _Unsupported("MatMul + Add other than a dense layer")
+        self.emit("dense", {"units": int(w.shape[1])}, [x], node,
+                  {"weight": w.T, "bias": np.broadcast_to(b, (w.shape[1],))})
+
+    def _fused_padded(self, node, pads, x, absorbed):
+        a = _attrs(node)
+        values = [self.values.get(i) if i else None for i in node.input]
+        saved = node.input[0]
+        self.values[saved] = self._ref(x)  # the Pad's output stands for its input, its pads added below
+        if node.op_type == "Conv":
+            self._conv(node, values, a, pads)
+        else:
+            self._pool("maxpool" if node.op_type == "MaxPool" else "avgpool", node, a, pads)
+
+
+class _Unsupported(Exception):
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
+
+def _near(value, target: float) -> bool:
+    return isinstance(value, np.ndarray) and value.size == 1 and abs(float(value.reshape(())) - target) < 1e-6
+
+
+def _is_torch_hardsigmoid(node) -> bool:
+    a = _attrs(node)
+    return abs(a.get("alpha", 0.2) - 1 / 6) < 1e-6 and abs(a.get("beta", 0.5) - 0.5) < 1e-6
+
+
+def read_onnx(path) -> Imported:
+    """Import the ONNX model at ``path``: a flat spec document, its weights, and each layer's source node."""
+    model = load(path)
+    return _Importer(model, str(path)).run()
