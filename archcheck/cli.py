@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import keyword
 import os
 import sys
 
@@ -23,7 +24,13 @@ COMMANDS = {
     "run": "Execute a spec in NumPy on a sample batch.",
     "train": "Overfit one small batch: a trainability sanity check.",
     "export": "Write a spec as a standard ONNX model.",
+    "import": "Read an ONNX model and write it as a spec (and its weights).",
 }
+
+
+def _module(name: str) -> str:
+    """The module of a command: ``import`` is a keyword, so its module and function are ``import_``."""
+    return f"archcheck.commands.{name}_" if keyword.iskeyword(name) else f"archcheck.commands.{name}"
 
 
 class LazyGroup(click.Group):
@@ -37,12 +44,12 @@ class LazyGroup(click.Group):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
     def list_commands(self, ctx):
-        return [name for name in COMMANDS if importlib.util.find_spec(f"archcheck.commands.{name}")]
+        return [name for name in COMMANDS if importlib.util.find_spec(_module(name))]
 
     def get_command(self, ctx, name):
-        if name not in COMMANDS or not importlib.util.find_spec(f"archcheck.commands.{name}"):
+        if name not in COMMANDS or not importlib.util.find_spec(_module(name)):
             return None
-        return getattr(importlib.import_module(f"archcheck.commands.{name}"), name)
+        return getattr(importlib.import_module(_module(name)), _module(name).rsplit(".", 1)[1])
 
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name]) for name in self.list_commands(ctx)]

@@ -12,6 +12,20 @@ def analyze(path, batch: int = 1, dtype: str = "float32", input_shape=None, opti
     return propagate(build_graph(read_spec(path)), batch, dtype, input_shape, optimizer)
 
 
+def analyze_model(path, batch: int = 1, dtype: str = "float32", input_shape=None, optimizer: str = "adam"):
+    """``(analysis, weights)``: a model file's own weights with its analysis (None for a spec file, which has none)."""
+    from archcheck.importers.load import is_model
+
+    if not is_model(path):
+        return analyze(path, batch, dtype, input_shape, optimizer), None
+    from archcheck.importers.load import document, read_model
+    from archcheck.spec import expand
+
+    imported = read_model(path)
+    spec = expand(document(imported, str(path)), str(path))
+    return propagate(build_graph(spec), batch, dtype, input_shape, optimizer), imported.weights
+
+
 def read_spec(path):
     """The expanded Spec of a spec file, or of a model file (``.onnx``) imported in memory: the one place
     a command's SPEC argument is told apart by its suffix (the importer, and onnx, load only for models)."""

@@ -11,11 +11,10 @@ import pytest
 
 onnx = pytest.importorskip("onnx", reason="importing needs onnx (pip install 'archcheck[test]')")
 
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+from onnx import helper  # noqa: E402
 
 from archcheck.executor import forward, init_params  # noqa: E402
 from archcheck.graph import build_graph  # noqa: E402
-from archcheck.importers import ImportProblem  # noqa: E402
 from archcheck.importers.load import document  # noqa: E402
 from archcheck.importers.onnx import layer_name, read_onnx  # noqa: E402
 from archcheck.onnx_export import export_model  # noqa: E402

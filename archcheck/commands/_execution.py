@@ -51,10 +51,10 @@ def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=
     What would not fit in ``max_memory`` is refused before it is read or allocated."""
     from archcheck import data as datamod
     from archcheck.executor import init_params
-    from archcheck.pipeline import analyze
+    from archcheck.pipeline import analyze_model
     from archcheck.weights import load
 
-    analysis = analyze(spec)
+    analysis, own = analyze_model(spec)  # a model file (.onnx) brings its own weights
     refuse_if_too_big(analysis, batch or 1, dtype, training, max_memory)
     if data:
         x, names = datamod.load(data, analysis.spec.input, dtype, rows=batch, limit=max_memory)
@@ -69,7 +69,12 @@ def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=
         batch = batch or 1
         x, names = datamod.random_batch(analysis.spec.input, batch, seed, dtype), [str(i) for i in range(batch)]
         source = f"random normal, seed {seed}"
-    params = load(weights, analysis, dtype, max_memory) if weights else init_params(analysis, seed, dtype)
+    if weights:
+        params = load(weights, analysis, dtype, max_memory)
+    elif own is not None:
+        params = {name: array.astype(dtype) for name, array in own.items()}
+    else:
+        params = init_params(analysis, seed, dtype)
     return analysis, x, names, params, source
 
 

@@ -36,10 +36,13 @@ def lint_file(path: str, plan: Plan) -> Result:
     """Check one spec: every active rule's findings less the suppressed ones; its spec problems instead when
     it cannot be analysed, and with them when only shapes are wrong (the rules check the layers that fit)."""
     from archcheck.errors import SpecError
+    from archcheck.importers import ImportProblem
     from archcheck.pipeline import analyze
 
     try:
         analysis = analyze(path)
+    except ImportProblem as exc:  # a model file that cannot be imported: one finding, all its problems in it
+        return Result([Finding("AC002", ENGINE["AC002"].slug, "error", exc.message, Loc(path, 0, 0), None, exc.fix)])
     except SpecError as exc:
         findings = []
         for p in exc.problems:

@@ -104,9 +104,11 @@ def to_json(findings, files_checked, suppressed) -> dict:
         "archcheck_version": __version__,
         "findings": [{
             "code": f.code, "rule": f.rule, "severity": f.severity, "message": f.message, "fix": f.fix,
-            "layer": f.layer, "file": f.loc.file if f.loc else None, "line": f.loc.line if f.loc else None,
-            "column": f.loc.col if f.loc else None,
+            "layer": f.layer, "file": f.loc.file if f.loc else None,
+            "line": f.loc.line if f.loc and f.loc.line >= 1 else None,
+            "column": f.loc.col if f.loc and f.loc.line >= 1 else None,
             "via": [{"line": u.line, "column": u.col} for u in (f.loc.via if f.loc else ())],
+            **({"node": f.loc.node} if f.loc and f.loc.node else {}),  # a finding in an imported model
         } for f in findings],
         "summary": {"findings": len(findings), "by_severity": counts(findings), "files_checked": files_checked,
                     "suppressed": suppressed},
@@ -155,9 +157,12 @@ def to_sarif(findings, files_checked, suppressed, rules=None) -> dict:
         result = {"ruleId": f.code, "ruleIndex": index[f.code], "level": SARIF_LEVELS[f.severity],
                   "message": {"text": text}}
         if f.loc:
-            result["locations"] = [{"physicalLocation": {
-                "artifactLocation": {"uri": _uri(f.loc.file)},
-                "region": {"startLine": f.loc.line, "startColumn": f.loc.col}}}]
+            physical = {"artifactLocation": {"uri": _uri(f.loc.file)}}
+            if f.loc.line >= 1:
+                physical["region"] = {"startLine": f.loc.line, "startColumn": f.loc.col}
+            result["locations"] = [{"physicalLocation": physical}]
+            if f.loc.node:  # an imported model has no lines: the finding is at a node of its graph
+                result["locations"][0]["logicalLocations"] = [{"name": f.loc.node, "kind": "element"}]
         result["properties"] = {"rule": f.rule, "layer": f.layer, "fix": f.fix}
         results.append(result)
     return {
@@ -188,7 +193,8 @@ def _github(findings, files_checked, suppressed, **_) -> str:
     for f in findings:
         props = []
         if f.loc:
-            props += [f"file={_escape_property(f.loc.file)}", f"line={f.loc.line}", f"col={f.loc.col}"]
+            props.append(f"file={_escape_property(f.loc.file)}")
+            props += [f"line={f.loc.line}", f"col={f.loc.col}"] if f.loc.line >= 1 else []
         props.append(f"title={_escape_property(f'{f.code} {f.rule}')}")
         text = _headline(f) + (f"\nFix: {f.fix}" if f.fix else "")
         lines.append(f"::{GITHUB_LEVELS[f.severity]} {','.join(props)}::{_escape_data(text)}")
