@@ -99,7 +99,7 @@ def execution_options(batch_default: int):
         click.option("--batch", "-b", type=click.IntRange(1, 100_000), default=None,
                      help=f"Random batch size [default: {batch_default}]; with --data, the first N samples."),
         click.option("--weights", type=click.Path(dir_okay=False), metavar="W.npz",
-                     help="Weights under state_dict names [default: an .onnx model's own, else initialised with --seed]."),
+                     help="Weights under state_dict names [default: an .onnx's own, else initialised with --seed]."),
         click.option("--labels", metavar="LABELS",
                      help="Class indices (3,0,7), or a .npy/.npz file of labels/targets [default: random]."),
         click.option("--loss", "loss_kind", type=click.Choice(["cross-entropy", "mse"]), default="cross-entropy",
