@@ -11,10 +11,11 @@ import pytest
 
 onnx = pytest.importorskip("onnx", reason="importing needs onnx (pip install 'archcheck[test]')")
 
-from onnx import helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from archcheck.executor import forward, init_params  # noqa: E402
 from archcheck.graph import build_graph  # noqa: E402
+from archcheck.importers import ImportProblem  # noqa: E402
 from archcheck.importers.load import document  # noqa: E402
 from archcheck.importers.onnx import layer_name, read_onnx  # noqa: E402
 from archcheck.onnx_export import export_model  # noqa: E402
@@ -80,3 +81,122 @@ def test_layer_names_are_readable():
     assert layer_name(node) == "layer1_0_conv1"
     assert layer_name(helper.make_node("Relu", ["x"], ["y"], name="stage_1.relu_2:Relu")) == "stage_1_relu_2"
     assert layer_name(helper.make_node("Relu", ["x"], ["features.3"])) == "features_3"
+
+
+# -- torch.onnx-style graphs, built by hand ----------------------------------------------------------------
+
+def _init(rng, name, *shape):
+    return numpy_helper.from_array((rng.standard_normal(shape) * 0.2).astype(np.float32), name)
+
+
+def _int(name, values):
+    return numpy_helper.from_array(np.asarray(values, dtype=np.int64), name)
+
+
+def torch_style_model():
+    """What torch.onnx writes for a small MobileNetV3-like network: Conv + BatchNormalization, Pad before Conv,
+    Clip as ReLU6, x * HardSigmoid(x), x * Sigmoid(x), a squeeze-and-excitation gate, global pooling and a
+    flatten computed by Shape -> Gather -> Unsqueeze -> Concat -> Reshape, then Gemm."""
+    rng = np.random.default_rng(0)
+    n = helper.make_node
+    inits = [
+        _init(rng, "conv1.weight", 8, 3, 3, 3), _init(rng, "bn1.weight", 8), _init(rng, "bn1.bias", 8),
+        _init(rng, "bn1.running_mean", 8),
+        numpy_helper.from_array((rng.random(8) + 0.5).astype(np.float32), "bn1.running_var"),
+        _init(rng, "conv2.weight", 8, 1, 3, 3), _init(rng, "conv2.bias", 8),
+        _init(rng, "se.fc.weight", 8, 8, 1, 1), _init(rng, "se.fc.bias", 8),
+        _init(rng, "fc.weight", 10, 8), _init(rng, "fc.bias", 10),
+        _int("pads", [0, 0, 1, 1, 0, 0, 1, 1]), _int("zero", 0), _int("axes0", [0]), _int("minus1", [-1]),
+        numpy_helper.from_array(np.array(0.0, np.float32), "clip_min"),
+        numpy_helper.from_array(np.array(6.0, np.float32), "clip_max"),
+    ]
+    nodes = [
+        n("Conv", ["x", "conv1.weight"], ["c1"], name="/conv1/Conv", kernel_shape=[3, 3], strides=[2, 2],
+          pads=[1, 1, 1, 1]),
+        n("BatchNormalization", ["c1", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"], ["b1"],
+          name="/bn1/BatchNormalization", epsilon=1e-3),
+        n("Clip", ["b1", "clip_min", "clip_max"], ["r1"], name="/act1/Clip"),
+        n("Pad", ["r1", "pads"], ["p2"], name="/conv2/Pad", mode="constant"),
+        n("Conv", ["p2", "conv2.weight", "conv2.bias"], ["c2"], name="/conv2/Conv", kernel_shape=[3, 3], group=8),
+        n("HardSigmoid", ["c2"], ["hs"], name="/act2/HardSigmoid", alpha=1 / 6, beta=0.5),
+        n("Mul", ["c2", "hs"], ["h2"], name="/act2/Mul"),
+        n("Sigmoid", ["h2"], ["sg"], name="/act3/Sigmoid"),
+        n("Mul", ["h2", "sg"], ["s3"], name="/act3/Mul"),
+        n("GlobalAveragePool", ["s3"], ["sq"], name="/se/avgpool/GlobalAveragePool"),
+        n("Conv", ["sq", "se.fc.weight", "se.fc.bias"], ["ex"], name="/se/fc/Conv", kernel_shape=[1, 1]),
+        n("Sigmoid", ["ex"], ["gate"], name="/se/gate/Sigmoid"),
+        n("Mul", ["s3", "gate"], ["scaled"], name="/se/Mul"),
+        n("GlobalAveragePool", ["scaled"], ["pooled"], name="/avgpool/GlobalAveragePool"),
+        n("Shape", ["pooled"], ["shape"], name="/Shape"),
+        n("Gather", ["shape", "zero"], ["batch"], name="/Gather", axis=0),
+        n("Unsqueeze", ["batch", "axes0"], ["batch1"], name="/Unsqueeze"),
+        n("Concat", ["batch1", "minus1"], ["target"], name="/Concat", axis=0),
+        n("Reshape", ["pooled", "target"], ["flat"], name="/Reshape"),
+        n("Gemm", ["flat", "fc.weight", "fc.bias"], ["logits"], name="/fc/Gemm", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "torchish", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                ["N", 3, 16, 16])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    return helper.make_model(graph, producer_name="pytorch", opset_imports=[helper.make_opsetid("", 17)],
+                             ir_version=8)
+
+
+def test_torch_style_patterns_are_read_as_layers(tmp_path):
+    path = tmp_path / "torchish.onnx"
+    onnx.save_model(torch_style_model(), str(path))
+    imported = read_onnx(path)
+    kinds = [next(iter(item)) for item in imported.doc["layers"]]
+    assert kinds == ["conv", "batchnorm", "relu6", "conv", "hardswish", "swish", "globalavgpool", "conv", "sigmoid",
+                     "multiply", "globalavgpool", "flatten", "dense"]
+    names = [item["name"] for item in imported.doc["layers"]]
+    assert names[:4] == ["conv1", "bn1", "act1", "conv2"]
+    assert imported.doc["layers"][3]["conv"] == {"filters": 8, "kernel": 3, "padding": 1, "groups": "depthwise"}
+    assert imported.origin["conv2"] == "/conv2/Conv"
+
+    ort = pytest.importorskip("onnxruntime")
+    x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    analysis = imported_analysis(imported, path)
+    got = forward(analysis, imported.weights, x)[analysis.graph.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+def test_matmul_add_is_a_dense_layer_and_flatten_after_global_pool_keeps_nothing(tmp_path):
+    rng = np.random.default_rng(0)
+    n = helper.make_node
+    nodes = [n("GlobalAveragePool", ["x"], ["g"], name="/pool/GlobalAveragePool"),
+             n("Flatten", ["g"], ["f"], name="/flatten/Flatten"),
+             n("MatMul", ["f", "w"], ["m"], name="/head/MatMul"), n("Add", ["m", "b"], ["y"], name="/head/Add")]
+    graph = helper.make_graph(nodes, "mm", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+                              [_init(rng, "w", 4, 3), _init(rng, "b", 3)])
+    path = tmp_path / "mm.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    imported = read_onnx(path)
+    assert [next(iter(i)) for i in imported.doc["layers"]] == ["globalavgpool", "dense"]
+    w = numpy_helper.to_array(graph.initializer[0])
+    np.testing.assert_array_equal(imported.weights["head.weight"], w.T)
+
+
+def _model_with(nodes, inits=(), name="m", out_shape=(1, 4, 5, 5)):
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
+                              [helper.make_tensor_value_info(nodes[-1].output[0], TensorProto.FLOAT, out_shape)],
+                              list(inits))
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.acme", 1)])
+
+
+def test_every_unsupported_operator_is_reported_at_once(tmp_path):
+    n = helper.make_node
+    nodes = [n("Relu", ["x"], ["a"], name="relu"), n("Einsum", ["a"], ["b"], name="e1", equation="ij->ij"),
+             n("Einsum", ["b"], ["c"], name="e2", equation="ij->ij"),
+             n("Fancy", ["c"], ["d"], name="fancy1", domain="com.acme"), n("Erf", ["d"], ["y"], name="erf")]
+    path = tmp_path / "odd.onnx"
+    onnx.save_model(_model_with(nodes), str(path))
+    with pytest.raises(ImportProblem) as info:
+        read_onnx(path)
+    text = info.value.message
+    assert "4 nodes cannot be imported (3 kinds)" in text
+    assert "Einsum: 2 nodes ('e1', 'e2')" in text
+    assert "custom operator com.acme.Fancy: 1 node ('fancy1')" in text
+    assert "Erf: 1 node ('erf')" in text
+    assert "custom-domain" in info.value.fix and "catalogue" in info.value.fix
