@@ -200,3 +200,123 @@ def test_every_unsupported_operator_is_reported_at_once(tmp_path):
     assert "custom operator com.acme.Fancy: 1 node ('fancy1')" in text
     assert "Erf: 1 node ('erf')" in text
     assert "custom-domain" in info.value.fix and "catalogue" in info.value.fix
+
+
+# -- broken and hostile files ------------------------------------------------------------------------------
+
+def _relu_model():
+    return _model_with([helper.make_node("Relu", ["x"], ["y"], name="relu")])
+
+
+def _refused(path, *words):
+    with pytest.raises(ImportProblem) as info:
+        read_onnx(path)
+    for word in words:
+        assert word in info.value.message, info.value.message
+    return info.value
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    path = tmp_path / "cut.onnx"
+    onnx.save_model(torch_style_model(), str(path))
+    path.write_bytes(path.read_bytes()[:777])
+    _refused(path, "not a readable ONNX model")
+
+
+def test_garbage_and_empty_files_are_refused(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"\xff" * 1000)
+    _refused(tmp_path / "junk.onnx", "junk.onnx")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    _refused(tmp_path / "empty.onnx", "no ONNX graph")
+    _refused(tmp_path / "missing.onnx", "no such file")
+
+
+def test_external_data_outside_the_folder_is_refused(tmp_path):
+    model = torch_style_model()
+    tensor = model.graph.initializer[0]
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    (tmp_path / "secret").write_bytes(b"\0" * 4096)
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "../secret"
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / "outside.onnx"
+    path.write_bytes(model.SerializeToString())
+    _refused(path, "conv1.weight", "not a file inside the model's folder")
+
+
+def test_external_data_inside_the_folder_is_read(tmp_path):
+    model = torch_style_model()
+    want = numpy_helper.to_array(model.graph.initializer[0])
+    tensor = model.graph.initializer[0]
+    data = tensor.raw_data
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    (tmp_path / "ext.onnx.data").write_bytes(b"\0" * 16 + data)
+    for key, value in (("location", "ext.onnx.data"), ("offset", "16"), ("length", str(len(data)))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    (tmp_path / "ext.onnx").write_bytes(model.SerializeToString())
+    imported = read_onnx(tmp_path / "ext.onnx")
+    np.testing.assert_array_equal(imported.weights["conv1.weight"], want)
+
+
+def test_a_cycle_is_refused(tmp_path):
+    n = helper.make_node
+    nodes = [n("Add", ["x", "b"], ["a"], name="first"), n("Relu", ["a"], ["b"], name="second"),
+             n("Relu", ["b"], ["y"], name="third")]
+    path = tmp_path / "cycle.onnx"
+    path.write_bytes(_model_with(nodes).SerializeToString())
+    _refused(path, "cycle", "'first'", "'second'")
+
+
+def test_a_tensor_nobody_makes_is_refused(tmp_path):
+    path = tmp_path / "dangling.onnx"
+    path.write_bytes(_model_with([helper.make_node("Add", ["x", "ghost"], ["y"], name="add")]).SerializeToString())
+    _refused(path, "'ghost' (read by node 'add')")
+
+
+def test_a_billion_element_initializer_is_refused_before_allocation(tmp_path):
+    model = _relu_model()
+    huge = model.graph.initializer.add()
+    huge.name, huge.data_type = "huge", TensorProto.FLOAT
+    huge.dims.extend([1000, 1000, 1000])
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(model.SerializeToString())
+    _refused(path, "'huge' has 1,000,000,000 elements")
+
+
+def test_an_initializer_shorter_than_its_dims_is_refused(tmp_path):
+    model = _relu_model()
+    short = model.graph.initializer.add()
+    short.name, short.data_type, short.raw_data = "short", TensorProto.FLOAT, b"\0" * 8
+    short.dims.extend([4, 4])
+    path = tmp_path / "short.onnx"
+    path.write_bytes(model.SerializeToString())
+    _refused(path, "'short'", "cannot be read")
+
+
+def test_the_cli_imports_and_refuses(tmp_path):
+    from click.testing import CliRunner
+
+    from archcheck.cli import main
+
+    path = tmp_path / "torchish.onnx"
+    onnx.save_model(torch_style_model(), str(path))
+    out, weights = tmp_path / "t.yaml", tmp_path / "t.npz"
+    result = CliRunner().invoke(main, ["import", str(path), "-o", str(out), "--weights-out", str(weights)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text().startswith("# Imported by archcheck from torchish.onnx, produced by pytorch")
+    assert "  - {conv: {filters: 8, kernel: 3, padding: 1, groups: depthwise}, name: conv2}" in out.read_text()
+    run = CliRunner().invoke(main, ["run", str(out), "--weights", str(weights)])
+    assert run.exit_code == 0, run.output
+    direct = CliRunner().invoke(main, ["run", str(path)])
+    assert direct.output.splitlines()[-2:] == run.output.splitlines()[-2:]
+
+    (tmp_path / "cut.onnx").write_bytes(path.read_bytes()[:500])
+    refused = CliRunner().invoke(main, ["import", str(tmp_path / "cut.onnx"), "-o", str(tmp_path / "cut.yaml")])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert not (tmp_path / "cut.yaml").exists()
+    summary = CliRunner().invoke(main, ["summary", str(tmp_path / "cut.onnx")])
+    assert summary.exit_code == 2 and "not a readable ONNX model" in summary.output
