@@ -14,7 +14,7 @@ def analyze(path, batch: int = 1, dtype: str = "float32", input_shape=None, opti
 
 def analyze_model(path, batch: int = 1, dtype: str = "float32", input_shape=None, optimizer: str = "adam"):
     """``(analysis, weights)``: a model file's own weights with its analysis (None for a spec file, which has none)."""
-    from archcheck.importers.load import is_model
+    from archcheck.importers import is_model
 
     if not is_model(path):
         return analyze(path, batch, dtype, input_shape, optimizer), None
@@ -29,7 +29,7 @@ def analyze_model(path, batch: int = 1, dtype: str = "float32", input_shape=None
 def read_spec(path):
     """The expanded Spec of a spec file, or of a model file (``.onnx``) imported in memory: the one place
     a command's SPEC argument is told apart by its suffix (the importer, and onnx, load only for models)."""
-    from archcheck.importers.load import is_model
+    from archcheck.importers import is_model
 
     if is_model(path):
         from archcheck.importers.load import load_model_spec

@@ -65,3 +65,17 @@ def test_a_plain_checkout_runs_without_installing(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode in (0, 1), run.stderr
     assert {f["code"] for f in json.loads(run.stdout)["findings"]} >= {"AC201", "AC202"}
+
+
+def test_summary_and_lint_of_a_spec_never_import_onnx():
+    """A spec file is told from a model by its suffix alone: the importer and onnx load only for models."""
+    code = ("import sys, contextlib, io\n"
+            "from archcheck.cli import main\n"
+            "for args in (['summary', sys.argv[1]], ['lint', sys.argv[1]]):\n"
+            "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            "        main(args)\n"
+            "print(sorted(m for m in ('onnx', 'archcheck.importers.onnx', 'archcheck.importers.load') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "samples" / "resnet50.yaml")], capture_output=True,
+                          text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip().splitlines()[-1] == "[]"

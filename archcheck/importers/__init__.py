@@ -6,8 +6,11 @@ into a Spec for the commands (imported lazily: reading a YAML spec never imports
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from archcheck.errors import ArchcheckError
+
+MODEL_SUFFIXES = (".onnx",)
 
 
 @dataclass
@@ -26,3 +29,7 @@ class Imported:
 
 class ImportProblem(ArchcheckError):
     """A model file that cannot be imported: what is wrong with it (all of it at once) and what to do."""
+
+
+def is_model(path) -> bool:
+    return Path(str(path)).suffix.lower() in MODEL_SUFFIXES

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from archcheck.importers import Imported
-
-MODEL_SUFFIXES = (".onnx",)
-
-
-def is_model(path) -> bool:
-    return Path(str(path)).suffix.lower() in MODEL_SUFFIXES
 
 
 def read_model(path) -> Imported:
