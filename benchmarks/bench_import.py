@@ -73,7 +73,8 @@ def main() -> None:
             spec = tmp / f"chain{units}.yaml"
             spec.write_text(CHAIN.format(units=units))
             nodes = export(spec, tmp / f"chain{units}.onnx")
-            med, best = timed(lambda: read_onnx(tmp / f"chain{units}.onnx"), args.runs)
+            path = tmp / f"chain{units}.onnx"
+            med, best = timed(lambda path=path: read_onnx(path), args.runs)
             print(f"chain of {units:>4} units: {nodes:>5} nodes, median {med:.3f} s, "
                   f"{med / nodes * 1e6:.0f} us per node")
 
