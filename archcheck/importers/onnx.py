@@ -302,6 +302,10 @@ def _padding(pads, rank: int):
     return [list(p) for p in pairs]
 
 
+def _per_axis_list(value, rank: int) -> list:
+    return list(value) if isinstance(value, list) else [value] * rank
+
+
 def _scalar(value, default=None):
     if isinstance(value, np.ndarray) and value.size == 1:
         return float(value.reshape(()))
@@ -319,6 +323,7 @@ class _Importer:
         self.unsupported: dict = defaultdict(list)
         self.absorbed: set = set()
         self.fused: dict = {}  # id(last node of a pattern) -> (handler, its data)
+        self.skipped = 0
 
     # -- building blocks ------------------------------------------------------------------------------------
     def run(self) -> Imported:
@@ -346,12 +351,15 @@ class _Importer:
         for node in self.nodes:
             if id(node) in self.absorbed:
                 continue
+            if any(self.values.get(i) is _FAILED for i in node.input if i):
+                self.skipped += 1  # downstream of a node that failed: nothing to judge it by
+                self.values.update(dict.fromkeys(node.output, _FAILED))
+                continue
             try:
                 self._convert(node)
-            except ImportProblem:
-                raise
             except _Unsupported as exc:
                 self.unsupported[exc.what].append(node.name or node.output[0])
+                self.values.update(dict.fromkeys(node.output, _FAILED))
         if self.unsupported:
             raise self._problem()
         outputs = []
@@ -392,10 +400,12 @@ class _Importer:
             custom |= what.startswith("custom")
             shown = ", ".join(repr(n) for n in nodes[:5]) + (f", ... ({len(nodes) - 5} more)" if len(nodes) > 5 else "")
             lines.append(f"{what}: {len(nodes)} node{'s' if len(nodes) != 1 else ''} ({shown})")
-        total = sum(len(n) for n in self.unsupported.values())
+        total, kinds = sum(len(n) for n in self.unsupported.values()), len(lines)
+        if self.skipped:
+            lines.append(f"and {self.skipped} node{'s' if self.skipped != 1 else ''} after them, not checked")
         fix = CATALOGUE_GAP + ("; " + CUSTOM_FIX if custom else "")
         return ImportProblem(f"{self.file}: {total} node{'s' if total != 1 else ''} cannot be imported "
-                             f"({len(lines)} kind{'s' if len(lines) != 1 else ''}):" +
+                             f"({kinds} kind{'s' if kinds != 1 else ''}):" +
                              "".join(f"\n  {line}" for line in lines), fix)
 
     def const(self, name: str):
@@ -425,9 +435,9 @@ class _Importer:
         try:
             layer = CATALOGUE[kind].model_validate(args)
             shape = layer.output_shape([r.shape for r in refs])
-        except (ShapeError, ValueError) as exc:
-            raise ImportProblem(f"{self.file}: node '{node.name or node.output[0]}' ({node.op_type}) as `{kind}` "
-                                f"{args}: {getattr(exc, 'message', exc)}", FIX_MODEL) from None
+        except (ShapeError, ValueError) as exc:  # arguments archcheck's layer refuses: one kind of gap
+            reason = str(getattr(exc, "message", exc)).splitlines()[0]
+            raise _Unsupported(f"{node.op_type} as `{kind}` {args}, which archcheck refuses: {reason}") from None
         name = self.names.unique(layer_name(node))
         item = {kind: args or None, "name": name}
         previous = self.layers[-1]["name"] if self.layers else INPUT
@@ -473,9 +483,37 @@ class _Importer:
             swap = self.single(ins[0], "Transpose")
             split = swap and self.single(swap.input[0], "Reshape")
             if split is not None:
-                perm = _attrs(swap).get("perm", [])
-                if len(perm) >= 3 and perm[:3] == [0, 2, 1] and perm[3:] == list(range(3, len(perm))):
-                    return self._fuse(node, [swap, split], "channelshuffle", split, split.input[0])
+                return self._fuse(node, [swap, split], "rearranged", (split, swap), split.input[0])
+        if op == "Reshape":
+            norm = self.single(ins[0], "InstanceNormalization")
+            grouped = norm and self.single(norm.input[0], "Reshape")
+            if grouped is not None:
+                return self._fuse(node, [norm, grouped], "groupnorm", (grouped, norm, None), grouped.input[0])
+        if op == "Add" and len(ins) == 2:
+            scaled = self.single(ins[0], "Mul")
+            back = scaled and self.producer.get(scaled.input[0])
+            if back is not None and self.consumers[scaled.input[0]] == 1 and \
+                    self.fused.get(id(back), ("",))[0] == "groupnorm":
+                _, (grouped, norm, _), x, absorbed = self.fused.pop(id(back))
+                return self._fuse(node, [scaled, back, *absorbed], "groupnorm", (grouped, norm, (scaled, node)), x)
+            pad = self.producer.get(ins[0])
+            if pad is not None and self.consumers[ins[0]] == 1 and \
+                    self.fused.get(id(pad), ("",))[0] == "convtranspose" and self.static(ins[1]) is None:
+                _, (ct, pads, _), x, absorbed = self.fused.pop(id(pad))
+                return self._fuse(node, [pad, *absorbed], "convtranspose", (ct, pads, node), x)
+        if op == "Pad":
+            ct = self.single(ins[0], "ConvTranspose")
+            pads = ct and self._zero_pads(node)
+            if pads and not any(pads[:len(pads) // 2]):
+                return self._fuse(node, [ct], "convtranspose", (ct, pads[len(pads) // 2:], None), ct.input[0])
+        if op == "Mul" and len(ins) == 2 and self.static(ins[0]) is None and self.static(ins[1]) is None:
+            inner = self.single(ins[0], "Mul")
+            if inner is not None and id(inner) not in self.fused and not any(self.static(i) is not None
+                                                                               for i in inner.input):
+                return self._fuse(node, [inner], "product", [*inner.input, ins[1]], inner.input[0])
+            if inner is not None and self.fused.get(id(inner), ("",))[0] == "product":
+                parts = self.fused.pop(id(inner))[1]
+                return self._fuse(node, [inner], "product", [*parts, ins[1]], parts[0])
         if op in ("Flatten", "Reshape", "Squeeze"):
             pool = self.single(ins[0])
             if pool is not None and pool.op_type in ("GlobalAveragePool", "GlobalMaxPool"):
@@ -620,7 +658,19 @@ class _Importer:
     def _op_Conv(self, node, values, a):  # noqa: N802
         self._conv(node, values, a)
 
-    def _op_ConvTranspose(self, node, values, a):  # noqa: N802
+    def _fused_convtranspose(self, node, data, x, absorbed):
+        """archcheck's ConvTranspose whose output_padding reaches past the end padding: the rest padded with
+        zeros, then the bias added."""
+        ct, beyond, add = data
+        values = [self.values.get(i) if i else None for i in ct.input]
+        if add is not None:
+            bias = next((self.const(i) for i in add.input if self.const(i) is not None), None)
+            if bias is None or len(values) > 2 and values[2] is not None:
+                raise _Unsupported("ConvTranspose -> Pad -> Add other than a bias")
+            values = [*values[:2], bias.reshape(-1)]
+        self._op_ConvTranspose(ct, values, _attrs(ct), beyond, node)
+
+    def _op_ConvTranspose(self, node, values, a, beyond=None, last=None):  # noqa: N802
         w = values[1]
         if not isinstance(w, np.ndarray) or w.ndim < 3 or a.get("output_shape"):
             raise _Unsupported("ConvTranspose with a computed weight or output_shape")
@@ -628,8 +678,11 @@ class _Importer:
         args = {"filters": int(w.shape[1]) * group, "kernel": _per_axis(w.shape[2:]),
                 "stride": _per_axis(a.get("strides", [1] * rank)),
                 "padding": _padding(a.get("pads", [0] * 2 * rank), rank)}
-        if any(a.get("output_padding", [0])):
-            args["output_padding"] = _per_axis(a["output_padding"])
+        extra = [int(o) for o in a.get("output_padding", [0] * rank)]
+        if beyond:
+            extra = [o + e for o, e in zip(extra, beyond)]
+        if any(extra):
+            args["output_padding"] = _per_axis(extra)
         if any(d != 1 for d in a.get("dilations", [1])):
             args["dilation"] = _per_axis(a["dilations"])
         if group != 1:
@@ -639,7 +692,7 @@ class _Importer:
             weights["bias"] = values[2]
         else:
             args["bias"] = False
-        self.emit("convtranspose", args, [node.input[0]], node, weights)
+        self.emit("convtranspose", args, [node.input[0]], last or node, weights)
 
     def _pool(self, kind, node, a, extra_pads=None):
         kernel = a.get("kernel_shape", [])
@@ -655,11 +708,30 @@ class _Importer:
             args["ceil_mode"] = True
         if kind == "avgpool" and not a.get("count_include_pad", 0) and any(pads):
             args["count_include_pad"] = False
+        if any(after > before for before, after in zip(pads[:rank], pads[rank:])) and not args.get("ceil_mode"):
+            args = self._ceil_mode(kind, args, pads, rank, node)
         if args["padding"] == 0:
             del args["padding"]
         if args["stride"] == args["kernel"]:
             del args["stride"]
         self.emit(kind, args, [node.input[0]], node)
+
+    def _ceil_mode(self, kind, args, pads, rank, node) -> dict:
+        """archcheck's exporter writes ``ceil_mode`` as extra end padding: the same pooling with the start padding
+        on both sides and ``ceil_mode`` when that gives the same output (what ONNX computes with those pads)."""
+        from archcheck.layers import CATALOGUE
+
+        shape = self._ref(node.input[0]).shape
+        k = _per_axis_list(args["kernel"], rank)
+        s = _per_axis_list(args["stride"], rank)
+        want = tuple((n + b + a - kk) // ss + 1 for n, b, a, kk, ss in zip(shape[1:], pads[:rank], pads[rank:], k, s))
+        candidate = dict(args, padding=_padding(pads[:rank] * 2, rank), ceil_mode=True)
+        try:
+            if tuple(CATALOGUE[kind].model_validate(candidate).output_shape([shape]))[1:] == want:
+                return candidate
+        except ValueError:
+            pass
+        return args
 
     def _op_MaxPool(self, node, values, a):  # noqa: N802
         if len(node.output) > 1 and node.output[1]:
@@ -704,23 +776,41 @@ class _Importer:
         if not all(isinstance(v, np.ndarray) for v in (scale, bias, mean, var)):
             raise _Unsupported("BatchNormalization with computed statistics")
         args = {} if abs(a.get("epsilon", 1e-5) - 1e-5) < 1e-12 else {"eps": float(a["epsilon"])}
-        self.emit("batchnorm", args, [node.input[0]], node,
-                  {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var})
+        weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var}
+        if self._constant(node.input[1], 1):
+            args["scale"] = False
+            del weights["weight"]
+        if self._constant(node.input[2], 0):
+            args["center"] = False
+            del weights["bias"]
+        if args.get("scale") is False and args.get("center") is False:
+            args = {k: v for k, v in args.items() if k not in ("scale", "center")} | {"affine": False}
+        self.emit("batchnorm", args, [node.input[0]], node, weights)
+
+    def _constant(self, name: str, value: float) -> bool:
+        """A constant archcheck's exporter wrote for a normalisation without that weight (``<layer>/ones``):
+        a model's own weights that happen to be ones stay weights."""
+        array = self.const(name)
+        return self.model.producer_name == "archcheck" and "/" in name and array is not None and \
+            bool(np.all(array == value))
 
     def _op_LayerNormalization(self, node, values, a):  # noqa: N802
         x = self._ref(node.input[0])
         axis = a.get("axis", -1) % (len(x.shape) + 1)
         if axis != 1:
             raise _Unsupported("LayerNormalization over trailing axes other than all or the channels")
-        self._layernorm(node, values, a, "all" if len(x.shape) > 1 else "channels", node.input[0])
+        self._layernorm(node, values, a, "all" if len(x.shape) > 1 else "channels", node.input[0], node.input[1])
 
-    def _layernorm(self, node, values, a, over, x):
+    def _layernorm(self, node, values, a, over, x, scale_name):
         scale = values[1]
         bias = values[2] if len(values) > 2 else None
         if not isinstance(scale, np.ndarray):
             raise _Unsupported("LayerNormalization with a computed scale")
         bias = bias if isinstance(bias, np.ndarray) else np.zeros_like(scale)
         args = {} if over == "channels" else {"over": "all"}
+        if self._constant(scale_name, 1):
+            args["affine"] = False
+            return self.emit("layernorm", args, [x], node)
         if abs(a.get("epsilon", 1e-5) - 1e-5) > 1e-12:
             args["eps"] = float(a["epsilon"])
         self.emit("layernorm", args, [x], node, {"weight": scale.reshape(-1) if over == "channels" else scale,
@@ -887,14 +977,74 @@ class _Importer:
 
     def _fused_layernorm_channels(self, node, norm, x, absorbed):
         values = [self.values.get(i) for i in norm.input]
-        self._layernorm(node, values, _attrs(norm), "channels", x)
+        self._layernorm(node, values, _attrs(norm), "channels", x, norm.input[1])
 
-    def _fused_channelshuffle(self, node, split, x, absorbed):
-        shape, target = self._ref(x).shape, self.const(split.input[1])
-        if target is None or target.size != len(shape) + 2 or target.reshape(-1)[2] * target.reshape(-1)[1] != \
-                shape[0]:
-            raise _Unsupported("Reshape -> Transpose -> Reshape other than a channel shuffle")
-        self.emit("channelshuffle", {"groups": int(target.reshape(-1)[1])}, [x], node)
+    def _fused_rearranged(self, node, data, x, absorbed):
+        """Reshape -> Transpose -> Reshape: the channel shuffle or pixel (un)shuffle that moves every value where
+        these three operators do, found by running each candidate layer on the values' indices."""
+        from archcheck.executor import Context
+        from archcheck.layers import CATALOGUE
+
+        split, swap = data
+        shape = self._ref(x).shape
+        first, last = self.const(split.input[1]), self.const(node.input[1])
+        if first is None or last is None or math.prod(shape) > MAX_ELEMENTS:
+            raise _Unsupported("Reshape -> Transpose -> Reshape to computed shapes")
+        index = np.arange(math.prod(shape)).reshape(1, *shape)
+        try:
+            moved = _FOLD["Reshape"]({}, _FOLD["Transpose"](_attrs(swap), _FOLD["Reshape"]({}, index, first)), last)
+        except ValueError:
+            raise _Unsupported("Reshape -> Transpose -> Reshape that does not fit its input") from None
+        c, rank = shape[0], len(shape) - 1
+        candidates = [("channelshuffle", {"groups": g}) for g in range(2, c + 1) if c % g == 0]
+        for r in range(2, max(shape) + 1):
+            if c % r**rank == 0:
+                candidates.append(("pixelshuffle", {"factor": r}))
+            if all(n % r == 0 for n in shape[1:]):
+                candidates.append(("pixelunshuffle", {"factor": r}))
+        for kind, args in candidates:
+            layer = CATALOGUE[kind].model_validate(args)
+            try:
+                if tuple(layer.output_shape([shape])) != moved.shape[1:]:
+                    continue
+            except ValueError:
+                continue
+            if np.array_equal(layer.forward([index], {}, Context())[0], moved):
+                return self.emit(kind, args, [x], node)
+        raise _Unsupported("Reshape -> Transpose -> Reshape that is no channel or pixel shuffle")
+
+    def _fused_groupnorm(self, node, data, x, absorbed):
+        """Reshape to (N, G, -1) -> InstanceNormalization -> Reshape back [-> Mul by weight -> Add bias]:
+        ``groupnorm`` with G groups (``instancenorm`` with one group per channel)."""
+        grouped, norm, affine = data
+        shape, target = self._ref(x).shape, self.const(grouped.input[1])
+        scale, shift = self.const(norm.input[1]), self.const(norm.input[2])
+        if target is None or target.size != 3 or scale is None or shift is None or \
+                not (np.all(scale == 1) and np.all(shift == 0)):
+            raise _Unsupported("InstanceNormalization other than inside a group normalisation")
+        groups = int(target.reshape(-1)[1])
+        eps = _attrs(norm).get("epsilon", 1e-5)
+        args = {} if abs(eps - 1e-5) < 1e-12 else {"eps": float(eps)}
+        kind = "instancenorm" if groups == shape[0] else "groupnorm"
+        if kind == "groupnorm":
+            args["groups"] = groups
+        weights = {}
+        if affine is not None:
+            mul, add = affine
+            weight = next((self.const(i) for i in mul.input if self.const(i) is not None), None)
+            bias = next((self.const(i) for i in add.input if self.const(i) is not None), None)
+            if weight is None or bias is None or weight.size != shape[0] or bias.size != shape[0]:
+                raise _Unsupported("group normalisation with a scale or shift that is not per channel")
+            weights = {"weight": weight.reshape(-1), "bias": bias.reshape(-1)}
+            if kind == "instancenorm":
+                args["affine"] = True
+        elif kind == "groupnorm":
+            args["affine"] = False
+        self.emit(kind, args, [x], node, weights)
+
+    def _fused_product(self, node, parts, x, absorbed):
+        [self._ref(p) for p in parts]
+        self.emit("multiply", {}, parts, node)
 
     def _fused_globalpool(self, node, pool, x, absorbed):
         kind = "globalavgpool" if pool.op_type == "GlobalAveragePool" else "globalmaxpool"
@@ -917,6 +1067,9 @@ class _Importer:
             self._conv(node, values, a, pads)
         else:
             self._pool("maxpool" if node.op_type == "MaxPool" else "avgpool", node, a, pads)
+
+
+_FAILED = object()  # the value of a tensor made by a node that could not be imported
 
 
 class _Unsupported(Exception):
