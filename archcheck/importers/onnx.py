@@ -342,7 +342,8 @@ class _Importer:
         shape = self._input_shape(inputs[0])
         self.values[inputs[0].name] = _Ref(INPUT, shape)
         self.nodes = _order(graph, initial | {inputs[0].name}, self.file)
-        self.consumers = Counter(name for node in self.nodes for name in node.input if name)
+        # a Shape node reads no values: a tensor it measures still has one reader for the patterns
+        self.consumers = Counter(name for node in self.nodes if node.op_type != "Shape" for name in node.input if name)
         for out in graph.output:
             self.consumers[out.name] += 1
         self.producer = {out: node for node in self.nodes for out in node.output if out}
@@ -598,6 +599,8 @@ class _Importer:
                 raise _Unsupported("Constant (other than a tensor value)")
             self.values[node.output[0]] = _array(attrs["value"], self.file)
             return
+        if op == "Shape" and values[0] is None:
+            values[0] = self._pooled(node.input[0])
         if op == "Shape" and isinstance(values[0], _Ref):
             shape = np.array([BATCH, *values[0].shape], dtype=np.int64)
             a = _attrs(node)
@@ -617,6 +620,15 @@ class _Importer:
         x = node.input[0]
         self._layer_input(x, node)
         handler(node, values, _attrs(node))
+
+    def _pooled(self, name: str):
+        """The shape of a global pool's output that a pattern absorbed (torch.onnx measures it for the flatten)."""
+        pool = self.producer.get(name)
+        if pool is not None and pool.op_type in ("GlobalAveragePool", "GlobalMaxPool") and \
+                isinstance(self.values.get(pool.input[0]), _Ref):
+            shape = self.values[pool.input[0]].shape
+            return _Ref("", (shape[0], *(1,) * (len(shape) - 1)))
+        return None
 
     def _layer_input(self, name: str, node) -> None:
         if not isinstance(self.values.get(name), _Ref):

@@ -42,7 +42,8 @@ def lint_file(path: str, plan: Plan) -> Result:
     try:
         analysis = analyze(path)
     except ImportProblem as exc:  # a model file that cannot be imported: one finding, all its problems in it
-        return Result([Finding("AC002", ENGINE["AC002"].slug, "error", exc.message, Loc(path, 0, 0), None, exc.fix)])
+        message = exc.message.replace(":\n  ", ": ").replace("\n  ", "; ")  # a finding is one line
+        return Result([Finding("AC002", ENGINE["AC002"].slug, "error", message, Loc(path, 0, 0), None, exc.fix)])
     except SpecError as exc:
         findings = []
         for p in exc.problems:
