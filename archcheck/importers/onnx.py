@@ -72,8 +72,20 @@ def load(path):
                             FIX_MODEL + "; a truncated download is a common cause") from None
     if not model.HasField("graph") or not model.graph.node:
         raise ImportProblem(f"{path} holds no ONNX graph (no nodes)", FIX_MODEL)
+    _check_text(model, path)
     _check_tensors(model, path)
     return model
+
+
+def _check_text(model, path: Path) -> None:
+    """Names are text: protobuf hands back a string that is not UTF-8 as bytes, which no name can be."""
+    g = model.graph
+    texts = [model.producer_name, model.producer_version, g.name, *(v.name for v in (*g.input, *g.output)),
+             *(t.name for t in g.initializer)]
+    for node in g.node:
+        texts += [node.name, node.op_type, node.domain, *node.input, *node.output, *(a.name for a in node.attribute)]
+    if any(not isinstance(t, str) for t in texts):
+        raise ImportProblem(f"{path} holds names that are not UTF-8 text", FIX_MODEL)
 
 
 def _tensors(graph):
@@ -348,7 +360,10 @@ class _Importer:
             self.consumers[out.name] += 1
         self.producer = {out: node for node in self.nodes for out in node.output if out}
         for node in self.nodes:
-            self._match(node)
+            try:
+                self._match(node)
+            except MALFORMED:  # a pattern's node out of its operator's spec: judged alone in the second pass
+                pass
         for node in self.nodes:
             if id(node) in self.absorbed:
                 continue
@@ -359,7 +374,11 @@ class _Importer:
             try:
                 self._convert(node)
             except _Unsupported as exc:
-                self.unsupported[exc.what].append(node.name or node.output[0])
+                self.unsupported[exc.what].append(node.name or node.op_type)
+                self.values.update(dict.fromkeys(node.output, _FAILED))
+            except MALFORMED as exc:  # wrong number of inputs, attributes of the wrong type or size, ...
+                self.unsupported[f"malformed {node.op_type} ({type(exc).__name__}: {str(exc)[:80]})"].append(
+                    node.name or node.op_type)
                 self.values.update(dict.fromkeys(node.output, _FAILED))
         if self.unsupported:
             raise self._problem()
@@ -1081,6 +1100,7 @@ class _Importer:
             self._pool("maxpool" if node.op_type == "MaxPool" else "avgpool", node, a, pads)
 
 
+MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError, ZeroDivisionError, OverflowError)
 _FAILED = object()  # the value of a tensor made by a node that could not be imported
 
 
