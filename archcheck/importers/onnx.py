@@ -236,10 +236,10 @@ def _order(graph, known: set, where: str) -> list:
         stuck = [graph.node[i].name or graph.node[i].op_type for i, w in enumerate(waiting) if w][:10]
         raise ImportProblem(f"{where}: the graph has a cycle through {len(graph.node) - len(order)} nodes "
                             f"({', '.join(repr(s) for s in stuck)}); an ONNX graph must be acyclic", FIX_MODEL)
-    return [graph.node[i] for i in _kahn_stable(graph, producer)]
+    return [graph.node[i] for i in _file_order(graph, producer)]
 
 
-def _kahn_stable(graph, producer) -> list:
+def _file_order(graph, producer) -> list:
     """Topological order preferring file order (a depth-first walk from each node in file order)."""
     done, order = set(), []
     for start in range(len(graph.node)):
