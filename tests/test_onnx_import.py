@@ -434,3 +434,40 @@ def test_import_never_overwrites_the_model(tmp_path):
     before = path.read_bytes()
     result = CliRunner().invoke(main, ["import", str(path), "-o", str(path)])
     assert result.exit_code == 2 and path.read_bytes() == before
+
+
+def test_torch_style_gelu_permuted_layernorm_chunk_and_mean(tmp_path):
+    """torch.onnx's GELU (opset < 20), ConvNeXt's permute -> LayerNorm -> permute, ``x.chunk(2, 1)`` as Split and
+    ``x.mean((2, 3))`` as ReduceMean."""
+    rng = np.random.default_rng(0)
+    n = helper.make_node
+    f32 = lambda name, value: numpy_helper.from_array(np.asarray(value, np.float32), name)  # noqa: E731
+    inits = [_init(rng, "norm.weight", 4), _init(rng, "norm.bias", 4), f32("sqrt2", 1.4142135), f32("one", 1.0),
+             f32("half", 0.5), _int("halves", [2, 2]), _int("mean_axes", [2, 3])]
+    nodes = [
+        n("Transpose", ["x"], ["t1"], name="/block/Transpose", perm=[0, 2, 3, 1]),
+        n("LayerNormalization", ["t1", "norm.weight", "norm.bias"], ["ln"], name="/block/norm/LayerNormalization",
+          axis=-1, epsilon=1e-6),
+        n("Transpose", ["ln"], ["t2"], name="/block/Transpose_1", perm=[0, 3, 1, 2]),
+        n("Div", ["t2", "sqrt2"], ["d"], name="/block/act/Div"), n("Erf", ["d"], ["e"], name="/block/act/Erf"),
+        n("Add", ["e", "one"], ["a"], name="/block/act/Add"), n("Mul", ["t2", "a"], ["m"], name="/block/act/Mul"),
+        n("Mul", ["m", "half"], ["g"], name="/block/act/Mul_1"),
+        n("Split", ["g", "halves"], ["s1", "s2"], name="/Split", axis=1),
+        n("Mul", ["s1", "s2"], ["p"], name="/Mul"),
+        n("ReduceMean", ["p"], ["y"], name="/ReduceMean", axes=[2, 3], keepdims=0),
+    ]
+    graph = helper.make_graph(nodes, "convnextish", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                   [1, 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], inits[:-1])
+    path = tmp_path / "convnextish.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    imported = read_onnx(path)
+    assert [next(iter(i)) for i in imported.doc["layers"]] == ["layernorm", "gelu", "slice", "slice", "multiply",
+                                                               "globalavgpool"]
+    assert imported.doc["layers"][0]["layernorm"] == {"eps": 1e-6}
+    ort = pytest.importorskip("onnxruntime")
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    analysis = imported_analysis(imported, path)
+    got = forward(analysis, imported.weights, x)[analysis.graph.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())

@@ -314,6 +314,11 @@ def _padding(pads, rank: int):
     return [list(p) for p in pairs]
 
 
+def _f32(value) -> float:
+    """A float attribute (stored as float32) as the shortest decimal that is that float32: 1e-06, not 9.99e-07."""
+    return float(str(np.float32(value)))
+
+
 def _per_axis_list(value, rank: int) -> list:
     return list(value) if isinstance(value, list) else [value] * rank
 
@@ -448,7 +453,8 @@ class _Importer:
             return None
         return node
 
-    def emit(self, kind: str, args: dict, inputs: list, node, weights: dict | None = None) -> _Ref:
+    def emit(self, kind: str, args: dict, inputs: list, node, weights: dict | None = None, output: str | None = None,
+             suffix: str = "") -> _Ref:
         from archcheck.layers import CATALOGUE, ShapeError
 
         refs = [self.values[i] for i in inputs]
@@ -458,7 +464,7 @@ class _Importer:
         except (ShapeError, ValueError) as exc:  # arguments archcheck's layer refuses: one kind of gap
             reason = str(getattr(exc, "message", exc)).splitlines()[0]
             raise _Unsupported(f"{node.op_type} as `{kind}` {args}, which archcheck refuses: {reason}") from None
-        name = self.names.unique(layer_name(node))
+        name = self.names.unique(layer_name(node) + suffix)
         item = {kind: args or None, "name": name}
         previous = self.layers[-1]["name"] if self.layers else INPUT
         if [r.name for r in refs] != [previous]:
@@ -468,7 +474,7 @@ class _Importer:
             self.weights[f"{name}.{suffix}"] = np.asarray(array, dtype=np.float32)
         self.origin[name] = node.name or node.output[0]
         ref = _Ref(name, shape)
-        self.values[node.output[0]] = ref
+        self.values[output or node.output[0]] = ref
         return ref
 
     # -- pass 1: patterns, from their last node ---------------------------------------------------------------
@@ -806,7 +812,7 @@ class _Importer:
         scale, bias, mean, var = values[1:5]
         if not all(isinstance(v, np.ndarray) for v in (scale, bias, mean, var)):
             raise _Unsupported("BatchNormalization with computed statistics")
-        args = {} if abs(a.get("epsilon", 1e-5) - 1e-5) < 1e-12 else {"eps": float(a["epsilon"])}
+        args = {} if abs(a.get("epsilon", 1e-5) - 1e-5) < 1e-12 else {"eps": _f32(a["epsilon"])}
         weights = {"weight": scale, "bias": bias, "running_mean": mean, "running_var": var}
         if self._constant(node.input[1], 1):
             args["scale"] = False
@@ -843,7 +849,7 @@ class _Importer:
             args["affine"] = False
             return self.emit("layernorm", args, [x], node)
         if abs(a.get("epsilon", 1e-5) - 1e-5) > 1e-12:
-            args["eps"] = float(a["epsilon"])
+            args["eps"] = _f32(a["epsilon"])
         self.emit("layernorm", args, [x], node, {"weight": scale.reshape(-1) if over == "channels" else scale,
                                                  "bias": bias.reshape(scale.shape).reshape(-1) if over == "channels"
                                                  else bias.reshape(scale.shape)})
@@ -865,10 +871,10 @@ class _Importer:
         self.emit("dropout", {}, [node.input[0]], node)
 
     def _op_LeakyRelu(self, node, values, a):  # noqa: N802
-        self.emit("leaky_relu", {"slope": float(a.get("alpha", 0.01))}, [node.input[0]], node)
+        self.emit("leaky_relu", {"slope": _f32(a.get("alpha", 0.01))}, [node.input[0]], node)
 
     def _op_Elu(self, node, values, a):  # noqa: N802
-        self.emit("elu", {} if a.get("alpha", 1.0) == 1.0 else {"alpha": float(a["alpha"])}, [node.input[0]], node)
+        self.emit("elu", {} if a.get("alpha", 1.0) == 1.0 else {"alpha": _f32(a["alpha"])}, [node.input[0]], node)
 
     def _op_HardSigmoid(self, node, values, a):  # noqa: N802
         if not _is_torch_hardsigmoid(node):
@@ -961,6 +967,39 @@ class _Importer:
         if axis != 1:
             args["axis"] = axis - 1
         self.emit("slice", args, [node.input[0]], node)
+
+    def _op_Split(self, node, values, a):  # noqa: N802
+        """torch.onnx's ``x.chunk(n, dim)`` / ``split``: one ``slice`` per output."""
+        x = self._ref(node.input[0])
+        axis = a.get("axis", 0) % (len(x.shape) + 1)
+        if axis == 0:
+            raise _Unsupported("Split of the batch axis")
+        n, outputs = x.shape[axis - 1], [o for o in node.output]
+        sizes = values[1] if len(values) > 1 and node.input[1] else a.get("split")
+        if sizes is None:
+            per = -(-n // len(outputs))
+            sizes = [min(per, n - i * per) for i in range(len(outputs))]
+        sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
+        if len(sizes) != len(outputs) or sum(sizes) != n or min(sizes) < 1:
+            raise _Unsupported("Split into sizes that do not cover the axis")
+        start = 0
+        for i, (out, size) in enumerate(zip(outputs, sizes), 1):
+            args = {"start": start, "stop": start + size} | ({"axis": axis - 1} if axis != 1 else {})
+            if out:
+                self.emit("slice", args, [node.input[0]], node, output=out, suffix=f"_{i}")
+            start += size
+
+    def _op_ReduceMean(self, node, values, a, kind="globalavgpool"):  # noqa: N802
+        """``x.mean((2, 3))`` over every spatial axis: a global pool."""
+        x = self._ref(node.input[0])
+        axes = values[1] if len(values) > 1 and node.input[1] else a.get("axes")
+        rank = len(x.shape) + 1
+        if axes is None or sorted(int(v) % rank for v in np.asarray(axes).reshape(-1)) != list(range(2, rank)):
+            raise _Unsupported(f"{node.op_type} other than over every spatial axis")
+        self.emit(kind, {"keepdims": True} if a.get("keepdims", 1) else {}, [node.input[0]], node)
+
+    def _op_ReduceMax(self, node, values, a):  # noqa: N802
+        self._op_ReduceMean(node, values, a, "globalmaxpool")
 
     def _op_Pad(self, node, values, a):  # noqa: N802
         pads = self._zero_pads(node)
@@ -1055,7 +1094,7 @@ class _Importer:
             raise _Unsupported("InstanceNormalization other than inside a group normalisation")
         groups = int(target.reshape(-1)[1])
         eps = _attrs(norm).get("epsilon", 1e-5)
-        args = {} if abs(eps - 1e-5) < 1e-12 else {"eps": float(eps)}
+        args = {} if abs(eps - 1e-5) < 1e-12 else {"eps": _f32(eps)}
         kind = "instancenorm" if groups == shape[0] else "groupnorm"
         if kind == "groupnorm":
             args["groups"] = groups
