@@ -340,8 +340,7 @@ def _layer_cases():
 pytest.importorskip("onnxruntime", reason="the table of layer cases lives with the ONNX Runtime oracle")
 LAYER_CASES = _layer_cases()
 # what archcheck's exporter writes that is not read back yet (docs/onnx.md, "Not imported yet")
-NOT_IMPORTED = {"locallyconnected-1d", "locallyconnected-2d", "locallyconnected-3d", "adaptiveavgpool-2d-overlapping",
-                "adaptivemaxpool-2d-overlapping", "adaptiveavgpool-3d-keep"}
+NOT_IMPORTED = {"locallyconnected-1d", "locallyconnected-2d", "locallyconnected-3d"}
 IMPORTED_OTHERWISE = {"avgpool-2d-include-pad-ceil"}  # zeropad + avgpool: the same outputs, one layer more
 
 

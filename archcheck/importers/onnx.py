@@ -549,6 +549,10 @@ class _Importer:
                 mm = self.single(x, "MatMul")
                 if mm is not None and self.static(bias) is not None and self.static(mm.input[1]) is not None:
                     return self._fuse(node, [mm], "matmul_add", (mm, bias), mm.input[0])
+        if op == "Concat" and len(ins) >= 2:
+            found = self._cells(node)
+            if found:
+                return found
         if op in ("Conv", "MaxPool", "AveragePool"):
             pad = self.single(ins[0], "Pad")
             if pad is not None and (op == "Conv" or _attrs(node).get("count_include_pad", 0)):
@@ -556,6 +560,33 @@ class _Importer:
                 if pads is not None:
                     return self._fuse(node, [pad], "padded", pads, pad.input[0])
         return None
+
+    def _cells(self, node):
+        """archcheck's adaptive pooling whose cells do not slide: along one axis, one ``Slice`` -> ``ReduceMean`` (or
+        ``ReduceMax``) per cell, ``Concat``ed; an earlier axis' stage feeding it is merged in."""
+        axis, reduced, cells, x = _attrs(node).get("axis"), None, [], None
+        for name in node.input:
+            reduce = self.single(name)
+            if reduce is None or reduce.op_type not in ("ReduceMean", "ReduceMax") or \
+                    reduced not in (None, reduce.op_type) or _attrs(reduce).get("axes") != [axis] or \
+                    not _attrs(reduce).get("keepdims", 1):
+                return None
+            reduced = reduce.op_type
+            cut = self.single(reduce.input[0], "Slice")
+            bounds = cut and [self.static(i) for i in cut.input[1:4]]
+            if cut is None or len(cut.input) != 4 or any(b is None or b.size != 1 for b in bounds) or \
+                    int(bounds[2].reshape(())) != axis or x not in (None, cut.input[0]):
+                return None
+            x = cut.input[0]
+            cells.append((int(bounds[0].reshape(())), int(bounds[1].reshape(()))))
+        parts = [n for name in node.input for n in (self.producer[name], self.producer[self.producer[name].input[0]])]
+        per_axis = {axis: cells}
+        earlier = self.producer.get(x)
+        if earlier is not None and self.consumers[x] == len(cells) and \
+                self.fused.get(id(earlier), ("",))[0] == "adaptive" and self.fused[id(earlier)][1][0] == reduced:
+            _, (_, before), x, absorbed = self.fused.pop(id(earlier))
+            per_axis, parts = {**before, **per_axis}, [*parts, earlier, *absorbed]
+        return self._fuse(node, parts, "adaptive", (reduced, per_axis), x)
 
     def _fuse(self, last, absorbed: list, kind: str, data, x: str) -> None:
         self.absorbed.update(id(n) for n in absorbed)
@@ -1111,6 +1142,21 @@ class _Importer:
         elif kind == "groupnorm":
             args["affine"] = False
         self.emit(kind, args, [x], node, weights)
+
+    def _fused_adaptive(self, node, data, x, absorbed):
+        from archcheck.layers.pool import adaptive_cells
+
+        reduced, per_axis = data
+        shape = self._ref(x).shape
+        size = []
+        for axis, n in enumerate(shape[1:], start=2):
+            cells = per_axis.get(axis)
+            if cells is not None and tuple(cells) != adaptive_cells(n, len(cells)):
+                raise _Unsupported(f"Slice -> {reduced} -> Concat whose cells are not adaptive pooling's")
+            size.append(None if cells is None else len(cells))
+        size = size[0] if len(set(size)) == 1 and size[0] is not None else size
+        kind = "adaptiveavgpool" if reduced == "ReduceMean" else "adaptivemaxpool"
+        self.emit(kind, {"size": size}, [x], node)
 
     def _fused_product(self, node, parts, x, absorbed):
         [self._ref(p) for p in parts]
