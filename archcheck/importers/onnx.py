@@ -1207,4 +1207,5 @@ def _is_torch_hardsigmoid(node) -> bool:
 def read_onnx(path) -> Imported:
     """Import the ONNX model at ``path``: a flat spec document, its weights, and each layer's source node."""
     model = load(path)
-    return _Importer(model, str(path)).run()
+    with np.errstate(all="ignore"):  # a damaged file's NaN or overflowing scale is its problem, not a warning of ours
+        return _Importer(model, str(path)).run()
