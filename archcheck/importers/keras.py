@@ -488,7 +488,9 @@ class _Converter:
         padding = cfg.get("padding", "valid")
         if padding not in ("valid", "same"):
             raise _Refused(f"padding '{padding}' (archcheck converts 'valid' and 'same')")
-        args = {"kernel": _one(kernel), "stride": _one(stride)}
+        args = {"kernel": _one(kernel)}
+        if stride != (kernel if pool else (1,) * rank):  # archcheck's defaults: the kernel for pooling, else 1
+            args["stride"] = _one(stride)
         if not pool:
             dilation = _tuple(cfg.get("dilation_rate", 1), rank)
             if any(d != 1 for d in dilation):
