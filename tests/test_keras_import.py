@@ -34,7 +34,7 @@ def channels_first(a):
 
 
 def test_fixtures_exist():
-    assert FIXTURES == ["concat", "conv1d", "conv3d", "depthwise", "residual", "sequential_cnn"]
+    assert FIXTURES == ["concat", "conv1d", "conv3d", "depthwise", "nested", "residual", "sequential_cnn"]
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -113,6 +113,18 @@ def test_functional_mapping():
     assert concat["zero_padding2d"]["zeropad"] == {"padding": [[1, 0], [2, 1]]}
     assert concat["reshape_1"]["reshape"] == {"shape": [12, 1, 1]}
     assert concat["conv2d_transpose"]["convtranspose"]["padding"] == [[0, 1], [0, 1]]
+
+
+def test_nested_model_dense_on_a_map_cropping_and_layer_scale():
+    imported = read_keras(DATA / "nested.keras", weights=False)
+    layers = {e["name"]: e for e in imported.doc["layers"]}
+    assert layers["conv2d_5"]["inputs"] == ["input"]  # the nested Sequential's first layer reads the model's input
+    assert imported.origin["conv2d_5"] == "stem/conv2d_5"
+    assert layers["add"]["inputs"] == ["layer_normalization_1", "layer_scale"]  # `stem` is its last layer
+    assert layers["dense_5"]["conv"] == {"filters": 12, "kernel": 1}
+    assert layers["layer_scale"]["layerscale"] == {"init": 0.5}
+    assert layers["cropping2d_axis1"]["slice"] == {"axis": 1, "start": 1, "stop": -2}
+    assert layers["cropping2d"]["slice"] == {"axis": 2, "stop": -3}
 
 
 def test_without_h5py_the_architecture_still_imports(monkeypatch):

@@ -132,8 +132,10 @@ def _json(zf, info, path):
 class _KLayer:
     """One Keras layer: its class, config, the layers it reads and its input shape (channels-last, no batch)."""
 
-    def __init__(self, cls: str, name: str, config: dict, inbound: list[str], in_shapes: list | None):
+    def __init__(self, cls: str, name: str, config: dict, inbound: list[str], in_shapes: list | None,
+                 where: str = ""):
         self.cls, self.name, self.config, self.inbound, self.in_shapes = cls, name, config, inbound, in_shapes
+        self.where = where + name  # inside a model used as a layer: `model/layer`
 
 
 def _tensors(value, found: list) -> None:
@@ -190,38 +192,22 @@ def _inbound(entry: dict, name: str, refused: dict) -> tuple[list[str], list]:
     return names, shapes
 
 
+MODELS = ("Functional", "Sequential", "Model")
+MAX_NESTING = 8  # models inside models
+
+
 def _model(config, path) -> tuple[str, list[_KLayer], list[str], dict]:
-    """The model's name, its layers in a valid order, its output layer names, and refused structure."""
+    """The model's name, its layers in a valid order (models used as layers inlined), its output layer
+    names, and refused structure."""
     if not isinstance(config, dict) or not isinstance(config.get("config"), dict):
         raise KerasError(f"{path}: config.json does not describe a model (no `config` mapping)",
                          "save the model with `model.save('model.keras')`")
-    kind, body = config.get("class_name"), config["config"]
-    raw = body.get("layers")
-    if not isinstance(raw, list) or not raw:
-        raise KerasError(f"{path}: the model ({kind}) lists no layers", "save a built model")
-    if len(raw) > MAX_LAYERS:
-        raise KerasError(f"{path}: the model lists {len(raw):,} layers; archcheck reads at most {MAX_LAYERS:,}",
-                         "check the file")
     refused: dict[str, list[str]] = {}
+    alias: dict[str, str] = {}  # a nested model's name -> its output layer; its input layer -> what feeds it
     layers: list[_KLayer] = []
-    sequential = kind == "Sequential"
-    for i, entry in enumerate(raw):
-        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
-            raise KerasError(f"{path}: layer {i + 1} of the model is not a mapping with `class_name` and `config`",
-                             "save the model again with `model.save('model.keras')`")
-        name = entry.get("name") or entry["config"].get("name")
-        if not isinstance(name, str) or not name:
-            raise KerasError(f"{path}: layer {i + 1} ({entry.get('class_name')}) has no name",
-                             "save the model again with `model.save('model.keras')`")
-        cls = str(entry.get("class_name"))
-        if sequential:
-            inbound = [layers[-1].name] if layers else []
-            shapes = _build_shapes(entry)
-        else:
-            inbound, shapes = _inbound(entry, name, refused)
-            shapes = _build_shapes(entry) or shapes
-        layers.append(_KLayer(cls, name, entry["config"], inbound, shapes))
-    if sequential and layers[0].cls != "InputLayer":
+    outputs = _collect(config, None, layers, alias, refused, path, 0)
+    if layers[0].cls != "InputLayer":
+        body = config["config"]
         shape = body.get("build_input_shape") or layers[0].config.get("batch_input_shape") or \
             layers[0].config.get("batch_shape")
         if _shape(shape) is None:
@@ -231,28 +217,92 @@ def _model(config, path) -> tuple[str, list[_KLayer], list[str], dict]:
         layers[1].inbound = ["input_layer"]
     by_name: dict[str, _KLayer] = {}
     for layer in layers:
-        if layer.name in by_name:
+        if layer.name in by_name or layer.name in alias:
             raise KerasError(f"{path}: two layers are named '{layer.name}'", "give every layer a unique name")
         by_name[layer.name] = layer
+
+    def resolve(name):
+        for _ in range(MAX_NESTING + 2):
+            if not isinstance(name, str) or name not in alias:
+                return name
+            name = alias[name]
+        return name
+
     for layer in layers:
+        layer.inbound = [resolve(src) for src in layer.inbound]
         for src in layer.inbound:
             if src not in by_name:
                 raise KerasError(f"{path}: layer '{layer.name}' reads '{src}', which is not a layer of the model",
                                  "save the model again with `model.save('model.keras')`")
+    outputs = [resolve(o) for o in outputs]
+    for o in outputs:
+        if not isinstance(o, str) or o not in by_name:
+            raise KerasError(f"{path}: the model's output '{o}' is not one of its layers",
+                             "save the model again with `model.save('model.keras')`")
+    return str(config["config"].get("name") or "keras_model"), _ordered(layers, path), outputs, refused
+
+
+def _collect(config, feeds: list[str] | None, layers: list, alias: dict, refused: dict, path, depth: int,
+             where: str = "") -> list:
+    """Append a (possibly nested) model's layers; return its output layer names. ``feeds``: for a model used
+    as a layer, the layers it reads (its input layers become aliases of them)."""
+    kind, body = config.get("class_name"), config.get("config")
+    raw = body.get("layers") if isinstance(body, dict) else None
+    if not isinstance(raw, list) or not raw:
+        raise KerasError(f"{path}: the model ({kind}) lists no layers", "save a built model")
+    if len(raw) + len(layers) > MAX_LAYERS:
+        raise KerasError(f"{path}: the model lists more than {MAX_LAYERS:,} layers, the most archcheck reads",
+                         "check the file")
+    sequential = kind == "Sequential"
+    first = len(layers)
+    inputs = []
+    for i, entry in enumerate(raw):
+        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+            raise KerasError(f"{path}: layer {i + 1} of the model is not a mapping with `class_name` and `config`",
+                             "save the model again with `model.save('model.keras')`")
+        name = entry.get("name") or entry["config"].get("name")
+        if not isinstance(name, str) or not name:
+            raise KerasError(f"{path}: layer {i + 1} ({entry.get('class_name')}) has no name",
+                             "save the model again with `model.save('model.keras')`")
+        cls = str(entry.get("class_name"))
+        previous = layers[-1].name if len(layers) > first else None
+        if sequential:
+            inbound = [previous] if previous else list(feeds or [])
+            shapes = _build_shapes(entry)
+        else:
+            inbound, shapes = _inbound(entry, name, refused)
+            shapes = _build_shapes(entry) or shapes
+        if cls == "InputLayer" and feeds is not None:  # a nested model's input: what feeds the model
+            inputs.append(name)
+            continue
+        if cls in MODELS:
+            if depth >= MAX_NESTING:
+                raise KerasError(f"{path}: models are nested more than {MAX_NESTING} deep", "check the file")
+            inner = _collect({"class_name": cls, "config": entry["config"]}, inbound, layers, alias, refused, path,
+                             depth + 1, f"{where}{name}/")
+            if len(inner) != 1:
+                refused.setdefault("a model used as a layer with several outputs", []).append(name)
+            alias[name] = inner[0]
+            continue
+        layers.append(_KLayer(cls, name, entry["config"], inbound, shapes, where))
+    if feeds is not None:
+        if not sequential:
+            names = [ref[0] if isinstance(ref, list) else ref for ref in _refs(body.get("input_layers"))]
+            inputs = [n for n in names if isinstance(n, str)] or inputs
+        if len(inputs) > len(feeds):
+            refused.setdefault("a model used as a layer with more inputs than it is given", []).append(
+                str(body.get("name")))
+        alias.update(zip(inputs, feeds))
     if sequential:
-        outputs = [layers[-1].name]
-    else:
-        outputs = []
-        refs = body.get("output_layers") or []
-        refs = [refs] if refs and isinstance(refs[0], str) else refs  # one output: [name, 0, 0]
-        for ref in refs:
-            ref = ref[0] if isinstance(ref, list) and ref else ref
-            if not isinstance(ref, str) or ref not in by_name:
-                raise KerasError(f"{path}: the model's output '{ref}' is not one of its layers",
-                                 "save the model again with `model.save('model.keras')`")
-            outputs.append(ref)
-        outputs = outputs or [layers[-1].name]
-    return str(body.get("name") or "keras_model"), _ordered(layers, path), outputs, refused
+        return [layers[-1].name] if len(layers) > first else list(feeds or [])
+    return [ref[0] if isinstance(ref, list) and ref else ref for ref in _refs(body.get("output_layers"))] or \
+        [layers[-1].name]
+
+
+def _refs(refs) -> list:
+    """A Functional model's ``input_layers``/``output_layers``: ``[name, 0, 0]`` for one, a list of those for more."""
+    refs = refs or []
+    return [refs] if refs and isinstance(refs[0], str) else refs
 
 
 def _ordered(layers: list[_KLayer], path) -> list[_KLayer]:
@@ -358,7 +408,7 @@ class _Converter:
     def add(self, kl: _KLayer, kind: str, args: dict, inputs: list[str], name: str | None = None) -> str:
         name = self.unique(name or kl.name)
         self.layers.append({kind: args, "name": name, "inputs": inputs})
-        self.origin[name] = kl.name
+        self.origin[name] = kl.where
         return name
 
     def activation(self, kl: _KLayer, src: str, value) -> str:
@@ -588,9 +638,8 @@ class _Converter:
     # ------------------------------------------------------------------ dense and normalisation
     def k_Dense(self, kl, srcs, shape) -> str:
         cfg = kl.config
-        if len(shape) != 1:
-            raise _Refused(f"a Dense on a {len(shape)}-axis input {shape} (archcheck's dense reads a vector: "
-                           "Flatten or pool first)")
+        if len(shape) > 1:
+            return self.pointwise(kl, srcs, shape)
         flat = self.flat.get(kl.inbound[0])
         bias = cfg.get("use_bias", True)
         args = {"units": cfg["units"]} | ({} if bias else {"bias": False})
@@ -604,6 +653,23 @@ class _Converter:
             self.notes.append(f"Dense '{kl.name}' reads a Flatten of a {'x'.join(map(str, flat))} channels-last map: "
                               "its kernel's rows are reordered to archcheck's channels-first flatten")
         return self.activation(kl, name, cfg.get("activation"))
+
+    def pointwise(self, kl, srcs, shape) -> str:
+        """A Dense on a map mixes the channels at each position: a 1x1 convolution (ConvNeXt's MLP)."""
+        cfg = kl.config
+        bias = cfg.get("use_bias", True)
+        args = {"filters": cfg["units"], "kernel": 1} | ({} if bias else {"bias": False})
+        name = self.add(kl, "conv", args, srcs)
+        ones = (1,) * (len(shape) - 1)
+        self.weights(kl, 1 + bias, lambda a: {f"{name}.weight": a[0].T.reshape(*a[0].T.shape, *ones),
+                                              **({f"{name}.bias": a[1]} if bias else {})})
+        return self.activation(kl, name, cfg.get("activation"))
+
+    def k_LayerScale(self, kl, srcs, shape) -> str:
+        """keras.applications.convnext's LayerScale: a learned scale per channel (``init_values``)."""
+        name = self.add(kl, "layerscale", {"init": kl.config.get("init_values", 1e-6)}, srcs)
+        self.weights(kl, 1, lambda a: {f"{name}.weight": a[0]})
+        return name
 
     def channel_axis(self, kl, shape) -> None:
         axis = kl.config.get("axis", -1)
@@ -700,6 +766,23 @@ class _Converter:
 
     k_ZeroPadding2D = k_ZeroPadding3D = k_ZeroPadding1D
 
+    def k_Cropping1D(self, kl, srcs, shape) -> str:
+        """Cropping of each spatial axis: a ``slice`` per cropped axis."""
+        rank = len(shape) - 1
+        cropping = kl.config.get("cropping", 1)
+        if rank == 1 and isinstance(cropping, list) and not isinstance(cropping[0], list):
+            cropping = [cropping]
+        pairs = [list(c) if isinstance(c, (list, tuple)) else [c, c] for c in _tuple(cropping, rank)]
+        out = srcs[0]
+        cropped = [(axis, a, b) for axis, (a, b) in enumerate(pairs, 1) if a or b]
+        for i, (axis, a, b) in enumerate(cropped):
+            last = i == len(cropped) - 1
+            args = {"axis": axis} | ({"start": a} if a else {}) | ({"stop": -b} if b else {})
+            out = self.add(kl, "slice", args, [out], None if last else f"{kl.name}_axis{axis}")
+        return out if cropped else self.add(kl, "identity", {}, srcs)
+
+    k_Cropping2D = k_Cropping3D = k_Cropping1D
+
     def k_UpSampling2D(self, kl, srcs, shape) -> str:
         cfg = kl.config
         mode = cfg.get("interpolation", "nearest")
@@ -739,7 +822,6 @@ class _Converter:
 def _h5_arrays(zf, path, layers: list[_KLayer], limit: int) -> dict[str, list]:
     """Keras layer name -> its variables, in order, from model.weights.h5."""
     import h5py
-    import numpy as np
 
     info = next((m for m in zf.infolist() if m.filename == "model.weights.h5"), None)
     if info is None:
@@ -771,29 +853,41 @@ def _h5_arrays(zf, path, layers: list[_KLayer], limit: int) -> dict[str, list]:
             if not isinstance(groups, h5py.Group):
                 raise KerasError(f"{path}: model.weights.h5 has no `layers` group (not Keras 3's weights layout)",
                                  "save the model with Keras 3")
-            found: dict[str, list] = {}
-            by_class: dict[str, int] = {}
             fallback = {}  # Keras' own group names: snake_case class, then _1, _2, ... in layer order
+            counts: dict[str, int] = {}
             for layer in layers:
                 base = _snake(layer.cls)
-                n = by_class.get(base, 0)
-                by_class[base] = n + 1
-                fallback[base if n == 0 else f"{base}_{n}"] = layer.name
-            for key, group in groups.items():
-                vars_ = group.get("vars") if isinstance(group, h5py.Group) else None
-                if not isinstance(vars_, h5py.Group):
-                    continue
-                owner = vars_.attrs.get("name", fallback.get(key))
-                owner = owner.decode() if isinstance(owner, bytes) else owner
-                arrays = []
-                for i in range(len(vars_)):
-                    ds = vars_.get(str(i))
-                    if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
-                        raise KerasError(f"{path}: weights of '{owner}': variable {i} is missing or not numbers",
-                                         "save the model again")
-                    arrays.append(np.asarray(ds[()]))
-                found[str(owner)] = arrays
+                counts[base] = n = counts.get(base, 0) + 1
+                fallback[base if n == 1 else f"{base}_{n - 1}"] = layer.name
+            found: dict[str, list] = {}
+            _h5_walk(h5py, groups, fallback, found, path, 0)
     return found
+
+
+def _h5_walk(h5py, groups, fallback: dict, found: dict, path, depth: int) -> None:
+    """Every layer's variables under ``groups``, a nested model's under its own ``layers`` group."""
+    import numpy as np
+
+    for key, group in groups.items():
+        if not isinstance(group, h5py.Group):
+            continue
+        inner = group.get("layers")
+        if isinstance(inner, h5py.Group) and depth < MAX_NESTING:
+            _h5_walk(h5py, inner, {}, found, path, depth + 1)
+        vars_ = group.get("vars")
+        if not isinstance(vars_, h5py.Group):
+            continue
+        owner = vars_.attrs.get("name", fallback.get(key))
+        owner = owner.decode() if isinstance(owner, bytes) else owner
+        arrays = []
+        for i in range(len(vars_)):
+            ds = vars_.get(str(i))
+            if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
+                raise KerasError(f"{path}: weights of '{owner}': variable {i} is missing or not numbers",
+                                 "save the model again")
+            arrays.append(np.asarray(ds[()]))
+        if arrays or str(owner) not in found:
+            found[str(owner)] = arrays
 
 
 def _weights(conv: _Converter, arrays: dict[str, list], path) -> dict:

@@ -105,6 +105,24 @@ def conv3d():
     return keras.Model(inp, out, name="conv3d")
 
 
+def nested():
+    """A Sequential model used as a layer, a Dense on a map (a 1x1 convolution), cropping and ConvNeXt's LayerScale."""
+    from keras.src.applications.convnext import LayerScale
+
+    stem = keras.Sequential([layers.Conv2D(6, 2, strides=2), layers.LayerNormalization(epsilon=1e-6)], name="stem")
+    inp = keras.Input((18, 18, 3))
+    x = stem(inp)
+    y = layers.DepthwiseConv2D(3, padding="same")(x)
+    y = layers.Dense(12, activation="gelu")(y)
+    y = layers.Dense(6)(y)
+    y = LayerScale(0.5, 6)(y)
+    x = layers.Add()([x, y])
+    x = layers.Cropping2D(((1, 2), (0, 3)))(x)
+    x = layers.Flatten()(x)
+    out = layers.Dense(3)(x)
+    return keras.Model(inp, out, name="nested")
+
+
 def randomise(model):
     for layer in model.layers:
         values = []
@@ -114,7 +132,7 @@ def randomise(model):
                 value = rng.uniform(0.5, 2.0, value.shape)
             elif "gamma" in v.path:
                 value = rng.uniform(0.5, 1.5, value.shape)
-            elif value.ndim == 1:
+            elif value.ndim == 1 or "layer_scale" in v.path:
                 value = rng.normal(0, 0.3, value.shape)
             values.append(value.astype(np.float32))
         if values:
@@ -132,5 +150,6 @@ def save(model, name, batch=2):
 
 if __name__ == "__main__":
     assert keras.backend.backend() == "numpy", "run with KERAS_BACKEND=numpy"
-    for make in (sequential_cnn, residual, depthwise, concat, conv1d, conv3d):
+    keras.utils.set_random_seed(0)  # the same files on every run (layer names follow the order below)
+    for make in (sequential_cnn, residual, depthwise, concat, conv1d, conv3d, nested):
         save(make(), make.__name__)
