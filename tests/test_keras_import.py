@@ -34,7 +34,8 @@ def channels_first(a):
 
 
 def test_fixtures_exist():
-    assert FIXTURES == ["concat", "conv1d", "conv3d", "depthwise", "nested", "residual", "sequential_cnn"]
+    assert FIXTURES == ["concat", "conv1d", "conv3d", "depthwise", "nested", "operations", "residual",
+                        "sequential_cnn"]
 
 
 @pytest.mark.parametrize("name", FIXTURES)
@@ -55,7 +56,8 @@ def test_outputs_match_keras(name):
     assert mismatches(analysis, imported.weights) == []
     saved = np.load(DATA / f"{name}.npz")
     params = {k: v.astype(np.float64) for k, v in imported.weights.items()}
-    (y,) = forward(analysis, params, channels_first(saved["x"]).astype(np.float64)).values()
+    x = saved["xp"] if "xp" in saved else saved["x"]  # after a Rescaling, which the import leaves out
+    (y,) = forward(analysis, params, channels_first(x).astype(np.float64)).values()
     expected = channels_first(saved["y"])
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
@@ -125,6 +127,34 @@ def test_nested_model_dense_on_a_map_cropping_and_layer_scale():
     assert layers["layer_scale"]["layerscale"] == {"init": 0.5}
     assert layers["cropping2d_axis1"]["slice"] == {"axis": 1, "start": 1, "stop": -2}
     assert layers["cropping2d"]["slice"] == {"axis": 2, "stop": -3}
+
+
+def test_hard_sigmoid_operations_and_preprocessing():
+    """ReLU(6)(x + 3) * (1 / 6), written with operations on constants, is one hardsigmoid; the Rescaling
+    that starts the model is left out with a note."""
+    imported = read_keras(DATA / "operations.keras", weights=False)
+    kinds = [next(iter(e)) for e in imported.doc["layers"]]
+    assert kinds == ["conv", "hardsigmoid", "multiply", "globalavgpool", "dense"]
+    assert imported.doc["layers"][0]["inputs"] == ["input"]
+    assert any(line.startswith("Rescaling 'rescaling' (scale 0.00784313725490196, offset -1.0) is preprocessing")
+               for line in imported.header)
+
+
+def test_operation_on_another_constant_is_refused(tmp_path):
+    with zipfile.ZipFile(DATA / "operations.keras") as zf:
+        config = json.loads(zf.read("config.json"))
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "Add":
+            layer["inbound_nodes"][0]["args"][1] = 2.0
+    path = tmp_path / "ops.keras"
+    with zipfile.ZipFile(DATA / "operations.keras") as src, zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            out.writestr(info.filename, json.dumps(config) if info.filename == "config.json" else src.read(info))
+    message = error(path).message
+    assert "2 layers cannot be imported, 2 kinds:" in message
+    assert "Add: an operation on a constant (add with [2.0]); archcheck fuses only MobileNetV3's hard " \
+           "sigmoid, relu6(x + 3) / 6: 1 layer ('add" in message
+    assert "Multiply: an operation on a constant" in message
 
 
 def test_without_h5py_the_architecture_still_imports(monkeypatch):

@@ -136,10 +136,13 @@ class _KLayer:
                  where: str = ""):
         self.cls, self.name, self.config, self.inbound, self.in_shapes = cls, name, config, inbound, in_shapes
         self.where = where + name  # inside a model used as a layer: `model/layer`
+        self.op = False  # an operation written on tensors (`x + 3.0`), saved as a layer of keras.src.ops
+        self.constants: list = []  # the numbers among its arguments
 
 
-def _tensors(value, found: list) -> None:
-    """The ``keras_history`` of every Keras tensor in a node's args, in order."""
+def _tensors(value, found: list, constants: list | None = None) -> None:
+    """The ``keras_history`` of every Keras tensor in a node's args, in order (and, given ``constants``,
+    the numbers among them: an operation such as ``x + 3.0``)."""
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
             cfg = value.get("config") or {}
@@ -149,7 +152,9 @@ def _tensors(value, found: list) -> None:
             _tensors(v, found)
     elif isinstance(value, list):
         for v in value:
-            _tensors(v, found)
+            _tensors(v, found, constants)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and constants is not None:
+        constants.append(value)
 
 
 def _shape(value):
@@ -165,7 +170,7 @@ def _build_shapes(entry: dict) -> list | None:
     return [_shape(shape)] if shape is not None else None
 
 
-def _inbound(entry: dict, name: str, refused: dict) -> tuple[list[str], list]:
+def _inbound(entry: dict, name: str, refused: dict) -> tuple[list[str], list, list]:
     nodes = entry.get("inbound_nodes") or []
     if not isinstance(nodes, list):
         raise KerasError(f"layer '{name}': inbound_nodes is {type(nodes).__name__}, expected a list",
@@ -173,13 +178,15 @@ def _inbound(entry: dict, name: str, refused: dict) -> tuple[list[str], list]:
     if len(nodes) > 1:
         refused.setdefault("a layer called more than once (shared weights)", []).append(name)
     if not nodes:
-        return [], []
+        return [], [], []
     node = nodes[0]
     found: list = []
+    constants: list = []
     if isinstance(node, list):  # Keras 2's format: [[layer, node, tensor, kwargs], ...]
         found = [(item[:3], None) for item in node if isinstance(item, list) and len(item) >= 3]
-    else:
-        _tensors(node, found)
+    elif isinstance(node, dict):
+        _tensors(node.get("args"), found, constants)
+        _tensors(node.get("kwargs"), found)
     names, shapes = [], []
     for history, shape in found:
         if not (isinstance(history, list) and len(history) >= 3 and isinstance(history[0], str)):
@@ -189,7 +196,7 @@ def _inbound(entry: dict, name: str, refused: dict) -> tuple[list[str], list]:
             refused.setdefault("reads a second call or a second output of a layer", []).append(name)
         names.append(history[0])
         shapes.append(_shape(shape))
-    return names, shapes
+    return names, shapes, constants
 
 
 MODELS = ("Functional", "Sequential", "Model")
@@ -239,7 +246,37 @@ def _model(config, path) -> tuple[str, list[_KLayer], list[str], dict]:
         if not isinstance(o, str) or o not in by_name:
             raise KerasError(f"{path}: the model's output '{o}' is not one of its layers",
                              "save the model again with `model.save('model.keras')`")
-    return str(config["config"].get("name") or "keras_model"), _ordered(layers, path), outputs, refused
+    return str(config["config"].get("name") or "keras_model"), _fused(_ordered(layers, path), outputs), outputs, \
+        refused
+
+
+def _fused(layers: list[_KLayer], outputs: list[str]) -> list[_KLayer]:
+    """``ReLU(6.0)(x + 3.0) * (1 / 6)``, Keras' MobileNetV3 hard sigmoid written with operations on
+    constants, as one ``HardSigmoid`` layer (archcheck's hardsigmoid is that function)."""
+    readers: dict[str, list[_KLayer]] = {}
+    for layer in layers:
+        for src in layer.inbound:
+            readers.setdefault(src, []).append(layer)
+
+    def only_reader(layer):
+        found = readers.get(layer.name, [])
+        return found[0] if len(found) == 1 and layer.name not in outputs else None
+
+    dropped = set()
+    for add in layers:
+        if not (add.op and add.cls == "Add" and add.constants == [3.0] and len(add.inbound) == 1):
+            continue
+        relu = only_reader(add)
+        if relu is None or relu.cls != "ReLU" or relu.config.get("max_value") != 6 or \
+                relu.config.get("negative_slope") or relu.config.get("threshold"):
+            continue
+        mul = only_reader(relu)
+        if mul is None or not (mul.op and mul.cls == "Multiply" and len(mul.inbound) == 1 and
+                               len(mul.constants) == 1 and abs(mul.constants[0] - 1 / 6) < 1e-6):
+            continue
+        mul.cls, mul.inbound, mul.op, mul.constants = "HardSigmoid", add.inbound, False, []
+        dropped |= {add.name, relu.name}
+    return [layer for layer in layers if layer.name not in dropped]
 
 
 def _collect(config, feeds: list[str] | None, layers: list, alias: dict, refused: dict, path, depth: int,
@@ -266,11 +303,12 @@ def _collect(config, feeds: list[str] | None, layers: list, alias: dict, refused
                              "save the model again with `model.save('model.keras')`")
         cls = str(entry.get("class_name"))
         previous = layers[-1].name if len(layers) > first else None
+        constants = []
         if sequential:
             inbound = [previous] if previous else list(feeds or [])
             shapes = _build_shapes(entry)
         else:
-            inbound, shapes = _inbound(entry, name, refused)
+            inbound, shapes, constants = _inbound(entry, name, refused)
             shapes = _build_shapes(entry) or shapes
         if cls == "InputLayer" and feeds is not None:  # a nested model's input: what feeds the model
             inputs.append(name)
@@ -285,6 +323,8 @@ def _collect(config, feeds: list[str] | None, layers: list, alias: dict, refused
             alias[name] = inner[0]
             continue
         layers.append(_KLayer(cls, name, entry["config"], inbound, shapes, where))
+        layers[-1].op = str(entry.get("module", "")).startswith("keras.src.ops")
+        layers[-1].constants = constants
     if feeds is not None:
         if not sequential:
             names = [ref[0] if isinstance(ref, list) else ref for ref in _refs(body.get("input_layers"))]
@@ -426,6 +466,9 @@ class _Converter:
         srcs = [self.out[s] for s in kl.inbound]
         flat = [self.flat.get(s) for s in kl.inbound]
         cls = kl.cls
+        if kl.op and kl.constants:
+            raise _Refused(f"an operation on a constant ({cls.lower()} with {kl.constants}); archcheck "
+                           "fuses only MobileNetV3's hard sigmoid, relu6(x + 3) / 6")
         if cls == "InputLayer":
             self.out[kl.name] = self.input(kl)
             return
@@ -793,6 +836,9 @@ class _Converter:
         return self.add(kl, "upsample", args | ({"mode": "linear"} if modes[mode] == "linear" else {}), srcs)
 
     k_UpSampling1D = k_UpSampling3D = k_UpSampling2D
+
+    def k_HardSigmoid(self, kl, srcs, shape) -> str:
+        return self.add(kl, "hardsigmoid", {}, srcs)
 
     def k_Identity(self, kl, srcs, shape) -> str:
         return self.add(kl, "identity", {}, srcs)

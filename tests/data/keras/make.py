@@ -6,7 +6,8 @@ Run with Keras 3 on the NumPy backend (not by the test suite):
     KERAS_BACKEND=numpy /tmp/kvenv/bin/python tests/data/keras/make.py
 
 Each model NAME gives NAME.keras and NAME.npz (x: the input batch, y: model.predict(x), both
-channels-last as Keras has them, and params: model.count_params()). Batchnorm statistics and biases
+channels-last as Keras has them, params: model.count_params(), and xp: the output of a Rescaling
+that starts the model, which is what archcheck's imported network receives). Batchnorm statistics and biases
 are randomised so that the comparison sees them.
 """
 
@@ -123,6 +124,19 @@ def nested():
     return keras.Model(inp, out, name="nested")
 
 
+def operations():
+    """MobileNetV3's hard sigmoid written with operations on constants, ReLU(6)(x + 3) / 6, after a Rescaling
+    (preprocessing, which archcheck leaves out: the .npz holds its output as xp)."""
+    inp = keras.Input((10, 10, 3))
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
+    x = layers.Conv2D(8, 3, strides=2, padding="same")(x)
+    gate = layers.ReLU(6.0)(x + 3.0) * (1.0 / 6.0)
+    x = layers.Multiply()([x, gate])
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(3)(x)
+    return keras.Model(inp, out, name="operations")
+
+
 def randomise(model):
     for layer in model.layers:
         values = []
@@ -144,12 +158,15 @@ def save(model, name, batch=2):
     x = rng.normal(size=(batch, *model.input_shape[1:])).astype(np.float32)
     y = model.predict(x, verbose=0)
     model.save(HERE / f"{name}.keras")
-    np.savez_compressed(HERE / f"{name}.npz", x=x, y=y, params=model.count_params())
+    extra = {}
+    if isinstance(model.layers[1], layers.Rescaling):  # what the network after its preprocessing receives
+        extra["xp"] = np.asarray(model.layers[1](x))
+    np.savez_compressed(HERE / f"{name}.npz", x=x, y=y, params=model.count_params(), **extra)
     print(name, model.count_params(), os.path.getsize(HERE / f"{name}.keras"), y.shape)
 
 
 if __name__ == "__main__":
     assert keras.backend.backend() == "numpy", "run with KERAS_BACKEND=numpy"
     keras.utils.set_random_seed(0)  # the same files on every run (layer names follow the order below)
-    for make in (sequential_cnn, residual, depthwise, concat, conv1d, conv3d, nested):
+    for make in (sequential_cnn, residual, depthwise, concat, conv1d, conv3d, nested, operations):
         save(make(), make.__name__)
