@@ -304,3 +304,91 @@ def test_weights_that_do_not_fit(tmp_path):
         for n, data in members.items():
             zf.writestr(n, data)
     assert "model.weights.h5 is not an HDF5 file" in error(path).message
+
+
+ODD_VALUES = [None, 0, -1, 1.5, "x", "same", [], {}, [1], [None, 2], {"a": 1}, True, 10**30, "__keras_tensor__",
+              [[1, 2], [3, 4]], "input"]
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*path, i))
+
+
+@pytest.mark.parametrize("name", ["residual", "sequential_cnn", "nested", "operations"])
+def test_mutated_configs_are_errors_not_tracebacks(tmp_path, name):
+    """Any value of the config replaced by an odd one: the import succeeds or raises KerasError."""
+    import copy
+    import random
+
+    rng = random.Random(name)
+    with zipfile.ZipFile(DATA / f"{name}.keras") as zf:
+        original = json.loads(zf.read("config.json"))
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    for case in range(60):
+        config = copy.deepcopy(original)
+        for _ in range(rng.randint(1, 3)):
+            *parent, key = rng.choice(list(_paths(config))[1:])
+            target = config
+            for step in parent:
+                target = target[step]
+            target[key] = copy.deepcopy(rng.choice(ODD_VALUES))
+        path = tmp_path / f"{case}.keras"
+        with zipfile.ZipFile(path, "w") as zf:
+            for member, data in members.items():
+                zf.writestr(member, json.dumps(config) if member == "config.json" else data)
+        try:
+            imported = read_keras(path)
+        except KerasError:
+            continue
+        try:
+            analyse(imported.doc)
+        except ArchcheckError:
+            pass
+
+
+def test_weights_over_the_limit(tmp_path):
+    pytest.importorskip("h5py")
+    message = error_with(lambda: read_keras(DATA / "residual.keras", limit=1000)).message
+    assert "model.weights.h5 would be" in message and "more than the 1,000 archcheck reads" in message
+
+
+def error_with(call) -> KerasError:
+    with pytest.raises(KerasError) as info:
+        call()
+    return info.value
+
+
+def test_sequential_built_without_an_input_layer(tmp_path):
+    with zipfile.ZipFile(DATA / "sequential_cnn.keras") as zf:
+        config = json.loads(zf.read("config.json"))
+    config["config"]["layers"] = config["config"]["layers"][1:]
+    config["config"]["build_input_shape"] = [None, 16, 16, 3]
+    path = rezip(tmp_path, config)
+    doc = read_keras(path, weights=False).doc
+    assert doc["input"] == [3, 16, 16] and doc["layers"][0]["inputs"] == ["input"]
+    del config["config"]["build_input_shape"]
+    assert "has no input shape (it was never built)" in error(rezip(tmp_path, config, name="n.keras")).message
+
+
+def test_channels_first_and_two_inputs_are_refused(tmp_path):
+    config = residual_config()
+    layers = {layer["name"]: layer for layer in config["config"]["layers"]}
+    layers["conv_a"]["config"]["data_format"] = "channels_first"
+    extra = copy_layer(layers["image"], "image2")
+    config["config"]["layers"].insert(1, extra)
+    message = error(rezip(tmp_path, config)).message
+    assert "Conv2D: data_format 'channels_first' (archcheck converts channels-last models): 1 layer ('conv_a')" \
+        in message
+    assert "InputLayer: a second input (archcheck's networks have one input): 1 layer ('image2')" in message
+
+
+def copy_layer(layer, name):
+    copied = json.loads(json.dumps(layer))
+    copied["name"] = copied["config"]["name"] = name
+    return copied

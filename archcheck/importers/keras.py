@@ -30,6 +30,7 @@ MAX_CONFIG = 32 * 2**20  # bytes of config.json: a 5,000-layer model's is a few 
 MAX_WEIGHTS = 8 * 2**30  # bytes of model.weights.h5, uncompressed
 MAX_MEMBERS = 10_000
 MAX_LAYERS = 50_000  # the spec language's limit
+MAX_DIM = 2**31  # a size along one axis
 INSTALL = "pip install 'archcheck[keras]'  (h5py)"
 REFUSED_FIX = ("replace these layers in the Keras model with ones archcheck's catalogue covers (README, *Layer "
                "catalogue*), or write the spec by hand from the imported part")
@@ -145,7 +146,7 @@ def _tensors(value, found: list, constants: list | None = None) -> None:
     the numbers among them: an operation such as ``x + 3.0``)."""
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
-            cfg = value.get("config") or {}
+            cfg = value.get("config") if isinstance(value.get("config"), dict) else {}
             found.append((cfg.get("keras_history"), cfg.get("shape")))
             return
         for v in value.values():
@@ -158,13 +159,16 @@ def _tensors(value, found: list, constants: list | None = None) -> None:
 
 
 def _shape(value):
-    if isinstance(value, list) and value and all(isinstance(d, int) or d is None for d in value):
+    """A batch shape ``[None, ...]`` without its batch axis; None unless every size is a whole number
+    (or None, unknown) within archcheck's bounds."""
+    if isinstance(value, list) and value and all(d is None or (type(d) is int and 1 <= d <= MAX_DIM) for d in value):
         return tuple(value[1:])
     return None
 
 
 def _build_shapes(entry: dict) -> list | None:
-    shape = (entry.get("build_config") or {}).get("input_shape")
+    build = entry.get("build_config")
+    shape = build.get("input_shape") if isinstance(build, dict) else None
     if isinstance(shape, list) and shape and isinstance(shape[0], list):
         return [_shape(s) for s in shape]
     return [_shape(shape)] if shape is not None else None
@@ -689,6 +693,8 @@ class _Converter:
         name = self.add(kl, "dense", args, srcs)
 
         def weight(a):
+            if flat is not None and math.prod(flat) != len(a[0]):
+                raise ValueError(f"a kernel of {len(a[0]):,} rows reads a flattened {flat} map")
             kernel = a[0][_flat_order(flat)] if flat is not None else a[0]
             return {f"{name}.weight": kernel.T, **({f"{name}.bias": a[1]} if bias else {})}
         self.weights(kl, 1 + bias, weight)
@@ -945,7 +951,7 @@ def _weights(conv: _Converter, arrays: dict[str, list], path) -> dict:
                              f"{count}", "save the model again with `model.save('model.keras')`")
         try:
             out.update(fn(got))
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, TypeError) as exc:
             raise KerasError(f"{path}: the weights of layer '{kname}' do not fit its config ({exc})",
                              "save the model again with `model.save('model.keras')`") from None
     return out
@@ -968,7 +974,12 @@ def read_keras(path, weights: bool = True, limit: int = MAX_WEIGHTS) -> Imported
     installed, its weights in archcheck's names and PyTorch's layouts."""
     zf, config, metadata = _open(path)
     with zf:
-        name, layers, outputs, refused = _model(config, path)
+        try:
+            name, layers, outputs, refused = _model(config, path)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise KerasError(f"{path}: config.json is not a Keras model's config as Keras 3 writes it "
+                             f"({type(exc).__name__}: {exc})", "save the model with `model.save('model.keras')`"
+                             ) from None
         conv = _Converter()
         for kl in layers:
             try:
