@@ -392,3 +392,37 @@ def copy_layer(layer, name):
     copied = json.loads(json.dumps(layer))
     copied["name"] = copied["config"]["name"] = name
     return copied
+
+
+def test_weights_stored_outside_the_file_are_refused(tmp_path):
+    """An HDF5 dataset may keep its values in another file, or be a link to one: never read."""
+    h5py = pytest.importorskip("h5py")
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(5, dtype=np.float32).tobytes())
+    path = rezip(tmp_path)
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    for how in ("external", "link"):
+        buffer = io.BytesIO(members["model.weights.h5"])
+        with h5py.File(buffer, "r+") as h5:
+            for group in h5["layers"].values():
+                if group["vars"].attrs.get("name") == "logits":
+                    del group["vars"]["1"]
+                    if how == "external":
+                        group["vars"].create_dataset("1", shape=(5,), dtype="float32", external=[(str(secret), 0, 20)])
+                    else:
+                        group["vars"]["1"] = h5py.ExternalLink(str(tmp_path / "other.h5"), "/x")
+        out = tmp_path / f"{how}.keras"
+        with zipfile.ZipFile(out, "w") as zf:
+            for n, data in members.items():
+                zf.writestr(n, buffer.getvalue() if n == "model.weights.h5" else data)
+        message = error(out).message
+        assert ("variable 1 is stored outside the file" if how == "external" else
+                "variable 1 is missing, a link, or not numbers") in message
+
+
+def test_h5py_missing_says_what_to_install(monkeypatch):
+    from archcheck.importers.keras import h5py_missing
+
+    monkeypatch.setitem(sys.modules, "h5py", None)
+    assert h5py_missing() == "reading a .keras file's weights needs h5py: pip install 'archcheck[keras]' (h5py)"

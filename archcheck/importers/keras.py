@@ -31,7 +31,7 @@ MAX_WEIGHTS = 8 * 2**30  # bytes of model.weights.h5, uncompressed
 MAX_MEMBERS = 10_000
 MAX_LAYERS = 50_000  # the spec language's limit
 MAX_DIM = 2**31  # a size along one axis
-INSTALL = "pip install 'archcheck[keras]'  (h5py)"
+INSTALL = "pip install 'archcheck[keras]' (h5py)"
 REFUSED_FIX = ("replace these layers in the Keras model with ones archcheck's catalogue covers (README, *Layer "
                "catalogue*), or write the spec by hand from the imported part")
 
@@ -933,10 +933,14 @@ def _h5_walk(h5py, groups, fallback: dict, found: dict, path, depth: int) -> Non
         owner = owner.decode() if isinstance(owner, bytes) else owner
         arrays = []
         for i in range(len(vars_)):
-            ds = vars_.get(str(i))
+            link = vars_.get(str(i), getlink=True)
+            ds = vars_.get(str(i)) if isinstance(link, h5py.HardLink) else None
             if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "fiu":
-                raise KerasError(f"{path}: weights of '{owner}': variable {i} is missing or not numbers",
+                raise KerasError(f"{path}: weights of '{owner}': variable {i} is missing, a link, or not numbers",
                                  "save the model again")
+            if ds.external or ds.is_virtual:  # its values would come from other files on this machine
+                raise KerasError(f"{path}: weights of '{owner}': variable {i} is stored outside the file",
+                                 "save the model again with `model.save('model.keras')`")
             arrays.append(np.asarray(ds[()]))
         if arrays or str(owner) not in found:
             found[str(owner)] = arrays
