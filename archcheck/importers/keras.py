@@ -381,14 +381,14 @@ ACTIVATIONS = {
     "hard_silu": "hardswish", "hard_sigmoid": "hardsigmoid", "mish": "mish", "leaky_relu": "leaky_relu",
 }
 ACTIVATION_ARGS = {"leaky_relu": {"slope": 0.2}}  # keras.activations.leaky_relu's default negative slope
-POOLS = {f"{op}Pooling{d}D": (kind, d) for op, kind in (("Max", "maxpool"), ("Average", "avgpool")) for d in (1, 2, 3)}
+POOLS = {f"{op}Pooling{d}D": kind for op, kind in (("Max", "maxpool"), ("Average", "avgpool")) for d in (1, 2, 3)}
 POOLS.update({f"{op}Pool{d}D": POOLS[f"{op}Pooling{d}D"] for op in ("Max", "Average") for d in (1, 2, 3)})
 GLOBAL_POOLS = {f"Global{op}Pooling{d}D": kind for op, kind in (("Max", "globalmaxpool"), ("Average", "globalavgpool"))
                 for d in (1, 2, 3)}
 GLOBAL_POOLS.update({f"Global{op}Pool{d}D": GLOBAL_POOLS[f"Global{op}Pooling{d}D"] for op in ("Max", "Average")
                      for d in (1, 2, 3)})
-PASS_THROUGH = {"Dropout": "dropout", "SpatialDropout1D": "dropout", "SpatialDropout2D": "dropout",
-                "SpatialDropout3D": "dropout"}
+DROPOUTS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")  # identities at inference
+ELEMENTWISE = (*DROPOUTS, "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax")
 PREPROCESSING = ("Rescaling", "Normalization")
 
 
@@ -421,9 +421,9 @@ def _flat_order(shape):
     return np.arange(math.prod(shape)).reshape(shape).transpose(rank - 1, *range(rank - 1)).ravel()
 
 
-def _kernel(w, groups_last: bool = False):
-    """A Keras convolution kernel ``(*k, in, out)`` in PyTorch's layout ``(out, in, *k)``
-    (``groups_last``: a transposed convolution's ``(*k, out, in)`` -> ``(in, out, *k)``, the same move)."""
+def _kernel(w):
+    """A Keras convolution kernel ``(*k, in, out)`` in PyTorch's layout ``(out, in, *k)``; the same move takes
+    a transposed convolution's ``(*k, out, in)`` to PyTorch's ``(in, out, *k)``."""
     rank = w.ndim - 2
     return w.transpose(rank + 1, rank, *range(rank))
 
@@ -479,7 +479,7 @@ class _Converter:
         if cls in PREPROCESSING:
             self.out[kl.name] = self.preprocessing(kl, srcs)
             return
-        if cls in PASS_THROUGH or cls in ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax"):
+        if cls in ELEMENTWISE:  # a Flatten's order passes through them to the Dense that reads it
             out = self.elementwise(kl, srcs[0])
             if flat[0] is not None:
                 self.flat[kl.name] = flat[0]
@@ -552,7 +552,7 @@ class _Converter:
 
     def elementwise(self, kl: _KLayer, src: str) -> str:
         cfg, cls = kl.config, kl.cls
-        if cls in PASS_THROUGH:
+        if cls in DROPOUTS:
             return self.add(kl, "dropout", {"rate": cfg.get("rate", 0.5)}, [src])
         if cls == "Activation":
             act = _activation(cfg.get("activation"))
@@ -772,7 +772,7 @@ class _Converter:
     # ------------------------------------------------------------------ pooling and reshaping
     def pool(self, kl, srcs, shape) -> str:
         """Keras' average over a 'same' window divides by the values inside the input only."""
-        kind, _ = POOLS[kl.cls]
+        kind = POOLS[kl.cls]
         args = self.window(kl, len(shape) - 1, pool=True)
         if kind == "avgpool" and args.get("padding") == "same":
             args["count_include_pad"] = False
