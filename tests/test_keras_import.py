@@ -117,6 +117,11 @@ def test_functional_mapping():
     assert concat["conv2d_transpose"]["convtranspose"]["padding"] == [[0, 1], [0, 1]]
 
 
+def test_causal_conv1d_pads_the_past():
+    first = read_keras(DATA / "conv1d.keras", weights=False).doc["layers"][0]
+    assert first["conv"] == {"filters": 4, "kernel": 3, "dilation": 2, "padding": [[4, 0]]}
+
+
 def test_nested_model_dense_on_a_map_cropping_and_layer_scale():
     imported = read_keras(DATA / "nested.keras", weights=False)
     layers = {e["name"]: e for e in imported.doc["layers"]}
@@ -267,7 +272,8 @@ def test_every_unsupported_layer_in_one_error(tmp_path):
     err = error(rezip(tmp_path, config))
     assert err.message.endswith("4 layers cannot be imported, 3 kinds:\n"
                                 "  Conv2DLSTM: 2 layers ('conv_a', 'conv_b')\n"
-                                "  Conv2D: padding 'causal' (archcheck converts 'valid' and 'same'): 1 layer ('stem')\n"
+                                "  Conv2D: padding 'causal' (archcheck converts 'valid' and 'same', and 'causal' "
+                                "in 1-D): 1 layer ('stem')\n"
                                 "  Activation: activation 'softplus': 1 layer ('act')")
     assert "layer catalogue" in err.fix.lower()
 

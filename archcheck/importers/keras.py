@@ -583,17 +583,19 @@ class _Converter:
         kernel = _tuple(cfg["pool_size"] if pool else cfg["kernel_size"], rank)
         stride = _tuple(cfg.get("strides") or kernel, rank)
         padding = cfg.get("padding", "valid")
-        if padding not in ("valid", "same"):
-            raise _Refused(f"padding '{padding}' (archcheck converts 'valid' and 'same')")
+        causal = padding == "causal" and rank == 1 and not pool
+        if padding not in ("valid", "same") and not causal:
+            raise _Refused(f"padding '{padding}' (archcheck converts 'valid' and 'same', and 'causal' in 1-D)")
         args = {"kernel": _one(kernel)}
         if stride != (kernel if pool else (1,) * rank):  # archcheck's defaults: the kernel for pooling, else 1
             args["stride"] = _one(stride)
-        if not pool:
-            dilation = _tuple(cfg.get("dilation_rate", 1), rank)
-            if any(d != 1 for d in dilation):
-                args["dilation"] = _one(dilation)
+        dilation = (1,) * rank if pool else _tuple(cfg.get("dilation_rate", 1), rank)
+        if any(d != 1 for d in dilation):
+            args["dilation"] = _one(dilation)
         if padding == "same":
             args["padding"] = "same"
+        elif causal:  # every output sees only the present and the past: the whole dilated window before
+            args["padding"] = [[dilation[0] * (kernel[0] - 1), 0]]
         return args
 
     def conv(self, kl: _KLayer, srcs, shape) -> str:

@@ -88,7 +88,8 @@ def concat():
 
 def conv1d():
     inp = keras.Input((40, 3))
-    x = layers.Conv1D(6, 5, strides=2, padding="same", activation="relu")(inp)
+    x = layers.Conv1D(4, 3, padding="causal", dilation_rate=2)(inp)  # WaveNet's: pads 4 before, none after
+    x = layers.Conv1D(6, 5, strides=2, padding="same", activation="relu")(x)
     x = layers.MaxPooling1D(3, strides=2, padding="same")(x)
     x = layers.Conv1D(8, 3, groups=2)(x)
     x = layers.Flatten()(x)
