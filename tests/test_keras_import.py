@@ -432,3 +432,22 @@ def test_h5py_missing_says_what_to_install(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "h5py", None)
     assert h5py_missing() == "reading a .keras file's weights needs h5py: pip install 'archcheck[keras]' (h5py)"
+
+
+def test_open_input_sizes_are_given(tmp_path):
+    """A fully convolutional model (keras.Input((None, None, C))) imports once its sizes are given."""
+    config = residual_config()
+    for layer in config["config"]["layers"]:
+        layer.pop("build_config", None)  # the shapes Keras recorded at build time would be open too
+        if layer["class_name"] == "InputLayer":
+            layer["config"]["batch_shape"] = [None, None, None, 4]
+    path = rezip(tmp_path, config)
+    assert "input shape ?x?x4 leaves sizes open (give them: read_keras(path, input_shape=[C, H, W])" \
+        in error(path).message
+    imported = read_keras(path, weights=False, input_shape=[4, 12, 12])
+    assert imported.doc["input"] == [4, 12, 12]
+    total = sum(int(np.prod(shape)) for shape, _ in param_shapes(analyse(imported.doc)).values())
+    assert total == int(np.load(DATA / "residual.npz")["params"])
+    with pytest.raises(KerasError, match=r"input shape \(None, None, 4\) \(channels-last\) does not agree with "
+                                         r"the given \[3, 12, 12\] \(channels-first\)"):
+        read_keras(path, weights=False, input_shape=[3, 12, 12])

@@ -429,7 +429,8 @@ def _kernel(w):
 
 
 class _Converter:
-    def __init__(self):
+    def __init__(self, given=None):
+        self.given = given  # the input shape the caller gives, channels-first
         self.layers: list[dict] = []
         self.origin: dict[str, str] = {}
         self.taken = {"input"}
@@ -527,14 +528,23 @@ class _Converter:
         return shapes
 
     def input(self, kl: _KLayer) -> str:
+        """The input shape, channels-last; sizes the model leaves open (``keras.Input((None, None, 3))``)
+        come from ``given``, archcheck's channels-first shape."""
         if self.input_shape is not None:
             raise _Refused("a second input (archcheck's networks have one input)")
         shape = _shape(kl.config.get("batch_shape") or kl.config.get("batch_input_shape"))
-        if shape is None or not shape or not all(isinstance(d, int) and d >= 1 for d in shape):
-            raise _Refused(f"input shape {shape} (archcheck needs every size known: build the model with "
-                           "keras.Input((H, W, C)))")
-        if len(shape) > 4:
-            raise _Refused(f"a {len(shape)}-axis input (archcheck takes up to [C, D, H, W])")
+        if not shape or len(shape) > 4:
+            raise _Refused(f"input shape {shape} (archcheck takes [F], [C, L], [C, H, W] or [C, D, H, W])")
+        if self.given is not None:
+            given = tuple(self.given[1:]) + (self.given[0],) if len(self.given) > 1 else tuple(self.given)
+            if len(given) != len(shape) or any(d is not None and d != g for d, g in zip(shape, given)):
+                raise _Refused(f"input shape {shape} (channels-last) does not agree with the given "
+                               f"{list(self.given)} (channels-first)")
+            shape = given
+        if None in shape:
+            open_ = "x".join("?" if d is None else str(d) for d in shape)
+            raise _Refused(f"input shape {open_} leaves sizes open (give them: read_keras(path, "
+                           f"input_shape=[C, H, W]), channels-first)")
         self.input_shape = tuple(shape)
         self.origin["input"] = kl.name
         return "input"
@@ -975,9 +985,10 @@ def h5py_missing() -> str | None:
 # --------------------------------------------------------------------------------------------------- the file
 
 
-def read_keras(path, weights: bool = True, limit: int = MAX_WEIGHTS) -> Imported:
+def read_keras(path, weights: bool = True, limit: int = MAX_WEIGHTS, input_shape=None) -> Imported:
     """The model in a Keras 3 ``.keras`` file as a flat spec and, when ``weights`` and h5py is
-    installed, its weights in archcheck's names and PyTorch's layouts."""
+    installed, its weights in archcheck's names and PyTorch's layouts. ``input_shape`` (channels-first,
+    as archcheck's ``input``) fills the sizes a fully convolutional model leaves open."""
     zf, config, metadata = _open(path)
     with zf:
         try:
@@ -986,7 +997,7 @@ def read_keras(path, weights: bool = True, limit: int = MAX_WEIGHTS) -> Imported
             raise KerasError(f"{path}: config.json is not a Keras model's config as Keras 3 writes it "
                              f"({type(exc).__name__}: {exc})", "save the model with `model.save('model.keras')`"
                              ) from None
-        conv = _Converter()
+        conv = _Converter(input_shape)
         for kl in layers:
             try:
                 conv.layer(kl)
