@@ -135,13 +135,14 @@ def _read(doc: dict) -> _Net:
             net.last_use[x] = max(net.last_use.get(x, -1), net.pos[name])
             net.consumers.setdefault(x, []).append(name)
     order = list(net.kind)
-    outputs = doc.get("outputs") or [order[-1]]
+    outputs = list(doc.get("outputs") or [order[-1]])
     for o in outputs:
         if o not in net.kind:
             raise ValueError(f"flat output '{o}' is not a layer")
+        if outputs != [order[-1]]:
+            net.needed.add(o)  # `outputs` names it
         if o != order[-1]:
             net.last_use[o] = float("inf")  # read after the last layer: no cut after it
-            net.needed.add(o)
     return net
 
 
@@ -151,7 +152,7 @@ def _sequence(net: _Net, nodes: list[str], entry: str) -> list[Item]:
     local = {n: i for i, n in enumerate(nodes)}
     items, start, reach = [], 0, -1
     # reach: the furthest position (within nodes) read by entry or the nodes before the current one
-    for i, n in enumerate(nodes):
+    for i in range(len(nodes)):
         u = (entry if start == 0 else nodes[start - 1]) if i == start else nodes[i - 1]
         reach = max(reach, _last_local(net, u, local))
         if reach <= i:  # a cut: nodes[start:i+1] hang between the previous cut and n
@@ -274,6 +275,8 @@ def _find_blocks(items: list[Item], blocks: dict[str, Block]) -> None:
                     found.setdefault(tuple(toks[i:i + length]), []).append((s, i))
         best = None
         for key, places in found.items():
+            if any(len(key) % p == 0 and key == key[:p] * (len(key) // p) for p in range(1, len(key))):
+                continue  # a run of a shorter block: that block, repeated, says it better
             chosen, end = [], {}
             for s, i in places:
                 if i >= end.get(s, 0):
@@ -437,13 +440,13 @@ def _block_name(occurrences: list[list[Item]], blocks: dict[str, Block]) -> str:
 def _structural_name(items: list[Item], blocks) -> str:
     merges = [i for i in items if i.kind == "merge"]
     uses = [i for i in items if i.kind == "use"]
+    if len(items) > 1 and any(u.repeat != 1 for u in uses):
+        return "stage"
     if merges:
         m = merges[0]
         if m.type == "add":
             return "residual" if any(not b for b in m.branches) else "residual_proj"
         return {"concat": "mixed", "multiply": "gate"}.get(m.type, m.type + "_block")
-    if uses and len(items) > 1:
-        return "stage"
     names = [SHORT.get(i.type, i.type) for i in items]
     return "_".join(dict.fromkeys(names)) if len(set(names)) <= 3 else f"{names[0]}_block"
 
@@ -580,3 +583,13 @@ def _match(doc: dict, net: _Net, text: str) -> dict[str, str]:
 
 def _json(args: dict) -> str:
     return json.dumps(args, sort_keys=True, default=str)
+
+
+def write_flat(doc: dict) -> str:
+    """The flat document as YAML, one entry per layer with its name and inputs: what ``compact`` shortens."""
+    items = []
+    for name, kind, args, inputs in entries(doc):
+        items.append(Item("layer", kind, _canonical(kind, args, name), [name], name=name,
+                          inputs=list(inputs) if inputs != [items[-1].out if items else INPUT] else None))
+    return _render({**doc, "outputs": doc.get("outputs")}, ["A flat spec: every layer listed."], items, {},
+                   len(items))
