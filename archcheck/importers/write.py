@@ -285,7 +285,11 @@ def _find_blocks(items: list[Item], blocks: dict[str, Block]) -> None:
             if len(chosen) < 2:
                 continue
             s0, i0 = chosen[0]
-            size = sum(lines[s0][i0:i0 + len(key)])
+            first, last = seqs[s0][i0], seqs[s0][i0 + len(key) - 1]
+            if len(key) == 1 and first.kind == "use":
+                continue  # a block of one block
+            # the lines the block's body takes: a name or inputs stay at the use
+            size = sum(lines[s0][i0:i0 + len(key)]) - (last.name is not None) - (first.inputs is not None)
             saving = len(chosen) * size - (size + 3 + len(chosen))
             rank = (saving, len(key), _starts_well(seqs[s0][i0]), -s0, -i0)
             if saving >= MIN_SAVING and (best is None or rank > best[0]):
@@ -329,7 +333,7 @@ def _slots(occurrences: list[list[Item]], blocks) -> list[tuple[list[Item], str,
     out = []
 
     def visit(group: list[Item]):
-        keys = list(dict.fromkeys(k for it in group for k in it.args))
+        keys = sorted(dict.fromkeys(k for it in group for k in it.args), key=lambda k: _order(group[0], k, blocks))
         for k in keys:
             out.append((group, k, [it.args.get(k, _default(it, k, blocks)) for it in group]))
         if group[0].kind == "use":
@@ -365,8 +369,10 @@ def _make_block(chosen: list[tuple[list[Item], int]], length: int, blocks: dict[
             while same in params:
                 same, k = f"{key}_{k}", k + 1
             params[same] = column
-            top, count = Counter(column).most_common(1)[0]
-            ties = sum(1 for c in Counter(column).values() if c == count)
+            counts = Counter(map(repr, column))  # values may be lists
+            shown, count = counts.most_common(1)[0]
+            top = next(v for v in column if repr(v) == shown)
+            ties = sum(1 for c in counts.values() if c == count)
             defaults[same] = top if count > 1 and ties == 1 and not isinstance(top, (Param, Scaled)) else None
         values[id(group[0]), key] = Param(same)
     name = _block_name(occurrences, blocks)
@@ -508,7 +514,8 @@ def _emit(items: list[Item], indent: int, blocks, comments: bool) -> list[str]:
         note = ""
         if comments and item.kind == "use":
             note = _common([item])
-        elif comments and item.kind == "layer" and item.name is None and not _made_up(item.out):
+        elif comments and item.kind == "layer" and item.name is None and not _made_up(item.out) \
+                and item.out != item.type:
             note = item.out
         note = f"  # {note}" if note else ""
         if item.kind == "merge":
