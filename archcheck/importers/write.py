@@ -49,7 +49,8 @@ class Param:
 
 @dataclass(frozen=True)
 class Scaled:
-    """An integer multiple of a block argument: ``${name * factor}``."""
+    """A block argument times a whole number, ``${name * factor}``, or halved, ``${name // 2}``
+    (``factor`` 0: a kernel's 'same' padding)."""
 
     name: str
     factor: int
@@ -360,9 +361,9 @@ def _make_block(chosen: list[tuple[list[Item], int]], length: int, blocks: dict[
         column = tuple(column)
         same = next((p for p, c in params.items() if c == column), None)
         if same is None:
-            base = next((p for p, c in params.items() if _multiple(c, column)), None)
-            if base is not None:
-                values[id(group[0]), key] = Scaled(base, column[0] // params[base][0])
+            related = next(((p, f) for p, c in params.items() if (f := _relation(c, column)) is not None), None)
+            if related is not None:
+                values[id(group[0]), key] = Scaled(*related)
                 continue
             same = "n" if key == "repeat" else key
             k = 2
@@ -387,11 +388,14 @@ def _make_block(chosen: list[tuple[list[Item], int]], length: int, blocks: dict[
                                   inputs=occ[0].inputs)]
 
 
-def _multiple(base: tuple, column: tuple) -> bool:
-    if not all(type(v) is int and v > 0 for v in base + column):
-        return False
-    factor = column[0] // base[0]
-    return factor >= 2 and all(c == b * factor for b, c in zip(base, column))
+def _relation(base: tuple, column: tuple) -> int | None:
+    """How ``column`` follows from ``base``: a whole multiple (the factor), half (0), or not (None)."""
+    if not all(type(v) is int and v >= 0 for v in base + column) or len(set(base)) < 2:
+        return None
+    if all(c == b // 2 for b, c in zip(base, column)):
+        return 0
+    factor = column[0] // base[0] if base[0] else 0
+    return factor if factor >= 2 and all(c == b * factor for b, c in zip(base, column)) else None
 
 
 def _template(item: Item, values: dict, blocks) -> Item:
@@ -428,13 +432,14 @@ def _common(occurrence: list[Item]) -> str:
 
 
 def _block_name(occurrences: list[list[Item]], blocks: dict[str, Block]) -> str:
-    words = set()
+    words = []
     for occ in occurrences:
         parts = [p for p in _common(occ).split("_") if p]
         while parts and re.search(r"\d", parts[-1]):
             parts.pop()
-        words.add(re.sub(r"\d+$", "", parts[-1]).lower() if parts else "")
-    name = words.pop() if len(words) == 1 else ""
+        words.append(re.sub(r"\d+$", "", parts[-1]).lower() if parts else "")
+    top = Counter(words).most_common(1)[0] if words else ("", 0)
+    name = top[0] if 2 * top[1] >= len(occurrences) else ""  # what most instances are called
     if not re.fullmatch(r"[a-z][a-z_]{2,}", name) or name in GENERIC or name in CATALOGUE:
         name = _structural_name(occurrences[0], blocks)
     base, k = name, 2
@@ -457,12 +462,6 @@ def _structural_name(items: list[Item], blocks) -> str:
     return "_".join(dict.fromkeys(names)) if len(set(names)) <= 3 else f"{names[0]}_block"
 
 
-def _made_up(name: str) -> bool:
-    """A name like archcheck's own (``conv_3``, ``stage_1_bottleneck_2``): no news in a comment."""
-    return all(re.fullmatch(r"[a-z0-9]+_\d+", p) and p.rsplit("_", 1)[0] in CATALOGUE or p.isdigit()
-               for p in re.findall(r"[a-z0-9]+_\d+|\d+", name)) and bool(re.fullmatch(r"([a-z0-9]+_\d+_?)+", name))
-
-
 # -- rendering --------------------------------------------------------------------------------
 _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -471,7 +470,7 @@ def _scalar(v) -> str:
     if isinstance(v, Param):
         return f"${v.name}"
     if isinstance(v, Scaled):
-        return f'"${{{v.name} * {v.factor}}}"'
+        return f'"${{{v.name} * {v.factor}}}"' if v.factor else f'"${{{v.name} // 2}}"'
     if v is None:
         return "~"
     if isinstance(v, bool):
@@ -514,8 +513,8 @@ def _emit(items: list[Item], indent: int, blocks, comments: bool) -> list[str]:
         note = ""
         if comments and item.kind == "use":
             note = _common([item])
-        elif comments and item.kind == "layer" and item.name is None and not _made_up(item.out) \
-                and item.out != item.type:
+        elif comments and item.kind == "layer" and item.name is None and item.out != item.type \
+                and not re.search(rf"(^|_){item.type}_\d+$", item.out):  # `stage_1_conv_2` tells nothing
             note = item.out
         note = f"  # {note}" if note else ""
         if item.kind == "merge":
