@@ -164,3 +164,20 @@ def test_two_thousand_layers_take_seconds_not_minutes():
     assert time.perf_counter() - start < 20  # 0.2 s here
     assert len(text.splitlines()) < 40
     _same_network(doc, names, text)
+
+
+def test_what_is_not_a_set_of_branches_is_written_with_names():
+    """DenseNet's connections (each layer reads every earlier one) and a layer nothing reads."""
+    layers, seen = [{"conv": {"filters": 8, "padding": 1}, "name": "stem"}], ["stem"]
+    for i in range(4):
+        if i:
+            layers.append({"concat": {}, "name": f"cat{i}", "inputs": list(seen)})
+        layers += [{"batchnorm": {}, "name": f"bn{i}"}, {"relu": {}, "name": f"relu{i}"},
+                   {"conv": {"filters": 4, "padding": 1}, "name": f"conv{i}"}]
+        seen.append(f"conv{i}")
+    layers.append({"sigmoid": {}, "name": "unused", "inputs": ["bn0"]})
+    doc = {"name": "dense", "input": [3, 16, 16], "layers": layers, "outputs": ["conv3"]}
+    names: dict[str, str] = {}
+    text = compact(doc, names_out=names)
+    _same_network(doc, names, text)
+    assert "name: stem" in text and "inputs: [stem, conv0]" in text and "inputs: [bn0]" in text
