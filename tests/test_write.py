@@ -181,3 +181,20 @@ def test_what_is_not_a_set_of_branches_is_written_with_names():
     text = compact(doc, names_out=names)
     _same_network(doc, names, text)
     assert "name: stem" in text and "inputs: [stem, conv0]" in text and "inputs: [bn0]" in text
+
+
+def test_source_names_are_made_valid_where_they_are_written():
+    """ONNX names have slashes and dots; a name like `conv_2` could meet a layer archcheck names itself."""
+    doc = {"name": "onnx", "input": [3, 8, 8], "layers": [
+        {"conv": {"filters": 4, "padding": 1}, "name": "/stem/Conv.0"},
+        {"conv": {"filters": 4, "padding": 1}, "name": "conv_2"},
+        {"conv": {"filters": 4, "padding": 1}, "name": "conv_1"},
+        {"add": {}, "name": "/add", "inputs": ["conv_1", "/stem/Conv.0"]},
+        {"add": {}, "name": "sum", "inputs": ["/add", "conv_2"]},
+    ]}
+    names: dict[str, str] = {}
+    text = compact(doc, ["line one\nline two"], names)
+    assert text.startswith("# line one\n# line two\n")
+    assert "name: stem_Conv_0" in text and "name: conv_2_x" in text
+    spec = expand(load_text(text), "t.yaml")
+    assert sorted(names.values()) == sorted(n.name for n in spec.nodes[1:])

@@ -104,10 +104,11 @@ def compact(doc: dict, header: list[str] = (), names_out: dict | None = None) ->
     net = _read(doc)
     order = list(net.kind)
     items = _sequence(net, order, INPUT)
-    _name_needed(items, net)
+    written = _name_needed(items, net)
     blocks: dict[str, Block] = {}
     _find_blocks(items, blocks)
-    text = _render(doc, header, items, blocks, len(order))
+    outputs = [written.get(o, o) for o in doc.get("outputs") or [order[-1]]]
+    text = _render({**doc, "outputs": outputs}, header, items, blocks, len(order))
     mapping = _match(doc, net, text)
     if names_out is not None:
         names_out.update(mapping)
@@ -216,12 +217,27 @@ def _walk(items: list[Item]):
             yield from _walk(branch)
 
 
-def _name_needed(items: list[Item], net: _Net) -> None:
+def _name_needed(items: list[Item], net: _Net) -> dict[str, str]:
+    """Write ``name`` on the items whose output something refers to; return flat name -> written name.
+
+    A written name is a valid spec name (letters, digits and '_', no dots: ONNX's ``/layer1/conv/Conv``
+    becomes ``layer1_conv_Conv``), unique, and never one archcheck would make itself (``conv_3``), which
+    could meet an unnamed layer of the same type."""
+    written, taken = {INPUT: INPUT}, {INPUT}
+    for flat in sorted(net.needed - {INPUT}, key=net.pos.__getitem__):
+        name = re.sub(r"[^A-Za-z0-9_]+", "_", flat).strip("_")[:100] or "layer"
+        if re.fullmatch(r"[A-Za-z0-9]+_\d+", name) or name in taken:
+            name = f"{name}_x"
+        while name in taken:
+            name += "x"
+        written[flat] = name
+        taken.add(name)
     for item in _walk(items):
-        if item.out in net.needed and item.out != INPUT:
-            item.name = item.out
-            if re.fullmatch(r"[a-z0-9]+_\d+", item.name) and item.name.rsplit("_", 1)[0] in CATALOGUE:
-                raise ValueError(f"flat layer name '{item.name}' looks like a name archcheck makes; rename it")
+        if item.out in written and item.out != INPUT:
+            item.name = written[item.out]
+        if item.inputs is not None:
+            item.inputs = [written[x] for x in item.inputs]
+    return written
 
 
 # -- 2. blocks ------------------------------------------------------------------------------------
@@ -540,7 +556,7 @@ def _emit(items: list[Item], indent: int, blocks, comments: bool) -> list[str]:
 
 
 def _render(doc: dict, header, items: list[Item], blocks: dict[str, Block], n: int) -> str:
-    lines = [f"# {h}" if h else "#" for h in header] or [
+    lines = [f"# {h}".rstrip() for line in header for h in str(line).splitlines() or [""]] or [
         f"# Written by archcheck from a flat list of {n} layers: repeated structure became blocks."]
     lines.append(f"name: {_scalar(doc.get('name') or 'model')}")
     for key in ("description", "input", "classes", "output", "metadata"):
@@ -557,8 +573,7 @@ def _render(doc: dict, header, items: list[Item], blocks: dict[str, Block], n: i
     lines.append("layers:")
     lines += _emit(items, 2, blocks, True)
     outputs = doc.get("outputs")
-    order = [e[0] for e in entries(doc)]
-    if outputs and list(outputs) != [order[-1]]:
+    if outputs and len(outputs) > 1 or outputs and outputs[0] != items[-1].out:
         lines.append(f"outputs: {_scalar(list(outputs))}")
     return "\n".join(lines) + "\n"
 
