@@ -457,14 +457,14 @@ def _block_name(occurrences: list[list[Item]], blocks: dict[str, Block]) -> str:
     top = Counter(words).most_common(1)[0] if words else ("", 0)
     name = top[0] if 2 * top[1] >= len(occurrences) else ""  # what most instances are called
     if not re.fullmatch(r"[a-z][a-z_]{2,}", name) or name in GENERIC or name in CATALOGUE:
-        name = _structural_name(occurrences[0], blocks)
+        name = _structural_name(occurrences[0])
     base, k = name, 2
     while name in blocks or name in CATALOGUE or name == RUN:
         name, k = f"{base}_{k}", k + 1
     return name
 
 
-def _structural_name(items: list[Item], blocks) -> str:
+def _structural_name(items: list[Item]) -> str:
     merges = [i for i in items if i.kind == "merge"]
     uses = [i for i in items if i.kind == "use"]
     if len(items) > 1 and any(u.repeat != 1 for u in uses):
@@ -505,7 +505,7 @@ def _scalar(v) -> str:
     return json.dumps(text)
 
 
-def _head(item: Item, blocks) -> str:
+def _head(item: Item) -> str:
     args = item.args
     cls = CATALOGUE.get(item.type) if item.kind != "use" else None
     if not args:
@@ -516,7 +516,7 @@ def _head(item: Item, blocks) -> str:
     return f"{item.type}: {_scalar(args)}"
 
 
-def _emit(items: list[Item], indent: int, blocks, comments: bool) -> list[str]:
+def _emit(items: list[Item], indent: int, comments: bool) -> list[str]:
     pad, out = " " * indent, []
     for item in items:
         meta = []
@@ -545,11 +545,11 @@ def _emit(items: list[Item], indent: int, blocks, comments: bool) -> list[str]:
                 if not branch:
                     out.append(f"{' ' * inner}- []")
                     continue
-                lines = _emit(branch, inner + 2, blocks, False)
+                lines = _emit(branch, inner + 2, False)
                 lines[0] = f"{' ' * inner}- - {lines[0].lstrip()[2:]}"
                 out += lines
         else:
-            head = _head(item, blocks)
+            head = _head(item)
             out.append(f"{pad}- {head}{':' if meta and ':' not in head else ''}{note}")
         out += [f"{pad}  {m}" for m in meta]
     return out
@@ -569,9 +569,9 @@ def _render(doc: dict, header, items: list[Item], blocks: dict[str, Block], n: i
             if block.args:
                 lines.append(f"    args: {_scalar(block.args)}")
             lines.append("    layers:")
-            lines += _emit(block.layers, 6, blocks, False)
+            lines += _emit(block.layers, 6, False)
     lines.append("layers:")
-    lines += _emit(items, 2, blocks, True)
+    lines += _emit(items, 2, True)
     outputs = doc.get("outputs")
     if outputs and len(outputs) > 1 or outputs and outputs[0] != items[-1].out:
         lines.append(f"outputs: {_scalar(list(outputs))}")
