@@ -381,10 +381,10 @@ def _make_block(chosen: list[tuple[list[Item], int]], length: int, blocks: dict[
             if related is not None:
                 values[id(group[0]), key] = Scaled(*related)
                 continue
-            same = "n" if key == "repeat" else key
-            k = 2
+            base = "n" if key == "repeat" else re.sub(r"_\d+$", "", key)  # `filters_2` passed on: filters_3
+            same, k = base, 2
             while same in params:
-                same, k = f"{key}_{k}", k + 1
+                same, k = f"{base}_{k}", k + 1
             params[same] = column
             counts = Counter(map(repr, column))  # values may be lists
             shown, count = counts.most_common(1)[0]
@@ -453,7 +453,12 @@ def _block_name(occurrences: list[list[Item]], blocks: dict[str, Block]) -> str:
         parts = [p for p in _common(occ).split("_") if p]
         while parts and re.search(r"\d", parts[-1]):
             parts.pop()
-        words.append(re.sub(r"\d+$", "", parts[-1]).lower() if parts else "")
+        word = []  # the words after the last numbered one: `inverted_residual` in `stage_2_inverted_residual_1`
+        while parts and not re.search(r"\d", parts[-1]):
+            word.insert(0, parts.pop())
+        if not word and parts:  # torch's `layer1`: the word without its number
+            word = [re.sub(r"\d+$", "", parts[-1])]
+        words.append("_".join(word).lower())
     top = Counter(words).most_common(1)[0] if words else ("", 0)
     name = top[0] if 2 * top[1] >= len(occurrences) else ""  # what most instances are called
     if not re.fullmatch(r"[a-z][a-z_]{2,}", name) or name in GENERIC or name in CATALOGUE:
