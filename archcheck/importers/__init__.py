@@ -2,7 +2,8 @@
 
 Every importer returns an ``Imported``: a flat spec document as plain data (what the spec loader
 reads), the weights under archcheck's names and PyTorch's layouts, the source name of every layer
-(for messages) and comment lines saying where the document came from.
+(for messages) and comment lines saying where the document came from. ``write.compact`` turns a flat
+document into a spec a person keeps (blocks, repeats, branches); ``flat.flatten`` makes one from a spec.
 """
 
 from __future__ import annotations
