@@ -15,6 +15,7 @@ the spec keeps the value for later (``archcheck.spec.Deferred``).
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import operator
 import re
@@ -156,14 +157,22 @@ def evaluate(source: str, env: dict):
     if len(source) > MAX_SOURCE:
         raise ExprError(f"an expression of {len(source):,} characters is too long (at most {MAX_SOURCE})",
                         "compute the value in the block's arguments or write it out")
-    try:
-        tree = ast.parse(source.strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        raise ExprError(f"'${{{source}}}' is not a valid expression") from None
+    tree = _parse(source.strip())
+    if tree is None:
+        raise ExprError(f"'${{{source}}}' is not a valid expression")
     try:
         return _eval(tree.body, env, source)
     except RecursionError:
         raise ExprError(f"'${{{source}}}' nests too deeply") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(source: str) -> ast.Expression | None:
+    """The syntax tree of an expression, or None; parsed once however often a block uses it."""
+    try:
+        return ast.parse(source, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def _number(value) -> bool:

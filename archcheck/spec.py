@@ -15,6 +15,7 @@ knows the shape (at the input size of that run, so ``--input`` re-evaluates it).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -41,6 +42,8 @@ MAX_SUGGESTIONS = 20  # unknown names that get a did-you-mean; the rest are list
 ENTRY_KEYS = ("name", "inputs", "repeat", "when")  # the keys of a layer entry besides its type
 INPUT = "input"
 RUN = "layers"  # `- layers: [...]`: a run of entries, repeated together
+INDEX = "index"  # in an entry's values, the number of its repetition, from 0
+_READS_INDEX = re.compile(r"\$(?:index\b|\{[^{}]*\bindex\b)")
 
 
 class BlockDef(BaseModel):
@@ -295,6 +298,15 @@ def _waiting(value) -> Deferred | None:
     return None
 
 
+def _reads_index(value) -> bool:
+    """Whether an entry's values read `index`, the number of the repetition."""
+    if isinstance(value, str):
+        return "$" in value and _READS_INDEX.search(value) is not None
+    if isinstance(value, dict):
+        value = [*value.values()]
+    return isinstance(value, list) and any(_reads_index(v) for v in value)
+
+
 def _waits(value) -> bool:
     return _waiting(value) is not None
 
@@ -462,8 +474,9 @@ class _Expander:
         if self.too_big:
             return prev
         mark = len(self.col.problems)
+        raw, numbered = item, _reads_index(item)  # values that read `index` are made again per repetition
         try:
-            item = self.subst(item, env, loc, via)
+            item = self.subst(item, {**env, INDEX: 0} if numbered else env, loc, via)
         except _Skip:  # name the layer the entry would have made, so its problem says which one
             kind, name = _kind(item), item.get("name") if isinstance(item, dict) else None
             if isinstance(name, str) and "$" not in name:
@@ -565,6 +578,12 @@ class _Expander:
                               (scope.prefix + local)[:60] + "...",
                               "use shorter block and layer names, or fewer levels of nesting")
                     return prev
+                if numbered and i:
+                    try:
+                        args = self.subst(raw, {**env, INDEX: i}, loc, via)[kind]
+                    except _Skip:
+                        self.own(mark, scope.prefix + local)
+                        return prev
                 if kind in CATALOGUE:
                     prev = self.layer(kind, args, meta, loc, scope, prev, local, via, group, depth, env)
                 elif kind == RUN:
@@ -885,6 +904,11 @@ def expand(doc, file: str) -> Spec:
             blocks[bname] = BlockDef.model_validate(raw)
         except ValidationError as exc:
             pydantic_problems(col, exc, raw, where, f"block '{bname}'", None, BlockDef.model_fields, noun="key")
+            continue
+        if INDEX in blocks[bname].args:
+            col.add("invalid-spec", f"block '{bname}' declares an argument '{INDEX}', a name the language keeps for "
+                    "the number of a repetition (`${index}` in a repeated entry)",
+                    key_loc_of(raw["args"], INDEX, loc_of(raw, "args", where)), fix="rename the argument")
     if len(blocks) < len(parsed.blocks):
         col.raise_if_any()  # layers using a broken block would only repeat its problems
     for owner in [doc, *parsed.blocks.values()]:

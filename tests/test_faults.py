@@ -20,9 +20,9 @@ ORIGINS = {"stackoverflow", "stackexchange", "github", "teaching", "user-study",
 TASKS = {"binary", "classification", "multilabel", "regression", "segmentation"}
 MISSING = {"vector-input", "crop-layer", "recurrent-layers"}
 
-# Measured on this corpus with the rules of the day (python -m tests.faults): 62 of 64 labelled faults.
+# Measured on this corpus with the rules of the day (python -m tests.faults): 64 of 66 labelled faults.
 # Raise it when a rule finds more; never lower it to let a change through.
-RECALL_FLOOR = 62 / 64
+RECALL_FLOOR = 64 / 66
 
 
 def _ids(entry: Entry) -> str:

@@ -248,3 +248,39 @@ def test_repeating_weighted_layers_and_pooling_stays_allowed(tmp_path):
             repeat: 2
         """))
     assert [s for _, _, s, _ in layers(analysis)] == [(8, 16, 16), (8, 16, 16), (8, 8, 8), (8, 4, 4)]
+
+
+# -- the number of a repetition -----------------------------------------------------------------------------
+def test_index_numbers_the_repetitions_of_an_entry(tmp_path):
+    """Stochastic depth grows with the block's depth (EfficientNet, ConvNeXt): `index` counts from 0."""
+    analysis = analyze(spec(tmp_path, """
+        input: [3, 8, 8]
+        blocks:
+          res:
+            args: {rate: ~}
+            layers: [add: [[], [conv: {filters: 3, kernel: 1}, droppath: $rate]]]
+          stage:
+            args: {first: ~, n: ~}
+            layers:
+              - res: {rate: "${0.1 * (first + index) / 5}"}
+                repeat: $n
+        layers:
+          - stage: {first: 0, n: 2}
+          - stage: {first: 2, n: 3}
+          - layers: [conv: {filters: "${4 * (index + 1)}", kernel: 1}]
+            repeat: 2
+        """))
+    rates = [n.layer.rate for n in analysis.graph.order if n.type == "droppath"]
+    assert rates == pytest.approx([0.0, 0.02, 0.04, 0.06, 0.08])
+    assert [s[0] for name, kind, s, _ in layers(analysis) if name.startswith("group_")] == [4, 8]
+
+
+def test_index_is_not_a_block_argument_name(tmp_path):
+    with pytest.raises(SpecError, match="block 'b' declares an argument 'index', a name the language keeps for the "
+                                        "number of a repetition"):
+        analyze(spec(tmp_path, """
+            input: [3, 8, 8]
+            blocks:
+              b: {args: {index: 0}, layers: [relu]}
+            layers: [b]
+            """))

@@ -171,6 +171,8 @@ LAYER_CASES = [
     ("layernorm-channels-3d-no-affine", [3, 2, 3, 4], [{"layernorm": {"affine": False}}]),
     ("layernorm-all-2d", [4, 5, 6], [{"layernorm": {"over": "all", "eps": 0.01}}]),
     ("layernorm-all-no-affine", [3, 7], [{"layernorm": {"over": "all", "affine": False}}]),
+    ("layernorm-all-no-affine-3d", [2, 3, 4, 5], [{"layernorm": {"over": "all", "affine": False, "eps": 0.1}}]),
+    ("layernorm-vector-no-affine", [6], [{"layernorm": {"affine": False}}]),
     ("layernorm-vector", [4, 3, 3], ["flatten", "layernorm"]),
     ("groupnorm-2d", [6, 5, 4], [{"groupnorm": {"groups": 3}}]),
     ("groupnorm-3d-no-affine", [4, 2, 3, 3], [{"groupnorm": {"groups": 2, "affine": False, "eps": 0.01}}]),

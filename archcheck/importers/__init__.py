@@ -1,7 +1,13 @@
-"""Importers: other formats read into a flat spec document (plain data), weights and their origins.
+"""Importers: other frameworks' model files read as archcheck specs and weights.
 
-``archcheck.importers.onnx.read_onnx`` reads an ONNX model; ``archcheck.importers.load`` turns a model file
-into a Spec for the commands (imported lazily: reading a YAML spec never imports onnx)."""
+Every importer returns an ``Imported``: a flat spec document as plain data (what the spec loader
+reads), the weights under archcheck's names and PyTorch's layouts, the source name of every layer
+(for messages) and comment lines saying where the document came from. ``onnx.read_onnx`` reads an ONNX
+model, ``keras.read_keras`` a ``.keras`` file, ``torch.read_torch`` a PyTorch module (through torch's ONNX
+exporter); ``load`` turns a model file into a Spec for the commands. ``write.compact`` turns a flat
+document into a spec a person keeps (blocks, repeats, branches); ``flat.flatten`` makes one from a spec.
+This module stays light: reading a YAML spec never imports onnx, h5py or torch.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from pathlib import Path
 
 from archcheck.errors import ArchcheckError
 
-MODEL_SUFFIXES = (".onnx",)
+MODEL_SUFFIXES = (".onnx", ".keras")
 
 
 @dataclass
@@ -19,7 +25,7 @@ class Imported:
 
     ``doc``: a flat spec document as plain data (``name``, ``input``, ``layers``, ``outputs``, ``metadata``);
     ``weights``: state_dict name (``<layer>.<suffix>``) -> array; ``origin``: layer name -> the source node
-    it came from (messages, SARIF logical locations); ``header``: comment lines for a written spec."""
+    or layer it came from (messages, SARIF logical locations); ``header``: comment lines for a written spec."""
 
     doc: dict
     weights: dict = field(default_factory=dict)

@@ -5,8 +5,20 @@ from __future__ import annotations
 from archcheck.importers import Imported
 
 
-def read_model(path) -> Imported:
-    """Read a model file by its suffix."""
+def read_model(path, input_shape=None) -> Imported:
+    """Read a model file by its suffix (``MODEL_SUFFIXES``). ``input_shape`` fills the sizes a Keras model
+    leaves open; an ONNX model's sizes are its own."""
+    from pathlib import Path
+
+    from archcheck.importers import ImportProblem
+
+    if Path(str(path)).suffix.lower() == ".keras":
+        from archcheck.importers.keras import read_keras
+
+        return read_keras(path, input_shape=input_shape)
+    if input_shape is not None:
+        raise ImportProblem(f"{path}: an ONNX model's input size is its own; --input does not apply to it",
+                            "leave out --input (summary's --input can then change the size the spec is analysed at)")
     from archcheck.importers.onnx import read_onnx
 
     return read_onnx(path)

@@ -496,6 +496,17 @@ class _Importer:
             gelu = self._gelu(node)
             if gelu:
                 return self._fuse(node, gelu[0], "gelu", {}, gelu[1])
+        if op == "Div" and len(ins) == 2:  # LayerNormalization's first stage written out (a layernorm without affine)
+            sqrt = self.single(ins[1], "Sqrt")
+            add = sqrt and self.single(sqrt.input[0], "Add")
+            var = add and self.single(add.input[0], "ReduceMean")
+            square = var and self.single(var.input[0], "Mul")
+            sub = self.producer.get(ins[0])
+            mean = sub is not None and sub.op_type == "Sub" and self.single(sub.input[1], "ReduceMean")
+            if square and mean and list(square.input) == [ins[0], ins[0]] and mean.input[0] == sub.input[0] \
+                    and _attrs(mean).get("axes") == _attrs(var).get("axes") and self.static(add.input[1]) is not None:
+                return self._fuse(node, [sqrt, add, var, square, sub, mean], "standardised", (mean, add),
+                                  sub.input[0])
         if op == "Transpose":
             norm = self.single(ins[0], "LayerNormalization")
             first = norm and self.single(norm.input[0], "Transpose")
@@ -1079,6 +1090,20 @@ class _Importer:
     def _fused_layernorm_channels(self, node, norm, x, absorbed):
         values = [self.values.get(i) for i in norm.input]
         self._layernorm(node, values, _attrs(norm), "channels", x, norm.input[1])
+
+    def _fused_standardised(self, node, data, x, absorbed):
+        """x - mean over the channels (or every axis), over the root of the variance plus eps: ``layernorm``
+        without affine, as archcheck exports it."""
+        mean, add = data
+        rank = len(self._ref(x).shape) + 1
+        axes = sorted(int(v) % rank for v in _attrs(mean).get("axes", []))
+        over = "all" if axes == list(range(1, rank)) else "channels" if axes == [1] else None
+        if over is None or not _attrs(mean).get("keepdims", 1):
+            raise _Unsupported("a standardisation over axes other than the channels or all of them")
+        eps = float(self.static(add.input[1]).reshape(-1)[0])
+        args = ({"over": "all"} if over == "all" else {}) | {"affine": False} | \
+            ({} if abs(eps - 1e-5) < 1e-12 else {"eps": _f32(eps)})
+        self.emit("layernorm", args, [x], node)
 
     def _fused_rearranged(self, node, data, x, absorbed):
         """Reshape -> Transpose -> Reshape: the channel shuffle or pixel (un)shuffle that moves every value where

@@ -195,11 +195,15 @@ class LayerNorm(_Normalisation):
         import numpy as np
 
         shape = in_shapes[0]
-        if self.affine:
-            scale, shift = b.param("weight"), b.param("bias")
-        else:
-            size = (shape[0],) if self.over == "channels" else shape
-            scale, shift = b.const("ones", np.ones(size)), b.const("zeros", np.zeros(size))
+        if not self.affine:  # LayerNormalization's first stage, without a scale as large as what it normalises
+            axes = list(range(1, len(shape) + 1)) if self.over == "all" else [1]
+            mean = b.op("ReduceMean", inputs, axes=axes, keepdims=1)
+            centred = b.op("Sub", [inputs[0], mean])
+            var = b.op("ReduceMean", [b.op("Mul", [centred, centred])], axes=axes, keepdims=1)
+            std = b.op("Sqrt", [b.op("Add", [var, b.const("eps", np.float32(self.eps))])])
+            b.op("Div", [centred, std], output)
+            return
+        scale, shift = b.param("weight"), b.param("bias")
         if self.over == "all" or len(shape) == 1:
             b.op("LayerNormalization", [inputs[0], scale, shift], output, axis=1, epsilon=self.eps)
             return

@@ -228,6 +228,7 @@ class Dropout(_Rearranging):
     passes = True
     pointwise = True
     shorthand: ClassVar[str] = "rate"
+    per_sample: ClassVar[bool] = False  # draws one keep-or-drop per sample (a whole branch), not one per value
 
     rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
 
@@ -238,10 +239,9 @@ class Dropout(_Rearranging):
         mask = (ctx.rng.random(self.draws(x), dtype=x.dtype) >= self.rate) / x.dtype.type(1 - self.rate)
         return x * mask, mask
 
-    @staticmethod
-    def draws(x) -> tuple[int, ...]:
-        """The shape of the random draws, broadcast over ``x``: one per value."""
-        return x.shape
+    def draws(self, x) -> tuple[int, ...]:
+        """The shape of the random draws, broadcast over ``x``: one per value, or one per sample."""
+        return (x.shape[0],) + (1,) * (x.ndim - 1) if self.per_sample else x.shape
 
     def backward(self, dy, mask, params):
         return [dy if mask is None else dy * mask], {}
@@ -256,12 +256,9 @@ class DropPath(Dropout):
     at inference. Dropout with one draw per sample."""
 
     type: ClassVar[str] = "droppath"
+    per_sample = True
 
     rate: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-
-    @staticmethod
-    def draws(x) -> tuple[int, ...]:
-        return (x.shape[0],) + (1,) * (x.ndim - 1)
 
 
 class ChannelShuffle(_Rearranging):

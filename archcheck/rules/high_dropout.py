@@ -11,7 +11,10 @@ shift" that costs accuracy.
 
 Where it does not apply: rates above 0.5 on inputs with heavy redundancy (dropout on a wide input
 layer, spatial dropout in some segmentation nets) can be deliberate. Dropout after the last
-batchnorm, in the classifier head, is the recommended place and is not flagged.
+batchnorm, in the classifier head, is the recommended place and is not flagged. Stochastic depth
+(`droppath`), which drops a residual branch for a whole sample rather than single values, is not
+flagged before a batchnorm: the stochastic-depth ResNets (Huang et al., 2016) and EfficientNet (Tan &
+Le, 2019) use it between batchnorms by design.
 
 ## Example
 ```yaml
@@ -99,7 +102,7 @@ def check(analysis, options):
         if below is None:
             below = _norms_below(analysis)
         norm = below[node.name]
-        if norm is not None:
+        if norm is not None and not node.layer.per_sample:
             yield Report(
                 node,
                 f"comes before the batch normalisation '{norm}': the batchnorm's running statistics are learned "

@@ -66,7 +66,7 @@ import math
 
 from archcheck.findings import Report
 
-from ._walk import before, covers_map, is_conv, used, wide, window
+from ._walk import covers_map, is_conv, used, wide, window
 
 CODE = "AC211"
 SLUG = "kernel-shrinking"
@@ -94,22 +94,29 @@ def check(analysis, options):
         g = window(analysis, node)
         return max(g.stride) == 1 and max(g.kernel) > 1 and not covers_map(analysis, node)
 
+    # the widest stride-1 filter upstream of each layer with no other filter between, in one pass over the
+    # graph (a walk per layer would revisit a residual chain's whole skip path: quadratic in its depth)
+    g = analysis.graph
+    widest: dict[str, tuple[float, object] | None] = {}
+    for node in g.order:
+        found = [(_extent(window(analysis, up).kernel), up) if filters(up) else widest.get(up.name)
+                 for up in (g.nodes[src] for src in node.inputs)]
+        found = [f for f in found if f is not None]
+        widest[node.name] = max(found, key=lambda f: f[0]) if found else None
+
     for node in used(analysis):
-        if not filters(node):
+        if not filters(node) or widest[node.name] is None:
             continue
         here = window(analysis, node).kernel
-        for up in before(analysis, node, lambda n: not filters(n)):
-            if not filters(up):
-                continue  # the input
-            there = window(analysis, up).kernel
-            if _extent(there) > options["max_kernel"] and _extent(here) < _extent(there):
-                yield Report(
-                    node,
-                    f"filters with a {wide(here)} kernel after the {wide(there)} one of '{up.name}' (both at stride "
-                    f"1): the window shrinks with depth (expected kernels that stay the same or grow with depth, "
-                    f"shrinking only from at most {options['max_kernel']} wide)",
-                    f"split '{up.name}' into a stack of convolutions at most {options['max_kernel']} wide (together "
-                    f"they see as far with fewer weights), or give this convolution a kernel of at least "
-                    f"{wide(there)}",
-                )
-                break
+        extent, up = widest[node.name]
+        there = window(analysis, up).kernel
+        if extent > options["max_kernel"] and _extent(here) < extent:
+            yield Report(
+                node,
+                f"filters with a {wide(here)} kernel after the {wide(there)} one of '{up.name}' (both at stride "
+                f"1): the window shrinks with depth (expected kernels that stay the same or grow with depth, "
+                f"shrinking only from at most {options['max_kernel']} wide)",
+                f"split '{up.name}' into a stack of convolutions at most {options['max_kernel']} wide (together "
+                f"they see as far with fewer weights), or give this convolution a kernel of at least "
+                f"{wide(there)}",
+            )
