@@ -471,3 +471,13 @@ def test_torch_style_gelu_permuted_layernorm_chunk_and_mean(tmp_path):
     analysis = imported_analysis(imported, path)
     got = forward(analysis, imported.weights, x)[analysis.graph.outputs[0]]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+def test_a_concat_of_one_tensor_is_that_tensor(tmp_path):
+    """torch.cat([x]) (DenseNet's first layer of each block) exports a Concat with one input."""
+    path = tmp_path / "cat1.onnx"
+    onnx.save_model(_model_with([helper.make_node("Concat", ["x"], ["c"], name="cat", axis=1),
+                                 helper.make_node("Relu", ["c"], ["y"], name="relu")]), str(path))
+    imported = read_onnx(path)
+    assert [next(iter(item)) if isinstance(item, dict) else item for item in imported.doc["layers"]] == \
+        ["identity", "relu"]

@@ -394,7 +394,9 @@ class _Importer:
                 raise ImportProblem(f"{self.file}: graph output '{out.name}' is not made by a layer",
                                     "export a network whose outputs are computed from its input")
             outputs.append(value.name)
-        doc = {"name": re.sub(r"[^A-Za-z0-9_\-.]+", "_", graph.name or Path(self.file).stem)[:MAX_NAME],
+        # exporters' generic graph names (torch's main_graph, torch_jit) say less than the file's
+        named = graph.name if graph.name and graph.name not in GENERIC_GRAPH_NAMES else Path(self.file).stem
+        doc = {"name": re.sub(r"[^A-Za-z0-9_\-.]+", "_", named)[:MAX_NAME],
                "input": list(shape), "metadata": {"source": self._source()}, "layers": self.layers}
         if outputs != [self.layers[-1]["name"]]:
             doc["outputs"] = outputs
@@ -967,6 +969,9 @@ class _Importer:
         axis = a.get("axis", 1) % (len(refs[0].shape) + 1)
         if axis == 0:
             raise _Unsupported("Concat on the batch axis")
+        if len(refs) == 1:  # torch.cat([x]) (DenseNet's first layer of a block): x itself
+            self.emit("identity", {}, list(node.input), node)
+            return
         self.emit("concat", {} if axis == 1 else {"axis": axis - 1}, list(node.input), node)
 
     def _op_Flatten(self, node, values, a):  # noqa: N802
@@ -1212,6 +1217,9 @@ class _Importer:
 
 MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError, ZeroDivisionError, OverflowError)
 _FAILED = object()  # the value of a tensor made by a node that could not be imported
+
+
+GENERIC_GRAPH_NAMES = {"main_graph", "torch_jit", "torch-jit-export", "tf2onnx", "graph", "model"}
 
 
 class _Unsupported(Exception):
