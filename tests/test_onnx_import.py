@@ -481,3 +481,20 @@ def test_a_concat_of_one_tensor_is_that_tensor(tmp_path):
     imported = read_onnx(path)
     assert [next(iter(item)) if isinstance(item, dict) else item for item in imported.doc["layers"]] == \
         ["identity", "relu"]
+
+
+def test_export_of_a_model_file_keeps_its_weights(tmp_path):
+    """`archcheck export model.onnx` writes the model's own weights, not initial ones."""
+    import onnxruntime as ort
+    from click.testing import CliRunner
+
+    from archcheck.cli import main
+
+    path, out = tmp_path / "m.onnx", tmp_path / "again.onnx"
+    onnx.save_model(torch_style_model(), str(path))
+    result = CliRunner().invoke(main, ["export", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    x = np.random.default_rng(3).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    before = ort.InferenceSession(str(path)).run(None, {ort.InferenceSession(str(path)).get_inputs()[0].name: x})[0]
+    after = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5 * np.abs(before).max())
