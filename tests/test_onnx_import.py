@@ -498,3 +498,39 @@ def test_export_of_a_model_file_keeps_its_weights(tmp_path):
     before = ort.InferenceSession(str(path)).run(None, {ort.InferenceSession(str(path)).get_inputs()[0].name: x})[0]
     after = ort.InferenceSession(str(out)).run(None, {"input": x})[0]
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5 * np.abs(before).max())
+
+
+def test_a_channels_last_block_is_read_as_channels_first_layers(tmp_path):
+    """torch's ConvNeXt block: Transpose to channels-last -> LayerNorm -> Linear (MatMul, then Add with the bias
+    first) -> GELU in torch's order -> Linear -> Transpose back -> layer scale written first -> residual add."""
+    rng = np.random.default_rng(0)
+    n = helper.make_node
+    c = helper.make_tensor
+    nodes = [
+        n("Transpose", ["x"], ["t"], name="/block/permute/Transpose", perm=[0, 2, 3, 1]),
+        n("LayerNormalization", ["t", "g", "beta"], ["ln"], name="/block/norm/LayerNormalization", axis=-1,
+          epsilon=1e-6),
+        n("MatMul", ["ln", "w1"], ["m1"], name="/block/fc1/MatMul"),
+        n("Add", ["b1", "m1"], ["a1"], name="/block/fc1/Add"),
+        n("Constant", [], ["sqrt2"], value=c("s", TensorProto.FLOAT, [], [2 ** 0.5])),
+        n("Div", ["a1", "sqrt2"], ["d"], name="/block/act/Div"), n("Erf", ["d"], ["e"], name="/block/act/Erf"),
+        n("Constant", [], ["one"], value=c("o", TensorProto.FLOAT, [], [1.0])),
+        n("Add", ["e", "one"], ["e1"], name="/block/act/Add"), n("Mul", ["a1", "e1"], ["p"], name="/block/act/Mul"),
+        n("Constant", [], ["half"], value=c("h", TensorProto.FLOAT, [], [0.5])),
+        n("Mul", ["p", "half"], ["gl"], name="/block/act/Mul_1"),
+        n("MatMul", ["gl", "w2"], ["m2"], name="/block/fc2/MatMul"),
+        n("Add", ["b2", "m2"], ["a2"], name="/block/fc2/Add"),
+        n("Transpose", ["a2"], ["back"], name="/block/permute_back/Transpose", perm=[0, 3, 1, 2]),
+        n("Mul", ["scale", "back"], ["s"], name="/block/Mul"), n("Add", ["s", "x"], ["y"], name="/block/Add")]
+    inits = [_init(rng, "g", 4), _init(rng, "beta", 4), _init(rng, "w1", 4, 16), _init(rng, "b1", 16),
+             _init(rng, "w2", 16, 4), _init(rng, "b2", 4), _init(rng, "scale", 4, 1, 1)]
+    path = tmp_path / "cnx.onnx"
+    onnx.save_model(_model_with(nodes, inits), str(path))
+    imported = read_onnx(path)
+    assert [next(iter(i)) for i in imported.doc["layers"]] == ["layernorm", "conv", "gelu", "conv", "layerscale", "add"]
+    ort = pytest.importorskip("onnxruntime")
+    x = np.random.default_rng(1).standard_normal((1, 4, 5, 5)).astype(np.float32)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    analysis = imported_analysis(imported, path)
+    got = forward(analysis, imported.weights, x)[analysis.graph.outputs[0]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())

@@ -446,6 +446,8 @@ class _Importer:
         node = self.producer.get(name)
         if node is not None and node.op_type == "Constant" and "value" in _attrs(node):
             return _array(_attrs(node)["value"], self.file)
+        if node is not None and node.op_type == "Identity" and node.input:  # torch's shared initializers
+            return self.static(node.input[0])
         return None
 
     def single(self, name: str, op: str | None = None):
@@ -518,6 +520,9 @@ class _Importer:
                         and _attrs(node).get("perm") == [0, rank - 1, *range(1, rank - 1)]
                         and _attrs(norm).get("axis", -1) in (-1, rank - 1)):
                     return self._fuse(node, [norm, first], "layernorm_channels", norm, first.input[0])
+            region = self._channels_last(node)
+            if region is not None:
+                return self._fuse(node, region[0], "channels_last", region, region[1].input[0])
         if op == "Reshape":
             swap = self.single(ins[0], "Transpose")
             split = swap and self.single(swap.input[0], "Reshape")
@@ -619,6 +624,47 @@ class _Importer:
             return None  # pads the batch or channels: not a zero padding of the map
         return [int(p) for p in pads[2:rank]] + [int(p) for p in pads[rank + 2:]]
 
+    def _channels_last(self, last):
+        """Transpose to channels-last -> per-position work on the channels -> Transpose back (torch's ConvNeXt
+        block: LayerNorm, Linear, GELU, Linear): ``(nodes in order, first Transpose, GELUs)``, or None."""
+        rank = len(_attrs(last).get("perm", []))
+        if rank < 3 or _attrs(last)["perm"] != [0, rank - 1, *range(1, rank - 1)]:
+            return None
+        inside, stack, first = {}, [last.input[0]], None
+        while stack:
+            name = stack.pop()
+            node = self.producer.get(name)
+            if node is None:  # patterns inside the region (MatMul + Add, GELU) are taken over below
+                return None
+            if node.op_type == "Transpose" and _attrs(node).get("perm") == [0, *range(2, rank), 1]:
+                if first is not None and first is not node or self.consumers[name] != 1:
+                    return None
+                first = node
+                continue
+            if id(node) in inside:
+                continue
+            if len(inside) >= MAX_REGION:
+                return None
+            inside[id(node)] = node
+            stack += [i for i in node.input if i and self.static(i) is None]
+        if first is None or not inside:
+            return None
+        outputs = {o for n in inside.values() for o in n.output}
+        readers = Counter(i for n in [*inside.values(), last] for i in n.input)
+        if any(self.consumers[o] != readers[o] for o in outputs):  # a value also read outside the region
+            return None
+        nodes = [n for n in self.nodes if id(n) in inside]
+        gelus = {}
+        for n in nodes:
+            fused = self.fused.get(id(n))
+            if fused is not None and fused[0] == "gelu":
+                gelus[id(n)] = (fused[3], fused[2])
+            elif n.op_type == "Mul" and (found := self._gelu(n)):
+                gelus[id(n)] = found
+        for n in nodes:  # the region's own handler makes these layers
+            self.fused.pop(id(n), None)
+        return [*nodes, first], first, nodes, gelus
+
     def _gelu(self, node):
         """0.5·x·(1 + Erf(x/√2)) in the orders exporters write it: archcheck's Mul(Mul(x, .5), Add(Erf(Div(x, √2)),
         1)) and torch's Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), .5)."""
@@ -686,6 +732,9 @@ class _Importer:
         handler = getattr(self, f"_op_{op}", None)
         if handler is None:
             raise _Unsupported(op)
+        if op == "Mul" and len(values) == 2 and isinstance(values[0], np.ndarray) and isinstance(values[1], _Ref):
+            values = values[::-1]  # a scale written first (torch's layer_scale * x): the tensor is the layer input
+            node = _swapped(node)
         x = node.input[0]
         self._layer_input(x, node)
         handler(node, values, _attrs(node))
@@ -1110,6 +1159,49 @@ class _Importer:
             ({} if abs(eps - 1e-5) < 1e-12 else {"eps": _f32(eps)})
         self.emit("layernorm", args, [x], node)
 
+    def _fused_channels_last(self, node, data, x, absorbed):
+        """The channels-last region as layers on the channels-first map: LayerNormalization over the last axis
+        is ``layernorm`` over the channels, MatMul (+ Add) by a constant a 1x1 ``conv``, GELU ``gelu``."""
+        _, first, nodes, gelus = data
+        self.values[first.output[0]] = self._ref(x)
+        skip = {id(g) for found in gelus.values() for g in found[0]}
+        biased = {}
+        for n in nodes:
+            if n.op_type == "MatMul":
+                adds = [m for m in nodes if m.op_type == "Add" and n.output[0] in m.input]
+                if len(adds) == 1:
+                    other = next(i for i in adds[0].input if i != n.output[0])
+                    if self.const(other) is not None and self.const(other).size == self.const(n.input[1]).shape[-1]:
+                        biased[id(n)] = (adds[0], self.const(other).reshape(-1))
+                        skip.add(id(adds[0]))
+        last = x
+        for n in nodes:
+            if id(n) in gelus:
+                self.emit("gelu", {}, [gelus[id(n)][1]], n)
+                last = n.output[0]
+                continue
+            if id(n) in skip:
+                continue
+            if n.op_type == "LayerNormalization":
+                self._layernorm(n, [self.values.get(i) for i in n.input], _attrs(n), "channels", n.input[0],
+                                n.input[1])
+            elif n.op_type == "MatMul" and self.const(n.input[1]) is not None and self.const(n.input[1]).ndim == 2:
+                w = self.const(n.input[1])
+                add, bias = biased.get(id(n), (None, None))
+                weights = {"weight": w.T.reshape(*w.T.shape, *(1,) * (len(self._ref(n.input[0]).shape) - 1))}
+                if bias is not None:
+                    weights["bias"] = bias
+                self.emit("conv", {"filters": int(w.shape[1]), "kernel": 1} | ({} if add else {"bias": False}),
+                          [n.input[0]], n, weights, output=(add or n).output[0])
+                last = (add or n).output[0]
+                continue
+            elif n.op_type in ("Relu", "Sigmoid", "Tanh"):
+                self.emit(n.op_type.lower(), {}, [n.input[0]], n)
+            else:
+                raise _Unsupported(f"{n.op_type} between Transposes to and from channels-last")
+            last = n.output[0]
+        self.values[node.output[0]] = self._ref(last)
+
     def _fused_rearranged(self, node, data, x, absorbed):
         """Reshape -> Transpose -> Reshape: the channel shuffle or pixel (un)shuffle that moves every value where
         these three operators do, found by running each candidate layer on the values' indices."""
@@ -1219,6 +1311,15 @@ MALFORMED = (ValueError, TypeError, IndexError, KeyError, AttributeError, ZeroDi
 _FAILED = object()  # the value of a tensor made by a node that could not be imported
 
 
+def _swapped(node):
+    """A copy of a two-input node with its inputs in the other order (same name and outputs)."""
+    from onnx import helper
+
+    return helper.make_node(node.op_type, list(node.input)[::-1], list(node.output), name=node.name,
+                            domain=node.domain or None)
+
+
+MAX_REGION = 64  # nodes between a channels-last Transpose and the one back
 GENERIC_GRAPH_NAMES = {"main_graph", "torch_jit", "torch-jit-export", "tf2onnx", "graph", "model"}
 
 
