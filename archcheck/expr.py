@@ -73,7 +73,7 @@ def make_divisible(value, divisor=8, minimum=None):
     ``divisor``), one multiple higher when rounding would lose more than 10 %: how MobileNet and
     EfficientNet round their widths after a width multiplier (the TF-Slim/TensorFlow models' rule)."""
     for name, x in (("value", value), ("divisor", divisor), ("minimum", minimum)):
-        if x is not None and not _number(x) or isinstance(x, bool):
+        if x is not None and (isinstance(x, bool) or not _number(x)):
             raise ExprError(f"make_divisible's {name} must be a number, received {show(x)}",
                             "write make_divisible(width, 8)")
     if not (isinstance(divisor, int) and divisor >= 1):

@@ -285,26 +285,25 @@ def _kind(item) -> str | None:
     return None
 
 
-def _waiting(value) -> Deferred | None:
-    """The first value inside ``value`` that waits for a shape (``Deferred``), if any."""
-    if isinstance(value, Deferred):
-        return value
+def _leaves(value):
+    """The scalar values inside mappings and lists (a ``Deferred`` is one), depth first."""
     if isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, list):
         for v in value:
-            if (found := _waiting(v)) is not None:
-                return found
-    return None
+            yield from _leaves(v)
+    else:
+        yield value
+
+
+def _waiting(value) -> Deferred | None:
+    """The first value inside ``value`` that waits for a shape (``Deferred``), if any."""
+    return next((v for v in _leaves(value) if isinstance(v, Deferred)), None)
 
 
 def _reads_index(value) -> bool:
     """Whether an entry's values read `index`, the number of the repetition."""
-    if isinstance(value, str):
-        return "$" in value and _READS_INDEX.search(value) is not None
-    if isinstance(value, dict):
-        value = [*value.values()]
-    return isinstance(value, list) and any(_reads_index(v) for v in value)
+    return any(isinstance(v, str) and "$" in v and _READS_INDEX.search(v) is not None for v in _leaves(value))
 
 
 def _waits(value) -> bool:

@@ -162,11 +162,21 @@ def layer_name(node) -> str:
     archcheck's ``stage_1.conv_1:Conv`` -> ``stage_1_conv_1``; the output's name when the node has none."""
     raw = node.name or (node.output[0] if node.output else node.op_type)
     raw = re.sub(rf"[:/]{re.escape(node.op_type)}(_\d+)?$", "", raw)
-    path = ""
-    for part in (p for p in raw.split("/") if p):
-        path = part if path and part.startswith(path + ".") else f"{path}.{part}" if path else part
-    name = re.sub(r"[^A-Za-z0-9_\-]+", "_", path).strip("_") or node.op_type.lower()
+    name = re.sub(r"[^A-Za-z0-9_\-]+", "_", module_path(raw)).strip("_") or node.op_type.lower()
     return name[:NAME_LIMIT]
+
+
+def module_path(scope: str) -> str:
+    """torch.onnx's scope ``/layer1/layer1.0/conv1`` -> ``layer1.0.conv1``, the module's state_dict path: a
+    container's children are named with the container's name as prefix (``block`` then ``block.3``), other
+    modules by their attribute name."""
+    parts: list[str] = []
+    for part in (p for p in scope.split("/") if p):
+        if parts and part.startswith(parts[-1] + "."):
+            parts[-1] = part
+        else:
+            parts.append(part)
+    return ".".join(parts)
 
 
 class _Names:

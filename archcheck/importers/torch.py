@@ -126,13 +126,8 @@ def read_torch(target: str, input_shape) -> Imported:
 
 
 def _module_path(node: str) -> str:
-    """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``: the module a torch.onnx node belongs to. Its scope
-    names a container's children with the container's name as prefix (``block`` then ``block.3``), other
-    modules by their attribute name."""
-    parts: list[str] = []
-    for part in [p for p in str(node).split("/") if p][:-1]:
-        if parts and part.startswith(parts[-1] + "."):
-            parts[-1] = part
-        else:
-            parts.append(part)
-    return ".".join(parts) or str(node).strip("/")
+    """``/layer1/layer1.0/conv1/Conv`` -> ``layer1.0.conv1``: the module a torch.onnx node belongs to (its
+    scope without the operator)."""
+    from archcheck.importers.onnx import module_path
+
+    return module_path(str(node).rpartition("/")[0]) or str(node).strip("/")
