@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from archcheck.errors import ArchcheckError
+from archcheck.graph import NO_PLAN, InferencePlan
 from archcheck.layers.base import Geometry, fmt_shape
 from archcheck.propagate import Analysis, param_shapes
 from archcheck.spec import INPUT, Node
@@ -76,6 +77,7 @@ class Context:
     grad: bool = False
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
     geometry: Geometry | None = None
+    in_place: bool = False  # write the output over the first input (the inference plan says it may)
 
 
 @dataclass
@@ -131,6 +133,36 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
     return out
 
 
+@dataclass
+class Folded:
+    """The weights of every layer a batchnorm is folded into (``Analysis.inference``), by layer and suffix, in
+    ``dtype``: made once per set of weights by ``fold_weights`` and handed to ``forward``; stale once they change."""
+
+    layers: dict[str, dict[str, np.ndarray]]
+    dtype: np.dtype
+
+
+def fold_weights(analysis: Analysis, params: dict, dtype="float32") -> Folded:
+    """Fold each batchnorm of the inference plan into the layer before it: that layer's weights times the
+    batchnorm's per-channel scale, its bias the batchnorm's shift of the old bias. Worked out in float64
+    and rounded once to ``dtype``."""
+    per_layer = _layer_params(analysis, params, np.float64)
+    nodes = analysis.graph.nodes
+    layers = {}
+    for name, bn in analysis.inference.folds.items():
+        scale, shift = nodes[bn].layer.inference_affine(per_layer[bn])
+        folded = nodes[name].layer.fold(per_layer.get(name, {}), scale, shift)
+        layers[name] = {suffix: w.astype(dtype) for suffix, w in folded.items()}
+    return Folded(layers, np.dtype(dtype))
+
+
+def plan_for(analysis: Analysis, *, train: bool = False, grad: bool = False, keep: bool = False,
+             fold: bool | Folded = True) -> InferencePlan:
+    """The inference plan a ``forward`` with these arguments runs: ``Analysis.inference`` for inference that
+    neither keeps every output nor records for ``backward``, with ``fold`` on; else every layer as written."""
+    return analysis.inference if fold is not False and not (train or grad or keep) else NO_PLAN
+
+
 # -- forward / backward --------------------------------------------------------------------
 def check_input(analysis: Analysis, x) -> None:
     expected = tuple(analysis.layers[INPUT].shape)  # the spec's input, or the shape it was analysed with
@@ -143,34 +175,41 @@ def check_input(analysis: Analysis, x) -> None:
 
 
 def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = False, keep: bool = False,
-            tape: Tape | None = None, seed: int = 0, on_layer=None) -> dict[str, np.ndarray]:
+            tape: Tape | None = None, seed: int = 0, on_layer=None, fold: bool | Folded = True) -> dict[str, np.ndarray]:
     """Run the network on a batch; see the module docstring."""
     check_input(analysis, x)
     graph = analysis.graph
     per_layer = _layer_params(analysis, params, x.dtype)
+    plan = plan_for(analysis, train=train, grad=tape is not None, keep=keep, fold=fold)
+    if plan.folds and not (isinstance(fold, Folded) and fold.dtype == x.dtype):
+        fold = fold_weights(analysis, params, x.dtype)
     ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
     if tape is not None:
         tape.x_shape, tape.dtype = x.shape, x.dtype
     values = {INPUT: x}
     for node in graph.order[1:]:
-        ctx.geometry = analysis.layers[node.name].geometry
-        start = time.perf_counter()
-        y, cache = node.layer.forward([values[src] for src in node.inputs], per_layer.get(node.name, {}), ctx)
-        seconds = time.perf_counter() - start
-        expected = (x.shape[0], *analysis.layers[node.name].shape)
-        if y.shape != expected:
-            raise ShapeMismatch(f"layer '{node.name}' ({node.type}, {node.loc}) produced an array of shape "
-                                f"{fmt_shape(y.shape)} but the propagator computed {fmt_shape(expected)}: "
-                                "the executor and the shape rule of this layer type disagree (a bug in archcheck)")
-        if tape is not None:
-            tape.caches[node.name] = cache
-        values[node.name] = y
-        if on_layer is not None:
-            on_layer(node, y, seconds)
+        if node.name not in plan.folded:  # a folded batchnorm ran with the layer before it
+            made = graph.nodes[plan.folds[node.name]] if node.name in plan.folds else node
+            ctx.geometry = analysis.layers[node.name].geometry
+            ctx.in_place = node.name in plan.in_place
+            weights = fold.layers[node.name] if node.name in plan.folds else per_layer.get(node.name, {})
+            start = time.perf_counter()
+            y, cache = node.layer.forward([values[src] for src in node.inputs], weights, ctx)
+            seconds = time.perf_counter() - start
+            expected = (x.shape[0], *analysis.layers[made.name].shape)
+            if y.shape != expected:
+                raise ShapeMismatch(f"layer '{node.name}' ({node.type}, {node.loc}) produced an array of shape "
+                                    f"{fmt_shape(y.shape)} but the propagator computed {fmt_shape(expected)}: the "
+                                    "executor and the shape rule of this layer type disagree (a bug in archcheck)")
+            if tape is not None:
+                tape.caches[node.name] = cache
+            values[made.name] = y
+            if on_layer is not None:
+                on_layer(made, y, seconds)
         if keep:
             continue
         for name in graph.released[node.name]:  # the lifetimes the propagator's peak memory counts
-            del values[name]
+            values.pop(name, None)  # a layer folded into the batchnorm after it made no tensor
     return values if keep else {name: values[name] for name in graph.outputs}
 
 

@@ -22,6 +22,38 @@ from archcheck.errors import Collector, SpecError
 from archcheck.spec import INPUT, Node, Spec
 
 
+@dataclass(frozen=True)
+class InferencePlan:
+    """How an inference pass runs the graph (``LayerGraph.inference``)."""
+
+    folds: dict[str, str]  # layer -> the batchnorm folded into it
+    in_place: dict[str, str]  # layer -> the input it writes its output over
+
+    def new_bytes(self, name: str, out_bytes: dict[str, int]) -> int:
+        """Bytes the layer ``name`` allocates for its output when it runs."""
+        if name in self.in_place or name in self.folded:
+            return 0
+        return out_bytes[self.folds.get(name, name)]
+
+    def freed_bytes(self, name: str, out_bytes: dict[str, int]) -> int:
+        """Bytes given back when the tensor ``name`` dies: none for a layer's output folded away (never made)
+        or written over (its buffer lives on as the output of the layer that overwrote it)."""
+        return 0 if name in self.folds or name in self.overwritten else out_bytes[name]
+
+    @cached_property
+    def folded(self) -> frozenset[str]:
+        """The batchnorms folded into the layer before them."""
+        return frozenset(self.folds.values())
+
+    @cached_property
+    def overwritten(self) -> frozenset[str]:
+        """The tensors a layer writes its output over."""
+        return frozenset(self.in_place.values())
+
+
+NO_PLAN = InferencePlan({}, {})  # every layer as written
+
+
 @dataclass
 class LayerGraph:
     spec: Spec
@@ -114,6 +146,39 @@ class LayerGraph:
             if name not in outputs:
                 released[last.get(name, name)] += (name,)
         return released
+
+    def inference(self, shapes: dict[str, tuple]) -> InferencePlan:
+        """What an inference pass (no training, no gradients) does differently from the layers as written,
+        given every node's output shape: the executor runs this plan, and the propagator's peak memory
+        counts it (``archcheck.propagate``), so the prediction stays what runs.
+
+        - A batchnorm with running statistics whose only input is a layer that can take a per-channel
+          scale and shift into its weights (``folds_affine``: conv, dense), read by it alone and not an
+          output, is folded into that layer: the pair runs as one layer and the layer's own output is never
+          made. The folded output is made where the layer stands in the order.
+        - A layer that can write its output over its first input (``overwrites``: element-wise activations,
+          an inference batchnorm, add, multiply) does so when that input dies there (``released``), has the
+          output's shape, is read once by it, and is neither the network's input (the caller's array) nor
+          made by a layer that passes values on (which may hand on a view of a tensor still in use).
+        """
+        folds = {}
+        for node in self.order[1:]:
+            layer = node.layer
+            if not (layer.normalises and layer.running_statistics and layer.linear and len(node.inputs) == 1):
+                continue
+            src = self.nodes[node.inputs[0]]
+            if (src.name != INPUT and src.layer.folds_affine and self.consumers[src.name] == [node.name]
+                    and src.name not in self.outputs):
+                folds[src.name] = node.name
+        in_place = {}
+        for node in self.order[1:]:
+            if not node.layer.overwrites or node.name in folds.values():
+                continue
+            src = node.inputs[0]
+            if (src != INPUT and not self.nodes[src].layer.passes and src in self.released[node.name]
+                    and node.inputs.count(src) == 1 and tuple(shapes[src]) == tuple(shapes[node.name])):
+                in_place[node.name] = src
+        return InferencePlan(folds, in_place)
 
     def unused(self) -> list[Node]:
         """Layers whose output reaches no output of the network (dangling side branches)."""

@@ -18,6 +18,10 @@ import numpy as np
 
 # Largest im2col buffer; a batch whose columns would be larger runs in chunks of samples.
 CHUNK_BYTES = 8 * 2**20
+# A depthwise convolution's block of output, worked over every kernel offset while it stays in the cache;
+# rows at least this long are worked channels first
+CACHE_BYTES = 2**18
+DEPTHWISE_ROW = 48
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -59,23 +63,29 @@ def _chunk(n_samples: int, bytes_per_sample: int) -> int:
 
 
 def im2col(xp, kernel, stride, dilation, out):
-    """Yield ``(first sample, columns (n, C * prod(kernel), prod(out)))`` over chunks of the batch.
+    """Yield ``(first sample, columns (C * prod(kernel), n * prod(out)))`` over chunks of the batch: the
+    columns of ``n`` samples side by side, so one matrix product serves them all.
 
-    A 1x1, stride-1 window needs no copy (the input already is its columns); otherwise one
-    buffer of at most ``CHUNK_BYTES`` is reused for every chunk.
+    The columns of one sample with a 1x1, stride-1 window are the input itself (no copy); otherwise one
+    buffer of at most ``CHUNK_BYTES`` (or one sample's columns, when larger) is reused for every chunk.
     """
     N, C = xp.shape[:2]
-    rows, cols = C * math.prod(kernel), math.prod(out)
+    rows, P = C * math.prod(kernel), math.prod(out)
     view = windows(xp, kernel, stride, dilation, out)
-    if math.prod(kernel) == 1 and all(s == 1 for s in stride):
-        yield 0, view.reshape(N, rows, cols)
+    n = _chunk(N, rows * P * xp.itemsize)
+    if n == 1 and math.prod(kernel) == 1 and all(s == 1 for s in stride):
+        for n0 in range(N):
+            yield n0, xp[n0].reshape(rows, P)
         return
-    n = _chunk(N, rows * cols * xp.itemsize)
-    buf = np.empty((n, *view.shape[1:]), xp.dtype)
+    r = len(kernel)
+    # (C, *kernel, n, *out): sample-major columns, each row one input value of every window
+    order = (1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r))
+    buf = np.empty((C, *kernel, n, *out), xp.dtype)
     for n0 in range(0, N, n):
         m = min(n, N - n0)
-        np.copyto(buf[:m], view[n0:n0 + m])
-        yield n0, buf[:m].reshape(m, rows, cols)
+        dst = buf if m == n else np.empty((C, *kernel, m, *out), xp.dtype)
+        np.copyto(dst, view[n0:n0 + m].transpose(order))
+        yield n0, dst.reshape(rows, m * P)
 
 
 def col2im(dcols, dxp, kernel, stride, dilation, out):
@@ -87,27 +97,99 @@ def col2im(dcols, dxp, kernel, stride, dilation, out):
 
 
 # -- convolution -------------------------------------------------------------------------
-def conv(x, w, stride, dilation, pads, out, groups=1):
+def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
     """Cross-correlation, as every framework computes a convolution:
     ``y[n, f, o] = sum_{c, k} w[f, c, k] * x_pad[n, group(f) * C_g + c, o * stride + k * dilation]``
-    for the ``out`` positions per axis.
+    for the ``out`` positions per axis, plus ``bias[f]`` when given.
 
-    im2col + one BLAS matmul per chunk (all groups at once); groups with a single input or output
-    channel each (depthwise) are a multiply-add per kernel offset instead.
+    im2col + one BLAS matmul per chunk of samples (per group), ``(F, C*K) @ (C*K, n*P)``: a chunk's
+    samples share one wide product instead of one small product each. A one-sample chunk writes its
+    output in place; a wider one is transposed into it, the bias added on the way. Groups with a single
+    input or output channel each (depthwise) are a multiply-add per kernel offset instead.
     """
-    xp = pad(x, pads)
-    N = xp.shape[0]
+    N = x.shape[0]
     F, Cg, *K = w.shape
     G, Fg = groups, F // groups
     P = math.prod(out)
-    if G > 1 and (Cg == 1 or Fg == 1):
-        return _conv_by_offsets(xp, w.reshape(G, Fg, Cg, -1), K, stride, dilation, out).reshape(N, F, *out)
+    if G > 1 and Cg == 1:
+        return _depthwise(x, w.reshape(G, Fg, -1), K, stride, dilation, pads, out, bias)
+    xp = pad(x, pads)
+    if G > 1 and Fg == 1:
+        y = _conv_by_offsets(xp, w.reshape(G, Fg, Cg, -1), K, stride, dilation, out).reshape(N, F, *out)
+        return y if bias is None else add_bias(y, bias)
     y = np.empty((N, F, *out), x.dtype)
+    flat = y.reshape(N, F, P)
     wg = w.reshape(G, Fg, Cg * math.prod(K))
+    per_filter = None if bias is None else bias.reshape(F, 1)
     for n0, cols in im2col(xp, K, stride, dilation, out):
-        m = cols.shape[0]
-        np.matmul(wg, cols.reshape(m, G, -1, P), out=y[n0:n0 + m].reshape(m, G, Fg, P))
+        m = cols.shape[1] // P
+        if m == 1:
+            np.matmul(wg, cols.reshape(G, -1, P), out=flat[n0].reshape(G, Fg, P))
+            if bias is not None:
+                flat[n0] += per_filter
+            continue
+        product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
+        if bias is None:
+            flat[n0:n0 + m] = product
+        else:
+            np.add(product, per_filter, out=flat[n0:n0 + m])
     return y
+
+
+def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
+    """Correlation with one input channel per group (``wg``: (G, Fg, prod(K)), Fg outputs per group): per
+    kernel offset, the input's values times that offset's weight, added up in the output.
+
+    The output is made a block at a time (a sample's few channels, or a few rows of a sample) small enough
+    to stay in the cache over all the offsets. Long rows are worked channels first, as the arrays are;
+    short ones channels last (one transpose each way), so that NumPy's innermost loop runs over channels
+    rather than a handful of positions."""
+    if any(pb < 0 or pa < 0 for pb, pa in pads):  # (an input gradient's full correlation may crop)
+        x = pad(x, [(min(pb, 0), min(pa, 0)) for pb, pa in pads])
+        pads = [(max(pb, 0), max(pa, 0)) for pb, pa in pads]
+    N, G, *sizes = x.shape
+    Fg, rank = wg.shape[1], len(out)
+    offsets = list(taps(K, stride, dilation, out))
+    b = None if bias is None else bias.reshape(G, Fg)
+    padded = tuple(n + pb + pa for n, (pb, pa) in zip(sizes, pads))
+    inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
+    if out[-1] >= DEPTHWISE_ROW:
+        y = np.empty((N, G, Fg, *out), x.dtype)
+        block = max(1, CACHE_BYTES // (Fg * math.prod(out) * x.itemsize))
+        tmp = np.empty((block, Fg, *out), x.dtype)
+        xb = np.zeros((block, 1, *padded), x.dtype)  # one block of input, padded (the zeros stay)
+        for n in range(N):
+            for g0 in range(0, G, block):
+                g1 = min(G, g0 + block)
+                acc, part, xp = y[n, g0:g1], tmp[:g1 - g0], xb[:g1 - g0]
+                xp[(slice(None), 0, *inner)] = x[n, g0:g1]
+                for t, sl in offsets:
+                    wt = wg[g0:g1, :, t].reshape(g1 - g0, Fg, *(1,) * rank)
+                    np.multiply(xp[(slice(None), slice(None), *sl)], wt, out=acc if t == 0 else part)
+                    if t:
+                        acc += part
+                if b is not None:
+                    acc += b[g0:g1].reshape(g1 - g0, Fg, *(1,) * rank)
+        return y.reshape(N, G * Fg, *out)
+    xl = np.zeros((N, *padded, G, 1), x.dtype)  # padded, channels last
+    xl[(slice(None), *inner, slice(None), 0)] = np.moveaxis(x, 1, -1)
+    wl = np.ascontiguousarray(wg.transpose(2, 0, 1))  # (taps, G, Fg)
+    y = np.empty((N, *out, G, Fg), x.dtype)
+    rows = max(1, CACHE_BYTES // (math.prod(out[1:]) * G * Fg * x.itemsize))
+    tmp = np.empty((min(rows, out[0]), *out[1:], G, Fg), x.dtype)
+    for n in range(N):
+        for r0 in range(0, out[0], rows):
+            r1 = min(out[0], r0 + rows)
+            acc, part = y[n, r0:r1], tmp[:r1 - r0]
+            for t, (first, *rest) in offsets:
+                s0 = first.step
+                x = xl[n][(slice(first.start + r0 * s0, first.start + (r1 - 1) * s0 + 1, s0), *rest)]
+                np.multiply(x, wl[t], out=acc if t == 0 else part)
+                if t:
+                    acc += part
+            if b is not None:
+                acc += b
+    return np.ascontiguousarray(np.moveaxis(y.reshape(N, *out, G * Fg), -1, 1))
 
 
 def _conv_by_offsets(xp, wg, K, stride, dilation, out):
@@ -144,8 +226,9 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
         return dw.reshape(F, Cg, *kernel)
     dw = np.zeros((G, Fg, Cg * Kn), dy.dtype)
     for n0, cols in im2col(xp, kernel, stride, dilation, out):
-        m = cols.shape[0]
-        dw += np.matmul(dy4[n0:n0 + m], cols.reshape(m, G, -1, P).swapaxes(-1, -2)).sum(axis=0)
+        m = cols.shape[1] // P
+        d = dy4[n0] if m == 1 else np.ascontiguousarray(dy4[n0:n0 + m].transpose(1, 2, 0, 3))
+        dw += np.matmul(d.reshape(G, Fg, m * P), cols.reshape(G, -1, m * P).swapaxes(-1, -2))
     return dw.reshape(F, Cg, *kernel)
 
 
@@ -209,8 +292,8 @@ def local(x, w, stride, dilation, pads):
     wp = w.reshape(F, P, -1).transpose(1, 0, 2)
     y = np.empty((x.shape[0], F, P), x.dtype)
     for n0, cols in im2col(xp, K, stride, dilation, out):
-        m = cols.shape[0]
-        y[n0:n0 + m] = np.matmul(wp, cols.transpose(2, 1, 0)).transpose(2, 1, 0)
+        m = cols.shape[1] // P
+        y[n0:n0 + m] = np.matmul(wp, cols.reshape(-1, m, P).transpose(2, 0, 1)).transpose(2, 1, 0)
     return y.reshape(x.shape[0], F, *out)
 
 
@@ -225,9 +308,9 @@ def local_grads(x, dy, w, stride, dilation, pads):
     dw = np.zeros_like(wp)
     dxp = np.zeros_like(xp)
     for n0, cols in im2col(xp, K, stride, dilation, out):
-        m = cols.shape[0]
+        m = cols.shape[1] // P
         d = dyp[:, :, n0:n0 + m]
-        dw += np.matmul(d, cols.transpose(2, 0, 1))
+        dw += np.matmul(d, cols.reshape(-1, m, P).transpose(2, 1, 0))
         dcols = np.matmul(wp.transpose(0, 2, 1), d).transpose(2, 1, 0)  # (m, CK, P)
         col2im(dcols.reshape(m, C, *K, *out), dxp[n0:n0 + m], K, stride, dilation, out)
     return crop(dxp, pads), dw.transpose(1, 0, 2).reshape(w.shape)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from archcheck.errors import Collector, Problem, SpecError
-from archcheck.graph import LayerGraph
+from archcheck.graph import InferencePlan, LayerGraph
 from archcheck.layers import Shape, ShapeError, fmt_shape
 from archcheck.layers.base import Geometry, count, number
 from archcheck.spec import INPUT, Node, bind
@@ -121,6 +121,11 @@ class Analysis:
     @property
     def spec(self):
         return self.graph.spec
+
+    @property
+    def inference(self) -> InferencePlan:
+        """How an inference pass runs the graph: batchnorms folded, layers writing over their input."""
+        return _plan(self.graph, self.layers)
 
 
 def _spatial_fields(node: Node, facts: dict[str, LayerFacts], shape) -> list[RF]:
@@ -241,7 +246,7 @@ def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Tota
     trainable = sum(f.params for f in facts.values())
     buffers = sum(f.buffers for f in facts.values())
     param_bytes = (trainable + buffers) * width
-    peak, peak_at = _peak_activations(graph, facts)
+    peak, peak_at = _peak_activations(graph, facts, _plan(graph, facts))
     activations = sum(f.out_bytes for f in facts.values())
     training = {opt: activations + param_bytes + trainable * width * (1 + k) for opt, k in OPTIMIZER_STATES.items()}
     return Totals(
@@ -252,20 +257,27 @@ def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Tota
         receptive_field=_final_field(graph, facts))
 
 
-def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[int, str]:
-    """Largest sum of live tensors while running the layers in order.
+def _plan(graph: LayerGraph, facts: dict[str, LayerFacts]) -> InferencePlan:
+    return graph.inference({name: f.shape for name, f in facts.items()})
 
-    The lifetimes are the graph's (``LayerGraph.released``), the ones the executor frees
-    by, so the predicted peak is the one a run holds.
+
+def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts], plan: InferencePlan) -> tuple[int, str]:
+    """Largest sum of live tensors while running the layers in order for inference, and the tensor just
+    made then.
+
+    The lifetimes are the graph's (``LayerGraph.released``) and the folding and overwriting its inference
+    plan's (``LayerGraph.inference``): the executor frees and runs by both, so the predicted peak is the
+    one a run holds.
     """
-    live = facts[INPUT].out_bytes
+    out_bytes = {name: f.out_bytes for name, f in facts.items()}
+    live = out_bytes[INPUT]
     peak, peak_at = live, INPUT
     for node in graph.order[1:]:
-        live += facts[node.name].out_bytes
+        live += plan.new_bytes(node.name, out_bytes)
         if live > peak:
-            peak, peak_at = live, node.name
+            peak, peak_at = live, plan.folds.get(node.name, node.name)
         for name in graph.released[node.name]:
-            live -= facts[name].out_bytes
+            live -= plan.freed_bytes(name, out_bytes)
     return peak, peak_at
 
 

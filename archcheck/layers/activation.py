@@ -37,7 +37,8 @@ class Activation(Layer):
     output_range: ClassVar[tuple[float, float]]
     peak_gradient: ClassVar[float]
 
-    def fn(self, x):
+    def fn(self, x, out=None):
+        """The function of ``x``; into ``out`` (which may be ``x``) when given, for a type that ``overwrites``."""
         raise NotImplementedError(f"activation '{self.type}' has no NumPy function")
 
     def fn_grad(self, x, y, dy):
@@ -45,7 +46,7 @@ class Activation(Layer):
         raise NotImplementedError(f"activation '{self.type}' has no NumPy derivative")
 
     def forward(self, xs, params, ctx):
-        y = self.fn(xs[0])
+        y = self.fn(xs[0], out=xs[0]) if ctx.in_place else self.fn(xs[0])
         return y, ((xs[0], y) if ctx.grad else None)
 
     def backward(self, dy, cache, params):
@@ -64,10 +65,12 @@ class Relu(Activation):
     output_range = (0.0, INF)
     peak_gradient = 1.0
 
-    def fn(self, x):
+    overwrites = True
+
+    def fn(self, x, out=None):
         import numpy as np
 
-        return np.maximum(x, 0)
+        return np.maximum(x, 0, out=out)
 
     def fn_grad(self, x, y, dy):
         return dy * (x > 0)
@@ -88,10 +91,12 @@ class Relu6(Activation):
     output_range = (0.0, 6.0)
     peak_gradient = 1.0
 
-    def fn(self, x):
+    overwrites = True
+
+    def fn(self, x, out=None):
         import numpy as np
 
-        return np.clip(x, 0, 6)
+        return np.clip(x, 0, 6, out=out)
 
     def fn_grad(self, x, y, dy):
         return dy * ((x > 0) & (x < 6))
@@ -122,7 +127,7 @@ class LeakyRelu(Activation):
     def output_range(self) -> tuple[float, float]:
         return (0.0 if self.slope == 0 else -INF, INF)
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         import numpy as np
 
         return np.where(x > 0, x, x * self.slope)
@@ -158,7 +163,7 @@ class Elu(Activation):
     def peak_gradient(self) -> float:
         return max(1.0, self.alpha)
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         import numpy as np
 
         return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
@@ -187,7 +192,7 @@ class Selu(Activation):
     output_range = (-scale * alpha, INF)
     peak_gradient = scale * alpha
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         import numpy as np
 
         return self.scale * np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0)))
@@ -213,7 +218,7 @@ class Gelu(Activation):
     output_range = (-0.16997120747940211, INF)  # at x = -0.7518
     peak_gradient = 1.1289041451825208  # at x = sqrt(2)
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         """Exact, with libm's erf per value (NumPy has no vectorised erf): the slowest activation here."""
         import math
 
@@ -250,10 +255,16 @@ class Sigmoid(Activation):
     output_range = (0.0, 1.0)
     peak_gradient = 0.25
 
-    def fn(self, x):
+    overwrites = True
+
+    def fn(self, x, out=None):
         import numpy as np
 
-        return 0.5 * (1 + np.tanh(0.5 * x))  # the same function, without overflow in exp
+        y = np.multiply(x, 0.5, out=out)  # 0.5 * (1 + tanh(x / 2)): the same function, without overflow in exp
+        np.tanh(y, out=y)
+        y += 1
+        y *= 0.5
+        return y
 
     def fn_grad(self, x, y, dy):
         return dy * y * (1 - y)
@@ -274,7 +285,7 @@ class Tanh(Activation):
     output_range = (-1.0, 1.0)
     peak_gradient = 1.0
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         import numpy as np
 
         return np.tanh(x)
@@ -298,10 +309,16 @@ class Hardswish(Activation):
     output_range = (-0.375, INF)  # at x = -1.5
     peak_gradient = 1.5  # at x = 3
 
-    def fn(self, x):
+    overwrites = True
+
+    def fn(self, x, out=None):
         import numpy as np
 
-        return x * np.clip(x + 3, 0, 6) / 6
+        gate = x + 3
+        np.clip(gate, 0, 6, out=gate)
+        y = np.multiply(x, gate, out=out)
+        y /= 6
+        return y
 
     def fn_grad(self, x, y, dy):
         import numpy as np
@@ -328,7 +345,7 @@ class Hardsigmoid(Activation):
     output_range = (0.0, 1.0)
     peak_gradient = 1 / 6
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         import numpy as np
 
         return np.clip(x + 3, 0, 6) / 6
@@ -352,7 +369,7 @@ class Mish(Activation):
     output_range = (-0.30884341301725043, INF)  # at x = -1.1924
     peak_gradient = 1.088498161251728  # at x = 1.4906
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         import numpy as np
 
         return x * np.tanh(np.logaddexp(0, x))  # softplus without overflow in exp
@@ -380,10 +397,16 @@ class Swish(Activation):
     output_range = (-0.27846454275882637, INF)  # at x = -1.2785
     peak_gradient = 1.0998393201285284  # at x = 2.3994
 
-    def fn(self, x):
+    overwrites = True
+
+    def fn(self, x, out=None):
         import numpy as np
 
-        return x * (0.5 * (1 + np.tanh(0.5 * x)))
+        gate = np.multiply(x, 0.5)  # sigmoid(x) = 0.5 * (1 + tanh(x / 2))
+        np.tanh(gate, out=gate)
+        gate += 1
+        gate *= 0.5
+        return np.multiply(x, gate, out=out)
 
     def fn_grad(self, x, y, dy):
         import numpy as np
@@ -417,7 +440,7 @@ class Softmax(Activation):
                              "use axis 0 (the channels, or the features of a vector)")
         return inputs[0]
 
-    def fn(self, x):
+    def fn(self, x, out=None):
         import numpy as np
 
         axis = self.axis + 1

@@ -217,6 +217,10 @@ class Layer(BaseModel):
     centres_channels: ClassVar[bool]
     running_statistics: ClassVar[bool]
 
+    # -- at inference (``LayerGraph.inference``) ------------------------------------
+    folds_affine: ClassVar[bool] = False  # can take a per-channel scale and shift into its weights (``fold``)
+    overwrites: ClassVar[bool] = False  # can write its output over its first input (``forward`` with ctx.in_place)
+
     # -- static facts --------------------------------------------------------------
     def output_shape(self, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -280,9 +284,15 @@ class Layer(BaseModel):
 
         ``params`` maps this layer's weight and buffer suffixes to arrays; ``ctx`` carries ``train``
         (batch statistics, dropout), ``grad`` (return what ``backward`` needs as the cache, else None),
-        ``rng`` and the propagator's ``geometry`` of a window layer (which its cache hands to ``backward``).
+        ``rng``, the propagator's ``geometry`` of a window layer (which its cache hands to ``backward``) and
+        ``in_place`` (write the output over ``xs[0]``; only ever set for a layer that ``overwrites``).
         """
         raise NotImplementedError(f"layer type '{self.type}' has no NumPy forward")
+
+    def fold(self, params: dict, scale, shift) -> dict:
+        """For a layer that ``folds_affine``: weights (by suffix) computing this layer followed by
+        ``y * scale + shift`` per channel (a batchnorm at inference)."""
+        raise NotImplementedError(f"layer type '{self.type}' takes no scale into its weights")
 
     def backward(self, dy, cache, params: dict) -> tuple[list, dict]:
         """From the gradient of the output, the gradients of the inputs (a list, one per input) and

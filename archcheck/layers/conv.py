@@ -77,6 +77,7 @@ class Conv(_Windowed):
 
     type: ClassVar[str] = "conv"
     upsamples = False
+    folds_affine = True
 
     groups: Annotated[Dim | Literal["depthwise"],
                       Field(description="a whole number >= 1 dividing both channel counts, or 'depthwise'")] = 1
@@ -111,10 +112,15 @@ class Conv(_Windowed):
         from archcheck import kernels
 
         x, g = xs[0], ctx.geometry
-        y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels))
-        if self.bias:
-            kernels.add_bias(y, params["bias"])
+        y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
+                         params.get("bias"))
         return y, ((x, g) if ctx.grad else None)
+
+    def fold(self, params, scale, shift):
+        """Weights that compute this layer followed by ``y * scale + shift`` per output channel."""
+        w = params["weight"]
+        bias = params["bias"] * scale if self.bias else 0
+        return {"weight": w * scale.reshape(-1, *(1,) * (w.ndim - 1)), "bias": bias + shift}
 
     def backward(self, dy, cache, params):
         from archcheck import kernels

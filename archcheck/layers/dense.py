@@ -29,6 +29,7 @@ class Dense(Layer):
     passes = False
     pointwise = False
     shorthand: ClassVar[str] = "units"
+    folds_affine = True
 
     units: Dim
     bias: bool = True
@@ -56,9 +57,14 @@ class Dense(Layer):
     def forward(self, xs, params, ctx):
         x = xs[0]
         y = x @ params["weight"].T
-        if self.bias:
+        if "bias" in params:
             y += params["bias"]
         return y, (x if ctx.grad else None)
+
+    def fold(self, params, scale, shift):
+        """Weights that compute this layer followed by ``y * scale + shift`` per unit."""
+        bias = params["bias"] * scale if self.bias else 0
+        return {"weight": params["weight"] * scale.reshape(-1, 1), "bias": bias + shift}
 
     def backward(self, dy, x, params):
         grads = {"weight": dy.T @ x}

@@ -64,10 +64,14 @@ class Add(_Elementwise):
     linear = True
     gate = False
 
+    overwrites = True
+
     def forward(self, xs, params, ctx):
-        y = xs[0] + xs[1]
+        import numpy as np
+
+        y = np.add(xs[0], xs[1], out=xs[0] if ctx.in_place else None)
         for x in xs[2:]:
-            y = y + x
+            y = y + x if y.shape != np.broadcast_shapes(y.shape, x.shape) else np.add(y, x, out=y)
         return y, [x.shape for x in xs]
 
     def backward(self, dy, shapes, params):
@@ -83,10 +87,14 @@ class Multiply(_Elementwise):
     linear = False
     gate = True
 
+    overwrites = True
+
     def forward(self, xs, params, ctx):
-        y = xs[0] * xs[1]
+        import numpy as np
+
+        y = np.multiply(xs[0], xs[1], out=xs[0] if ctx.in_place else None)
         for x in xs[2:]:
-            y = y * x
+            y = y * x if y.shape != np.broadcast_shapes(y.shape, x.shape) else np.multiply(y, x, out=y)
         return y, (xs if ctx.grad else None)
 
     def backward(self, dy, xs, params):

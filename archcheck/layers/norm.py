@@ -41,6 +41,7 @@ class BatchNorm(_Normalisation):
     linear = True  # at inference: a per-channel scale and shift
     centres_channels = True
     running_statistics = True
+    overwrites = True
     flops_per_output: ClassVar[int] = 2
 
     eps: Eps = 1e-5
@@ -98,12 +99,24 @@ class BatchNorm(_Normalisation):
             params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
         else:
             mean, var = params["running_mean"], params["running_var"]
+        inv, scale, shift = self._affine(mean, var, params)
+        y = np.multiply(x, scale.reshape(shape), out=x if ctx.in_place else None)
+        y += shift.reshape(shape)
+        return y, ((x, mean, inv, ctx.train) if ctx.grad else None)
+
+    def _affine(self, mean, var, params):
+        """(1 / std, scale, shift) of normalising by ``mean`` and ``var``: y = x * scale + shift."""
+        import numpy as np
+
         inv = 1 / np.sqrt(var + self.eps)
         scale = inv * params["weight"] if self._scaled else inv
         shift = params["bias"] - mean * scale if self._centred else -mean * scale
-        y = x * scale.reshape(shape)
-        y += shift.reshape(shape)
-        return y, ((x, mean, inv, ctx.train) if ctx.grad else None)
+        return inv, scale, shift
+
+    def inference_affine(self, params) -> tuple:
+        """The per-channel (scale, shift) this layer applies at inference, with its running statistics."""
+        _, scale, shift = self._affine(params["running_mean"], params["running_var"], params)
+        return scale, shift
 
     def backward(self, dy, cache, params):
         x, mean, inv, train = cache
