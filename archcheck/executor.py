@@ -175,7 +175,8 @@ def check_input(analysis: Analysis, x) -> None:
 
 
 def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = False, keep: bool = False,
-            tape: Tape | None = None, seed: int = 0, on_layer=None, fold: bool | Folded = True) -> dict[str, np.ndarray]:
+            tape: Tape | None = None, seed: int = 0, on_layer=None,
+            fold: bool | Folded = True) -> dict[str, np.ndarray]:
     """Run the network on a batch; see the module docstring."""
     check_input(analysis, x)
     graph = analysis.graph

@@ -131,19 +131,20 @@ class LayerGraph:
         """Per node, in execution order: the tensors no longer needed once it has run.
 
         A tensor lives from the layer that makes it until its last reader has run; one nobody
-        reads (a dangling branch) goes as soon as it is made; the network's outputs stay. A layer's
-        inputs and its output are live together (no layer works in place). The input's entry is
-        empty: every layer reads something, so some layer reads the input. The propagator's peak
-        memory and the executor's freeing both read this, so the prediction is what runs.
+        reads (a dangling branch) goes as soon as it is made; the network's outputs stay, and so does
+        its input (the caller's batch, which the caller holds). A layer's inputs and its output are live
+        together, unless the inference plan (``inference``) has the layer write over an input. The input's
+        entry is empty: every layer reads something, so some layer reads the input. The propagator's
+        peak memory and the executor's freeing both read this, so the prediction is what runs.
         """
         last = {}
         for node in self.order:
             for src in node.inputs:
                 last[src] = node.name
         released: dict[str, tuple[str, ...]] = dict.fromkeys(self.nodes, ())
-        outputs = set(self.outputs)
+        kept = {*self.outputs, INPUT}
         for name in self.nodes:
-            if name not in outputs:
+            if name not in kept:
                 released[last.get(name, name)] += (name,)
         return released
 

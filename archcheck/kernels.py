@@ -16,8 +16,10 @@ import math
 
 import numpy as np
 
-# Largest im2col buffer; a batch whose columns would be larger runs in chunks of samples.
-CHUNK_BYTES = 8 * 2**20
+# Largest im2col buffer (and product of one): a batch whose columns would be larger runs in chunks of
+# samples, a sample whose columns would be, in runs of output rows. Small beside the tensors a network
+# holds, which are all the propagator's peak memory counts.
+CHUNK_BYTES = 2 * 2**20
 # A depthwise convolution's block of output, worked over every kernel offset while it stays in the cache;
 # rows at least this long are worked channels first
 CACHE_BYTES = 2**18
@@ -62,30 +64,45 @@ def _chunk(n_samples: int, bytes_per_sample: int) -> int:
     return max(1, min(n_samples, CHUNK_BYTES // max(bytes_per_sample, 1)))
 
 
-def im2col(xp, kernel, stride, dilation, out):
-    """Yield ``(first sample, columns (C * prod(kernel), n * prod(out)))`` over chunks of the batch: the
-    columns of ``n`` samples side by side, so one matrix product serves them all.
+def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
+    """Yield ``(first sample, samples, positions, columns)`` over chunks of the batch: ``columns`` is
+    ``(C * prod(kernel), samples * len(positions))``, the columns of the chunk's samples side by side (so
+    that one matrix product serves them all), and ``positions`` the slice of each sample's flattened output
+    positions it covers.
 
-    The columns of one sample with a 1x1, stride-1 window are the input itself (no copy); otherwise one
-    buffer of at most ``CHUNK_BYTES`` (or one sample's columns, when larger) is reused for every chunk.
+    A chunk holds as many samples as keep its columns, and the ``products`` rows a product makes of them,
+    within ``CHUNK_BYTES``; when one sample is more than that (and ``split``), a sample is cut into runs
+    of whole output rows (along the first spatial axis). The columns of one sample with a 1x1, stride-1
+    window are the input itself (no copy). Otherwise one buffer is reused for every chunk.
     """
     N, C = xp.shape[:2]
     rows, P = C * math.prod(kernel), math.prod(out)
+    inner = math.prod(out[1:])
     view = windows(xp, kernel, stride, dilation, out)
-    n = _chunk(N, rows * P * xp.itemsize)
-    if n == 1 and math.prod(kernel) == 1 and all(s == 1 for s in stride):
-        for n0 in range(N):
-            yield n0, xp[n0].reshape(rows, P)
+    per_sample = max(rows, products) * P * xp.itemsize
+    if math.prod(kernel) == 1 and all(s == 1 for s in stride) and per_sample > CHUNK_BYTES // 2:
+        for n0 in range(N):  # no copy, however large; two samples would fit no better
+            yield n0, 1, slice(0, P), xp[n0].reshape(rows, P)
         return
     r = len(kernel)
-    # (C, *kernel, n, *out): sample-major columns, each row one input value of every window
-    order = (1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r))
-    buf = np.empty((C, *kernel, n, *out), xp.dtype)
-    for n0 in range(0, N, n):
-        m = min(n, N - n0)
-        dst = buf if m == n else np.empty((C, *kernel, m, *out), xp.dtype)
-        np.copyto(dst, view[n0:n0 + m].transpose(order))
-        yield n0, dst.reshape(rows, m * P)
+    order = (1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r))  # (C, *kernel, n, *out): sample-major columns
+    if per_sample <= CHUNK_BYTES or not split:
+        n = _chunk(N, per_sample)
+        buf = np.empty((C, *kernel, n, *out), xp.dtype)
+        for n0 in range(0, N, n):
+            m = min(n, N - n0)
+            dst = buf if m == n else buf.reshape(-1)[:buf.size // n * m].reshape(C, *kernel, m, *out)
+            np.copyto(dst, view[n0:n0 + m].transpose(order))
+            yield n0, m, slice(0, P), dst.reshape(rows, m * P)
+        return
+    step = max(1, CHUNK_BYTES // (max(rows, products) * inner * xp.itemsize))
+    buf = np.empty((C, *kernel, 1, min(step, out[0]), *out[1:]), xp.dtype)
+    for n0 in range(N):
+        for r0 in range(0, out[0], step):
+            r1 = min(out[0], r0 + step)
+            dst = buf[(slice(None),) * (r + 2) + (slice(0, r1 - r0),)]
+            np.copyto(dst, view[(slice(n0, n0 + 1),) + (slice(None),) * (r + 1) + (slice(r0, r1),)].transpose(order))
+            yield n0, 1, slice(r0 * inner, r1 * inner), dst.reshape(rows, (r1 - r0) * inner)
 
 
 def col2im(dcols, dxp, kernel, stride, dilation, out):
@@ -121,12 +138,12 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
     flat = y.reshape(N, F, P)
     wg = w.reshape(G, Fg, Cg * math.prod(K))
     per_filter = None if bias is None else bias.reshape(F, 1)
-    for n0, cols in im2col(xp, K, stride, dilation, out):
-        m = cols.shape[1] // P
+    for n0, m, at, cols in im2col(xp, K, stride, dilation, out, products=F):
         if m == 1:
-            np.matmul(wg, cols.reshape(G, -1, P), out=flat[n0].reshape(G, Fg, P))
+            dst = flat[n0, :, at]  # (F, positions): a matrix BLAS writes in place
+            np.matmul(wg, cols.reshape(G, Cg * math.prod(K), -1), out=dst.reshape(G, Fg, -1))
             if bias is not None:
-                flat[n0] += per_filter
+                dst += per_filter
             continue
         product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
         if bias is None:
@@ -225,10 +242,9 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
             dw[..., t] = np.einsum("ngfp,ngcp->gfc", dy4, xt)
         return dw.reshape(F, Cg, *kernel)
     dw = np.zeros((G, Fg, Cg * Kn), dy.dtype)
-    for n0, cols in im2col(xp, kernel, stride, dilation, out):
-        m = cols.shape[1] // P
-        d = dy4[n0] if m == 1 else np.ascontiguousarray(dy4[n0:n0 + m].transpose(1, 2, 0, 3))
-        dw += np.matmul(d.reshape(G, Fg, m * P), cols.reshape(G, -1, m * P).swapaxes(-1, -2))
+    for n0, m, at, cols in im2col(xp, kernel, stride, dilation, out, products=F):
+        d = dy4[n0, :, :, at] if m == 1 else np.ascontiguousarray(dy4[n0:n0 + m].transpose(1, 2, 0, 3))
+        dw += np.matmul(d.reshape(G, Fg, -1), cols.reshape(G, Cg * Kn, -1).swapaxes(-1, -2))
     return dw.reshape(F, Cg, *kernel)
 
 
@@ -291,8 +307,7 @@ def local(x, w, stride, dilation, pads):
     P = math.prod(out)
     wp = w.reshape(F, P, -1).transpose(1, 0, 2)
     y = np.empty((x.shape[0], F, P), x.dtype)
-    for n0, cols in im2col(xp, K, stride, dilation, out):
-        m = cols.shape[1] // P
+    for n0, m, _, cols in im2col(xp, K, stride, dilation, out, split=False):
         y[n0:n0 + m] = np.matmul(wp, cols.reshape(-1, m, P).transpose(2, 0, 1)).transpose(2, 1, 0)
     return y.reshape(x.shape[0], F, *out)
 
@@ -307,8 +322,7 @@ def local_grads(x, dy, w, stride, dilation, pads):
     dyp = dy.reshape(dy.shape[0], F, P).transpose(2, 1, 0)  # (P, F, N)
     dw = np.zeros_like(wp)
     dxp = np.zeros_like(xp)
-    for n0, cols in im2col(xp, K, stride, dilation, out):
-        m = cols.shape[1] // P
+    for n0, m, _, cols in im2col(xp, K, stride, dilation, out, split=False):
         d = dyp[:, :, n0:n0 + m]
         dw += np.matmul(d, cols.reshape(-1, m, P).transpose(2, 1, 0))
         dcols = np.matmul(wp.transpose(0, 2, 1), d).transpose(2, 1, 0)  # (m, CK, P)
@@ -351,11 +365,23 @@ def _separable(x, kernel, stride, pads, out, op, fill):
     return y
 
 
+def _by_samples(x, out, pool):
+    """``pool`` (a function of a batch) over chunks of samples whose input is at most ``CHUNK_BYTES``, into one
+    output ``(N, C, *out)``: the intermediate results of a separable pooling are a chunk's, not a batch's."""
+    n = _chunk(x.shape[0], x[0].nbytes)
+    if n == x.shape[0]:
+        return pool(x)
+    y = np.empty((*x.shape[:2], *out), x.dtype)
+    for n0 in range(0, x.shape[0], n):
+        y[n0:n0 + n] = pool(x[n0:n0 + n])
+    return y
+
+
 def max_pool(x, kernel, stride, pads, out, keep_index=False):
     """Max over each window (padding never wins). With ``keep_index``, also the offset of each
     maximum (the first one on ties), for ``max_pool_grad``."""
     if not keep_index:
-        return _separable(x, kernel, stride, pads, out, np.maximum, -np.inf), None
+        return _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)), None
     xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
     y = index = None
     for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
@@ -392,7 +418,7 @@ def avg_divisor(sizes, kernel, stride, pads, out, count_include_pad, dtype):
 
 
 def avg_pool(x, kernel, stride, pads, out, count_include_pad):
-    y = _separable(x, kernel, stride, pads, out, np.add, 0)
+    y = _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.add, 0))
     y /= avg_divisor(x.shape[2:], kernel, stride, pads, out, count_include_pad, x.dtype)
     return y
 

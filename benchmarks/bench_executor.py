@@ -1,52 +1,58 @@
-"""Benchmark the NumPy executor's forward pass against ONNX Runtime and ONNX's reference evaluator
-(run by hand; not a test).
+"""Benchmark the NumPy executor against PyTorch on the CPU and ONNX Runtime (run by hand; not a test).
 
-    python benchmarks/bench_executor.py [--nets resnet18 resnet50] [--batch 8] [--runs 5] [--reference-batch 8]
+    python benchmarks/bench_executor.py [--nets resnet18 resnet50 mobilenetv2 efficientnet_b0]
+                                        [--threads 1 2] [--batch 8] [--runs 7] [--json out.json]
 
-For each network, in this one process, on the same float32 weights (``init_params``, seed 0) and the
-same random batch (batch x 3 x 224 x 224):
-- the executor (``archcheck.executor.forward``) and ONNX Runtime on the exported model
-  (``intra_op_num_threads=2``): median and best of ``--runs`` timed passes each after a warm-up, taking
-  turns so that other load on the machine slows both alike; the ratios use the best times, the figure
-  least disturbed by other processes;
-- ``onnx.reference.ReferenceEvaluator`` on the exported model: ONE timed pass, at ``--reference-batch``
-  (it is pure Python/NumPy and slow); when that is smaller than ``--batch`` its time is scaled linearly
-  to the full batch, and the output says so;
-- the logits (the softmax head's input: random weights make the softmax nearly one-hot) of the executor
-  and of the reference evaluator checked against ONNX Runtime's;
-- the executor's peak memory in one forward pass, measured with tracemalloc (NumPy reports its array
-  allocations to it), against the propagator's predicted peak activation memory
-  (``totals.peak_activation_bytes``, which counts the input batch) and peak inference memory
-  (``totals.peak_inference_bytes``, which adds parameters and buffers).
+Needs torch, torchvision and onnxruntime beside archcheck (archcheck itself never imports torch).
 
-Targets (issue 4): executor within 3x of ONNX Runtime, at least 20x faster than the reference
-evaluator, measured peak within 1.5x of the predicted one.
+One worker process per thread count, started with ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and
+``MKL_NUM_THREADS`` set before anything imports NumPy, so that NumPy's BLAS, torch
+(``torch.set_num_threads``) and ONNX Runtime (``intra_op_num_threads``) each really use that many threads.
+In each worker, at batch ``--batch``, 224x224, float32:
+
+- the machine's ceiling: NumPy's float32 matrix product of two 2048x2048 matrices, best of 5, in GFLOP/s;
+- per network, forward at inference: the executor (``forward``, batchnorms folded once with
+  ``fold_weights`` and activations in place, as ``archcheck run`` does), torchvision's model of the same
+  design in ``eval()`` under ``torch.inference_mode()``, and ONNX Runtime on archcheck's export of the
+  spec. The same weights everywhere: ``init_params`` (seed 0), copied into torchvision's model in
+  state_dict order (every shape checked); the logits of torch and ONNX Runtime are compared with the
+  executor's;
+- ResNet-18 forward + backward in training mode (batch statistics), cross-entropy loss on fixed labels:
+  ``executor.gradients`` against torch's ``loss.backward()`` (gradients zeroed first);
+- the executor's peak memory in one inference forward, measured with tracemalloc (NumPy reports its array
+  allocations to it; the input batch was allocated before tracing began and is added), against the
+  propagator's prediction ``totals.peak_activation_bytes``.
+
+Each timing: one warm-up call each, then ``--runs`` rounds in which the runtimes take turns (a busy
+machine slows them alike); medians, and the ratios of medians. The machine is shared: the load average
+is printed before and after.
+
+Goals (issue 13): ResNet-18/50 forward exe/torch <= 1 at 1 and 2 threads, exe/ORT <= 1.5; MobileNetV2 and
+EfficientNet-B0 forward exe/torch <= 1.5; ResNet-18 forward + backward exe/torch <= 1.3; measured peak
+within 10 % of the prediction.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
-import tracemalloc
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+TORCHVISION = {"resnet18": "resnet18", "resnet50": "resnet50", "mobilenetv2": "mobilenet_v2",
+               "efficientnet_b0": "efficientnet_b0"}
+NETS = list(TORCHVISION)
+TRAINED = "resnet18"  # the network timed forward + backward
 
-from archcheck.executor import forward, init_params  # noqa: E402
-from archcheck.onnx_export import export_model  # noqa: E402
-from archcheck.pipeline import analyze  # noqa: E402
 
-
-def timed(fns: dict, runs: int) -> dict[str, tuple[float, float]]:
-    """(median, best) seconds of each function over ``runs`` rounds after a warm-up call; the functions
-    take turns within a round, so a busy machine slows them alike."""
+# -- the worker: one thread count --------------------------------------------------------------
+def timed(fns: dict, runs: int) -> dict[str, float]:
+    """Median seconds of each function over ``runs`` rounds after a warm-up call, taking turns in a round."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()
@@ -55,98 +61,190 @@ def timed(fns: dict, runs: int) -> dict[str, tuple[float, float]]:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def mib(n: float) -> str:
-    return f"{n / 2**20:,.1f} MiB"
+def sgemm_gflops(np) -> float:
+    n = 2048
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.T.copy()
+    a @ b
+    best = min(_seconds(lambda: a @ b) for _ in range(5))
+    return 2 * n**3 / best / 1e9
 
 
-def bench(name: str, batch: int, runs: int, reference_batch: int) -> dict:
-    import onnxruntime as ort
-    from onnx.reference import ReferenceEvaluator
-
-    analysis = analyze(ROOT / "samples" / f"{name}.yaml", batch=batch)
-    params = init_params(analysis, seed=0)
-    x = np.random.default_rng(1).standard_normal((batch, *analysis.spec.input)).astype(np.float32)
-    out = analysis.spec.outputs[0]
-    # a softmax of random weights is nearly one-hot: compare its input, the logits, as well
-    head = analysis.graph.nodes[out]
-    logits = head.inputs[0] if head.type == "softmax" else out
-    model = export_model(analysis, params, outputs=list(dict.fromkeys([out, logits])))
-    print(f"\n{name}: batch {batch}, input {x.shape}, {analysis.totals.macs * batch / 1e9:.1f} GMACs per batch")
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    ours = forward(analysis, params, x, keep=True)[logits]
-    theirs = session.run([logits], {"input": x})[0]
-    times = timed({"executor": lambda: forward(analysis, params, x),
-                   "onnxruntime": lambda: session.run([out], {"input": x})}, runs)
-    (exe_med, exe_best), (ort_med, ort_best) = times["executor"], times["onnxruntime"]
-    print(f"  executor            median {exe_med:8.3f} s   best {exe_best:8.3f} s")
-    print(f"  onnxruntime (2 thr) median {ort_med:8.3f} s   best {ort_best:8.3f} s")
-    print(f"  '{logits}': max |executor - onnxruntime| = {np.max(np.abs(ours - theirs)):.2e} "
-          f"(max |value| {np.max(np.abs(theirs)):.2e})")
-
-    reference = ReferenceEvaluator(model)
-    xr = x[:reference_batch]
+def _seconds(fn) -> float:
     start = time.perf_counter()
-    ref_out = reference.run([out, logits], {"input": xr})[-1]
-    ref_time = (time.perf_counter() - start) * batch / len(xr)
-    scaled = f" (one pass at batch {len(xr)}, scaled x{batch / len(xr):g})" if len(xr) < batch else " (one pass)"
-    print(f"  onnx.reference      {ref_time:8.1f} s{scaled}; max |reference - onnxruntime| "
-          f"{np.max(np.abs(ref_out - theirs[:len(xr)])):.2e}")
+    fn()
+    return time.perf_counter() - start
 
-    del model, reference
+
+def torch_model(name: str, analysis, params, torch, torchvision):
+    """torchvision's model of the same design, with archcheck's weights copied in state_dict order."""
+    model = getattr(torchvision.models, TORCHVISION[name])()
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    ours = list(params.values())
+    if len(ours) != len(state):
+        raise SystemExit(f"{name}: archcheck has {len(ours)} weight arrays, torchvision {len(state)}")
+    copied = {}
+    for (key, theirs), mine in zip(state.items(), ours):
+        if tuple(theirs.shape) != mine.shape:
+            raise SystemExit(f"{name}: torchvision's {key} {tuple(theirs.shape)} meets archcheck's {mine.shape}")
+        copied[key] = torch.from_numpy(mine.copy())
+    model.load_state_dict(copied, strict=False)
+    return model
+
+
+def worker(args) -> dict:
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+    import torchvision
+
+    from archcheck import executor
+    from archcheck.onnx_export import export_model
+    from archcheck.pipeline import analyze
+
+    threads = args.threads[0]
+    torch.set_num_threads(threads)
+    out = {"threads": threads, "sgemm_gflops": sgemm_gflops(np), "nets": {}, "load_before": os.getloadavg()[0]}
+    for name in args.nets:
+        print(f"  [{threads} thread(s)] {name}", file=sys.stderr, flush=True)
+        analysis = analyze(ROOT / "samples" / f"{name}.yaml", batch=args.batch)
+        params = executor.init_params(analysis, seed=0)
+        x = np.random.default_rng(1).standard_normal((args.batch, *analysis.spec.input)).astype(np.float32)
+        head = analysis.graph.nodes[analysis.spec.outputs[0]]
+        logits = head.inputs[0] if head.type == "softmax" else head.name
+
+        folded = executor.fold_weights(analysis, params, "float32")
+        model = torch_model(name, analysis, params, torch, torchvision).eval()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        onnx_model = export_model(analysis, params, outputs=[logits])
+        session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        xt = torch.from_numpy(x)
+        keep_logits = {}
+
+        def exe():
+            keep_logits["exe"] = executor.forward(analysis, params, x, fold=folded, keep=False,
+                                                  on_layer=None)[analysis.spec.outputs[0]]
+
+        def run_torch():
+            with torch.inference_mode():
+                keep_logits["torch"] = model(xt)
+
+        def run_ort():
+            keep_logits["ort"] = session.run([logits], {"input": x})[0]
+
+        times = timed({"exe": exe, "torch": run_torch, "ort": run_ort}, args.runs)
+        ours = executor.forward(analysis, params, x, keep=True, fold=False)[logits]
+        scale = float(np.abs(ours).max())
+        row = {"exe": times["exe"], "torch": times["torch"], "ort": times["ort"],
+               "torch_err": float(np.abs(keep_logits["torch"].numpy() - ours).max()) / scale,
+               "ort_err": float(np.abs(keep_logits["ort"] - ours).max()) / scale,
+               "folded": len(analysis.inference.folds), "in_place": len(analysis.inference.in_place)}
+        if threads == min(args.all_threads):
+            row.update(peak_memory(analysis, params, x, folded))
+        out["nets"][name] = row
+        del session, onnx_model
+
+        if name == TRAINED:
+            labels = np.random.default_rng(2).integers(0, 1000, args.batch)
+            targets = {analysis.spec.outputs[0]: labels}
+            model.train()
+            loss_fn = torch.nn.CrossEntropyLoss()
+            lt = torch.from_numpy(labels)
+
+            def exe_train():
+                executor.gradients(analysis, params, x, targets)
+
+            def torch_train():
+                model.zero_grad(set_to_none=True)
+                loss_fn(model(xt), lt).backward()
+
+            times = timed({"exe": exe_train, "torch": torch_train}, args.runs)
+            out["nets"][f"{name} train"] = {"exe": times["exe"], "torch": times["torch"]}
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def peak_memory(analysis, params, x, folded) -> dict:
+    import gc
+    import tracemalloc
+
+    from archcheck import executor
+
     gc.collect()
     tracemalloc.start()
-    tracemalloc.reset_peak()
-    forward(analysis, params, x)
-    _, forward_peak = tracemalloc.get_traced_memory()
+    executor.forward(analysis, params, x, fold=folded)
+    _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    t = analysis.totals
-    weights = sum(a.nbytes for a in params.values())
-    activations = forward_peak + x.nbytes  # the input batch was allocated before tracing began
-    inference = activations + weights
-    print(f"  peak activations    measured {mib(activations)} (forward's allocations + the input), predicted "
-          f"{mib(t.peak_activation_bytes)} at '{t.peak_at}': {activations / t.peak_activation_bytes:.2f}x")
-    print(f"  peak inference      measured {mib(inference)} (+ {mib(weights)} weights), predicted "
-          f"{mib(t.peak_inference_bytes)}: {inference / t.peak_inference_bytes:.2f}x")
-    print(f"  executor / onnxruntime {exe_best / ort_best:.2f}x (target <= 3x); "
-          f"reference / executor {ref_time / exe_best:.0f}x (target >= 20x)  [best times]")
-    return dict(exe=exe_best, ort=ort_best, ref=ref_time, mem=inference / t.peak_inference_bytes)
+    return {"peak": peak + x.nbytes, "predicted": analysis.totals.peak_activation_bytes}
+
+
+# -- the parent: one worker per thread count, one table -------------------------------------------
+def run_worker(threads: int, args) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, __file__, "--worker", "--threads", str(threads), "--all-threads",
+               *map(str, args.threads), "--batch", str(args.batch), "--runs", str(args.runs), "--nets", *args.nets]
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def ratio(a, b) -> str:
+    return f"{a / b:.2f}" if a and b else "-"
+
+
+def table(results: list[dict], nets: list[str]) -> list[str]:
+    rows = [n for n in nets] + ([f"{TRAINED} train"] if TRAINED in nets else [])
+    head = f"{'':<22}" + "".join(f"| {r['threads']} thr: exe s   torch s   ORT s   exe/torch  exe/ORT " for r in results)
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        label = f"{row.replace(' train', '')} {'fwd+bwd' if row.endswith('train') else 'forward'}"
+        cells = ""
+        for r in results:
+            v = r["nets"][row]
+            ort = v.get("ort")
+            cells += (f"| {v['exe']:>11.3f} {v['torch']:>9.3f} {ort if ort is None else f'{ort:7.3f}'!s:>7} "
+                      f"{ratio(v['exe'], v['torch']):>10} {ratio(v['exe'], ort):>8} ")
+        lines.append(f"{label:<22}" + cells)
+    lines.append("")
+    lines.append("numpy sgemm (2048^3, best of 5): " + ", ".join(f"{r['sgemm_gflops']:.0f} GFLOP/s at {r['threads']} "
+                                                                   f"thread(s)" for r in results))
+    first = results[0]
+    for name in nets:
+        v = first["nets"][name]
+        if "peak" in v:
+            lines.append(f"peak memory of a {name} forward: measured {v['peak'] / 2**20:,.1f} MiB, predicted "
+                         f"{v['predicted'] / 2**20:,.1f} MiB ({v['peak'] / v['predicted']:.3f}x); "
+                         f"{v['folded']} batchnorms folded, {v['in_place']} layers in place; logits vs torch "
+                         f"{v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} (max abs diff / max |logit|)")
+    lines.append("load average (1 min) before/after each worker: " + ", ".join(
+        f"{r['load_before']:.2f}/{r['load_after']:.2f}" for r in results))
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nets", nargs="+", default=["resnet18", "resnet50"])
+    parser.add_argument("--nets", nargs="+", default=NETS, choices=NETS)
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--all-threads", nargs="+", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--reference-batch", type=int, default=8,
-                        help="batch for the one reference-evaluator pass (time scaled to --batch)")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    print(f"numpy {np.__version__}; BLAS: {_blas()}; {os.cpu_count()} CPUs; load average {_load()}")
-    rows = {name: bench(name, args.batch, args.runs, min(args.reference_batch, args.batch)) for name in args.nets}
-    print(f"\nload average {_load()} (other processes running make every figure noisy)")
-    print(f"\nbest of {args.runs} runs; reference: one run")
-    print(f"{'network':<12}{'executor':>10}{'ort':>10}{'reference':>11}{'exe/ort':>9}{'ref/exe':>9}{'mem':>7}")
-    for name, r in rows.items():
-        print(f"{name:<12}{r['exe']:>9.3f}s{r['ort']:>9.3f}s{r['ref']:>10.1f}s{r['exe'] / r['ort']:>8.2f}x"
-              f"{r['ref'] / r['exe']:>8.0f}x{r['mem']:>6.2f}x")
-
-
-def _load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
-
-def _blas() -> str:
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return f"{blas['name']} {blas['version']}"
-    except (TypeError, KeyError):  # NumPy < 1.25
-        return "unknown"
+    if args.worker:
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(worker(args)))
+        return
+    print(f"{os.cpu_count()} CPUs; batch {args.batch}, 224x224, float32; median of {args.runs} runs each, "
+          f"runtimes taking turns; one process per thread count", flush=True)
+    results = [run_worker(t, args) for t in args.threads]
+    print("\n".join(table(results, args.nets)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from archcheck import executor, kernels
-from archcheck.executor import InputError, ShapeMismatch, forward, init_params
+from archcheck.executor import InputError, ShapeMismatch, forward, gradients, init_params, random_targets
 from archcheck.layers.activation import Relu
 from archcheck.pipeline import analyze
 from archcheck.rules._gradient_flow import describe
@@ -451,14 +451,19 @@ def test_droppath_in_training_drops_whole_samples_and_rescales(tmp_path):
     np.testing.assert_array_equal(forward(analysis, {}, x)["droppath_1"], x)  # inference: identity
 
 
-def test_chunked_im2col_gives_the_same_result(tmp_path, monkeypatch):
-    layers = [{"conv": {"filters": 4, "kernel": 3, "stride": 2, "padding": 1}},
+@pytest.mark.parametrize("chunk", [1, 600, 6000])  # one output row; a few rows of a sample; a few samples
+def test_chunked_im2col_gives_the_same_result(tmp_path, monkeypatch, chunk):
+    layers = [{"conv": {"filters": 4, "kernel": 3, "stride": 2, "padding": 1}}, {"conv": {"filters": 5, "kernel": 1}},
               {"locallyconnected": {"filters": 2, "kernel": 2}}]
     analysis, params, x, whole = run_case(tmp_path, [3, 9, 9], layers, batch=5)
-    monkeypatch.setattr(kernels, "CHUNK_BYTES", 1)  # one sample per chunk
+    targets = random_targets(analysis, 5, "mse", np.random.default_rng(1), dtype="float64")
+    grads = gradients(analysis, params, x, targets, "mse")[2]
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", chunk)
     chunked = forward(analysis, params, x, keep=True)
     for name in whole:
         np.testing.assert_allclose(chunked[name], whole[name], rtol=1e-12)
+    for name, g in gradients(analysis, params, x, targets, "mse")[2].params.items():
+        np.testing.assert_allclose(g, grads.params[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
 
 def test_float32_by_default_close_to_float64(tmp_path):
@@ -590,7 +595,7 @@ def test_the_executor_holds_the_memory_the_propagator_predicts(tmp_path, name):
 
     out = forward(analysis, init_params(analysis), x, on_layer=on_layer)
     release(len(order))
-    assert set(out) == live == set(graph.outputs)
+    assert set(out) | {INPUT} == live == {*graph.outputs, INPUT}  # the caller holds the input
     peak_at = max(held, key=held.get)  # the first layer where the most is held
     assert (held[peak_at], peak_at) == (analysis.totals.peak_activation_bytes, analysis.totals.peak_at)
 

@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 from archcheck.graph import build_graph
-from archcheck.spec import expand, load_spec
+from archcheck.spec import INPUT, expand, load_spec
 from archcheck.yamlsrc import load_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,25 +110,58 @@ def alive_at_each_step(g) -> dict[str, list[str]]:
         live.add(node.name)
         out[node.name] = sorted(live)
         live -= set(g.released[node.name])
-    assert live == set(g.outputs)
+    assert live == {*g.outputs, INPUT}  # the caller holds the input
     return out
 
 
 def test_tensor_lifetimes_end_at_the_last_reader():
     g = graph_of(BRANCHING)
     assert [n.name for n in g.order] == ["input", "a", "side", "b", "add_1", "c", "probe", "head"]
-    assert g.released == {"input": (), "a": ("input",), "side": ("side",), "b": (), "add_1": (),
+    assert g.released == {"input": (), "a": (), "side": ("side",), "b": (), "add_1": (),
                           "c": ("a", "add_1"), "probe": ("probe",), "head": ("c",)}
-    assert alive_at_each_step(g) == {
+    assert alive_at_each_step(g) == {  # the input throughout: the caller holds it
         "input": ["input"],
         "a": ["a", "input"],
-        "side": ["a", "side"],  # read by nobody: gone at once
-        "b": ["a", "b"],
-        "add_1": ["a", "add_1", "b"],  # b read twice here, and still an output
-        "c": ["a", "add_1", "b", "c"],  # a lives across the branch until the add that skips to it
-        "probe": ["b", "c", "probe"],
-        "head": ["b", "c", "head"],
+        "side": ["a", "input", "side"],  # read by nobody: gone at once
+        "b": ["a", "b", "input"],
+        "add_1": ["a", "add_1", "b", "input"],  # b read twice here, and still an output
+        "c": ["a", "add_1", "b", "c", "input"],  # a lives across the branch until the add that skips to it
+        "probe": ["b", "c", "input", "probe"],
+        "head": ["b", "c", "head", "input"],
     }
+
+
+def test_inference_folds_a_batchnorm_into_its_only_reader_and_overwrites_tensors_that_die():
+    g = graph_of("""input: [3, 8, 8]
+layers:
+  - conv: 4
+  - batchnorm:
+    name: bn
+  - relu:
+    name: r
+  - conv: 4
+    name: side
+    inputs: [r]
+  - batchnorm:
+    name: shared
+  - relu:
+    name: s1
+  - relu:
+    name: s2
+    inputs: [shared]
+  - add: [s1, s2]
+  - add: [add_1, r]
+  - flatten
+  - relu:
+    name: after_view
+""")
+    shapes = {n.name: (4, 8, 8) for n in g.order}
+    shapes |= {"input": (3, 8, 8), "flatten_1": (256,), "after_view": (256,)}
+    plan = g.inference(shapes)
+    assert plan.folds == {"conv_1": "bn", "side": "shared"}
+    # r is read again by the second add; shared by two relus; the input is the caller's; a flatten's output
+    # may be a view of a tensor still in use
+    assert plan.in_place == {"r": "bn", "s2": "shared", "add_1": "s1", "add_2": "add_1"}
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
@@ -138,7 +171,7 @@ def test_lifetimes_and_reachability_agree_with_networkx(path):
     position = {n.name: i for i, n in enumerate(g.order)}
     expected = {n.name: set() for n in g.order}
     for name in d:
-        if name not in g.outputs:
+        if name not in g.outputs and name != INPUT:  # the caller holds the input
             last = max((position[c] for c in d.successors(name)), default=position[name])
             expected[g.order[last].name].add(name)
     assert {name: set(released) for name, released in g.released.items()} == expected

@@ -13,6 +13,25 @@ from archcheck.layers.base import Layer, ShapeError
 INF = math.inf
 
 
+BLOCK = 2**16  # values per block of an activation worked in several passes: they stay in the cache
+
+
+def _by_blocks(passes, x, out=None):
+    """``passes(x, y, scratch)`` over blocks of ``BLOCK`` values of ``x``, into ``out`` (or a new array): the
+    passes reuse each block while it is in the cache, and their scratch is one block, not a whole tensor."""
+    import numpy as np
+
+    y = np.empty_like(x) if out is None else out
+    if not (x.flags.c_contiguous and y.flags.c_contiguous):
+        passes(x, y, np.empty_like(x))
+        return y
+    xs, ys = x.reshape(-1), y.reshape(-1)
+    scratch = np.empty(min(BLOCK, xs.size), x.dtype)
+    for i in range(0, xs.size, BLOCK):
+        passes(xs[i:i + BLOCK], ys[i:i + BLOCK], scratch[:min(BLOCK, xs.size - i)])
+    return y
+
+
 class Activation(Layer):
     """Base of the activations. Each declares the activation kinds (``ACTIVATION_KINDS`` in
     ``archcheck.layers.base``); a property where an argument decides one."""
@@ -314,11 +333,13 @@ class Hardswish(Activation):
     def fn(self, x, out=None):
         import numpy as np
 
-        gate = x + 3
-        np.clip(gate, 0, 6, out=gate)
-        y = np.multiply(x, gate, out=out)
-        y /= 6
-        return y
+        def block(x, y, gate):
+            np.add(x, 3, out=gate)
+            np.clip(gate, 0, 6, out=gate)
+            np.multiply(x, gate, out=y)
+            y /= 6
+
+        return _by_blocks(block, x, out)
 
     def fn_grad(self, x, y, dy):
         import numpy as np
@@ -402,11 +423,14 @@ class Swish(Activation):
     def fn(self, x, out=None):
         import numpy as np
 
-        gate = np.multiply(x, 0.5)  # sigmoid(x) = 0.5 * (1 + tanh(x / 2))
-        np.tanh(gate, out=gate)
-        gate += 1
-        gate *= 0.5
-        return np.multiply(x, gate, out=out)
+        def block(x, y, gate):
+            np.multiply(x, 0.5, out=gate)  # sigmoid(x) = 0.5 * (1 + tanh(x / 2))
+            np.tanh(gate, out=gate)
+            gate += 1
+            gate *= 0.5
+            np.multiply(x, gate, out=y)
+
+        return _by_blocks(block, x, out)
 
     def fn_grad(self, x, y, dy):
         import numpy as np
