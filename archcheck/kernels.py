@@ -383,24 +383,27 @@ def max_pool(x, kernel, stride, pads, out, keep_index=False):
     if not keep_index:
         return _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)), None
     xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
-    y = index = None
+    y = index = better = None
     for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
         v = xp[(slice(None), slice(None), *sl)]
         if y is None:
             y = v.copy()
             index = np.zeros(y.shape, np.int16 if math.prod(kernel) < 2**15 else np.int32)
+            better = np.empty(y.shape, bool)
         else:
-            better = v > y
+            np.greater(v, y, out=better)
             np.copyto(y, v, where=better)
-            index[better] = t
+            np.copyto(index, t, where=better)
     return y, index
 
 
 def max_pool_grad(dy, index, sizes, kernel, stride, pads, out):
     full = pool_pads(sizes, kernel, stride, pads, out)
     dxp = np.zeros((*dy.shape[:2], *(n + b + a for n, (b, a) in zip(sizes, full))), dy.dtype)
+    mine = np.empty(index.shape, bool)
     for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
-        dxp[(slice(None), slice(None), *sl)] += np.where(index == t, dy, 0)
+        np.equal(index, t, out=mine)
+        np.add(dxp[(slice(None), slice(None), *sl)], dy, out=dxp[(slice(None), slice(None), *sl)], where=mine)
     return crop(dxp, full)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 from archcheck.errors import Collector, Problem, SpecError
 from archcheck.graph import InferencePlan, LayerGraph
@@ -122,7 +123,7 @@ class Analysis:
     def spec(self):
         return self.graph.spec
 
-    @property
+    @cached_property
     def inference(self) -> InferencePlan:
         """How an inference pass runs the graph: batchnorms folded, layers writing over their input."""
         return _plan(self.graph, self.layers)

@@ -79,23 +79,51 @@ def _seconds(fn) -> float:
     return time.perf_counter() - start
 
 
-def torch_model(name: str, analysis, params, torch, torchvision):
-    """torchvision's model of the same design, with archcheck's weights copied in state_dict order."""
+def torch_model(name: str, params, torch, torchvision):
+    """torchvision's model of the same design with archcheck's weights: layer by layer in order, each
+    array by its state_dict suffix (every shape checked)."""
     model = getattr(torchvision.models, TORCHVISION[name])()
-    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    ours = list(params.values())
-    if len(ours) != len(state):
-        raise SystemExit(f"{name}: archcheck has {len(ours)} weight arrays, torchvision {len(state)}")
+    theirs = _by_layer(k for k in model.state_dict() if not k.endswith("num_batches_tracked"))
+    ours = _by_layer(params)
+    if len(ours) != len(theirs):
+        raise SystemExit(f"{name}: archcheck has {len(ours)} layers with weights, torchvision {len(theirs)}")
+    state = model.state_dict()
     copied = {}
-    for (key, theirs), mine in zip(state.items(), ours):
-        if tuple(theirs.shape) != mine.shape:
-            raise SystemExit(f"{name}: torchvision's {key} {tuple(theirs.shape)} meets archcheck's {mine.shape}")
-        copied[key] = torch.from_numpy(mine.copy())
+    for (mine, my_keys), (module, keys) in zip(ours.items(), theirs.items()):
+        if sorted(my_keys) != sorted(keys):
+            raise SystemExit(f"{name}: archcheck's {mine} has {my_keys}, torchvision's {module} {keys}")
+        for suffix in keys:
+            array, key = params[f"{mine}.{suffix}"], f"{module}.{suffix}"
+            if tuple(state[key].shape) != array.shape:
+                raise SystemExit(f"{name}: torchvision's {key} {tuple(state[key].shape)} meets {array.shape}")
+            copied[key] = torch.from_numpy(array.copy())
     model.load_state_dict(copied, strict=False)
     return model
 
 
+def _by_layer(names) -> dict[str, list[str]]:
+    layers: dict[str, list[str]] = {}
+    for name in names:
+        layer, suffix = name.rsplit(".", 1)
+        layers.setdefault(layer, []).append(suffix)
+    return layers
+
+
 def worker(args) -> dict:
+    import numpy as np
+    import torch
+
+    threads = args.threads[0]
+    torch.set_num_threads(threads)
+    out = {"threads": threads, "sgemm_gflops": sgemm_gflops(np), "nets": {}, "load_before": os.getloadavg()[0]}
+    for name in args.nets:
+        print(f"  [{threads} thread(s)] {name}", file=sys.stderr, flush=True)
+        out["nets"].update(bench_net(name, threads, args))
+    out["load_after"] = os.getloadavg()[0]
+    return out
+
+
+def bench_net(name: str, threads: int, args) -> dict:
     import numpy as np
     import onnxruntime as ort
     import torch
@@ -105,67 +133,66 @@ def worker(args) -> dict:
     from archcheck.onnx_export import export_model
     from archcheck.pipeline import analyze
 
-    threads = args.threads[0]
-    torch.set_num_threads(threads)
-    out = {"threads": threads, "sgemm_gflops": sgemm_gflops(np), "nets": {}, "load_before": os.getloadavg()[0]}
-    for name in args.nets:
-        print(f"  [{threads} thread(s)] {name}", file=sys.stderr, flush=True)
-        analysis = analyze(ROOT / "samples" / f"{name}.yaml", batch=args.batch)
-        params = executor.init_params(analysis, seed=0)
-        x = np.random.default_rng(1).standard_normal((args.batch, *analysis.spec.input)).astype(np.float32)
-        head = analysis.graph.nodes[analysis.spec.outputs[0]]
-        logits = head.inputs[0] if head.type == "softmax" else head.name
+    analysis = analyze(ROOT / "samples" / f"{name}.yaml", batch=args.batch)
+    rng = np.random.default_rng(3)
+    params = executor.init_params(analysis, seed=0)
+    for key, array in params.items():  # batchnorm statistics other than the initial 0 and 1, so folding shows
+        if key.endswith("running_mean"):
+            array[...] = rng.normal(0, 0.1, array.shape)
+        elif key.endswith("running_var"):
+            array[...] = rng.uniform(0.5, 1.5, array.shape)
+    x = np.random.default_rng(1).standard_normal((args.batch, *analysis.spec.input)).astype(np.float32)
+    output = analysis.spec.outputs[0]
+    head = analysis.graph.nodes[output]
+    logits = head.inputs[0] if head.type == "softmax" else head.name
 
-        folded = executor.fold_weights(analysis, params, "float32")
-        model = torch_model(name, analysis, params, torch, torchvision).eval()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        onnx_model = export_model(analysis, params, outputs=[logits])
-        session = ort.InferenceSession(onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        xt = torch.from_numpy(x)
-        keep_logits = {}
+    folded = executor.fold_weights(analysis, params, "float32")
+    model = torch_model(name, params, torch, torchvision).eval()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(export_model(analysis, params, outputs=[logits]).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    xt = torch.from_numpy(x)
+    results = {}
 
-        def exe():
-            keep_logits["exe"] = executor.forward(analysis, params, x, fold=folded, keep=False,
-                                                  on_layer=None)[analysis.spec.outputs[0]]
+    def run_exe():
+        executor.forward(analysis, params, x, fold=folded)
 
-        def run_torch():
-            with torch.inference_mode():
-                keep_logits["torch"] = model(xt)
+    def run_torch():
+        with torch.inference_mode():
+            results["torch"] = model(xt).numpy()
 
-        def run_ort():
-            keep_logits["ort"] = session.run([logits], {"input": x})[0]
+    def run_ort():
+        results["ort"] = session.run([logits], {"input": x})[0]
 
-        times = timed({"exe": exe, "torch": run_torch, "ort": run_ort}, args.runs)
-        ours = executor.forward(analysis, params, x, keep=True, fold=False)[logits]
-        scale = float(np.abs(ours).max())
-        row = {"exe": times["exe"], "torch": times["torch"], "ort": times["ort"],
-               "torch_err": float(np.abs(keep_logits["torch"].numpy() - ours).max()) / scale,
-               "ort_err": float(np.abs(keep_logits["ort"] - ours).max()) / scale,
-               "folded": len(analysis.inference.folds), "in_place": len(analysis.inference.in_place)}
-        if threads == min(args.all_threads):
-            row.update(peak_memory(analysis, params, x, folded))
-        out["nets"][name] = row
-        del session, onnx_model
+    times = timed({"exe": run_exe, "torch": run_torch, "ort": run_ort}, args.runs)
+    ours = executor.forward(analysis, params, x, keep=True, fold=False)[logits]
+    scale = float(np.abs(ours).max())
+    row = {"exe": times["exe"], "torch": times["torch"], "ort": times["ort"],
+           "torch_err": float(np.abs(results["torch"] - ours).max()) / scale,
+           "ort_err": float(np.abs(results["ort"] - ours).max()) / scale,
+           "folded": len(analysis.inference.folds), "in_place": len(analysis.inference.in_place)}
+    if threads == min(args.all_threads):
+        row.update(peak_memory(analysis, params, x, folded))
+    rows = {name: row}
+    if name != TRAINED:
+        return rows
 
-        if name == TRAINED:
-            labels = np.random.default_rng(2).integers(0, 1000, args.batch)
-            targets = {analysis.spec.outputs[0]: labels}
-            model.train()
-            loss_fn = torch.nn.CrossEntropyLoss()
-            lt = torch.from_numpy(labels)
+    labels = np.random.default_rng(2).integers(0, 1000, args.batch)
+    targets = {output: labels}
+    model.train()
+    loss_fn, lt = torch.nn.CrossEntropyLoss(), torch.from_numpy(labels)
 
-            def exe_train():
-                executor.gradients(analysis, params, x, targets)
+    def exe_train():
+        executor.gradients(analysis, params, x, targets)
 
-            def torch_train():
-                model.zero_grad(set_to_none=True)
-                loss_fn(model(xt), lt).backward()
+    def torch_train():
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(xt), lt).backward()
 
-            times = timed({"exe": exe_train, "torch": torch_train}, args.runs)
-            out["nets"][f"{name} train"] = {"exe": times["exe"], "torch": times["torch"]}
-    out["load_after"] = os.getloadavg()[0]
-    return out
+    times = timed({"exe": exe_train, "torch": torch_train}, args.runs)
+    rows[f"{name} train"] = {"exe": times["exe"], "torch": times["torch"]}
+    return rows
 
 
 def peak_memory(analysis, params, x, folded) -> dict:
@@ -198,7 +225,8 @@ def ratio(a, b) -> str:
 
 def table(results: list[dict], nets: list[str]) -> list[str]:
     rows = [n for n in nets] + ([f"{TRAINED} train"] if TRAINED in nets else [])
-    head = f"{'':<22}" + "".join(f"| {r['threads']} thr: exe s   torch s   ORT s   exe/torch  exe/ORT " for r in results)
+    head = f"{'':<22}" + "".join(f"| {r['threads']} thr: exe s   torch s   ORT s   exe/torch  exe/ORT "
+                                 for r in results)
     lines = [head, "-" * len(head)]
     for row in rows:
         label = f"{row.replace(' train', '')} {'fwd+bwd' if row.endswith('train') else 'forward'}"

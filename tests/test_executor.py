@@ -466,6 +466,55 @@ def test_chunked_im2col_gives_the_same_result(tmp_path, monkeypatch, chunk):
         np.testing.assert_allclose(g, grads.params[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
 
+FOLDABLE = [{"conv": {"filters": 6, "kernel": 3, "padding": 1, "bias": False}}, "batchnorm",
+            {"relu": None, "name": "r"}, {"conv": {"filters": 6, "kernel": 3, "padding": 1}}, "batchnorm", "swish",
+            {"conv": {"filters": 6, "kernel": 1, "groups": "depthwise"}}, {"batchnorm": {"affine": False}},
+            {"add": ["r", "batchnorm_3"]}, "hardswish", "globalavgpool", {"dense": 7}, "batchnorm", "sigmoid"]
+
+
+def test_folding_and_writing_in_place_change_nothing_beyond_rounding(tmp_path):
+    """Inference with batchnorms folded and layers writing over their inputs gives the values of every layer
+    run as written (float64: to rounding), touches neither the weights nor the caller's batch, and a folding
+    made once (fold_weights) serves any number of passes."""
+    analysis = build(tmp_path, [4, 6, 6], FOLDABLE)
+    plan = analysis.inference
+    assert plan.folds == {"conv_1": "batchnorm_1", "conv_2": "batchnorm_2", "conv_3": "batchnorm_3",
+                          "dense_1": "batchnorm_4"}
+    assert set(plan.in_place) == {"r", "swish_1", "add_1", "hardswish_1", "sigmoid_1"}
+    params = random_params(analysis)
+    before = {k: v.copy() for k, v in params.items()}
+    x = np.random.default_rng(0).standard_normal((3, 4, 6, 6))
+    x0 = x.copy()
+    written = forward(analysis, params, x, fold=False)["sigmoid_1"]
+    folded = executor.fold_weights(analysis, params, "float64")
+    for fold in (True, folded, folded):
+        np.testing.assert_allclose(forward(analysis, params, x, fold=fold)["sigmoid_1"], written, rtol=1e-14,
+                                   atol=1e-15)
+    np.testing.assert_array_equal(x, x0)
+    for k, v in params.items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+def test_training_and_gradients_run_every_layer_as_written(tmp_path):
+    analysis = build(tmp_path, [4, 6, 6], FOLDABLE)
+    assert executor.plan_for(analysis) is analysis.inference
+    for kwargs in ({"train": True}, {"grad": True}, {"keep": True}, {"fold": False}):
+        assert not executor.plan_for(analysis, **kwargs).folds and not executor.plan_for(analysis, **kwargs).in_place
+    params = random_params(analysis)
+    x = np.random.default_rng(0).standard_normal((3, 4, 6, 6))
+    targets = random_targets(analysis, 3, "mse", np.random.default_rng(1), dtype="float64")
+    seen = []
+    for train in (True, False):
+        value, _, grads = gradients(analysis, params, x, targets, "mse", train=train)
+        tape = executor.Tape()
+        outputs = forward(analysis, params, x, train=train, tape=tape, fold=True,
+                          on_layer=lambda node, y, s: seen.append(node.name))
+        again = executor.backward(analysis, params, tape, executor.loss(analysis, outputs, targets, "mse")[1])
+        for k, g in grads.params.items():
+            np.testing.assert_array_equal(again.params[k], g, err_msg=k)
+    assert "conv_1" in seen  # every layer ran as written
+
+
 def test_float32_by_default_close_to_float64(tmp_path):
     layers = [{"conv": {"filters": 8, "kernel": 3, "padding": 1}}, "batchnorm", "relu", "maxpool",
               {"conv": {"filters": 8, "kernel": 3, "groups": "depthwise"}}, "globalavgpool", {"dense": 5}, "softmax"]

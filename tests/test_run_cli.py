@@ -79,6 +79,29 @@ def test_run_json_has_every_layer_and_agrees_with_the_executor():
     assert top[0][0]["p"] == pytest.approx(float(probs[0].max()), rel=1e-6)
 
 
+def test_run_folds_batchnorms_at_inference_says_so_and_no_fold_runs_every_layer():
+    resnet = str(ROOT / "samples" / "resnet18.yaml")
+    analysis = analyze(resnet)
+    plan = analysis.inference
+    folded = cli("run", resnet, "--format", "json")
+    as_written = cli("run", resnet, "--format", "json", "--no-fold")
+    assert folded.exit_code == as_written.exit_code == 0
+    doc, every = json.loads(folded.stdout), json.loads(as_written.stdout)
+    assert [layer["name"] for layer in every["layers"]] == [n.name for n in analysis.graph.order]
+    assert [layer["name"] for layer in doc["layers"]] == [n.name for n in analysis.graph.order
+                                                         if n.name not in plan.folds]  # the pair is one row
+    assert doc["inference"]["folded"][0] == {"batchnorm": "batchnorm_1", "into": "conv_1"}
+    assert len(doc["inference"]["folded"]) == 20 and every["inference"]["as_written"] == "--no-fold"
+    rows = {layer["name"]: layer for layer in every["layers"]}
+    for layer in doc["layers"]:  # the same values, to float32 rounding
+        assert layer["mean"] == pytest.approx(rows[layer["name"]]["mean"], rel=1e-4, abs=1e-6), layer["name"]
+    text = cli("run", resnet).stdout
+    assert ("inference: 20 batchnorms folded into the layer before them (one row each, under the batchnorm's "
+            "name); 25 layers writing over their input (--no-fold runs every layer as written)") in text
+    assert "inference: every layer as written (--no-fold)" in cli("run", resnet, "--no-fold").stdout
+    assert "inference:" not in cli("run", resnet, "--grad").stdout  # training runs every layer as written
+
+
 def test_run_on_the_sample_images_names_each_sample():
     pytest.importorskip("PIL")
     result = cli("run", LENET, "--data", IMAGES)  # grey 32x32 from colour photos

@@ -45,6 +45,9 @@ def saturation_margin(plan) -> float:
 @click.option("--save", type=click.Path(dir_okay=False), metavar="OUT.npz",
               help="Write the outputs (and, with --grad, the gradients) to an .npz file.")
 @click.option("--save-activations", is_flag=True, help="With --save, also write every layer's output.")
+@click.option("--no-fold", is_flag=True,
+              help="At inference, run every layer as written: no batchnorm folded into the conv or dense layer "
+                   "before it (whose own output then gets a row), no layer writing its output over its input.")
 @click.option("--top-k", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Classes listed per sample for a softmax output.")
 @click.option("--format", "-f", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
@@ -53,8 +56,8 @@ def saturation_margin(plan) -> float:
               help="With --grad, exit 1 when a finding has this severity or a higher one [default: the "
                    "configuration's `fail-on`, else warning].")
 @config_options
-def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_kind, save, save_activations, top_k,
-        fmt, fail_on, config_path, no_config, no_custom_rules):
+def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_kind, save, save_activations, no_fold,
+        top_k, fmt, fail_on, config_path, no_config, no_custom_rules):
     """Run SPEC in NumPy on a batch and print, per layer, the output shape, mean and standard
     deviation, the share of zeros (dead ReLUs) and of saturated values (sigmoid/tanh), NaN/Inf
     counts and time; then the outputs (top-k classes for a softmax head).
@@ -62,6 +65,11 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
     With --grad the batch runs in training mode (batch statistics, dropout) and a loss is
     back-propagated: per-layer gradient norms and dynamic findings (AC801-AC805) in lint's format,
     selected, configured and suppressed as lint does (the configuration is found from SPEC).
+
+    At inference each batchnorm that is the only reader of a conv or dense layer is folded into it (one
+    row, under the batchnorm's name), and element-wise layers write over an input that dies there; the
+    output says so. Neither changes a value beyond rounding, nor anything --grad computes; --no-fold
+    runs every layer as written.
 
     Exit 0 on success; 1 when --grad reports a finding that reaches --fail-on; 2 for an invalid
     spec, data, weights, labels or configuration; 3 for an internal error.
@@ -94,10 +102,11 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
                 bar.advance(bar.task_ids[0])
 
         tape = executor.Tape() if grad else None
+        inference = executor.plan_for(analysis, train=grad, grad=grad, keep=save_activations, fold=not no_fold)
         try:
             with np.errstate(all="ignore"):  # NaN and Inf are counted per layer and reported as AC805
                 values = executor.forward(analysis, params, x, train=grad, keep=save_activations, tape=tape,
-                                          seed=seed, on_layer=on_layer)
+                                          seed=seed, on_layer=on_layer, fold=not no_fold)
                 grads = loss_value = None
                 backward_seconds = 0.0
                 checked = Result([])
@@ -129,7 +138,8 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
                       heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
                       dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings,
-                      suppressed=checked.suppressed, backward_seconds=backward_seconds)
+                      suppressed=checked.suppressed, backward_seconds=backward_seconds, inference=inference,
+                      as_written="--no-fold" if no_fold else "--save-activations" if save_activations else None)
         show(report, fmt)
         if save:
             click.echo(f"wrote {save}", err=True)

@@ -119,20 +119,28 @@ class BatchNorm(_Normalisation):
         return scale, shift
 
     def backward(self, dy, cache, params):
+        import numpy as np
+
         x, mean, inv, train = cache
         axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
-        xhat = (x - mean.reshape(shape)) * inv.reshape(shape)
+        xhat = x - mean.reshape(shape)
+        xhat *= inv.reshape(shape)
+        sum_dy = dy.sum(axis=axes)
+        sum_dy_xhat = (dy * xhat).sum(axis=axes)
         grads = {}
         if self._scaled:
-            grads["weight"] = (dy * xhat).sum(axis=axes)
+            grads["weight"] = sum_dy_xhat
         if self._centred:
-            grads["bias"] = dy.sum(axis=axes)
+            grads["bias"] = sum_dy
         scale = inv * params["weight"] if self._scaled else inv
-        dx = dy * scale.reshape(shape)
-        if train:  # the batch statistics depend on x too
-            n = x.size // x.shape[1]
-            dx -= (scale * dy.sum(axis=axes) / n).reshape(shape)
-            dx -= xhat * (scale * (dy * xhat).sum(axis=axes) / n).reshape(shape)
+        if not train:
+            return [dy * scale.reshape(shape)], grads
+        # the batch statistics depend on x too: dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat))
+        n = x.size // x.shape[1]
+        dx = np.multiply(xhat, (-sum_dy_xhat / n).reshape(shape), out=xhat)
+        dx += dy
+        dx -= (sum_dy / n).reshape(shape)
+        dx *= scale.reshape(shape)
         return [dx], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):

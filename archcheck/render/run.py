@@ -46,6 +46,25 @@ def _header_line(analysis, source, weights, dtype, mode, **_) -> str:
     return (f"{analysis.spec.name}: {mode} on {source}; weights {weights}; {dtype}")
 
 
+def _inference_line(mode, inference, as_written, **_) -> list[str]:
+    """What an inference pass ran differently from the layers as written (``Analysis.inference``)."""
+    if mode != "inference":
+        return []
+    if as_written is not None:
+        return [f"inference: every layer as written ({as_written})"]
+    parts, plan = [], inference
+    if plan.folds:
+        n = len(plan.folds)
+        parts.append(f"{n} batchnorm{'s' if n != 1 else ''} folded into the layer before {'them' if n != 1 else 'it'} "
+                     "(one row each, under the batchnorm's name)")
+    if plan.in_place:
+        n = len(plan.in_place)
+        parts.append(f"{n} layer{'s' if n != 1 else ''} writing over {'their' if n != 1 else 'its'} input")
+    if not parts:
+        return []
+    return ["inference: " + "; ".join(parts) + " (--no-fold runs every layer as written)"]
+
+
 def _outputs_lines(heads, names, stats, **_) -> list[str]:
     lines = []
     for name, head in heads.items():
@@ -74,6 +93,7 @@ def _findings_text(findings, suppressed, color=False) -> str:
 def render_plain(**r) -> str:
     lines = [_header_line(**r), "", *table.plain(_columns(r["grads"]), list(_rows(r["stats"], r["grads"])))]
     lines.append(f"total {r['seconds']:.3f} s in the layers")
+    lines += _inference_line(**r)
     lines += ["", *_outputs_lines(**r)]
     lines += _loss_line(**r)
     if r["grads"] is not None:
@@ -97,6 +117,8 @@ def render_rich(console, **r) -> None:
     console.print(table.rich(_columns(r["grads"]), [list(map(escape.rich, cells)) for cells in rows], styles,
                              title=escape.rich(_header_line(**r)), box=box.SIMPLE_HEAD))
     console.print(f"total {r['seconds']:.3f} s in the layers", highlight=False)
+    for line in _inference_line(**r):
+        console.print(escape.rich(line), highlight=False)
     console.print(escape.rich("\n".join(_outputs_lines(**r))), highlight=False)
     for line in _loss_line(**r):
         console.print(line, highlight=False)
@@ -109,7 +131,7 @@ def _finite(v):
 
 
 def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source, weights, dtype, mode, seconds,
-            findings, suppressed, backward_seconds) -> dict:
+            findings, suppressed, backward_seconds, inference, as_written) -> dict:
     """The report as ``--format json`` prints it (``archcheck.run/1``)."""
     from archcheck.render.findings import to_json
 
@@ -127,6 +149,9 @@ def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source,
                            "top_k": None if head is None else [[{"class": c, "p": p} for c, p in top] for top in head]}
                     for name, head in heads.items()},
     }
+    if mode == "inference":  # the layers folded into others have no entry of their own
+        out["inference"] = {"folded": [{"batchnorm": bn, "into": layer} for layer, bn in inference.folds.items()],
+                            "in_place": sorted(inference.in_place), "as_written": as_written}
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
         out["backward_seconds"] = backward_seconds

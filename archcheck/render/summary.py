@@ -20,7 +20,10 @@ SCHEMA = "archcheck.summary/1"
 MAC_CONVENTION = ("MACs: multiply-accumulates of conv, transposed conv, locally connected and dense layers "
                   "(the torchvision/fvcore convention); 1 MAC = 2 FLOPs")
 FLOP_CONVENTION = "FLOPs: 2 x MACs plus the element-wise work of every layer (bias, norm, activation, pooling, merge)"
-MEMORY_ASSUMPTIONS = ("peak inference: live tensors by lifetime (freed after the last consumer, no in-place ops) "
+MEMORY_ASSUMPTIONS = ("peak inference: live tensors by lifetime as `archcheck run` executes the network (the input "
+                      "throughout, others freed after their last consumer; a batchnorm that is a conv or dense "
+                      "layer's only reader folded into it; element-wise layers writing over an input that dies "
+                      "there) "
                       "plus parameters and buffers; training: every layer output kept for backward, plus "
                       "parameters, gradients and optimizer state (momentum 1x, adam 2x the trainable parameters)")
 
