@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "Overfit one small batch: a trainability sanity check.",
     "export": "Write a spec as a standard ONNX model.",
     "import": "Read an ONNX model and write it as a spec (and its weights).",
+    "report": "Write an HTML report: the figures, findings and plots on one page.",
 }
 
 

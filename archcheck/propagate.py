@@ -252,20 +252,37 @@ def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Tota
         receptive_field=_final_field(graph, facts))
 
 
-def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[int, str]:
-    """Largest sum of live tensors while running the layers in order.
+def live_memory(graph: LayerGraph, facts: dict[str, LayerFacts]) -> list[tuple[str, int]]:
+    """Per step of the execution order (the input first): the layer run and the bytes of the tensors live
+    while it runs: its inputs, its output, and every earlier tensor a later layer still reads.
 
-    The lifetimes are the graph's (``LayerGraph.released``), the ones the executor frees
-    by, so the predicted peak is the one a run holds.
+    The lifetimes are the graph's (``LayerGraph.released``), the ones the executor frees by, so the
+    predicted peak is the one a run holds; the summary's peak and the report's timeline both read this.
     """
     live = facts[INPUT].out_bytes
-    peak, peak_at = live, INPUT
+    steps = [(INPUT, live)]
     for node in graph.order[1:]:
         live += facts[node.name].out_bytes
-        if live > peak:
-            peak, peak_at = live, node.name
+        steps.append((node.name, live))
         for name in graph.released[node.name]:
             live -= facts[name].out_bytes
+    return steps
+
+
+def alive_at(graph: LayerGraph, step: str) -> list[str]:
+    """The tensors live while layer ``step`` runs (the ones ``live_memory`` counts there), in execution order."""
+    index = {n.name: i for i, n in enumerate(graph.order)}
+    freed = {name: index[node] for node, names in graph.released.items() for name in names}
+    at = index[step]
+    return [n.name for n in graph.order[:at + 1] if freed.get(n.name, len(index)) >= at]
+
+
+def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[int, str]:
+    """Largest sum of live tensors while running the layers in order (the first step that reaches it)."""
+    peak_at, peak = INPUT, -1
+    for name, live in live_memory(graph, facts):
+        if live > peak:
+            peak, peak_at = live, name
     return peak, peak_at
 
 
