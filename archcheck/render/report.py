@@ -137,7 +137,7 @@ def _per_layer_source(analysis: Analysis):
                                      for f in facts])
         data[f"S{axis}"] = np.array([math.nan if f.rf.is_global or not f.rf.axes else float(f.rf.axes[axis].S)
                                      for f in facts])
-    return ColumnDataSource(data), steps
+    return ColumnDataSource(data, name="layers"), steps
 
 
 def _blocks(analysis: Analysis) -> list[tuple[str, str, list[str]]]:
@@ -168,7 +168,7 @@ def _per_block_source(analysis: Analysis):
         "params": np.array(params, np.float64), "macs": np.array(macs, np.float64), "mem": np.array(mem) / MiB,
         "params_t": [commas(p) + (f" (+{commas(b)} buffers)" if b else "") for p, b in zip(params, buffers)],
         "macs_t": [commas(m) for m in macs], "mem_t": [human_bytes(m) for m in mem],
-    })
+    }, name="blocks")
 
 
 def _figure(title: str, y_label: str, x_label: str, height: int = 190, **kw):
