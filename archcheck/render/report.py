@@ -251,30 +251,36 @@ def _field_plot(analysis: Analysis, source):
     rank = len(inp) - 1
     names = axis_names(rank)
     data = source.data
-    same = all(np.array_equal(data[f"r{a}"], data["r0"], equal_nan=True) and
-               np.array_equal(data[f"S{a}"], data["S0"], equal_nan=True) and inp[a + 1] == inp[1] for a in range(rank))
-    axes = [0] if same else list(range(rank))
+    groups: dict[tuple, list[int]] = {}  # axes alike in size, field and stride share a line
+    for a in range(rank):
+        key = (inp[a + 1], data[f"r{a}"].tobytes(), data[f"S{a}"].tobytes())
+        groups.setdefault(key, []).append(a)
     p = _figure("Receptive field r and stride S per layer", "pixels of the input (log)", "layer (execution order)",
                 height=280, y_axis_type="log")
     colours = ("#1f77b4", "#ff7f0e", "#2ca02c")
-    items, lines = [], []
-    for a in axes:
-        suffix = "" if same else f" ({names[a]})"
-        r = p.line(x="x", y=f"r{a}", source=source, color=colours[a], line_width=2)
-        s = p.line(x="x", y=f"S{a}", source=source, color=colours[a], line_dash="dotted", line_width=2)
+    items, lines, sizes = [], [], []
+    for colour, axes in zip(colours, groups.values()):
+        a = axes[0]
+        label = ", ".join(names[i] for i in axes)
+        suffix = f" ({label})" if len(groups) > 1 else ""
+        r = p.line(x="x", y=f"r{a}", source=source, color=colour, line_width=2)
+        s = p.line(x="x", y=f"S{a}", source=source, color=colour, line_dash="dotted", line_width=2)
         items += [(f"r{suffix}", [r]), (f"S{suffix}", [s])]
         lines.append(r)
         size = inp[a + 1]
-        p.add_layout(Span(location=size, dimension="width", line_color=colours[a], line_alpha=0.5, line_dash="dashed"))
-        p.add_layout(Label(x=0, y=size, text=f"input {names[a] if not same else '×'.join(names)} = {size}",
-                           text_font_size="11px", text_color=colours[a], y_offset=3))
+        sizes.append(size)
+        p.add_layout(Span(location=size, dimension="width", line_color=colour, line_alpha=0.5, line_dash="dashed"))
+        p.add_layout(Label(x=0, y=size, text=f"input {label} = {size}", text_font_size="11px", text_color=colour,
+                           y_offset=3))
     p.add_tools(HoverTool(renderers=lines, mode="vline", tooltips=[("layer", "@name"), ("r / S / P", "@rf_t")]))
-    p.add_layout(Legend(items=items, location="bottom_right"))
+    p.scatter(x=[0] * len(sizes), y=[1.6 * s for s in sizes], alpha=0)  # the input sizes and their labels in view
+    p.add_layout(Legend(items=items, location="top_left", click_policy="hide"), "right")
     cover = covering_step(analysis)
     if cover is not None:
+        late = cover > 0.6 * (len(analysis.graph.order) - 1)
         p.add_layout(Span(location=cover, dimension="height", line_color="#2ca02c", line_width=2))
-        p.add_layout(Label(x=cover, y=inp[1], text=" covers the input", text_color="#2ca02c", text_font_size="12px",
-                           y_offset=-18))
+        p.add_layout(Label(x=cover, y=inp[1], text="covers the input ", text_color="#2ca02c", text_font_size="12px",
+                           y_offset=-18, text_align="right" if late else "left", x_offset=-4 if late else 4))
     return p
 
 
