@@ -25,6 +25,7 @@ CASES = [
     ("run {root}/samples/bad_sigmoid.yaml --grad", 1), ("run {good} --grad --fail-on error", 0),
     ("train {good} --steps 20", 0), ("train {bad}", 2),
     ("export {good} -o {tmp}/g.onnx", 0), ("export {bad} -o {tmp}/b.onnx", 2),
+    ("report {good} -o {tmp}/g.html", 0), ("report {bad} -o {tmp}/b.html", 2), ("report {good}", 2),
 ]
 
 
