@@ -181,8 +181,8 @@ def test_a_vector_input_has_no_field_plot(tmp_path):
 
 
 def test_findings_are_lints_with_its_configuration_and_suppressions(tmp_path):
-    (tmp_path / "archcheck.toml").write_text('ignore = ["AC201"]\n')
-    text = (SAMPLES / "bad_pool_early.yaml").read_text()
+    (tmp_path / "archcheck.toml").write_text('ignore = ["AC210"]\n')
+    text = (SAMPLES / "bad_sigmoid.yaml").read_text()
     spec = tmp_path / "net.yaml"
     spec.write_text(text)
     linted = json.loads(cli("lint", spec, "--format", "json").stdout)
@@ -190,10 +190,12 @@ def test_findings_are_lints_with_its_configuration_and_suppressions(tmp_path):
     findings = linted["findings"]
     assert findings, "the sample has findings"
     rows = re.findall(r"<tr><td><code>(AC\d+)</code>.*?</td><td>.*?</td><td>(?:<code>(.*?)</code>)?</td><td>(\d+):(\d+)"
-                      r"</td>", html)
-    assert [(c, layer, int(line), int(col)) for c, layer, line, col in rows] == [
-        (f["code"], f["layer"] or "", f["line"], f["column"]) for f in findings]
-    assert "AC201" not in html.split('<section id="findings">')[1].split("</section>")[0]
+                      r"(?:<br><span class=\"via\">block used at (.*?)</span>)?</td>", html)
+    assert [(c, layer, int(line), int(col), via) for c, layer, line, col, via in rows] == [
+        (f["code"], f["layer"] or "", f["line"], f["column"], ", ".join(f"{u['line']}:{u['column']}" for u in
+                                                                        f.get("via", []))) for f in findings]
+    assert any(f.get("via") for f in findings)  # the sample's findings inside blocks name their use sites
+    assert "AC210" not in html.split('<section id="findings">')[1].split("</section>")[0]
     # --no-config: the ignored rule is back, as with lint
     html, _ = report(tmp_path, spec, "--no-config", name="all.html")
     assert len(re.findall(r"<tr><td><code>AC\d+", html)) == len(

@@ -328,6 +328,9 @@ def _findings(findings: list[Finding], suppressed: int) -> str:
     rows = []
     for f in findings:
         where = f"{f.loc.line}:{f.loc.col}" if f.loc and f.loc.line > 0 else escape.html(str(f.loc or ""))
+        if f.loc and f.loc.via:  # a layer made by a block: the line inside the block, then where it is used
+            where += f'<br><span class="via">block used at {", ".join(f"{u.line}:{u.col}" for u in f.loc.via)}</span>'
+
         rows.append([f"<code>{f.code}</code> {escape.html(f.rule)}",
                      f'<span class="sev {f.severity}">{f.severity}</span>',
                      f"<code>{escape.html(f.layer)}</code>" if f.layer else "", where, escape.html(f.message),
@@ -466,6 +469,7 @@ figure{margin:0;text-align:center}figcaption{font-size:11px;color:#5a6675}
 .pair{display:flex;gap:12px;align-items:flex-start}
 svg.overlay{border:1px solid #dde3ea}
 .note{color:#5a6675;font-style:italic}
+.via{color:#5a6675;font-size:12px;white-space:nowrap}
 """
 
 
