@@ -273,11 +273,14 @@ def _field_plot(analysis: Analysis, source):
         p.add_layout(Label(x=0, y=size, text=f"input {label} = {size}", text_font_size="11px", text_color=colour,
                            y_offset=3))
     p.add_tools(HoverTool(renderers=lines, mode="vline", tooltips=[("layer", "@name"), ("r / S / P", "@rf_t")]))
-    p.scatter(x=[0] * len(sizes), y=[1.6 * s for s in sizes], alpha=0)  # the input sizes and their labels in view
-    p.add_layout(Legend(items=items, location="top_left", click_policy="hide"), "right")
     cover = covering_step(analysis)
+    # in view: the input sizes with their labels, and the layer that covers the input (a global one has no r)
+    p.scatter(x=[0] * len(sizes) + ([cover] if cover is not None else []),
+              y=[1.6 * s for s in sizes] + ([sizes[0]] if cover is not None else []), alpha=0)
+    p.add_layout(Legend(items=items, location="top_left", click_policy="hide"), "right")
     if cover is not None:
-        late = cover > 0.6 * (len(analysis.graph.order) - 1)
+        drawn = np.flatnonzero(~np.isnan(data["r0"])) if rank else np.array([0])
+        late = cover > 0.6 * max(cover, int(drawn.max()) if drawn.size else 0)  # its label goes left of the line
         p.add_layout(Span(location=cover, dimension="height", line_color="#2ca02c", line_width=2))
         p.add_layout(Label(x=cover, y=inp[1], text="covers the input ", text_color="#2ca02c", text_font_size="12px",
                            y_offset=-18, text_align="right" if late else "left", x_offset=-4 if late else 4))
@@ -379,8 +382,9 @@ def _executor(analysis: Analysis, probe) -> str:
                      f"<p>{w.shape[0]} filters of {w.shape[2]}×{w.shape[3]} ({how}), each scaled to its own range.</p>"
                      + _img(png(grid), min(640, max(160, grid.shape[1] * 8)), f"filters of {probe.filters.layer}"))
     parts.append(f"<h3>Activation maps of sample <code>{escape.html(probe.sample_name)}</code></h3>"
-                 f"<p>Per layer, the {probe.maps[0].maps.shape[0] if probe.maps else 0} channels of largest spatial "
-                 "spread, each scaled to its own range (viridis: dark low, yellow high).</p>" if probe.maps else "")
+                 f"<p>Per layer, the {max(len(m.channels) for m in probe.maps)} channels of largest spatial spread "
+                 "(all of them when it has fewer), each scaled to its own range (viridis: dark low, yellow high).</p>"
+                 if probe.maps else "")
     palette = _viridis()
     sample = _img(png(_sample_rgb(probe.sample)), 192, f"sample {probe.sample_name}")
     for m in probe.maps:
