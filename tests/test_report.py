@@ -189,8 +189,8 @@ def test_findings_are_lints_with_its_configuration_and_suppressions(tmp_path):
     html, _ = report(tmp_path, spec)
     findings = linted["findings"]
     assert findings, "the sample has findings"
-    rows = re.findall(r"<tr><td><code>(AC\d+)</code>.*?</td><td>.*?</td><td>(?:<code>(.*?)</code>)?</td><td>(\d+):(\d+)"
-                      r"(?:<br><span class=\"via\">block used at (.*?)</span>)?</td>", html)
+    rows = re.findall(r"<tr><td><code>(AC\d+)</code><br>.*?</td><td>.*?</td><td>(?:<code>(.*?)</code>)?</td>"
+                      r"<td>(\d+):(\d+)(?:<br><span class=\"via\">block used at (.*?)</span>)?</td>", html)
     assert [(c, layer, int(line), int(col), via) for c, layer, line, col, via in rows] == [
         (f["code"], f["layer"] or "", f["line"], f["column"], ", ".join(f"{u['line']}:{u['column']}" for u in
                                                                         f.get("via", []))) for f in findings]

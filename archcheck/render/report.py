@@ -30,8 +30,14 @@ from archcheck.spec import INPUT
 
 BLOCK_BARS_FROM = 150  # layers: from this many on, the cost opens per block (when the network has blocks)
 LABELLED_BARS = 40  # per-block bars named under the axis up to this many, numbered beyond
-ALIVE_ROWS = 60  # tensors listed at the peak; the rest are counted
+ALIVE_ROWS = 60
+OPEN_FINDINGS = 25  # findings shown unfolded up to this many  # tensors listed at the peak; the rest are counted
 MiB = 2**20
+SI_TICKS = """
+for (const [scale, unit] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]])
+    if (Math.abs(tick) >= scale) return String(Number((tick / scale).toPrecision(3))) + unit;
+return String(tick);
+"""  # axis ticks as the summary writes counts (1.2M, 4.09G)
 
 
 def _diagram_section(analysis: Analysis, findings: list[Finding]) -> str:
@@ -185,7 +191,7 @@ def _figure(title: str, y_label: str, x_label: str, height: int = 190, **kw):
 def _cost_column(source, tooltips_head: list[tuple[str, str]], x_label: str, names: list[str] | None = None):
     """Three bar charts over one x range; ``names``: label the bars (a few blocks), else number them."""
     from bokeh.layouts import column
-    from bokeh.models import HoverTool, NumeralTickFormatter
+    from bokeh.models import CustomJSTickFormatter, HoverTool
 
     plots, x_range = [], None
     for key, title, label in (("params", "Parameters (trainable)", "parameters"), ("macs", "MACs", "MACs"),
@@ -196,7 +202,7 @@ def _cost_column(source, tooltips_head: list[tuple[str, str]], x_label: str, nam
         p.add_tools(HoverTool(renderers=[bars], tooltips=[*tooltips_head, ("parameters", "@params_t"),
                                                           ("MACs", "@macs_t"), ("output memory", "@mem_t")]))
         if key != "mem":
-            p.yaxis.formatter = NumeralTickFormatter(format="0.[0]a")
+            p.yaxis.formatter = CustomJSTickFormatter(code=SI_TICKS)
         if names:
             p.xaxis.ticker = list(range(1, len(names) + 1))
             p.xaxis.major_label_overrides = {i: name for i, name in enumerate(names, 1)}
@@ -334,11 +340,15 @@ def _findings(findings: list[Finding], suppressed: int) -> str:
         if f.loc and f.loc.via:  # a layer made by a block: the line inside the block, then where it is used
             where += f'<br><span class="via">block used at {", ".join(f"{u.line}:{u.col}" for u in f.loc.via)}</span>'
 
-        rows.append([f"<code>{f.code}</code> {escape.html(f.rule)}",
+        rows.append([f"<code>{f.code}</code><br>{escape.html(f.rule)}",
                      f'<span class="sev {f.severity}">{f.severity}</span>',
                      f"<code>{escape.html(f.layer)}</code>" if f.layer else "", where, escape.html(f.message),
                      escape.html(f.fix or "")])
-    table = _table(["rule", "severity", "layer", "line", "message", "fix"], rows, "findings") if rows else ""
+    table = ""
+    if rows:  # a long table starts folded, so the plots stay a scroll away
+        table = (f"<details{' open' if len(rows) <= OPEN_FINDINGS else ''}><summary>the {len(rows)} finding"
+                 f"{'s' if len(rows) != 1 else ''}</summary>"
+                 f"{_table(['rule', 'severity', 'layer', 'line', 'message', 'fix'], rows, 'findings')}</details>")
     return (f'<section id="findings"><h2>Lint findings</h2><p>{summary}, as <code>archcheck lint</code> reports '
             f"them (configuration and suppressions included).</p>{table}</section>")
 
@@ -460,7 +470,10 @@ dl.meta dt{color:#5a6675}dl.meta dd{margin:0}
 table{border-collapse:collapse;margin:6px 0}
 th,td{text-align:left;vertical-align:top;padding:3px 10px;border-bottom:1px solid #e8ecf1}
 table.totals th{color:#5a6675;font-weight:normal;white-space:nowrap}
+table.findings{width:100%}
+table.findings td:nth-child(3){max-width:320px;overflow-wrap:anywhere}
 table.findings td:nth-child(5),table.findings td:nth-child(6){min-width:220px}
+summary{cursor:pointer;color:#2b5d9b}
 .sev{padding:0 6px;border-radius:3px;font-size:12px}
 .sev.error{background:#fde0dd;color:#a50f15}.sev.warning{background:#fff3cd;color:#8a5a00}
 .sev.info{background:#e3eefa;color:#1f4e8c}
@@ -473,7 +486,7 @@ figure{margin:0;text-align:center}figcaption{font-size:11px;color:#5a6675}
 .pair{display:flex;gap:12px;align-items:flex-start}
 svg.overlay{border:1px solid #dde3ea}
 .note{color:#5a6675;font-style:italic}
-.via{color:#5a6675;font-size:12px;white-space:nowrap}
+.via{color:#5a6675;font-size:12px}
 """
 
 
