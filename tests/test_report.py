@@ -12,12 +12,12 @@ import os
 import re
 import subprocess
 import sys
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from html_page import remote
 
 from archcheck.cli import main
 from archcheck.executor import init_params
@@ -54,27 +54,6 @@ def bad(*args) -> str:
     return result.output
 
 
-class Links(HTMLParser):
-    """Every src, href and srcset value of the page's tags."""
-
-    def __init__(self):
-        super().__init__()
-        self.urls = []
-
-    def handle_starttag(self, tag, attrs):
-        self.urls += [value for key, value in attrs if key in ("src", "href", "srcset", "xlink:href") and value]
-
-
-def remote(html: str) -> list[str]:
-    """What would make a request beyond the page: tag URLs that are not fragments or data URIs, CSS imports and
-    url()s that leave it."""
-    parser = Links()
-    parser.feed(html)
-    tags = [u for u in parser.urls if not u.startswith(("#", "data:"))]
-    css = re.findall(r"@import|url\(\s*['\"]?(?:https?:)?//", "".join(re.findall(r"<style>(.*?)</style>", html, re.S)))
-    return tags + css
-
-
 def column(html: str, name: str, source: str = "layers") -> np.ndarray:
     """A float column of the page's Bokeh data source ``source`` (an ndarray, base64 of gzip, as Bokeh embeds it)."""
     at = html.index(f'"attributes":{{"name":"{source}"')
@@ -98,6 +77,13 @@ def test_the_page_has_every_section_and_requests_nothing(tmp_path):
     assert remote(html) == []
     assert "cdn.bokeh.org" not in html and "<script src=" not in html
     assert "<title>lenet5: archcheck report</title>" in html
+
+
+def test_the_remote_check_sees_what_a_page_would_fetch():
+    page = ('<script src="https://cdn.bokeh.org/bokeh.min.js"></script><a href="#totals">t</a>'
+            '<img src="data:image/png;base64,AAAA"><link href="//fonts.example/x.css" rel="stylesheet">'
+            "<style>body{background:url('https://example.org/a.png')}</style><svg><image href=\"x.png\"/></svg>")
+    assert remote(page) == ["https://cdn.bokeh.org/bokeh.min.js", "//fonts.example/x.css", "x.png", "url('https://"]
 
 
 def test_totals_and_conventions_are_the_summarys(tmp_path):

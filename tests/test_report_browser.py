@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from html_page import remote
 
 from archcheck.cli import main
 from archcheck.pipeline import analyze
@@ -134,8 +135,9 @@ def not_blank(png: bytes) -> float:
 
 
 def check_page(opened: Opened, plots: int) -> None:
+    assert remote(opened.path.read_text(encoding="utf-8")) == []  # nothing to fetch in the file...
     assert opened.errors == [], opened.errors
-    assert [u for u in opened.requests if not u.startswith(("file://", "data:"))] == []
+    assert [u for u in opened.requests if not u.startswith(("file://", "data:"))] == []  # ...nor in the browser
     assert opened.requests[0] == opened.path.as_uri()
     assert (opened.roots, opened.rendered) == (plots, plots)
     assert opened.canvases >= plots
