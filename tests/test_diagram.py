@@ -147,3 +147,31 @@ def test_svg_without_graphviz_says_which_extra(monkeypatch):
     assert result.exit_code == 2
     assert "drawing the diagram needs Graphviz's Python binding, which is not installed" in result.stderr
     assert "pip install 'archcheck[report]'" in result.stderr
+
+
+def test_report_section_marks_the_boxes_of_the_layers_with_findings():
+    pytest.importorskip("pygraphviz")
+    from archcheck.config import load_config
+    from archcheck.lint.load import load_rules
+    from archcheck.lint.plan import make_plan
+    from archcheck.lint.run import lint_file
+    from archcheck.render import drawing
+
+    path = ROOT / "samples" / "resnet50.yaml"
+    findings = lint_file(str(path), make_plan(load_config(None), load_rules())).findings
+    expected = {}
+    for f in findings:
+        expected.setdefault(f.layer, []).append(f.code)
+    assert "stage_2.bottleneck_1.add_1.1.conv_1" in expected  # the 1x1 stride-2 projection (AC201, AC202)
+    html = drawing.html_section(analyze(path), findings)
+    views = re.findall(r'<template class="dg-view" data-i="(\d+)">(.*?)</template>', html, re.S)
+    deepest = views[-1][1]  # the most detailed view of the whole network
+    marked = dict(re.findall(r'<g class="node layer[^"]*has-findings[^"]*" data-layer="([^"]+)" data-type="[^"]+" '
+                             r'data-findings="([^"]+)"', deepest))
+    assert {k: v.split() for k, v in marked.items()} == expected
+    tip = re.search(r'data-layer="stage_2.bottleneck_1.add_1.1.conv_1".*?<title>(.*?)</title>', deepest, re.S).group(1)
+    assert "AC202 uneven-stride-coverage (warning, line 18): slides a 1x1 window with stride 2" in tip
+    folded = views[0][1]  # stages folded: a stage carries the findings of the layers inside it
+    stage = re.search(r'<g class="node block has-findings warning" data-block="stage_2" data-findings="([^"]+)"',
+                      folded)
+    assert sorted(stage.group(1).split()) == ["AC201", "AC201", "AC202"]

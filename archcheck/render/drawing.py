@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from html import escape
 
 from archcheck.errors import ArchcheckError
+from archcheck.findings import SEVERITIES
 from archcheck.render import diagram as dg
 
 PT = 72  # points per inch: Graphviz's sizes are inches, its positions points
@@ -115,6 +116,8 @@ def _text(x: float, y: float, text: str, cls: str) -> str:
 
 
 def _box(t: dg.Tree, p: Placed, key: str, findings: dict[str, list], figure: str) -> str:
+    """A box; ``findings`` maps a layer name to its lint findings, which mark it (and a folded block holding
+    it) and are listed in its tooltip with their spec lines."""
     x, y, w, h = p.boxes[key]
     if key[0] in "<>":
         side = "from" if key[0] == "<" else "to"
@@ -124,29 +127,30 @@ def _box(t: dg.Tree, p: Placed, key: str, findings: dict[str, list], figure: str
     block = key in t.blocks
     name = dg.short_name(t, key, p.view)
     if block:
-        inner = [n for n in t.blocks[key].layers if n in findings]
-        codes = [c for n in inner for c in findings[n]]
+        mine = [f for n in t.blocks[key].layers for f in findings.get(n, ())]
         cls, second = "node block", f"{f.layers} layers \u00b7 {f.shape}"
         ident = f'data-block="{escape(key)}"'
     else:
-        codes = findings.get(key, [])
+        mine = findings.get(key, [])
         category = t.analysis.layers[key].node.layer.category
         cls, second = f"node layer c-{category}", f"{f.kind} \u00b7 {f.shape}"
         ident = f'data-layer="{escape(key)}" data-type="{escape(f.kind)}"'
-    if codes:
-        cls += " has-findings"
-        ident += f' data-findings="{escape(" ".join(codes))}"'
+    if mine:
+        cls += " has-findings " + max((f.severity for f in mine), key=SEVERITIES.index)
+        ident += f' data-findings="{escape(" ".join(f.code for f in mine))}"'
     data = " ".join(f'data-{k}="{escape(v)}"' for k, v in f.figures.items())
-    tip = "\n".join([key, second, *(f"{FIGURE_PREFIX[k]} {v}" for k, v in f.figures.items()), f.loc])
+    tip = "\n".join([key, second, *(f"{FIGURE_PREFIX[k]} {v}" for k, v in f.figures.items()), f"written at {f.loc}",
+                     *(f"{x.code} {x.rule} ({x.severity}, line {x.loc.line}): {x.message}" for x in mine[:5]),
+                     *([f"and {len(mine) - 5} more findings"] if len(mine) > 5 else [])])
     out = [f'<g class="{cls}" {ident} {data} data-shape="{escape(f.shape)}" data-loc="{escape(f.loc)}">',
            f"<title>{escape(tip)}</title>",
            f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="5"/>',
            _text(x + 7, y + 14, ("\u25b8 " if block else "") + _clip(name, 26), "name"),
            _text(x + 7, y + 27, _clip(second, 29), "kind"),
            _text(x + 7, y + 40, f"{FIGURE_PREFIX[figure]} {f.figures[figure]}", "fig")]
-    if codes:
+    if mine:
         out.append(f'<circle cx="{x + w - 8:.1f}" cy="{y + 8:.1f}" r="6" class="mark"/>'
-                   f'<text x="{x + w - 8:.1f}" y="{y + 11:.1f}" class="count">{len(codes)}</text>')
+                   f'<text x="{x + w - 8:.1f}" y="{y + 11:.1f}" class="count">{len(mine)}</text>')
     out.append("</g>")
     return "".join(out)
 
@@ -197,10 +201,10 @@ def html_section(analysis, findings) -> str:
     ``findings`` are lint's (``Finding``); those naming a layer mark its box and the blocks holding it."""
     t = dg.tree(analysis)
     vs = dg.views(t)
-    codes: dict[str, list[str]] = {}
+    by_layer: dict[str, list] = {}
     for f in findings:
         if f.layer in analysis.layers:
-            codes.setdefault(f.layer, []).append(f.code)
+            by_layer.setdefault(f.layer, []).append(f)
     where: dict[str, int] = {}
     for i, v in enumerate(vs):
         for box in v.boxes:
@@ -216,7 +220,7 @@ def html_section(analysis, findings) -> str:
                       "line": f.loc.line if f.loc else None, "message": f.message, "fix": f.fix}
                      for f in findings if f.layer in analysis.layers],
     }
-    templates = "".join(f'<template class="dg-view" data-i="{i}">{svg(t, place(t, v), codes)}</template>'
+    templates = "".join(f'<template class="dg-view" data-i="{i}">{svg(t, place(t, v), by_layer)}</template>'
                         for i, v in enumerate(vs))
     options = "".join(f'<option value="{k}">{escape(label)}</option>' for k, label in dg.FIGURES.items())
     return (f'<section id="diagram" class="dg-section"><h2>Architecture</h2>'
