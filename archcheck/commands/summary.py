@@ -18,7 +18,10 @@ from archcheck.render.summary import FORMATS, show
 @click.option("--optimizer", type=click.Choice(list(OPTIMIZER_STATES)), default="adam", show_default=True,
               help="Optimizer whose state counts in training memory.")
 @click.option("--format", "-f", "fmt", type=click.Choice(list(FORMATS)), default="table",
-              show_default=True, help="Output format; `table` is plain text when not on a terminal.")
+              show_default=True,
+              help="Output format; `table` is plain text when not on a terminal. `mermaid` (renders in GitHub "
+                   "markdown), `dot` (Graphviz) and `svg` (needs the report extra) draw the layer graph, blocks as "
+                   "groups.")
 def summary(spec, batch, dtype, input_shape, optimizer, fmt):
     """Print every layer's output shape, parameters, MACs, memory and receptive field, then totals.
 

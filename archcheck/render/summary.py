@@ -12,7 +12,7 @@ import json
 
 from archcheck import __version__
 from archcheck.propagate import Analysis, LayerFacts
-from archcheck.render import escape, table
+from archcheck.render import diagram, escape, table
 from archcheck.render.fmt import commas, compact, field, human_bytes, number, shape, si
 from archcheck.spec import INPUT
 
@@ -208,7 +208,14 @@ def render_csv(a: Analysis) -> str:
     return buf.getvalue()
 
 
-FORMATS = {"table": render_plain, "json": render_json, "markdown": render_markdown, "csv": render_csv}
+def render_svg(a: Analysis) -> str:
+    from archcheck.render.drawing import standalone_svg  # Graphviz: the report extra, loaded for this format only
+
+    return standalone_svg(a)
+
+
+FORMATS = {"table": render_plain, "json": render_json, "markdown": render_markdown, "csv": render_csv,
+           "mermaid": diagram.mermaid, "dot": diagram.dot, "svg": render_svg}
 
 
 def show(a: Analysis, fmt: str) -> None:
