@@ -71,8 +71,9 @@ def test_the_page_has_every_section_and_requests_nothing(tmp_path):
     html, result = report(tmp_path, LENET)
     assert result.output.startswith(f"wrote {tmp_path / 'report.html'} (")
     assert result.output.rstrip().endswith("lenet5, 13 layers, 3 findings")
-    for section in ("totals", "diagram", "findings", "cost", "memory", "field"):
+    for section in ("totals", "findings", "cost", "memory", "field"):
         assert f'<section id="{section}">' in html
+    assert '<section id="diagram" class="dg-section">' in html
     assert '<section id="executor">' not in html  # no --weights, no --data
     assert remote(html) == []
     assert "cdn.bokeh.org" not in html and "<script src=" not in html
@@ -210,7 +211,10 @@ def test_spec_text_is_escaped(tmp_path):
     spec.write_text('name: "<script>alert(1)</script>"\ndescription: "<img src=x onerror=alert(1)>"\n'
                     "input: [1, 8, 8]\nlayers:\n  - conv: 4\n  - relu\n")
     html, _ = report(tmp_path, spec)
-    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    data = re.compile(r'<script type="application/json"[^>]*>(.*?)</script>', re.S)
+    assert all("</" not in d.replace("<\\/", "") for d in data.findall(html))  # data no text can close
+    markup = data.sub("", html)
+    assert "<script>alert(1)" not in markup and "<img src=x" not in markup
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert remote(html) == []
 

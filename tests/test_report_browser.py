@@ -3,7 +3,7 @@
 Every sample's report opens with no console error and no request leaving the file, draws its plots (Bokeh's
 roots rendered, the timeline's data the propagator's) and is not blank; the executor section's images load;
 the report of a 10,000-layer spec opens too. One browser for the session; each page is opened once
-(``opened``) and every check reads that record, so checks of the diagram's nodes can be added beside these.
+(``open_report``) and every check reads that record; ``check_diagram`` reads the diagram's nodes.
 
 Without Chromium or Playwright the tests skip, except in CI (``CI=true``), where they fail: `.ci/run` installs
 Chromium.
@@ -12,6 +12,7 @@ Chromium.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import sys
@@ -76,7 +77,7 @@ class Opened:
     canvases: int
     live: list[float]  # the timeline's data as the page holds it (MiB)
     images: list[dict] = field(default_factory=list)  # every <img>: its alt and natural width
-    diagram: dict = field(default_factory=dict)  # what the diagram section holds: checks of its nodes go here
+    diagram: dict = field(default_factory=dict)  # the diagram's layer nodes, per view, with their findings
 
 
 READ = """() => {
@@ -89,7 +90,11 @@ READ = """() => {
         live: Array.from(doc.get_model_by_name('layers').data.live),
         images: [...document.images].map(i => ({alt: i.alt, width: i.naturalWidth, complete: i.complete})),
         diagram: {present: !!document.getElementById('diagram'),
-                  nodes: document.querySelectorAll('#diagram g.node.layer').length},
+                  shown: document.querySelectorAll('#diagram .dg-canvas g.node').length,
+                  views: [...document.querySelectorAll('#diagram template.dg-view')].map(t =>
+                      [...t.content.querySelectorAll('g.node.layer')].map(
+                          g => [g.getAttribute('data-layer'), g.getAttribute('data-findings') || ''])),
+                 },
     };
 }"""
 
@@ -100,6 +105,7 @@ def open_report(browser, path: Path) -> Opened:
     page.on("console", lambda m: errors.append(f"{m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"uncaught: {e}"))
     page.on("request", lambda r: requests.append(r.url))
+    page.on("dialog", lambda d: (errors.append(f"dialog: {d.message}"), d.dismiss()))  # a spec's text ran as code
     try:
         page.goto(path.as_uri(), wait_until="load")
         page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle",
@@ -142,7 +148,24 @@ def check_page(opened: Opened, plots: int) -> None:
     assert (opened.roots, opened.rendered) == (plots, plots)
     assert opened.canvases >= plots
     assert not_blank(opened.screenshot) > 20
-    assert opened.diagram["present"]
+    assert opened.diagram["present"] and opened.diagram["shown"] > 0
+
+
+def check_diagram(opened: Opened, analysis, findings: list[dict]) -> None:
+    """One node per layer: every layer (the input included) is a node of some view of the diagram, once per
+    view, and the view shown first draws some; each node carries exactly its layer's findings."""
+    views = opened.diagram["views"]
+    assert opened.diagram["shown"] > 0
+    assert set().union(*({name for name, _ in v} for v in views)) == set(analysis.layers)
+    for v in views:
+        names = [name for name, _ in v]
+        assert len(names) == len(set(names))
+    codes = {}
+    for f in findings:
+        codes.setdefault(f["layer"], set()).add(f["code"])
+    for v in views:
+        for name, marked in v:
+            assert set(marked.split()) == codes.get(name, set()), name
 
 
 @pytest.mark.parametrize("spec", SAMPLES, ids=lambda p: p.stem)
@@ -153,6 +176,8 @@ def test_every_samples_report_opens_cleanly(pages, spec):
     live = [b for _, b in live_memory(analysis.graph, analysis.layers)]
     assert np.allclose(np.array(opened.live) * 2**20, live)
     assert round(max(opened.live) * 2**20) == analysis.totals.peak_activation_bytes
+    linted = CliRunner().invoke(main, ["lint", str(spec), "--format", "json"])  # the findings lint reports
+    check_diagram(opened, analysis, json.loads(linted.stdout)["findings"])
 
 
 RGB_NET = """name: small_rgb
@@ -181,6 +206,14 @@ def test_the_executor_sections_images_load(browser, tmp_path):
         assert alts[0] == f"filters of {first}"
         assert "sample astronaut.jpg" in alts and "occlusion sensitivity" in alts
         assert all(i["complete"] and i["width"] > 0 for i in opened.images), opened.images
+
+
+def test_a_specs_text_stays_text(browser, tmp_path):
+    spec = tmp_path / "hostile.yaml"
+    spec.write_text('name: "<script>alert(1)</script>"\ndescription: "<img src=x onerror=alert(2)>"\n'
+                    "input: [1, 8, 8]\nlayers:\n  - conv: 4\n  - relu\n  - globalavgpool\n")
+    opened = open_report(browser, write_report(tmp_path / "hostile.html", spec))
+    check_page(opened, plots=3)  # no dialog, no error, no request for "x"
 
 
 def test_the_report_of_a_10000_layer_spec_opens(browser, tmp_path):

@@ -1,9 +1,10 @@
 """The HTML report of ``archcheck report``: one self-contained page that opens offline.
 
-Sections: the header, the totals and conventions (the summary's own lines), the architecture diagram,
-the lint findings, where the cost goes (parameters, MACs and output memory per layer or per block), the
-live memory over the execution order (the propagator's lifetimes, the peak and the tensors alive at it),
-the receptive field's growth, and with weights or data the executor section (``archcheck.probe``).
+Sections: the header, the totals and conventions (the summary's own lines), the architecture diagram
+(``archcheck.render.drawing``), the lint findings, where the cost goes (parameters, MACs and output memory
+per layer or per block), the live memory over the execution order (the propagator's lifetimes, the peak and
+the tensors alive at it), the receptive field's growth, and with weights or data the executor section
+(``archcheck.probe``).
 
 Plots are Bokeh's (hover, zoom, pan), embedded with Bokeh's JavaScript inline: no request leaves the page.
 Images are PNG data URIs written here with zlib (no imaging library needed to write them). Every figure
@@ -38,12 +39,6 @@ for (const [scale, unit] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]])
     if (Math.abs(tick) >= scale) return String(Number((tick / scale).toPrecision(3))) + unit;
 return String(tick);
 """  # axis ticks as the summary writes counts (1.2M, 4.09G)
-
-
-def _diagram_section(analysis: Analysis, findings: list[Finding]) -> str:
-    """TEMPORARY placeholder until ``archcheck.render.diagram`` lands: the lead replaces this call with
-    ``diagram.html_section(analysis, findings)``."""
-    return '<section id="diagram"></section>'
 
 
 # -- images --------------------------------------------------------------------------------------
@@ -471,7 +466,8 @@ table{border-collapse:collapse;margin:6px 0}
 th,td{text-align:left;vertical-align:top;padding:3px 10px;border-bottom:1px solid #e8ecf1}
 table.totals th{color:#5a6675;font-weight:normal;white-space:nowrap}
 table.findings{width:100%}
-table.findings td:nth-child(3){max-width:320px;overflow-wrap:anywhere}
+table.findings td:nth-child(3){min-width:200px;max-width:340px;overflow-wrap:anywhere}
+table.findings td:nth-child(4){min-width:100px}
 table.findings td:nth-child(5),table.findings td:nth-child(6){min-width:220px}
 summary{cursor:pointer;color:#2b5d9b}
 .sev{padding:0 6px;border-radius:3px;font-size:12px}
@@ -497,6 +493,8 @@ def render(analysis: Analysis, findings: list[Finding], suppressed: int, setting
     from bokeh.embed import components
     from bokeh.resources import Resources
 
+    from archcheck.render.drawing import html_section
+
     source, steps = _per_layer_source(analysis)
     plots = {"cost": _cost(analysis, source), "timeline": _timeline(analysis, source, steps)}
     spatial = len(analysis.layers[INPUT].shape) > 1
@@ -519,7 +517,7 @@ def render(analysis: Analysis, findings: list[Finding], suppressed: int, setting
         f"<title>{escape.html(analysis.spec.name)}: archcheck report</title>",
         f"<style>{STYLE}</style>", resources.render_js(), script, "</head><body>",
         f"<nav>{nav}</nav><main>", _header(analysis, settings), _totals(analysis),
-        _diagram_section(analysis, findings), _findings(findings, suppressed),
+        html_section(analysis, findings), _findings(findings, suppressed),
         f'<section id="cost"><h2>Where the cost goes</h2><p>Per layer, or per block instance (the sum of its '
         f"layers): trainable parameters, MACs and the memory of the outputs (batch {analysis.batch}, "
         f"{analysis.dtype}). Drag to zoom, hover for the figures.</p>{divs['cost']}</section>",
