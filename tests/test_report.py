@@ -95,7 +95,7 @@ def test_totals_and_conventions_are_the_summarys(tmp_path):
     for key, value in totals_lines(analysis):
         assert f"<tr><th>{htmllib.escape(key)}</th><td>{htmllib.escape(value)}</td></tr>" in html
     assert "MACs: multiply-accumulates of conv" in html
-    assert "batch 4, float16, adam" in html
+    assert "<tr><th>training memory (adam)</th>" in html and "<tr><th>settings</th><td>batch 4, float16</td>" in html
 
 
 def test_the_timeline_is_the_propagators_and_its_peak_the_summarys(tmp_path):

@@ -94,8 +94,7 @@ def report(spec, output, batch, dtype, input_shape, optimizer, weights, data, la
         probe = note = None
         if weights or data:
             probe, note = _probe(spec, data, weights, layers, max_memory)
-        settings = {"settings": f"batch {batch}, {dtype}, {optimizer}"}
-        page = render(analysis, linted.findings, linted.suppressed, settings, probe, note)
+        page = render(analysis, linted.findings, linted.suppressed, probe, note)
         try:
             write_atomic(output, lambda tmp: tmp.write_text(page, encoding="utf-8"))
         except OSError as exc:

@@ -306,14 +306,13 @@ def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _header(analysis: Analysis, settings: dict) -> str:
+def _header(analysis: Analysis) -> str:
     spec = analysis.spec
     inp = shape(analysis.layers[INPUT].shape)
-    extra = "".join(f"<dt>{escape.html(k)}</dt><dd>{escape.html(v)}</dd>" for k, v in settings.items())
     desc = f"<p>{escape.html(spec.description)}</p>" if getattr(spec, "description", None) else ""
     return (f'<header><h1>{escape.html(spec.name)}</h1>{desc}<dl class="meta"><dt>file</dt><dd>'
             f"{escape.html(spec.file)}</dd><dt>input</dt><dd>{inp}</dd><dt>layers</dt>"
-            f"<dd>{commas(len(analysis.layers) - 1)}</dd>{extra}<dt>archcheck</dt><dd>{__version__}</dd></dl></header>")
+            f"<dd>{commas(len(analysis.layers) - 1)}</dd><dt>archcheck</dt><dd>{__version__}</dd></dl></header>")
 
 
 def _totals(analysis: Analysis) -> str:
@@ -486,10 +485,10 @@ svg.overlay{border:1px solid #dde3ea}
 """
 
 
-def render(analysis: Analysis, findings: list[Finding], suppressed: int, settings: dict, probe=None,
+def render(analysis: Analysis, findings: list[Finding], suppressed: int, probe=None,
            executor_note: str | None = None) -> str:
-    """The page. ``settings``: the figures' settings as the header shows them; ``probe``: the executor
-    section's results (``archcheck.probe.Probe``), or ``executor_note`` saying why there is none."""
+    """The page: ``findings`` and ``suppressed`` as lint gives them; ``probe`` the executor section's results
+    (``archcheck.probe.Probe``), or ``executor_note`` saying why there is none."""
     from bokeh.embed import components
     from bokeh.resources import Resources
 
@@ -516,7 +515,7 @@ def render(analysis: Analysis, findings: list[Finding], suppressed: int, setting
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape.html(analysis.spec.name)}: archcheck report</title>",
         f"<style>{STYLE}</style>", resources.render_js(), script, "</head><body>",
-        f"<nav>{nav}</nav><main>", _header(analysis, settings), _totals(analysis),
+        f"<nav>{nav}</nav><main>", _header(analysis), _totals(analysis),
         html_section(analysis, findings), _findings(findings, suppressed),
         f'<section id="cost"><h2>Where the cost goes</h2><p>Per layer, or per block instance (the sum of its '
         f"layers): trainable parameters, MACs and the memory of the outputs (batch {analysis.batch}, "
