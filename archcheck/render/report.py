@@ -31,8 +31,9 @@ from archcheck.spec import INPUT
 
 BLOCK_BARS_FROM = 150  # layers: from this many on, the cost opens per block (when the network has blocks)
 LABELLED_BARS = 40  # per-block bars named under the axis up to this many, numbered beyond
-ALIVE_ROWS = 60
-OPEN_FINDINGS = 25  # findings shown unfolded up to this many  # tensors listed at the peak; the rest are counted
+ALIVE_ROWS = 60  # tensors listed at the peak; the rest are counted
+OPEN_FINDINGS = 25  # findings shown unfolded up to this many
+FINDING_COLUMNS = ["rule", "severity", "layer", "line", "message", "fix"]
 MiB = 2**20
 SI_TICKS = """
 for (const [scale, unit] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "K"]])
@@ -342,7 +343,7 @@ def _findings(findings: list[Finding], suppressed: int) -> str:
     if rows:  # a long table starts folded, so the plots stay a scroll away
         table = (f"<details{' open' if len(rows) <= OPEN_FINDINGS else ''}><summary>the {len(rows)} finding"
                  f"{'s' if len(rows) != 1 else ''}</summary>"
-                 f"{_table(['rule', 'severity', 'layer', 'line', 'message', 'fix'], rows, 'findings')}</details>")
+                 f'<div class="wide">{_table(FINDING_COLUMNS, rows, "findings")}</div></details>')
     return (f'<section id="findings"><h2>Lint findings</h2><p>{summary}, as <code>archcheck lint</code> reports '
             f"them (configuration and suppressions included).</p>{table}</section>")
 
@@ -467,7 +468,8 @@ table.totals th{color:#5a6675;font-weight:normal;white-space:nowrap}
 table.findings{width:100%}
 table.findings td:nth-child(3){min-width:200px;max-width:340px;overflow-wrap:anywhere}
 table.findings td:nth-child(4){min-width:100px}
-table.findings td:nth-child(5),table.findings td:nth-child(6){min-width:220px}
+table.findings td:nth-child(5),table.findings td:nth-child(6){min-width:180px}
+.wide{overflow-x:auto}
 summary{cursor:pointer;color:#2b5d9b}
 .sev{padding:0 6px;border-radius:3px;font-size:12px}
 .sev.error{background:#fde0dd;color:#a50f15}.sev.warning{background:#fff3cd;color:#8a5a00}
