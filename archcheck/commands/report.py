@@ -56,7 +56,7 @@ def _need_extra() -> None:
                    "receptive field, occlusion) [default: a model file's own, else initialised, seed 0].")
 @click.option("--data", type=click.Path(), metavar="PATH",
               help="A .npy/.npz array (N, *input), an image, or a directory of images: adds the executor section, "
-                   "on its first 8 samples [default: random normal input].")
+                   "on its first 8 samples [default with --weights: random normal input].")
 @click.option("--layers", callback=_layers, metavar="NAME,...",
               help="Layers whose activation maps the executor section shows [default: four spread across depth].")
 @max_memory_option
