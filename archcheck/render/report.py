@@ -231,8 +231,7 @@ def _timeline(analysis: Analysis, source, steps):
 
     t = analysis.totals
     p = _figure("Live activation memory while the layers run", "MiB", "layer (execution order)", height=260)
-    area = p.varea_step(x="x", y1=0, y2="live", step_mode="center", source=source, fill_color="#9ecae1",
-                        fill_alpha=0.7)
+    p.varea_step(x="x", y1=0, y2="live", step_mode="center", source=source, fill_color="#9ecae1", fill_alpha=0.7)
     line = p.step(x="x", y="live", mode="center", source=source, color="#3182bd")
     p.add_tools(HoverTool(renderers=[line], mode="vline", tooltips=[
         ("layer", "@name"), ("type", "@type"), ("live", "@live_t"), ("its output", "@mem_t")]))
@@ -241,7 +240,6 @@ def _timeline(analysis: Analysis, source, steps):
     p.add_layout(Label(x=at, y=t.peak_activation_bytes / MiB, text=f" peak {human_bytes(t.peak_activation_bytes)}",
                        text_color="#d62728", text_font_size="12px", y_offset=-16))
     p.y_range.start = 0
-    del area
     return p
 
 
