@@ -269,6 +269,16 @@ def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[
     return peak, peak_at
 
 
+def peak_inference_at(analysis: Analysis, batch: int, dtype: str) -> int:
+    """Peak inference memory at another batch and element type, exactly as ``propagate`` at those gives it.
+
+    Every tensor holds batch x values x width bytes and every parameter width bytes, so the live sum at
+    each step scales by the same factor and the peak stays at the same layer: both parts scale exactly."""
+    t, width = analysis.totals, DTYPES[analysis.dtype]
+    values = t.peak_activation_bytes // (analysis.batch * width)  # live values at the peak, per sample
+    return t.param_bytes // width * DTYPES[dtype] + values * batch * DTYPES[dtype]
+
+
 def _final_field(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[str, RF] | None:
     """The receptive field of the last feature map before the field becomes the whole input."""
     for node in reversed(graph.order):
