@@ -50,36 +50,52 @@ class Budget:
         return f"{key} in {Path(self.file).name}" if self.file else key
 
 
-def parse_count(value) -> int:
-    """``25_000_000``, ``"25M"``, ``"4.5G"``, ``"1.2k"`` -> a whole number; ValueError(expected) otherwise."""
+EXPECTED = {  # what each limit must be, for messages
+    "max-params": 'a whole number of at least 1, or a string of one with a suffix k, M, G or T (powers of 1000) '
+                  'such as "25M"',
+    "max-macs": 'a whole number of at least 1, or a string of one with a suffix k, M, G or T (powers of 1000) '
+                'such as "4.5G"',
+    "max-peak-memory": 'a size of at least 1 byte such as "2 GiB" or "500MB", or a whole number of bytes (KiB, MiB, '
+                       'GiB and TiB are powers of 1024; kB, MB, GB and TB powers of 1000)',
+    "min-receptive-field": 'a whole number of pixels of at least 1, or "input"',
+}
+
+
+def _whole(value):
+    """A TOML integer, or a float that is one (``4.5e9``); None otherwise."""
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_count(value) -> int:
+    """``25_000_000``, ``"25M"``, ``"4.5G"``, ``"1.2k"`` -> a whole number; ValueError(why) otherwise."""
+    if _whole(value) is not None:
+        return _whole(value)
     m = isinstance(value, str) and re.fullmatch(r"\s*([0-9]+(?:_[0-9]+)*(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
     if not m:
-        raise ValueError("a whole number, or a string of one with a suffix k, M, G or T")
+        raise ValueError("")
     if m.group(2) not in SUFFIXES:
-        raise ValueError(f"a suffix k, M, G or T (powers of 1000), not '{m.group(2)}'")
+        near = f"; did you mean '{m.group(2).upper()}'?" if m.group(2).upper() in SUFFIXES else ""
+        raise ValueError(f" ('{m.group(2)}' is not one of the suffixes{near})")
     exact = Fraction(m.group(1).replace("_", "")) * SUFFIXES[m.group(2)]
     if exact.denominator != 1:
-        raise ValueError(f"a whole number, not {float(exact):g}")
+        raise ValueError(f" (that is {float(exact):g}, not a whole number)")
     return int(exact)
 
 
 def parse_bytes(value) -> int:
-    """``2147483648``, ``"2 GiB"``, ``"500MB"`` -> bytes, as ``--max-memory`` reads a size."""
+    """``2147483648``, ``"2 GiB"``, ``"500MB"`` -> bytes, as ``--max-memory`` reads a size; ValueError otherwise."""
     from archcheck.files import parse_size
 
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
+    if _whole(value) is not None:
+        return _whole(value)
     if not isinstance(value, str):
-        raise ValueError("a size such as \"2 GiB\" or \"500MB\", or a whole number of bytes")
+        raise ValueError("")
     try:
         return parse_size(value)
     except ValueError:
-        raise ValueError("a size such as \"2 GiB\", \"500MB\" or 2000000 (bytes): KiB, MiB, GiB and TiB are powers "
-                         "of 1024; kB, MB, GB and TB powers of 1000") from None
+        raise ValueError("") from None
 
 
 def parse(table: dict, cfg) -> dict[str, Budget]:
@@ -87,8 +103,9 @@ def parse(table: dict, cfg) -> dict[str, Budget]:
     from archcheck.errors import did_you_mean
     from archcheck.propagate import DTYPES
 
-    def error(key: str, expected: str, value):
-        return cfg.error(("budgets", key), f"must be {expected}, received {_toml(value)}", f"write e.g. `{KEYS[key]}`")
+    def error(key: str, expected: str, value, note: str = ""):
+        return cfg.error(("budgets", key), f"must be {expected}, received {_toml(value)}{note}",
+                         f"write e.g. `{KEYS[key]}`")
 
     for key in table:
         if key not in KEYS:
@@ -99,9 +116,7 @@ def parse(table: dict, cfg) -> dict[str, Budget]:
         raise error("peak-memory-batch", f"a whole number from 1 to {MAX_BATCH:,}", batch)
     dtype = table.get("peak-memory-dtype", "float32")
     if dtype not in DTYPES:
-        raise cfg.error(("budgets", "peak-memory-dtype"), f"must be one of {', '.join(DTYPES)}, received "
-                        f"{_toml(dtype)}{did_you_mean(str(dtype), DTYPES)}",
-                        f"write e.g. `{KEYS['peak-memory-dtype']}`")
+        raise error("peak-memory-dtype", f"one of {', '.join(DTYPES)}", dtype, did_you_mean(str(dtype), DTYPES))
     loose = [k for k in ("peak-memory-batch", "peak-memory-dtype") if k in table]
     if loose and "max-peak-memory" not in table:
         raise cfg.error(("budgets", loose[0]), "sets how peak memory is measured, but no max-peak-memory is set",
@@ -114,15 +129,13 @@ def parse(table: dict, cfg) -> dict[str, Budget]:
         if key == "min-receptive-field" and value == "input":
             limit = "input"
         else:
-            what = {"max-params": "parameters", "max-macs": "MACs", "max-peak-memory": "bytes",
-                    "min-receptive-field": "pixels"}[key]
             try:
                 limit = parse_bytes(value) if key == "max-peak-memory" else parse_count(value)
             except ValueError as exc:
-                expected = exc.args[0] + (', or "input"' if key == "min-receptive-field" else "")
-                raise error(key, expected, value) from None
+                note = exc.args[0] or (did_you_mean(value, ["input"]) if key == "min-receptive-field" else "")
+                raise error(key, EXPECTED[key], value, note) from None
             if limit < 1:
-                raise error(key, f"at least 1 (a number of {what})", value)
+                raise error(key, EXPECTED[key], value)
         budgets[key] = Budget(key, limit, _toml(value), cfg.file, batch, dtype)
     return budgets
 
