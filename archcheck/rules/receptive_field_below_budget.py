@@ -92,8 +92,11 @@ OPTIONS = {}  # the limit comes from [budgets] as the option `budget` (archcheck
 SUMMARY = "The final receptive field is smaller than its budget (min-receptive-field)."
 
 
-def covering(n: int, m: int, axis) -> int:
-    """The field one of ``m`` units (stride ``axis.S``, offset ``axis.P``) needs to see all ``n`` input pixels."""
+def covering(n: int, m: int, axis) -> int | None:
+    """The field one of ``m`` units (stride ``axis.S``, offset ``axis.P``) needs to see all ``n`` input pixels;
+    None when no unit starts at or before the first pixel (a network that crops the input never sees it)."""
+    if axis.P < 0:
+        return None
     last = min(m - 1, math.floor(axis.P / axis.S))  # the last unit that starts at or before pixel 0
     return math.ceil(n + axis.P - last * axis.S)
 
@@ -105,26 +108,40 @@ def check(analysis, options):
         return
     name, rf = final
     image, fmap = spatial(analysis.layers[INPUT].shape), spatial(analysis.layers[name].shape)
+    if len(rf.axes) != len(image):
+        return
+    node, where = analysis.layers[name].node, budget.where(value=budget.limit == "input")
+    shape = analysis.layers[INPUT].shape  # axis i of the map is axis i + 1 of a shape: the channels come first
+    field = size(number(a.r) for a in rf.axes)
     if budget.limit == "input":
         limits = [covering(n, m, a) for n, m, a in zip(image, fmap, rf.axes)]
+        cropped = next((i for i, limit in enumerate(limits) if limit is None), None)
+        if cropped is not None:
+            yield Report(
+                node,
+                f"the receptive field of this last feature map is {field} pixels, but no feature of it sees the first "
+                f"{number(-rf.axes[cropped].P)} input pixels along {axis_label(shape, cropped + 1)}: the network crops "
+                f"them ({where})",
+                "crop after the layers that need the whole input, not before; `archcheck summary` shows the field "
+                "of every layer",
+            )
+            return
     else:
         limits = [budget.limit] * len(image)
-    short = [(limit - a.r, -i, limit) for i, (a, limit) in enumerate(zip(rf.axes, limits)) if a.r < limit]
+    short = [i for i, (a, limit) in enumerate(zip(rf.axes, limits)) if a.r < limit]
     if not short:
         return
-    gap, i, limit = max(short)  # the axis furthest from its limit; the first of equals
-    i = -i
-    field = size(number(a.r) for a in rf.axes)
-    along = axis_label(analysis.layers[INPUT].shape, i + 1)
+    i = max(short, key=lambda j: limits[j] - rf.axes[j].r)  # the axis furthest from its limit; the first of equals
+    a, limit, along = rf.axes[i], limits[i], axis_label(shape, i + 1)
     if budget.limit == "input":
-        need = (f"no feature of it sees the whole {size(image)} input: along {along} that takes {limit} "
-                f"(its stride is {number(rf.axes[i].S)} and its first feature starts {number(rf.axes[i].P)} before "
-                f"the input), {number(gap)} more ({budget.where(value=True)})")
+        need = (f"no feature of it sees the whole {size(image)} input: along {along} that takes {limit} (its stride "
+                f"is {number(a.S)} and its first feature starts {number(a.P)} before the input), "
+                f"{number(limit - a.r)} more ({where})")
     else:
-        need = f"along {along} it is {number(gap)} short of the budget of {limit:,} ({budget.where()})"
+        need = f"along {along} it is {number(limit - a.r)} short of the budget of {limit:,} ({where})"
     yield Report(
-        analysis.layers[name].node,
-        f"the final receptive field, of this last feature map, is {field} pixels; {need}",
+        node,
+        f"the receptive field of this last feature map is {field} pixels; {need}",
         "add convolutions or another downsampling stage before this layer (a 3x3 convolution here widens the field "
-        f"by {number(2 * rf.axes[i].S)}), or lower `{budget.key}`; `archcheck summary` shows the field of every layer",
+        f"by {number(2 * a.S)}), or lower `{budget.key}`; `archcheck summary` shows the field of every layer",
     )
