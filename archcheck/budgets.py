@@ -29,7 +29,6 @@ KEYS = {"max-params": 'max-params = "25M"', "max-macs": 'max-macs = "4.5G"',
         "max-peak-memory": 'max-peak-memory = "2 GiB"', "peak-memory-batch": "peak-memory-batch = 32",
         "peak-memory-dtype": 'peak-memory-dtype = "float16"', "min-receptive-field": "min-receptive-field = 224"}
 SUFFIXES = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}  # as `summary` prints counts
-MAX_BATCH = 1_000_000  # as `summary --batch` takes it
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def parse_bytes(value) -> int:
 def parse(table: dict, cfg) -> dict[str, Budget]:
     """The budgets of the configuration's ``[budgets]`` table, by key; ``cfg`` names the file in errors."""
     from archcheck.errors import did_you_mean
-    from archcheck.propagate import DTYPES
+    from archcheck.propagate import DTYPES, MAX_BATCH
 
     def error(key: str, expected: str, value, note: str = ""):
         return cfg.error(("budgets", key), f"must be {expected}, received {_toml(value)}{note}",

@@ -23,6 +23,7 @@ DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}  #
 EXECUTOR_DTYPES = ("float32", "float64")  # the ones the NumPy executor computes in (run, train)
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # extra copies of the parameters
 MAX_VALUES = 2**48  # more values than this in one tensor is not a real network
+MAX_BATCH = 1_000_000  # the largest batch the memory figures are asked for (`summary --batch`, budgets)
 
 
 @dataclass(frozen=True)
