@@ -19,6 +19,7 @@ from archcheck import __version__
 COMMANDS = {
     "summary": "Per-layer shapes, parameters, MACs, memory and receptive field.",
     "lint": "Check specs against CNN design rules (for CI).",
+    "diff": "Compare two versions of a network: layers, totals and findings.",
     "rules": "List the lint rules.",
     "explain": "Print a rule's documentation.",
     "run": "Execute a spec in NumPy on a sample batch.",

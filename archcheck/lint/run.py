@@ -59,11 +59,11 @@ def lint_file(path: str, plan: Plan) -> Result:
         return _check(analysis, path, plan)
 
 
-def lint_analysis(analysis, plan: Plan, text: str, stands_for: str) -> Result:
-    """The findings on a spec analysed already and read from somewhere other than its file (``archcheck diff``
-    reads a git revision or standard input, and analyses each side once): ``text`` is the spec's (its
-    suppression comments; empty for a model file), ``stands_for`` the file it is in the checkout, whose
-    ``per-file-ignores`` apply. Messages name ``analysis.spec.file``."""
+def lint_analysis(analysis, plan: Plan, text: str | None, stands_for: str) -> Result:
+    """The findings on a spec analysed already (``archcheck diff`` analyses each side once), which may have
+    been read from elsewhere than its file (a git revision, standard input): ``text`` is the spec's, for its
+    suppression comments (empty for a model file; None: read the file), ``stands_for`` the file it is in
+    the checkout, whose ``per-file-ignores`` apply. Messages name ``analysis.spec.file``."""
     with memo_for(analysis):
         return _check(analysis, analysis.spec.file, plan, text, stands_for)
 
