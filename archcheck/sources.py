@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,18 +61,14 @@ def parse(arg: str, stands_for: str | None = None) -> Source:
 
 
 def _stdin(stands_for: str | None) -> bytes:
-    import click
-
     from archcheck.importers import is_model
     from archcheck.yamlsrc import MAX_BYTES
 
-    stream = click.get_text_stream("stdin")
-    if stream.isatty():
+    if sys.stdin.isatty():
         raise SourceError("'-' reads a spec from standard input, which is a terminal here",
                           "pipe a spec in, e.g. `git show HEAD~1:model.yaml | archcheck diff - model.yaml`")
-    binary = click.get_binary_stream("stdin")
     # a spec is at most MAX_BYTES (one byte more tells that it is over); a model file is read whole, as from disk
-    return binary.read() if stands_for and is_model(stands_for) else binary.read(MAX_BYTES + 1)
+    return sys.stdin.buffer.read() if stands_for and is_model(stands_for) else sys.stdin.buffer.read(MAX_BYTES + 1)
 
 
 def _git(args: list[str], cwd: Path, name: str) -> subprocess.CompletedProcess:
@@ -101,7 +98,8 @@ def at_revision(rev: str, path: str) -> Source:
     if rev.startswith("-"):
         raise SourceError(f"'{name}': '{rev}' is not a revision (it starts with '-')",
                           "write REV:PATH with a commit, branch or tag, e.g. HEAD~1:model.yaml")
-    full = Path(os.path.realpath(os.path.dirname(os.path.abspath(path)))) / os.path.basename(path)
+    given = os.path.abspath(path)
+    full = Path(os.path.realpath(os.path.dirname(given))) / os.path.basename(given)
     here = next(d for d in full.parents if d.is_dir())  # the file, or even its folder, may be gone from the checkout
     top = _git(["rev-parse", "--show-toplevel"], here, name)
     if top.returncode:
