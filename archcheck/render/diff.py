@@ -57,7 +57,7 @@ def layer_cells(layer: LayerDiff) -> list[str]:
     ]
 
 
-COLUMNS = [table.Column(""), table.Column("layer", wrap=True), table.Column("type"), table.Column("output", wrap=True),
+COLUMNS = [table.Column(""), table.Column("layer"), table.Column("type"), table.Column("output", wrap=True),
            table.Column("params", right=True), table.Column("MACs", right=True), table.Column("memory", right=True),
            table.Column("RF r / S / P", wrap=True), table.Column("changes", wrap=True)]
 
@@ -169,16 +169,17 @@ def render_plain(d: Diff) -> str:
 
 # -- rich -------------------------------------------------------------------------------------------------------
 def render_rich(d: Diff, console) -> None:
-    console.print(f"[bold]{escape.rich(title(d))}[/bold]\n")
-    console.print(headline(d))
+    console.print(f"[bold]{escape.rich(title(d))}[/bold]\n", highlight=False)
+    console.print(headline(d), highlight=False)
     if listed(d):
         console.print(table.rich(COLUMNS, [[*map(escape.rich, layer_cells(r))] for r in listed(d)],
                                  [STYLES[r.status] for r in listed(d)]))
     console.print(table.rich(TOTAL_COLUMNS, [[*map(escape.rich, r)] for r in totals_rows(d)]))
-    console.print(findings_line(d))
+    console.print(findings_line(d), highlight=False)
     for sign, f in finding_rows(d):
-        console.print(f"[{'green' if sign == '+' else 'red'}]{sign}[/] {escape.rich(_finding_text(f))}")
-    console.print(f"[dim]{MAC_CONVENTION}.[/dim]")
+        color = "green" if sign == "+" else "red"
+        console.print(f"[{color}]{sign}[/] {escape.rich(_finding_text(f))}", highlight=False)
+    console.print(f"[dim]{MAC_CONVENTION}.[/dim]", highlight=False)
 
 
 # -- markdown ---------------------------------------------------------------------------------------------------
@@ -280,11 +281,17 @@ FORMATS = {"table": render_plain, "markdown": render_markdown, "json": render_js
 
 
 def show_diff(d: Diff, fmt: str) -> None:
-    """Print the diff in ``fmt``, a key of ``FORMATS``; the table drawn with rich on a terminal."""
+    """Print the diff in ``fmt``, a key of ``FORMATS``; the table drawn with rich on a terminal wide enough."""
     import click
 
     console = table.terminal() if fmt == "table" else None
-    if console is None:
-        click.echo(FORMATS[fmt](d))
+    if console is None or _width(d) + len(COLUMNS) + 2 > console.width:  # rich's borders and padding
+        click.echo(FORMATS[fmt](d))  # on a narrow terminal, the plain table: rich would squeeze every column
     else:
         render_rich(d, console)
+
+
+def _width(d: Diff) -> int:
+    """Columns the widest table needs in the plain layout."""
+    lines = table.plain(COLUMNS, [layer_cells(r) for r in listed(d)]) + table.plain(TOTAL_COLUMNS, totals_rows(d))
+    return max(len(line) for line in lines)
