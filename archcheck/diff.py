@@ -6,10 +6,12 @@ Layers are matched in two steps, so that a layer keeps its identity through edit
    whatever else changed. Generated names (``conv_3``, ``basic_7.add_1.0.conv_1``: a type or block and a
    counter, a branch or repeat index) are not identities: inserting a layer renumbers every later one.
 2. **By position, for the rest.** The two execution orders are aligned with difflib's ``SequenceMatcher``,
-   each layer keyed by its name when step 1 matched it and by (type, output shape) otherwise; so a layer
-   lines up with one of the same type and shape in the same place. Within a stretch that does not align,
-   layers of the same type pair up in order (a layer changed in place, e.g. widened); whatever is left
-   was added or removed.
+   each layer keyed by its name when step 1 matched it, else by one of two keys (``KEYS``): its type and
+   output shape (its content, which survives renumbering: a block inserted), or its type and generated
+   name (its place in the same structure, which survives a change everywhere: every stage widened). Both
+   alignments are made; the one that lists fewer layers as changed, added or removed wins, the first on a
+   tie. Within a stretch that does not align, layers of the same type pair up in order (a layer changed
+   in place, e.g. widened); whatever is left was added or removed.
 
 A matched layer is *changed* when its written name, type, arguments, output shape, parameters (trainable
 and buffers), MACs, output memory or inputs differ; a generated name that changed is a renumbering, not a
@@ -127,14 +129,23 @@ def generated(name: str) -> bool:
     return all(_GENERATED.fullmatch(part) for part in name.split("."))
 
 
-def match_layers(old: Analysis, new: Analysis) -> list[tuple[LayerFacts | None, LayerFacts | None, str | None]]:
+KEYS = {  # what lines up the layers that no written name matches, in the two alignments compare() tries
+    "content": lambda f: (f.node.type, f.shape),
+    "place": lambda f: (f.node.type, f.name),
+}
+
+Pair = tuple[LayerFacts | None, LayerFacts | None, str | None]
+
+
+def match_layers(old: Analysis, new: Analysis, by=KEYS["content"]) -> list[Pair]:
     """(old, new, matched_by) for every layer of either side, in the new side's order with each removed
-    layer where it was; matched_by is "name", "position" or None (added: no old; removed: no new)."""
+    layer where it was; matched_by is "name", "position" or None (added: no old; removed: no new). ``by``
+    keys the layers that no written name matches."""
     olds, news = list(old.layers.values()), list(new.layers.values())
     named = {name for name in old.layers.keys() & new.layers.keys() if not generated(name)}
 
     def key(f: LayerFacts):
-        return ("name", f.name) if f.name in named else ("shape", f.node.type, f.shape)
+        return ("name", f.name) if f.name in named else ("at", *by(f))
 
     aligned = SequenceMatcher(None, [key(f) for f in olds], [key(f) for f in news], autojunk=False)
     out = []
@@ -187,7 +198,18 @@ def _rf_key(rf: RF):
 def compare(old: Analysis, new: Analysis, old_name: str, new_name: str, old_findings: list[Finding] | None = None,
             new_findings: list[Finding] | None = None) -> Diff:
     """The differences between two analyses (and their findings, when both are given)."""
-    pairs = match_layers(old, new)
+    tried = [_layer_rows(old, new, match_layers(old, new, by)) for by in KEYS.values()]
+    rows, unchanged, renamed = min(tried, key=lambda t: sum(1 for r in t[0] if r.status != "field"))
+    old_totals, new_totals = _totals(old), _totals(new)
+    totals = {k: Change(old_totals[k], new_totals[k]) for k in TOTALS}
+    findings = None
+    if old_findings is not None and new_findings is not None:
+        findings = compare_findings(old_findings, new_findings, renamed)
+    return Diff(old, new, old_name, new_name, rows, unchanged, totals, _field(old, new), findings)
+
+
+def _layer_rows(old: Analysis, new: Analysis, pairs: list[Pair]) -> tuple[list[LayerDiff], int, dict[str, str]]:
+    """The rows of the layers that changed, the count of those that did not, and old name -> new name."""
     renamed = {o.name: n.name for o, n, _ in pairs if o and n}
     old_unmatched = {o.name for o, n, _ in pairs if n is None}
     new_unmatched = {n.name for o, n, _ in pairs if o is None}
@@ -216,12 +238,7 @@ def compare(old: Analysis, new: Analysis, old_name: str, new_name: str, old_find
         inputs = (tuple(o.node.inputs), tuple(n.node.inputs)) if rewired else None
         status = "field" if aspects == ("receptive_field",) else "changed"
         rows.append(LayerDiff(status, o, n, by, aspects, params, macs, memory, arguments, inputs))
-    old_totals, new_totals = _totals(old), _totals(new)
-    totals = {k: Change(old_totals[k], new_totals[k]) for k in TOTALS}
-    findings = None
-    if old_findings is not None and new_findings is not None:
-        findings = compare_findings(old_findings, new_findings, renamed)
-    return Diff(old, new, old_name, new_name, rows, unchanged, totals, _field(old, new), findings)
+    return rows, unchanged, renamed
 
 
 def _field(old: Analysis, new: Analysis) -> FieldDiff:

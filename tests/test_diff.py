@@ -112,6 +112,37 @@ def test_an_inserted_block_is_added_and_the_layers_after_it_keep_their_identity(
     assert doc["findings"]["added"] == doc["findings"]["removed"] == []  # the findings follow their layers
 
 
+def test_a_network_widened_throughout_is_changed_in_place(tmp_path):
+    """Every width doubled: no layer keeps its shape, yet each is the same layer, changed."""
+    import re
+
+    text = ROOT.joinpath("samples", "resnet18.yaml").read_text()
+    head, body = text.split("\nlayers:\n")
+    wide = head + "\nlayers:\n" + re.sub(r"filters: (\d+)", lambda m: f"filters: {2 * int(m.group(1))}", body)
+    old, new = write(tmp_path, "old.yaml", text), write(tmp_path, "new.yaml", wide)
+    doc = as_json(old, new)
+    assert doc["layers"]["added"] == doc["layers"]["removed"] == 0
+    assert all(r["old"]["name"] == r["new"]["name"] for r in rows(doc))
+    convs = [r for r in rows(doc, "changed") if r["new"]["type"] == "conv"]
+    assert len(convs) == sum(1 for f in analyze(old).layers.values() if f.node.type == "conv")
+    assert all(r["new"]["output_shape"][0] == 2 * r["old"]["output_shape"][0] for r in convs)
+
+
+def test_the_alignment_that_lists_fewer_layers_wins():
+    """ResNet-50 -> ResNeXt-50 (32x4d): every bottleneck is wider and grouped, and shapes recur at other
+    places (ResNeXt's 128-channel maps at 56x56 are ResNet's at 28x28), so aligning by content alone
+    misleads; by place in the same blocks, every layer is changed in place and the softmax is gone."""
+    from archcheck.diff import KEYS, _layer_rows, match_layers
+
+    old, new = analyze(ROOT / "samples" / "resnet50.yaml"), analyze(ROOT / "samples" / "resnext50_32x4d.yaml")
+    d = compare(old, new, "resnet50", "resnext50")
+    assert d.count("added") == 0 and [r.old.name for r in d.layers if r.status == "removed"] == ["softmax_1"]
+    assert all(r.old.name == r.new.name for r in d.layers if r.status == "changed")
+    listed = {k: sum(r.status != "field" for r in _layer_rows(old, new, match_layers(old, new, by))[0])
+              for k, by in KEYS.items()}
+    assert sum(r.status != "field" for r in d.layers) == min(listed.values()) < listed["content"]
+
+
 def test_a_removed_layer(tmp_path):
     old = write(tmp_path, "old.yaml", BASE)
     new = write(tmp_path, "new.yaml", edit(BASE, "  - maxpool: 2\n", ""))
