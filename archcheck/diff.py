@@ -105,6 +105,15 @@ class Diff:
     def count(self, status: str) -> int:
         return sum(1 for layer in self.layers if layer.status == status)
 
+    def grown(self, figures) -> list[str]:
+        """Which of ``figures`` (keys of ``GROWTH``) grew from old to new."""
+        def grew(figure: str) -> bool:
+            if figure == "findings":
+                return self.findings is not None and bool(self.findings.added)
+            return self.totals[GROWTH[figure]].delta > 0
+
+        return [f for f in figures if grew(f)]
+
     @property
     def identical(self) -> bool:
         """No layer, total or finding changed."""
@@ -113,6 +122,9 @@ class Diff:
 
 
 TOTALS = ("params", "macs", "flops", "peak_inference_bytes", "training_bytes")
+# what --fail-on-increase can name: a total, or "findings" (a finding added)
+GROWTH = {"params": "params", "macs": "macs", "flops": "flops", "memory": "peak_inference_bytes",
+          "training-memory": "training_bytes", "findings": None}
 
 
 def _totals(a: Analysis) -> dict[str, int]:

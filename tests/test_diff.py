@@ -489,6 +489,32 @@ def test_batch_dtype_and_input_options(tmp_path):
     assert doc["totals"]["peak_inference_bytes"]["new"] == a.totals.peak_inference_bytes
 
 
+def test_fail_on_increase(tmp_path):
+    small = write(tmp_path, "small.yaml", BASE)
+    wide = write(tmp_path, "wide.yaml", edit(BASE, "dense: 10", "dense: 20"))
+    grown = diff(small, wide, "--fail-on-increase", "flops, params")
+    assert grown.exit_code == 1
+    assert grown.stdout.startswith(f"{small} → {wide}")  # the report is printed all the same
+    before, after = analyze(small).totals, analyze(wide).totals
+    flops, params = after.flops - before.flops, after.params - before.params
+    assert grown.stderr.startswith(f"archcheck: FLOPs grew by +{flops:,} (+<0.01%); "  # 680 of 15 million
+                                   f"params grew by +{params:,} (+{params / before.params:.2%})")
+    assert flops / before.flops < 1e-4
+    assert grown.stderr.strip().endswith("(--fail-on-increase flops,params)")
+    assert diff(wide, small, "--fail-on-increase", "params,macs,flops,memory,training-memory").exit_code == 0
+    assert diff(small, small, "--fail-on-increase", "findings").exit_code == 0
+    strided = write(tmp_path, "strided.yaml", edit(BASE, "padding: 1}\n    name: stem",
+                                                   "padding: 1, stride: 2}\n    name: stem"))
+    found = diff(small, strided, "--fail-on-increase", "findings")
+    n = len(as_json(small, strided)["findings"]["added"])
+    assert found.exit_code == 1
+    assert found.stderr == f"archcheck: {n} finding{'s' if n != 1 else ''} added (--fail-on-increase findings)\n"
+    bad = diff(small, wide, "--fail-on-increase", "parms")
+    assert bad.exit_code == 2
+    assert ("unknown figure 'parms' (did you mean 'params'?); expected a comma-separated list of: params, macs, "
+            "flops, memory, training-memory, findings") in " ".join(bad.output.split())
+
+
 def test_help_documents_the_sources_and_exit_codes():
     text = " ".join(CliRunner().invoke(main, ["diff", "--help"]).output.split())
     assert "REV:PATH" in text and "`-`" in text and "--rev REV" in text

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from archcheck.commands import batch_option, config_options, dtype_option, input_option, reported_errors, setup
+from archcheck.commands import (
+    batch_option,
+    config_options,
+    decided,
+    dtype_option,
+    input_option,
+    reported_errors,
+    setup,
+)
+from archcheck.errors import EXIT_FINDINGS, EXIT_OK
 from archcheck.propagate import OPTIMIZER_STATES
 from archcheck.render.diff import FORMATS
 
@@ -30,6 +40,19 @@ def _arguments(specs: tuple[str, ...], rev: str | None) -> tuple[str, str]:
     return specs
 
 
+def _figures(ctx, param, value) -> list[str]:
+    """``--fail-on-increase params,macs`` -> ['params', 'macs']."""
+    from archcheck.diff import GROWTH
+    from archcheck.errors import did_you_mean
+
+    figures = [v.strip() for v in (value or "").split(",") if v.strip()]
+    for figure in figures:
+        if figure not in GROWTH:
+            raise click.BadParameter(f"unknown figure '{figure}'{did_you_mean(figure, GROWTH)}; expected a "
+                                     f"comma-separated list of: {', '.join(GROWTH)}")
+    return figures
+
+
 @click.command()
 @click.argument("specs", nargs=-1, metavar="OLD NEW")
 @click.option("--rev", metavar="REV", help="Compare the one PATH given at git revision REV with the working copy "
@@ -42,8 +65,11 @@ def _arguments(specs: tuple[str, ...], rev: str | None) -> tuple[str, str]:
 @click.option("--format", "-f", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
               help="Output format: `table` (plain text when not on a terminal), `markdown` for a pull request "
                    "comment, `json` (archcheck/schemas/diff.schema.json).")
+@click.option("--fail-on-increase", "fail_on", callback=_figures, metavar="FIGURES",
+              help="Exit 1 when one of these grew from OLD to NEW, comma-separated: params, macs, flops, memory "
+                   "(peak inference), training-memory, findings (a finding added).")
 @config_options
-def diff(specs, rev, batch, dtype, input_shape, optimizer, fmt, config_path, no_config, no_custom_rules):
+def diff(specs, rev, batch, dtype, input_shape, optimizer, fmt, fail_on, config_path, no_config, no_custom_rules):
     """Compare two versions of a network: per-layer and total changes and the lint findings added and removed.
 
     OLD and NEW are each a spec (YAML or JSON) or model file (.onnx, .keras); REV:PATH, the file at
@@ -57,20 +83,21 @@ def diff(specs, rev, batch, dtype, input_shape, optimizer, fmt, config_path, no_
       archcheck diff --rev main model.yaml --format markdown > comment.md
       git show HEAD~1:model.yaml | archcheck diff - model.yaml
 
-    Layers are matched by name, then the rest by aligning the two execution orders (a layer of the same
-    type and output shape in the same place was renamed); added, removed and changed layers are listed
-    with old -> new figures, unchanged ones counted. Findings are those of `archcheck lint` (at the specs'
-    own input), both sides checked with the configuration found for NEW's path, and matched by rule and
-    layer, not by line.
+    Layers are matched by the names written in the spec, then the rest by aligning the two execution
+    orders (by type and output shape, or by type and generated name: whichever lists fewer layers);
+    added, removed and changed layers are listed with old -> new figures, unchanged ones counted.
+    Findings are those of `archcheck lint` (at the specs' own input), both sides checked with the
+    configuration found for NEW's path, and matched by rule and layer, not by line.
 
-    Exit 0 when the specs were compared, whatever changed; 2 for bad input (a spec, a revision, a
-    configuration, an option), each problem with its place (HEAD~1:model.yaml:12:5) and a fix.
+    Exit 0 when the specs were compared; 1 when a figure named by --fail-on-increase grew; 2 for bad
+    input (a spec, a revision, a configuration, an option), each problem with its place
+    (HEAD~1:model.yaml:12:5) and a fix.
     """
     old_arg, new_arg = _arguments(specs, rev)
     with reported_errors():
         from archcheck.diff import compare
         from archcheck.lint import make_plan
-        from archcheck.render.diff import show_diff
+        from archcheck.render.diff import growth_note, show_diff
         from archcheck.sources import parse, path_of
 
         old_src = parse(old_arg, stands_for=path_of(new_arg))
@@ -79,7 +106,13 @@ def diff(specs, rev, batch, dtype, input_shape, optimizer, fmt, config_path, no_
         plan = make_plan(cfg, rules)
         sides = [_side(src, plan, batch, dtype, input_shape, optimizer) for src in (old_src, new_src)]
         (old, old_found), (new, new_found) = sides
-        show_diff(compare(old, new, old_src.name, new_src.name, old_found, new_found), fmt)
+        result = compare(old, new, old_src.name, new_src.name, old_found, new_found)
+        grown = result.grown(fail_on)
+        decided(EXIT_FINDINGS if grown else EXIT_OK)
+        show_diff(result, fmt)
+        if grown:
+            click.echo(growth_note(result, grown), err=True)
+            sys.exit(EXIT_FINDINGS)
 
 
 def _side(source, plan, batch, dtype, input_shape, optimizer):

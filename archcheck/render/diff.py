@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from archcheck import __version__
-from archcheck.diff import Change, Diff, LayerDiff
+from archcheck.diff import GROWTH, Change, Diff, LayerDiff
 from archcheck.errors import show
 from archcheck.findings import Finding
 from archcheck.render import escape, table
@@ -107,6 +107,20 @@ def totals_rows(d: Diff) -> list[list[str]]:
         change = deltas[0] if len(set(deltas)) == 1 else "x".join(deltas)
     rows.append(["receptive field r / S / P", _final_field(rf.old), _final_field(rf.new), change])
     return rows
+
+
+def growth_note(d: Diff, grown: list[str]) -> str:
+    """Why --fail-on-increase fails the command: each figure that grew, by how much."""
+    rows = {key: (label, fmt) for key, label, fmt in TOTAL_ROWS}
+    parts = []
+    for figure in grown:
+        if figure == "findings":
+            parts.append(f"{len(d.findings.added):,} finding{'s' if len(d.findings.added) != 1 else ''} added")
+            continue
+        label, fmt = rows[GROWTH[figure]]
+        change = d.totals[GROWTH[figure]]
+        parts.append(f"{label} grew by {_signed(change.delta, fmt)}{_relative(change)}")
+    return f"archcheck: {'; '.join(parts)} (--fail-on-increase {','.join(grown)})"
 
 
 TOTAL_COLUMNS = [table.Column("total"), table.Column("old", right=True, wrap=True),
