@@ -389,6 +389,8 @@ def test_suppression_comments_and_per_file_ignores_apply_to_a_revision(repo):
     (["-", "-"], "standard input ('-') can be one of OLD and NEW, not both"),
     (["--rev", "HEAD", "a.yaml", "b.yaml"], "--rev HEAD compares one file at that revision with the working copy, so "
                                             "it takes one PATH; received 2 (a.yaml b.yaml)"),
+    (["--rev", "HEAD", "-"], "--rev HEAD reads a file of the repository at that revision; '-' (standard input) has "
+                             "none"),
     (["net.yaml", "net.yaml", "--format", "csv"], "Invalid value for '--format'"),
 ])
 def test_bad_input_messages(repo, args, message):
@@ -458,6 +460,19 @@ def test_markdown_for_a_pull_request(tmp_path):
                                                  "  - basic: {filters: 256}\n  - basic: {filters: 256}\n"))
     md = diff(old, longer, "--format", "markdown").stdout
     assert "<details><summary>14 layers added, removed or changed</summary>\n\n| " in md and "</details>" in md
+
+
+def test_markdown_cuts_a_very_long_layer_list():
+    from archcheck.render.diff import MARKDOWN_ROWS
+
+    old, new = ROOT / "samples" / "resnet18.yaml", ROOT / "samples" / "efficientnet_b0.yaml"
+    doc = as_json(old, new)
+    listed = sum(1 for r in rows(doc) if r["status"] != "field")
+    assert listed > MARKDOWN_ROWS
+    md = diff(old, new, "--format", "markdown").stdout
+    assert sum(1 for line in md.splitlines() if line.startswith(("| ~ |", "| + |", "| - |"))) == MARKDOWN_ROWS
+    assert f"_... and {listed - MARKDOWN_ROWS:,} more layers: `--format json` lists every one._" in md
+    assert len(md) < 65_536  # a GitHub comment's limit
 
 
 def test_markdown_escapes_names(tmp_path):

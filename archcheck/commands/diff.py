@@ -28,6 +28,10 @@ def _arguments(specs: tuple[str, ...], rev: str | None) -> tuple[str, str]:
             raise click.UsageError(f"--rev {rev} compares one file at that revision with the working copy, so it takes "
                                    f"one PATH; received {len(specs)} ({' '.join(specs) or 'none'}). Give one, e.g. "
                                    f"`archcheck diff --rev {rev} model.yaml`, or two specs without --rev")
+        if specs[0] == "-":
+            raise click.UsageError(f"--rev {rev} reads a file of the repository at that revision; '-' (standard "
+                                   "input) has none. Give the file's path, e.g. `archcheck diff --rev "
+                                   f"{rev} model.yaml`")
         return f"{rev}:{specs[0]}", specs[0]
     if len(specs) != 2:
         raise click.UsageError(f"expected two specs, OLD and NEW, received {len(specs)} "

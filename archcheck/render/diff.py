@@ -18,6 +18,7 @@ SCHEMA = "archcheck.diff/1"
 SIGNS = {"changed": "~", "added": "+", "removed": "-"}  # the statuses listed; "field" ones are counted
 STYLES = {"changed": "yellow", "added": "green", "removed": "red"}
 DETAILS_AFTER = 10  # markdown: more layer rows than this fold into a <details>
+MARKDOWN_ROWS = 200  # and more than this are cut: a GitHub comment holds at most 65,536 characters
 ARROW = " \u2192 "
 
 
@@ -222,7 +223,9 @@ def render_markdown(d: Diff) -> str:
                        f"{escape.markdown(f.message)}{where}")
     if listed(d):
         rows = [_md_row(c.header or " " for c in COLUMNS), "|" + "---|" * len(COLUMNS)]
-        rows += [_md_layer(layer) for layer in listed(d)]
+        rows += [_md_layer(layer) for layer in listed(d)[:MARKDOWN_ROWS]]
+        if len(listed(d)) > MARKDOWN_ROWS:
+            rows += ["", f"_... and {len(listed(d)) - MARKDOWN_ROWS:,} more layers: `--format json` lists every one._"]
         out += ["", "**Layers**", ""]
         if len(listed(d)) > DETAILS_AFTER:  # a long list folds away; GitHub needs the blank line after <summary>
             out += [f"<details><summary>{len(listed(d)):,} layers added, removed or changed</summary>", "", *rows,
