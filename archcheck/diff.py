@@ -65,12 +65,12 @@ class LayerDiff:
     status: str  # "changed", "added", "removed", or "field" (only the receptive field changed)
     old: LayerFacts | None
     new: LayerFacts | None
-    matched_by: str | None  # "name" or "position" (a renamed layer); None for an added or removed one
+    matched_by: str | None  # "name" (a written name) or "position" (aligned); None for an added or removed one
     aspects: tuple[str, ...]  # of ASPECTS, what differs (a changed layer)
     params: Change  # trainable parameters and buffers
     macs: Change
     output_bytes: Change
-    arguments: tuple[tuple[str, object, object], ...]  # (name, old, new) of the arguments that differ; None: absent
+    arguments: tuple[tuple[str, object, object], ...]  # (name, old, new) of the arguments that differ
     inputs: tuple[tuple[str, ...], tuple[str, ...]] | None  # (old, new) input names when they were rewired
 
 
