@@ -211,6 +211,9 @@ def test_select_ignore_severity_and_per_file_ignores(project):
     assert [f["code"] for f in findings("m.yaml", "--select", "macs-over-budget")] == ["AC902"]
     config.write_text('ignore = ["AC9"]\n' + OVER)
     assert not [f for f in findings("m.yaml") if f["code"].startswith("AC9")]
+    config.write_text('select = ["AC1"]\n' + OVER)  # narrowing `select` does not switch a gate off
+    assert {f["code"] for f in findings("m.yaml") if f["code"].startswith("AC9")} == {"AC901", "AC902", "AC903",
+                                                                                       "AC904"}
     config.write_text('select = ["AC9"]\n[severity]\nAC9 = "info"\nAC904 = "warning"\n' + OVER)
     result = lint("m.yaml", "--format", "json")
     assert result.exit_code == 1  # AC904 is a warning, and fail-on is warning

@@ -117,6 +117,8 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
         where = "--select" if select is not None else cfg.where("select")
         chosen = set().union(*(match(s, rules, where, lenient and select is None)
                                for s in (select if select is not None else cfg.select)))
+        if select is None:  # a budget set in the configuration is a gate: its own `select` cannot drop it
+            chosen |= {find_rule(BUDGET_RULES[key], rules).code for key in cfg.budgets}
     where = "--ignore" if ignore is not None else cfg.where("ignore")
     ignored = set().union(*(_ignorable(s, rules, where, lenient and ignore is None)
                             for s in (ignore if ignore is not None else cfg.ignore)))
