@@ -534,3 +534,14 @@ def test_help_documents_the_sources_and_exit_codes():
     text = " ".join(CliRunner().invoke(main, ["diff", "--help"]).output.split())
     assert "REV:PATH" in text and "`-`" in text and "--rev REV" in text
     assert "Exit 0 when the specs were compared" in text and "2 for bad input" in text
+
+
+def test_an_argument_left_to_its_default_says_so(tmp_path):
+    old = write(tmp_path, "old.yaml", BASE)
+    new = write(tmp_path, "new.yaml", edit(BASE, "filters: 32, kernel: 3, padding: 1}\n    name: body",
+                                           "filters: 32, kernel: 3, padding: same}\n    name: body"))
+    text = diff(old, new).stdout
+    assert "padding 1 \u2192 'same'" in text
+    new.write_text(edit(BASE, "filters: 32, kernel: 3, padding: 1}\n    name: body",
+                        "filters: 32, kernel: 3}\n    name: body"))
+    assert "padding 1 \u2192 (default)" in diff(old, new).stdout

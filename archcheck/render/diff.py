@@ -37,7 +37,10 @@ def _side(layer: LayerDiff, text) -> str:
 
 def _notes(layer: LayerDiff) -> str:
     """What changed that the figures do not show: arguments and rewired inputs."""
-    parts = [f"{k} {show(a, 30)}{ARROW}{show(b, 30)}" for k, a, b in layer.arguments]
+    def value(v):
+        return "(default)" if v is None else show(v, 30)  # an argument left unwritten takes the layer's default
+
+    parts = [f"{k} {value(a)}{ARROW}{value(b)}" for k, a, b in layer.arguments]
     if layer.inputs:
         parts.append(f"inputs {', '.join(layer.inputs[0])}{ARROW}{', '.join(layer.inputs[1])}")
     return "; ".join(parts)
