@@ -23,6 +23,7 @@ DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}  #
 EXECUTOR_DTYPES = ("float32", "float64")  # the ones the NumPy executor computes in (run, train)
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # extra copies of the parameters
 MAX_VALUES = 2**48  # more values than this in one tensor is not a real network
+MAX_BATCH = 1_000_000  # the largest batch the memory figures are asked for (`summary --batch`, budgets)
 
 
 @dataclass(frozen=True)
@@ -284,6 +285,16 @@ def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[
         if live > peak:
             peak, peak_at = live, name
     return peak, peak_at
+
+
+def peak_inference_at(analysis: Analysis, batch: int, dtype: str) -> int:
+    """Peak inference memory at another batch and element type, exactly as ``propagate`` at those gives it.
+
+    Every tensor holds batch x values x width bytes and every parameter width bytes, so the live sum at
+    each step scales by the same factor and the peak stays at the same layer: both parts scale exactly."""
+    t, width = analysis.totals, DTYPES[analysis.dtype]
+    values = t.peak_activation_bytes // (analysis.batch * width)  # live values at the peak, per sample
+    return t.param_bytes // width * DTYPES[dtype] + values * batch * DTYPES[dtype]
 
 
 def _final_field(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[str, RF] | None:

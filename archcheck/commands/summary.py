@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from archcheck.commands import batch_option, dtype_option, input_option, reported_errors, spec_argument
-from archcheck.errors import Collector
 from archcheck.propagate import OPTIMIZER_STATES
 from archcheck.render.summary import FORMATS, show
 
@@ -28,13 +27,9 @@ def summary(spec, batch, dtype, input_shape, optimizer, fmt):
     SPEC is a YAML or JSON spec file. Exit 0 on success, 2 when the spec is invalid
     (each problem printed with file:line:col and a fix).
     """
-    from archcheck.pipeline import analyze
+    from archcheck.pipeline import analyze, require_used
 
     with reported_errors():
         analysis = analyze(spec, batch, dtype, input_shape, optimizer)
-        col = Collector()
-        for node in analysis.graph.unused():
-            col.add("invalid-spec", "its output reaches no output of the network", node.loc, node.name,
-                    "use it as an input of a later layer, list it under `outputs:`, or remove it")
-        col.raise_if_any()
+        require_used(analysis)
         show(analysis, fmt)

@@ -25,7 +25,7 @@ MEMORY_ASSUMPTIONS = ("peak inference: live tensors by lifetime (freed after the
                       "parameters, gradients and optimizer state (momentum 1x, adam 2x the trainable parameters)")
 
 
-def _rf_json(rf) -> dict:
+def rf_json(rf) -> dict:
     if rf.is_global:
         return {"global": True, "axes": [], "note": rf.note}
     return {"global": False, "axes": [{"r": number(a.r), "S": number(a.S), "P": number(a.P)} for a in rf.axes],
@@ -43,11 +43,11 @@ def to_dict(a: Analysis) -> dict:
             "file": n.loc.file, "line": n.loc.line, "column": n.loc.col,
             "args": n.layer.args(), "input_shapes": [list(s) for s in f.in_shapes], "output_shape": list(f.shape),
             "params": f.params, "buffers": f.buffers, "macs": f.macs, "flops": f.flops,
-            "output_bytes": f.out_bytes, "receptive_field": _rf_json(f.rf),
+            "output_bytes": f.out_bytes, "receptive_field": rf_json(f.rf),
         })
     final = None
     if t.receptive_field:
-        final = {"layer": t.receptive_field[0], **_rf_json(t.receptive_field[1])}
+        final = {"layer": t.receptive_field[0], **rf_json(t.receptive_field[1])}
     return {
         "schema": SCHEMA,
         "archcheck_version": __version__,
@@ -57,7 +57,7 @@ def to_dict(a: Analysis) -> dict:
         "conventions": {"macs": MAC_CONVENTION, "flops": FLOP_CONVENTION, "memory": MEMORY_ASSUMPTIONS},
         "layers": layers,
         "groups": [{"name": g.name, "layers": g.layers, "params": g.params, "buffers": g.buffers, "macs": g.macs,
-                    "flops": g.flops, "output_shape": list(g.shape), "receptive_field": _rf_json(g.rf)}
+                    "flops": g.flops, "output_shape": list(g.shape), "receptive_field": rf_json(g.rf)}
                    for g in a.groups.values()],
         "totals": {
             "params": t.params, "trainable_params": t.trainable, "non_trainable_params": t.non_trainable,
