@@ -27,7 +27,14 @@
                                                                      : `<b>${esc(data.labels[k])}</b>`).join('<span class="sep">\u203a</span>');
     root.querySelector(".dg-fold").disabled = find(v.scope, v.depth - 1) < 0;
     root.querySelector(".dg-unfold").disabled = find(v.scope, v.depth + 1) < 0;
-    if (focus != null) {
+    if (focus == null) {  // the top of the picture in the middle of the canvas, without scrolling the page
+      const first = canvas.querySelector("g.node");
+      if (first) {
+        const box = first.getBoundingClientRect(), frame = canvas.getBoundingClientRect();
+        canvas.scrollLeft += box.left + box.width / 2 - frame.left - canvas.clientWidth / 2;
+        canvas.scrollTop = 0;
+      }
+    } else {
       for (let k = focus; k != null; k = data.parents[k]) {
         const g = boxOf(k) || canvas.querySelector(`g.cluster[data-block="${CSS.escape(k)}"]`);
         if (g) { g.classList.add("focus"); g.scrollIntoView({block: "center", inline: "center"}); break; }
