@@ -59,7 +59,7 @@ from __future__ import annotations
 from archcheck.findings import Report
 from archcheck.render.fmt import si
 
-from ._walk import used
+from ._walk import heaviest
 
 CODE = "AC902"
 SLUG = "macs-over-budget"
@@ -74,8 +74,7 @@ def check(analysis, options):
     total = analysis.totals.macs
     if budget is None or total <= budget.limit:
         return
-    biggest = max(used(analysis), key=lambda n: analysis.layers[n.name].macs)
-    held = analysis.layers[biggest.name].macs
+    biggest, held = heaviest(analysis, "macs")
     yield Report(
         biggest,
         f"the network needs {total:,} MACs ({si(total)}) per sample, {total - budget.limit:,} over the budget of "

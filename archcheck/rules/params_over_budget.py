@@ -65,7 +65,7 @@ from __future__ import annotations
 
 from archcheck.findings import Report
 
-from ._walk import used
+from ._walk import heaviest
 
 CODE = "AC901"
 SLUG = "params-over-budget"
@@ -80,8 +80,7 @@ def check(analysis, options):
     total = analysis.totals.trainable
     if budget is None or total <= budget.limit:
         return
-    biggest = max(used(analysis), key=lambda n: analysis.layers[n.name].params)
-    held = analysis.layers[biggest.name].params
+    biggest, held = heaviest(analysis, "params")
     yield Report(
         biggest,
         f"the network has {total:,} trainable parameters, {total - budget.limit:,} over the budget of "
