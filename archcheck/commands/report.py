@@ -83,14 +83,17 @@ def report(spec, output, batch, dtype, input_shape, optimizer, weights, data, la
         _need_extra()
         from archcheck.commands._execution import refuse_overwrite
         from archcheck.files import write_atomic
-        from archcheck.lint import lint_file, make_plan
+        from archcheck.lint import lint_analysis, lint_file, make_plan
         from archcheck.pipeline import analyze
         from archcheck.render.report import render
 
         refuse_overwrite(output, spec, weights, data)
         analysis = analyze(spec, batch, dtype, input_shape, optimizer)
         cfg, rules = setup(config_path, no_config, Path(spec).parent, no_custom_rules)
-        linted = lint_file(spec, make_plan(cfg, rules))
+        plan = make_plan(cfg, rules)
+        # lint's findings are of the spec at its own input; batch and dtype change no rule's verdict (budgets
+        # name their own), so the analysis made above serves unless --input changed the shapes
+        linted = lint_analysis(analysis, plan, None, spec) if input_shape is None else lint_file(spec, plan)
         probe = note = None
         if weights or data:
             probe, note = _probe(spec, data, weights, layers, max_memory)
