@@ -19,12 +19,14 @@ from archcheck import __version__
 COMMANDS = {
     "summary": "Per-layer shapes, parameters, MACs, memory and receptive field.",
     "lint": "Check specs against CNN design rules (for CI).",
+    "diff": "Compare two versions of a network: layers, totals and findings.",
     "rules": "List the lint rules.",
     "explain": "Print a rule's documentation.",
     "run": "Execute a spec in NumPy on a sample batch.",
     "train": "Overfit one small batch: a trainability sanity check.",
     "export": "Write a spec as a standard ONNX model.",
     "import": "Read an ONNX model and write it as a spec (and its weights).",
+    "report": "Write an HTML report: the figures, findings and plots on one page.",
 }
 
 
@@ -66,7 +68,8 @@ def main():
     parameters, MACs, memory and receptive field, lints the design, and runs it in NumPy.
 
     Exit codes, for every command: 0 success; 1 findings (lint and run --grad: a finding at or
-    above --fail-on, and in lint an invalid spec is one; train: the loss did not fall); 2 invalid
+    above --fail-on, and in lint an invalid spec is one; train: the loss did not fall; diff: a figure
+    named by --fail-on-increase grew); 2 invalid
     input (spec, configuration, data, weights, option); 3 internal error, a bug in archcheck.
     """
 

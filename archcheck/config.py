@@ -6,8 +6,9 @@ directory; a ``pyproject.toml`` without ``[tool.archcheck]`` is passed over), or
 file given with ``--config``. The walk stops at the project root, the first directory
 that holds ``.git``: a configuration above a checkout is not the checkout's, and a
 configuration can name ``custom-rules`` that archcheck imports and runs. This module
-checks the file's keys and value types; the rule names inside are checked against the
-loaded rules by ``archcheck.lint``. Anything wrong is a ``ConfigError`` naming the file and the key: never ignored.
+checks the file's keys and value types (the ``budgets`` table's values in ``archcheck.budgets``);
+the rule names inside are checked against the loaded rules by ``archcheck.lint``. Anything wrong
+is a ``ConfigError`` naming the file and the key: never ignored.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from archcheck.budgets import Budget
+from archcheck.budgets import parse as parse_budgets
 from archcheck.errors import ArchcheckError, did_you_mean
 from archcheck.findings import SEVERITIES
 from archcheck.render.findings import FORMATS
@@ -30,6 +33,7 @@ KEYS = {
     "exclude": (list, str, 'exclude = ["build/*", "*.json"]'),
     "custom-rules": (str, None, 'custom-rules = "tools/archcheck_rules"'),
     "format": (str, None, 'format = "github"'),
+    "budgets": (dict, None, '[tool.archcheck.budgets] then `max-params = "25M"`'),
 }
 CHOICES = {"fail-on": SEVERITIES, "format": FORMATS}
 TYPE_NAMES = {list: "an array", dict: "a table", str: "a string"}
@@ -57,6 +61,7 @@ class Config:
     custom_rules: Path | None = None
     custom_rules_off: bool = False  # --no-custom-rules: the directory is named but not imported
     format: str = "auto"
+    budgets: dict[str, Budget] = field(default_factory=dict)  # by key: "max-params" -> Budget
 
     def where(self, *key: str) -> str:
         """``file: key 'tool.archcheck.severity.x'``, for messages."""
@@ -184,6 +189,8 @@ def load_config(path: Path | str | None) -> Config:
                 if sev not in SEVERITIES:
                     raise cfg.error((key, rule), f"must be one of {', '.join(SEVERITIES)}, received {sev!r}"
                                     f"{did_you_mean(sev, SEVERITIES)}", "use `ignore` to turn a rule off")
+        if key == "budgets":
+            value = parse_budgets(value, cfg)
         setattr(cfg, key.replace("-", "_"), value)
     if cfg.custom_rules is not None:
         directory = cfg.root / cfg.custom_rules

@@ -21,6 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
+from fractions import Fraction
 from pathlib import Path
 
 from archcheck.errors import ArchcheckError
@@ -43,7 +44,7 @@ def parse_size(text: str) -> int:
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", text)
     if not m or m.group(2).lower() not in _UNITS:
         raise ValueError(f"expected a size such as 8GiB, 500MB or 2000000, received '{text}'")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return int(Fraction(m.group(1)) * _UNITS[m.group(2).lower()])  # exact: "1.1GiB" is not rounded through a float
 
 
 def default_max_memory() -> int:
@@ -195,7 +196,14 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's file is private (0600): give it a new file's permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the mask means setting it: put it back at once
+    os.umask(mask)
+    return mask

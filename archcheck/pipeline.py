@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from archcheck.errors import Collector
 from archcheck.graph import build_graph
 from archcheck.propagate import Analysis, propagate
 from archcheck.spec import load_spec
@@ -36,3 +37,13 @@ def read_spec(path):
 
         return load_model_spec(path)
     return load_spec(path)
+
+
+def require_used(analysis: Analysis) -> None:
+    """Refuse a network with layers whose output reaches no output (SpecError): its totals would count them.
+    The calculator's commands (summary, diff) need this; lint reports them as findings instead."""
+    col = Collector()
+    for node in analysis.graph.unused():
+        col.add("invalid-spec", "its output reaches no output of the network", node.loc, node.name,
+                "use it as an input of a later layer, list it under `outputs:`, or remove it")
+    col.raise_if_any()

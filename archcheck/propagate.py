@@ -24,6 +24,7 @@ DTYPES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}  #
 EXECUTOR_DTYPES = ("float32", "float64")  # the ones the NumPy executor computes in (run, train)
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # extra copies of the parameters
 MAX_VALUES = 2**48  # more values than this in one tensor is not a real network
+MAX_BATCH = 1_000_000  # the largest batch the memory figures are asked for (`summary --batch`, budgets)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Tota
     trainable = sum(f.params for f in facts.values())
     buffers = sum(f.buffers for f in facts.values())
     param_bytes = (trainable + buffers) * width
-    peak, peak_at = _peak_activations(graph, facts, _plan(graph, facts))
+    peak, peak_at = _peak_activations(graph, facts)
     activations = sum(f.out_bytes for f in facts.values())
     training = {opt: activations + param_bytes + trainable * width * (1 + k) for opt, k in OPTIMIZER_STATES.items()}
     return Totals(
@@ -262,24 +263,66 @@ def _plan(graph: LayerGraph, facts: dict[str, LayerFacts]) -> InferencePlan:
     return graph.inference({name: f.shape for name, f in facts.items()})
 
 
-def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts], plan: InferencePlan) -> tuple[int, str]:
-    """Largest sum of live tensors while running the layers in order for inference, and the tensor just
-    made then.
+def live_memory(graph: LayerGraph, facts: dict[str, LayerFacts]) -> list[tuple[str, int]]:
+    """Per step of the execution order (the input first): the layer run and the bytes of the tensors live
+    while it runs: its inputs, its output, and every earlier tensor a later layer still reads.
 
     The lifetimes are the graph's (``LayerGraph.released``) and the folding and overwriting its inference
-    plan's (``LayerGraph.inference``): the executor frees and runs by both, so the predicted peak is the
-    one a run holds.
+    plan's (``LayerGraph.inference``): the executor frees and runs by both, so the predicted peak is the one a
+    run holds; the summary's peak and the report's timeline both read this.
     """
+    plan = _plan(graph, facts)
     out_bytes = {name: f.out_bytes for name, f in facts.items()}
     live = out_bytes[INPUT]
-    peak, peak_at = live, INPUT
+    steps = [(INPUT, live)]
     for node in graph.order[1:]:
         live += plan.new_bytes(node.name, out_bytes)
-        if live > peak:
-            peak, peak_at = live, plan.folds.get(node.name, node.name)
+        steps.append((node.name, live))
         for name in graph.released[node.name]:
             live -= plan.freed_bytes(name, out_bytes)
+    return steps
+
+
+def alive_at(graph: LayerGraph, step: str, facts: dict[str, LayerFacts]) -> list[str]:
+    """The tensors live while layer ``step`` runs (the ones ``live_memory`` counts there), in the order they
+    were made: a batchnorm folded into the layer before it is made by that layer, and a layer that writes
+    over its input takes that input's place."""
+    plan = _plan(graph, facts)
+    out_bytes = {name: f.out_bytes for name, f in facts.items()}
+    alive = {INPUT: None}
+    for node in graph.order[1:]:
+        if node.name in plan.in_place:
+            del alive[plan.in_place[node.name]]
+            alive[node.name] = None
+        elif node.name not in plan.folded:
+            alive[plan.folds.get(node.name, node.name)] = None
+        if node.name == step:
+            break
+        for name in graph.released[node.name]:
+            if plan.freed_bytes(name, out_bytes):
+                del alive[name]
+    return list(alive)
+
+
+def _peak_activations(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[int, str]:
+    """Largest sum of live tensors while running the layers in order for inference, and the layer running
+    then (the first step that reaches it; a layer with a batchnorm folded into it makes that batchnorm's
+    tensor)."""
+    peak_at, peak = INPUT, -1
+    for name, live in live_memory(graph, facts):
+        if live > peak:
+            peak, peak_at = live, name
     return peak, peak_at
+
+
+def peak_inference_at(analysis: Analysis, batch: int, dtype: str) -> int:
+    """Peak inference memory at another batch and element type, exactly as ``propagate`` at those gives it.
+
+    Every tensor holds batch x values x width bytes and every parameter width bytes, so the live sum at
+    each step scales by the same factor and the peak stays at the same layer: both parts scale exactly."""
+    t, width = analysis.totals, DTYPES[analysis.dtype]
+    values = t.peak_activation_bytes // (analysis.batch * width)  # live values at the peak, per sample
+    return t.param_bytes // width * DTYPES[dtype] + values * batch * DTYPES[dtype]
 
 
 def _final_field(graph: LayerGraph, facts: dict[str, LayerFacts]) -> tuple[str, RF] | None:

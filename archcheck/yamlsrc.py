@@ -311,17 +311,7 @@ def load_file_text(path: str | Path) -> str:
     try:
         with open_regular(path, quoted=True) as fh:
             data = fh.read(MAX_BYTES + 1)  # the size on disk may lie (/proc, a growing file): count what is read
-        if len(data) > MAX_BYTES:
-            size = max(len(data), os.stat(path).st_size)
-            raise SpecError([Problem("invalid-yaml", _too_big(size) if size > MAX_BYTES + 1 else
-                                     f"the file is over {MAX_BYTES:,} bytes; specs are limited to {MAX_BYTES:,} "
-                                     f"bytes ({MAX_BYTES // 2**20} MiB)", Loc(str(path), 1, 1), None, _TOO_BIG_FIX)])
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line, col = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
-        raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text: byte {data[exc.start]:#04x} at "
-                                 f"offset {exc.start:,} ({exc.reason})", Loc(str(path), line, col), None,
-                                 "save the spec as UTF-8 (editors offer it under 'Save with encoding')")]) from None
+        size = os.stat(path).st_size if len(data) > MAX_BYTES else None
     except FileProblem as exc:
         loc = Loc(str(path), 1, 1) if exc.exists else None
         raise SpecError([Problem("invalid-yaml", exc.message, loc, None, "check the path: SPEC is a YAML or JSON spec "
@@ -329,4 +319,21 @@ def load_file_text(path: str | Path) -> str:
     except OSError as exc:
         raise SpecError([Problem("invalid-yaml", f"cannot read '{path}': {exc.strerror or exc}", None, None,
                                  "check the path: SPEC is a YAML or JSON spec file")]) from None
-    return text
+    return decode(data, str(path), size)
+
+
+def decode(data: bytes, file: str, size: int | None = None) -> str:
+    """A spec's bytes as text, else SpecError at ``file``: those of a file, a git revision or standard input, of
+    which at most ``MAX_BYTES + 1`` are read (``size``: the whole size, when known)."""
+    if len(data) > MAX_BYTES:
+        size = max(len(data), size or 0)
+        raise SpecError([Problem("invalid-yaml", _too_big(size) if size > MAX_BYTES + 1 else
+                                 f"the file is over {MAX_BYTES:,} bytes; specs are limited to {MAX_BYTES:,} "
+                                 f"bytes ({MAX_BYTES // 2**20} MiB)", Loc(file, 1, 1), None, _TOO_BIG_FIX)])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = data.count(b"\n", 0, exc.start) + 1, exc.start - data.rfind(b"\n", 0, exc.start)
+        raise SpecError([Problem("invalid-yaml", f"the file is not UTF-8 text: byte {data[exc.start]:#04x} at "
+                                 f"offset {exc.start:,} ({exc.reason})", Loc(file, line, col), None,
+                                 "save the spec as UTF-8 (editors offer it under 'Save with encoding')")]) from None

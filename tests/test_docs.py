@@ -25,6 +25,11 @@ CASES = [
     ("run {root}/samples/bad_sigmoid.yaml --grad", 1), ("run {good} --grad --fail-on error", 0),
     ("train {good} --steps 20", 0), ("train {bad}", 2),
     ("export {good} -o {tmp}/g.onnx", 0), ("export {bad} -o {tmp}/b.onnx", 2),
+    ("report {good} -o {tmp}/g.html", 0), ("report {bad} -o {tmp}/b.html", 2), ("report {good}", 2),
+    ("diff {good} {good}", 0), ("diff {root}/samples/lenet5.yaml {good}", 0), ("diff {good} {bad}", 2),
+    ("diff {good}", 2), ("diff {good} {root}/samples/lenet5.yaml --fail-on-increase params", 1),
+    ("diff {root}/samples/lenet5.yaml {good} --fail-on-increase params,macs,findings", 0),
+    ("diff {good} {good} --fail-on-increase bogus", 2),
 ]
 
 

@@ -67,14 +67,16 @@ def test_a_plain_checkout_runs_without_installing(tmp_path):
     assert {f["code"] for f in json.loads(run.stdout)["findings"]} >= {"AC201", "AC202"}
 
 
-def test_summary_and_lint_of_a_spec_never_import_onnx():
-    """A spec file is told from a model by its suffix alone: the importer and onnx load only for models."""
+def test_summary_and_lint_of_a_spec_never_import_onnx_or_the_report():
+    """A spec file is told from a model by its suffix alone: the importer and onnx load only for models; the
+    report's libraries (Graphviz, Bokeh) load only for the report and the drawn formats."""
     code = ("import sys, contextlib, io\n"
             "from archcheck.cli import main\n"
             "for args in (['summary', sys.argv[1]], ['lint', sys.argv[1]]):\n"
             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
             "        main(args)\n"
-            "print(sorted(m for m in ('onnx', 'archcheck.importers.onnx', 'archcheck.importers.load') "
+            "print(sorted(m for m in ('onnx', 'archcheck.importers.onnx', 'archcheck.importers.load', 'bokeh', "
+            "'pygraphviz', 'playwright', 'PIL', 'archcheck.render.drawing', 'archcheck.render.report') "
             "if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code, str(ROOT / "samples" / "resnet50.yaml")], capture_output=True,
                           text=True, check=True, cwd=ROOT)

@@ -274,21 +274,21 @@ def test_documented_configuration_is_valid(project):
 def test_documented_custom_rule_works(project):
     rules = project / "tools" / "archcheck_rules"
     rules.mkdir(parents=True)
-    write(rules / "param_budget.py", _block("A complete example", "````python\n"))
+    write(rules / "weight_buffer.py", _block("A complete example", "````python\n"))
     write(project / "archcheck.toml", 'custom-rules = "tools/archcheck_rules"\nselect = ["ORG"]\n'
-                                      "[rules.over-param-budget]\nmax_params = 10_000\n")
+                                      "[rules.layer-over-weight-buffer]\nmax_layer_params = 5_000\n")
     data = json.loads(lint("m.yaml", "--format", "json").stdout)
     # conv_1 3*9*128+128 = 3,584; conv_2 128*9*8+8 = 9,224; dense 8*10+10 = 90
     assert [(f["code"], f["layer"], f["line"]) for f in data["findings"]] == [("ORG101", "conv_2", 5)]
-    assert data["findings"][0]["message"] == ("the network has 12,898 trainable parameters, 2,898 over the budget "
-                                              "of 10,000; this layer holds 9,224 of them")
-    write(project / "archcheck.toml", 'custom-rules = "tools/archcheck_rules"\n[rules.ORG101]\nmax_params = 0\n')
+    assert data["findings"][0]["message"] == ("holds 9,224 weights, 4,224 more than the buffer's 5,000: it runs in 2 "
+                                              "tiles streamed from DRAM")
+    write(project / "archcheck.toml", 'custom-rules = "tools/archcheck_rules"\n[rules.ORG101]\nmax_layer_params = 0\n')
     result = lint("m.yaml")
     assert result.exit_code == 2
-    assert ("archcheck.toml: key 'rules.ORG101.max_params': rule ORG101 over-param-budget expects a parameter count "
-            "of at least 1, received 0") in result.stderr
+    assert ("archcheck.toml: key 'rules.ORG101.max_layer_params': rule ORG101 layer-over-weight-buffer expects a "
+            "parameter count of at least 1, received 0") in result.stderr
     explained = CliRunner().invoke(main, ["explain", "ORG101"]).stdout
-    assert "## Why is this bad?\nOur edge devices hold at most `max_params` weights in memory." in explained
+    assert "## Why is this bad?\nOur NPU keeps at most `max_layer_params` weights of one layer on chip" in explained
 
 
 # -- hostile configurations and the trust model (issue 7) ------------------------------------------

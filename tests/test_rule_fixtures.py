@@ -11,6 +11,7 @@ lint reports them. A fixture file holds::
           input: [3, 32, 32]
           ...
         options: {min_span: 1000}     # optional: the rule's options, as under [rules.<slug>]
+        budgets: {max-params: 10k}    # optional: the [budgets] table (the budget rules, AC9xx)
         select: [AC101, AC504]        # optional: the rules to run (default: the file's rule)
         run: {}                       # dynamic rules only: the run record, see below
         findings:                     # every finding, in lint's order; [] for a quiet case
@@ -46,6 +47,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from archcheck.budgets import parse as parse_budgets
 from archcheck.config import Config
 from archcheck.lint import Rule, check_run, lint_file, load_rules, make_plan
 
@@ -53,7 +55,7 @@ FIXTURES = Path(__file__).parent / "rules"
 RULES = load_rules()
 BUILT_IN = {code: rule for code, rule in RULES.items() if rule.origin == "built-in" and rule.check}  # not the engine's
 
-CASE_KEYS = {"name", "spec", "options", "select", "run", "findings"}
+CASE_KEYS = {"name", "spec", "options", "budgets", "select", "run", "findings"}
 FINDING_KEYS = {"code", "severity", "layer", "line", "via", "message", "message_contains", "fix", "fix_contains"}
 RUN_KEYS = {"stats", "norms", "bad", "loss"}
 # the healthy run record: ReLU half zero, sigmoid 10% saturated, gradient norms alike from first to last
@@ -111,6 +113,7 @@ def _record(analysis, run: dict):
 def _lint(rule, case: dict, path: Path):
     path.write_text(case["spec"])
     cfg = Config(select=case.get("select", [rule.code]), rules={rule.code: case.get("options", {})})
+    cfg.budgets = parse_budgets(case.get("budgets", {}), cfg)
     plan = make_plan(cfg, RULES, kind=rule.kind)
     if rule.kind == "dynamic":
         from archcheck.pipeline import analyze
@@ -142,4 +145,5 @@ def test_every_rule_has_a_fixture(code):
                                                   "one that does not, and the findings expected"
     cases = next(cases for c, _, cases in FILES if c == code)
     assert any(any(f["code"] == code for f in case["findings"]) for case in cases), "no case triggers the rule"
-    assert any(not case["findings"] and "options" not in case for case in cases), "no quiet case with the defaults"
+    assert any(not case["findings"] and "options" not in case and "budgets" not in case for case in cases), \
+        "no quiet case with the defaults"

@@ -12,12 +12,21 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, as a package, before Python 3.11
+    import tomli as tomllib
+
 import archcheck.rules
+from archcheck import budgets
+from archcheck.budgets import RULES as BUDGET_RULES
+from archcheck.config import Config
 from archcheck.findings import SEVERITIES, Report
 from archcheck.pipeline import analyze
 
@@ -35,13 +44,19 @@ def run(module, tmp_path: Path, text: str, **options) -> list[Report]:
     return list(module.check(analyze(path), {**module.OPTIONS, **options}))
 
 
+def budgeted(module) -> bool:
+    """A budget rule (AC9xx): its limit comes from the configuration's [budgets] table."""
+    return module.SLUG in BUDGET_RULES.values()
+
+
 # -- the module contract ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_contract(name):
     module = ALL[name]
     assert module.SLUG == name.replace("_", "-")
-    assert re.fullmatch(r"AC8\d\d" if name in DYNAMIC else r"AC[1-7]\d\d", module.CODE)
+    assert re.fullmatch(r"AC8\d\d" if name in DYNAMIC else r"AC9\d\d" if budgeted(module) else r"AC[1-7]\d\d",
+                        module.CODE)
     assert getattr(module, "KIND", "static") in ("static", "dynamic")
     assert module.SEVERITY in SEVERITIES
     assert isinstance(module.OPTIONS, dict)
@@ -67,10 +82,16 @@ def _yaml(doc: str, section: str) -> str:
 
 @pytest.mark.parametrize("name", sorted(MODULES))
 def test_documented_examples(name, tmp_path):
-    """The docs' Example triggers the rule and its Use instead does not: both are complete specs."""
+    """The docs' Example triggers the rule and its Use instead does not: both are complete specs. A budget
+    rule's Example gives the [budgets] table it is checked with."""
     module = MODULES[name]
-    assert run(module, tmp_path, _yaml(module.__doc__, "## Example"))
-    assert run(module, tmp_path, _yaml(module.__doc__, "## Use instead")) == []
+    options = {}
+    if budgeted(module):
+        part = module.__doc__[module.__doc__.index("## Example"):module.__doc__.index("## Use instead")]
+        table = tomllib.loads(re.search(r"```toml\n(.*?)```", part, re.S).group(1))["budgets"]
+        options["budget"] = budgets.parse(table, Config())[next(k for k in table if k in BUDGET_RULES)]
+    assert run(module, tmp_path, _yaml(module.__doc__, "## Example"), **options)
+    assert run(module, tmp_path, _yaml(module.__doc__, "## Use instead"), **options) == []
 
 
 def test_codes_and_slugs_are_unique():

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from archcheck.errors import EXIT_INTERNAL, EXIT_OK, ArchcheckError
-from archcheck.propagate import DTYPES, EXECUTOR_DTYPES
+from archcheck.propagate import DTYPES, EXECUTOR_DTYPES, MAX_BATCH
 
 
 @contextmanager
@@ -66,7 +66,7 @@ def parse_shape(ctx, param, value):
 
 
 spec_argument = click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
-batch_option = click.option("--batch", "-b", type=click.IntRange(1, 1_000_000), default=1, show_default=True,
+batch_option = click.option("--batch", "-b", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
                             help="Batch size for memory figures.")
 dtype_option = click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True,
                             help="Element type for memory figures.")

@@ -45,10 +45,11 @@ def refuse_overwrite(path, *inputs) -> None:
                                  "write to another path")
 
 
-def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=False):
+def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=False, at_most=False):
     """Analyse the spec and load (or make) the batch and the weights: (analysis, x, names, params, source).
 
-    What would not fit in ``max_memory`` is refused before it is read or allocated."""
+    With ``data``, ``batch`` is the number of samples to take, an error when the data hold fewer, or with
+    ``at_most`` the most to take. What would not fit in ``max_memory`` is refused before it is read or allocated."""
     from archcheck import data as datamod
     from archcheck.executor import init_params
     from archcheck.pipeline import analyze_model
@@ -60,7 +61,7 @@ def prepare(spec, data, batch, weights, seed, dtype, max_memory=2**62, training=
         x, names = datamod.load(data, analysis.spec.input, dtype, rows=batch, limit=max_memory)
         refuse_if_too_big(analysis, len(x), dtype, training, max_memory)
         if batch is not None:
-            if batch > len(x):
+            if batch > len(x) and not at_most:
                 raise datamod.DataError(f"--batch {batch} asks for more samples than {data} holds ({len(x)})",
                                         f"use --batch {len(x)} or less")
             x, names = x[:batch], names[:batch]

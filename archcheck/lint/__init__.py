@@ -22,7 +22,7 @@ One module per concern, in the order a run uses them; this package re-exports th
 - ``load``: the rules from their three places (``load_rules``, ``rule_from_module``);
 - ``plan``: which rules run on which files, with what severity and options (``make_plan``, ``Plan``);
 - ``paths``: which spec files a run checks (``collect``);
-- ``run``: the rules over each spec or run record (``lint_paths``, ``lint_file``, ``check_run``);
+- ``run``: the rules over each spec or run record (``lint_paths``, ``lint_file``, ``lint_analysis``, ``check_run``);
 - ``suppress``: the ``# archcheck:`` comments (AC004 for those that do nothing);
 - ``memo``: the facts rules share about one analysis, in a memo the engine hangs on it for one run
   (``memo_for``), so no rule module keeps an analysis.
@@ -32,7 +32,7 @@ from archcheck.lint.load import load_rules, rule_from_module
 from archcheck.lint.paths import collect
 from archcheck.lint.plan import Plan, find_rule, make_plan, match
 from archcheck.lint.rule import ENGINE, Rule
-from archcheck.lint.run import Result, check_run, fails, lint_file, lint_paths
+from archcheck.lint.run import Result, check_run, fails, lint_analysis, lint_file, lint_paths
 
-__all__ = ["ENGINE", "Plan", "Result", "Rule", "check_run", "collect", "fails", "find_rule", "lint_file",
-           "lint_paths", "load_rules", "make_plan", "match", "rule_from_module"]
+__all__ = ["ENGINE", "Plan", "Result", "Rule", "check_run", "collect", "fails", "find_rule", "lint_analysis",
+           "lint_file", "lint_paths", "load_rules", "make_plan", "match", "rule_from_module"]

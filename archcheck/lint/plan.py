@@ -1,5 +1,6 @@
 """The plan of a run: the rules on, of one kind, for each file, their severities and options,
-resolved from the configuration and the command line's --select/--ignore.
+resolved from the configuration and the command line's --select/--ignore. A budget rule's option
+``budget`` is its ``Budget`` from the configuration's ``[budgets]`` table (``archcheck.budgets``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 
+from archcheck.budgets import KEYS as BUDGET_KEYS
+from archcheck.budgets import RULES as BUDGET_RULES
 from archcheck.config import Config, ConfigError
 from archcheck.errors import did_you_mean
 from archcheck.lint.load import _where
@@ -114,6 +117,8 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
         where = "--select" if select is not None else cfg.where("select")
         chosen = set().union(*(match(s, rules, where, lenient and select is None)
                                for s in (select if select is not None else cfg.select)))
+        if select is None:  # a budget set in the configuration is a gate: its own `select` cannot drop it
+            chosen |= {find_rule(BUDGET_RULES[key], rules).code for key in cfg.budgets}
     where = "--ignore" if ignore is not None else cfg.where("ignore")
     ignored = set().union(*(_ignorable(s, rules, where, lenient and ignore is None)
                             for s in (ignore if ignore is not None else cfg.ignore)))
@@ -136,15 +141,20 @@ def make_plan(cfg: Config, rules: dict[str, Rule], select: list[str] | None = No
                               "name the rule by code or slug; `archcheck rules` lists them")
         for key, value in values.items():
             if key not in rule.options:
-                have = ", ".join(rule.options) or "none"
+                have = f"its options are: {', '.join(rule.options) or 'none'}"
+                budget = next((k for k, slug in BUDGET_RULES.items() if slug == rule.slug), None)
+                if budget is not None:  # its limit is a budget: one place to set it
+                    have = f"set its limit in the budgets table: `{BUDGET_KEYS[budget]}` under [{cfg.table}budgets]"
                 raise ConfigError(f"{cfg.where('rules', name, key)}: rule {rule.code} {rule.slug} has no option "
-                                  f"'{key}'{did_you_mean(key, rule.options)}", f"its options are: {have}")
+                                  f"'{key}'{did_you_mean(key, rule.options)}", have)
             default = rule.options[key]
             if not _option_ok(value, default):
                 kind = TYPE_NAMES.get(type(default), type(default).__name__)
                 raise ConfigError(f"{cfg.where('rules', name, key)}: must be {kind} (default {default!r}), received "
                                   f"{value!r}", f"write `{key} = {_toml(default)}`")
             options[rule.code][key] = float(value) if isinstance(default, float) else value
+    for key, budget in cfg.budgets.items():  # a budget rule's limit comes from [budgets] (archcheck.budgets)
+        options[find_rule(BUDGET_RULES[key], rules).code]["budget"] = budget
     tables = {find_rule(name, rules).code: name for name in cfg.rules if find_rule(name, rules)}
     for code in sorted(enabled):
         _validate(rules[code], options[code], cfg, tables.get(code))

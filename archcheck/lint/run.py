@@ -59,6 +59,15 @@ def lint_file(path: str, plan: Plan) -> Result:
         return _check(analysis, path, plan)
 
 
+def lint_analysis(analysis, plan: Plan, text: str | None, stands_for: str) -> Result:
+    """The findings on a spec analysed already (``archcheck diff`` analyses each side once), which may have
+    been read from elsewhere than its file (a git revision, standard input): ``text`` is the spec's, for its
+    suppression comments (empty for a model file; None: read the file), ``stands_for`` the file it is in
+    the checkout, whose ``per-file-ignores`` apply. Messages name ``analysis.spec.file``."""
+    with memo_for(analysis):
+        return _check(analysis, analysis.spec.file, plan, text, stands_for)
+
+
 def check_run(run, plan: Plan) -> Result:
     """The dynamic rules' findings on a run record (``archcheck.executor.Run``) of the spec
     ``run.analysis.spec.file``, less the suppressed ones; ``plan`` made with ``kind="dynamic"``."""
@@ -66,10 +75,11 @@ def check_run(run, plan: Plan) -> Result:
         return _check(run, run.analysis.spec.file, plan)
 
 
-def _check(subject, path: str, plan: Plan) -> Result:
+def _check(subject, path: str, plan: Plan, text: str | None = None, stands_for: str | None = None) -> Result:
     """Every active rule's findings on ``subject`` (an Analysis or a run record), less the suppressed ones.
-    On a partial analysis (a spec with shape errors) each rule runs as its ``scope`` allows."""
-    active = plan.active(path)
+    On a partial analysis (a spec with shape errors) each rule runs as its ``scope`` allows. ``text`` and
+    ``stands_for``: as for ``lint_analysis``, for a spec not read from ``path``."""
+    active = plan.active(stands_for or path)
     cut = getattr(subject, "before_broken", None) if getattr(subject, "broken", None) else None
     if cut is not None:
         active = [r for r in active if r.scope != "network" or r.check is None]
@@ -82,7 +92,7 @@ def _check(subject, path: str, plan: Plan) -> Result:
             findings += found
     # a rule that could not look everywhere cannot tell that a suppression comment is unused
     whole = {r.code for r in active if cut is None or r.scope == "layer" or r.check is None}
-    kept, suppressed = suppress(findings, path, plan, whole)
+    kept, suppressed = suppress(findings, path, plan, whole, text)
     return Result(sorted(kept, key=_order), suppressed)
 
 

@@ -26,18 +26,20 @@ class _Mark:
     used: set[str] = field(default_factory=set)
 
 
-def _marks(path: str, plan: Plan, report) -> list[_Mark]:
-    """Parse the spec's ``# archcheck:`` comments; ``report(loc, message, fix)`` the malformed ones.
+def _marks(path: str, plan: Plan, report, text: str | None = None) -> list[_Mark]:
+    """Parse the spec's ``# archcheck:`` comments (in ``text``, else the file at ``path``); ``report(loc,
+    message, fix)`` the malformed ones.
 
     A comment alone on its line covers the next line that is not blank or a comment; a
     comment after a layer covers its own line."""
     from archcheck.errors import SpecError
     from archcheck.yamlsrc import load_file_text
 
-    try:
-        text = load_file_text(path)  # the spec was read once already; a special file was refused there
-    except SpecError:
-        return []
+    if text is None:
+        try:
+            text = load_file_text(path)  # the spec was read once already; a special file was refused there
+        except SpecError:
+            return []
     if "archcheck:" not in text:
         return []
     lines = text.splitlines()
@@ -75,9 +77,10 @@ def _marks(path: str, plan: Plan, report) -> list[_Mark]:
     return marks
 
 
-def suppress(findings: list[Finding], path: str, plan: Plan, active: set[str]) -> tuple[list[Finding], int]:
-    """The findings left once the comments have suppressed theirs, with the AC004 notes; and how many
-    were suppressed."""
+def suppress(findings: list[Finding], path: str, plan: Plan, active: set[str],
+             text: str | None = None) -> tuple[list[Finding], int]:
+    """The findings left once the comments (of ``text``, else of the file at ``path``) have suppressed theirs,
+    with the AC004 notes; and how many were suppressed."""
     notes: list[Finding] = []
     unused = plan.rules[UNUSED]
     severity = plan.severity.get(UNUSED, unused.severity)
@@ -86,7 +89,7 @@ def suppress(findings: list[Finding], path: str, plan: Plan, active: set[str]) -
         if UNUSED in active:
             notes.append(Finding(UNUSED, unused.slug, severity, message, loc, None, fix))
 
-    marks = _marks(path, plan, report)
+    marks = _marks(path, plan, report, text)
     kept, suppressed = [], 0
     for f in findings:
         lines = {f.loc.line, *(u.line for u in f.loc.via)} if f.loc and f.loc.file == path else set()

@@ -66,3 +66,10 @@ def csv_cell(text: str) -> str:
     there (OWASP's CSV injection), so it gets a leading apostrophe."""
     text = terminal(text)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def html(text: str) -> str:
+    """Text and attribute values in an HTML page: markup characters as entities, controls shown as for the terminal."""
+    import html as _html
+
+    return _html.escape(terminal(text), quote=True)

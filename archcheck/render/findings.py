@@ -97,19 +97,24 @@ def _json(findings, files_checked, suppressed, **_) -> str:
     return json.dumps(to_json(findings, files_checked, suppressed), indent=2)
 
 
+def finding_json(f: Finding) -> dict:
+    """One finding as the documented JSON has it (also in ``archcheck diff``'s)."""
+    return {
+        "code": f.code, "rule": f.rule, "severity": f.severity, "message": f.message, "fix": f.fix,
+        "layer": f.layer, "file": f.loc.file if f.loc else None,
+        "line": f.loc.line if f.loc and f.loc.line >= 1 else None,
+        "column": f.loc.col if f.loc and f.loc.line >= 1 else None,
+        "via": [{"line": u.line, "column": u.col} for u in (f.loc.via if f.loc else ())],
+        **({"node": f.loc.node} if f.loc and f.loc.node else {}),  # a finding in an imported model
+    }
+
+
 def to_json(findings, files_checked, suppressed) -> dict:
     """The documented JSON (archcheck/schemas/lint.schema.json)."""
     return {
         "schema": JSON_SCHEMA,
         "archcheck_version": __version__,
-        "findings": [{
-            "code": f.code, "rule": f.rule, "severity": f.severity, "message": f.message, "fix": f.fix,
-            "layer": f.layer, "file": f.loc.file if f.loc else None,
-            "line": f.loc.line if f.loc and f.loc.line >= 1 else None,
-            "column": f.loc.col if f.loc and f.loc.line >= 1 else None,
-            "via": [{"line": u.line, "column": u.col} for u in (f.loc.via if f.loc else ())],
-            **({"node": f.loc.node} if f.loc and f.loc.node else {}),  # a finding in an imported model
-        } for f in findings],
+        "findings": [finding_json(f) for f in findings],
         "summary": {"findings": len(findings), "by_severity": counts(findings), "files_checked": files_checked,
                     "suppressed": suppressed},
     }

@@ -12,7 +12,7 @@ import json
 
 from archcheck import __version__
 from archcheck.propagate import Analysis, LayerFacts
-from archcheck.render import escape, table
+from archcheck.render import diagram, escape, table
 from archcheck.render.fmt import commas, compact, field, human_bytes, number, shape, si
 from archcheck.spec import INPUT
 
@@ -28,7 +28,7 @@ MEMORY_ASSUMPTIONS = ("peak inference: live tensors by lifetime as `archcheck ru
                       "parameters, gradients and optimizer state (momentum 1x, adam 2x the trainable parameters)")
 
 
-def _rf_json(rf) -> dict:
+def rf_json(rf) -> dict:
     if rf.is_global:
         return {"global": True, "axes": [], "note": rf.note}
     return {"global": False, "axes": [{"r": number(a.r), "S": number(a.S), "P": number(a.P)} for a in rf.axes],
@@ -46,11 +46,11 @@ def to_dict(a: Analysis) -> dict:
             "file": n.loc.file, "line": n.loc.line, "column": n.loc.col,
             "args": n.layer.args(), "input_shapes": [list(s) for s in f.in_shapes], "output_shape": list(f.shape),
             "params": f.params, "buffers": f.buffers, "macs": f.macs, "flops": f.flops,
-            "output_bytes": f.out_bytes, "receptive_field": _rf_json(f.rf),
+            "output_bytes": f.out_bytes, "receptive_field": rf_json(f.rf),
         })
     final = None
     if t.receptive_field:
-        final = {"layer": t.receptive_field[0], **_rf_json(t.receptive_field[1])}
+        final = {"layer": t.receptive_field[0], **rf_json(t.receptive_field[1])}
     return {
         "schema": SCHEMA,
         "archcheck_version": __version__,
@@ -60,7 +60,7 @@ def to_dict(a: Analysis) -> dict:
         "conventions": {"macs": MAC_CONVENTION, "flops": FLOP_CONVENTION, "memory": MEMORY_ASSUMPTIONS},
         "layers": layers,
         "groups": [{"name": g.name, "layers": g.layers, "params": g.params, "buffers": g.buffers, "macs": g.macs,
-                    "flops": g.flops, "output_shape": list(g.shape), "receptive_field": _rf_json(g.rf)}
+                    "flops": g.flops, "output_shape": list(g.shape), "receptive_field": rf_json(g.rf)}
                    for g in a.groups.values()],
         "totals": {
             "params": t.params, "trainable_params": t.trainable, "non_trainable_params": t.non_trainable,
@@ -211,7 +211,14 @@ def render_csv(a: Analysis) -> str:
     return buf.getvalue()
 
 
-FORMATS = {"table": render_plain, "json": render_json, "markdown": render_markdown, "csv": render_csv}
+def render_svg(a: Analysis) -> str:
+    from archcheck.render.drawing import standalone_svg  # Graphviz: the report extra, loaded for this format only
+
+    return standalone_svg(a)
+
+
+FORMATS = {"table": render_plain, "json": render_json, "markdown": render_markdown, "csv": render_csv,
+           "mermaid": diagram.mermaid, "dot": diagram.dot, "svg": render_svg}
 
 
 def show(a: Analysis, fmt: str) -> None:

@@ -91,6 +91,13 @@ def _memo(analysis) -> dict:
     return memo(analysis)
 
 
+def heaviest(analysis, figure: str):
+    """The used layer with the most of a per-layer figure (``params``, ``macs``) and that amount: where a
+    budget on the total is best spent first."""
+    node = max(used(analysis), key=lambda n: getattr(analysis.layers[n.name], figure))
+    return node, getattr(analysis.layers[node.name], figure)
+
+
 def used(analysis) -> list:
     """The nodes whose output reaches an output, in topological order, without the input."""
     memo = _memo(analysis)
