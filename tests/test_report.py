@@ -122,10 +122,11 @@ def test_alive_at_matches_the_lifetimes_of_a_skip_connection(tmp_path):
     path = tmp_path / "skip.yaml"
     path.write_text("input: [1, 4, 4]\nlayers:\n  - relu:\n    name: a\n  - relu:\n    name: b\n  - add: [a, b]\n")
     analysis = analyze(path)
-    assert live_memory(analysis.graph, analysis.layers) == [("input", 64), ("a", 128), ("b", 128), ("add_1", 192)]
+    # the caller holds the input; b cannot write over a, which the add still reads; the add writes over a
+    assert live_memory(analysis.graph, analysis.layers) == [("input", 64), ("a", 128), ("b", 192), ("add_1", 192)]
     assert alive_at(analysis.graph, "a", analysis.layers) == ["input", "a"]
-    assert alive_at(analysis.graph, "b", analysis.layers) == ["input", "a", "b"]  # the caller holds the input
-    assert alive_at(analysis.graph, "add_1", analysis.layers) == ["input", "a", "b", "add_1"]
+    assert alive_at(analysis.graph, "b", analysis.layers) == ["input", "a", "b"]
+    assert alive_at(analysis.graph, "add_1", analysis.layers) == ["input", "b", "add_1"]
 
 
 def test_cost_bars_per_layer_and_per_block(tmp_path):
