@@ -523,6 +523,7 @@ def render(analysis: Analysis, findings: list[Finding], suppressed: int, probe=N
         f'<section id="memory"><h2>Live memory</h2><p>Activation memory held while each layer runs: its inputs, '
         "its output and every earlier output a later layer still reads, as `archcheck run` executes it (the input "
         "throughout; a tensor freed after its last reader; a batchnorm folded into the convolution before it; "
-        f"an element-wise layer writing over an input that dies there).</p>{divs['timeline']}{_alive(analysis)}</section>",
+        "an element-wise layer writing over an input that dies there).</p>"
+        f"{divs['timeline']}{_alive(analysis)}</section>",
         f'<section id="field"><h2>Receptive field growth</h2>{field_section}</section>',
         executor, "</main></body></html>", ""])
