@@ -382,28 +382,27 @@ def max_pool(x, kernel, stride, pads, out, keep_index=False):
     maximum (the first one on ties), for ``max_pool_grad``."""
     if not keep_index:
         return _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)), None
+    y = _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf))
     xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
-    y = index = better = None
-    for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
-        v = xp[(slice(None), slice(None), *sl)]
-        if y is None:
-            y = v.copy()
-            index = np.zeros(y.shape, np.int16 if math.prod(kernel) < 2**15 else np.int32)
-            better = np.empty(y.shape, bool)
-        else:
-            np.greater(v, y, out=better)
-            np.copyto(y, v, where=better)
-            np.copyto(index, t, where=better)
+    index = np.zeros(y.shape, np.int16 if math.prod(kernel) < 2**15 else np.int32)
+    hit = np.empty(y.shape, bool)
+    for t, sl in reversed(list(taps(kernel, stride, (1,) * len(kernel), out))):  # the first maximum is set last
+        np.equal(xp[(slice(None), slice(None), *sl)], y, out=hit)
+        index -= (index - t) * hit  # t where the offset holds the maximum (arithmetic beats a masked write)
     return y, index
 
 
 def max_pool_grad(dy, index, sizes, kernel, stride, pads, out):
     full = pool_pads(sizes, kernel, stride, pads, out)
     dxp = np.zeros((*dy.shape[:2], *(n + b + a for n, (b, a) in zip(sizes, full))), dy.dtype)
-    mine = np.empty(index.shape, bool)
+    part = np.empty_like(dy)
+    finite = np.isfinite(dy).all()  # then a product with the mask is the masked value (several times faster)
     for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
-        np.equal(index, t, out=mine)
-        np.add(dxp[(slice(None), slice(None), *sl)], dy, out=dxp[(slice(None), slice(None), *sl)], where=mine)
+        if finite:
+            np.multiply(dy, index == t, out=part)
+        else:
+            part = np.where(index == t, dy, 0)
+        dxp[(slice(None), slice(None), *sl)] += part
     return crop(dxp, full)
 
 
