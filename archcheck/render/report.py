@@ -160,9 +160,9 @@ def _per_block_source(analysis: Analysis):
     from bokeh.models import ColumnDataSource
 
     units = _blocks(analysis)
-    params = [sum(analysis.layers[m].params for m in ms) for _, _, ms in units]
-    buffers = [sum(analysis.layers[m].buffers for m in ms) for _, _, ms in units]
-    macs = [sum(analysis.layers[m].macs for m in ms) for _, _, ms in units]
+    # a block's subtotals are the propagator's (GroupFacts); a layer outside blocks is its own
+    totals = [analysis.groups.get(name) or analysis.layers[name] for name, _, _ in units]
+    params, buffers, macs = ([getattr(t, k) for t in totals] for k in ("params", "buffers", "macs"))
     mem = [sum(analysis.layers[m].out_bytes for m in ms) for _, _, ms in units]
     return ColumnDataSource({
         "x": np.arange(1, len(units) + 1), "name": [u[0] for u in units], "type": [u[1] for u in units],
