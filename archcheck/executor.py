@@ -78,6 +78,7 @@ class Context:
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
     geometry: Geometry | None = None
     in_place: bool = False  # write the output over the first input (the inference plan says it may)
+    kernel: str | None = None  # the faster algorithm the inference plan runs the layer by (prepared weights)
 
 
 @dataclass
@@ -135,32 +136,42 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
 
 @dataclass
 class Folded:
-    """The weights of every layer a batchnorm is folded into (``Analysis.inference``), by layer and suffix, in
-    ``dtype``: made once per set of weights by ``fold_weights`` and handed to ``forward``; stale once they change."""
+    """The weights of every layer the inference plan changes (``Analysis.inference``): a batchnorm folded into
+    it, or a faster kernel's arrays beside its weights (``prepare``), by layer and suffix, in ``dtype``. Made once
+    per set of weights by ``fold_weights`` and handed to ``forward``; stale once they change."""
 
     layers: dict[str, dict[str, np.ndarray]]
     dtype: np.dtype
+    kernels: frozenset[str] = frozenset()  # the layers prepared for a faster kernel
 
 
-def fold_weights(analysis: Analysis, params: dict, dtype="float32") -> Folded:
-    """Fold each batchnorm of the inference plan into the layer before it: that layer's weights times the
-    batchnorm's per-channel scale, its bias the batchnorm's shift of the old bias. Worked out in float64
-    and rounded once to ``dtype``."""
+def fold_weights(analysis: Analysis, params: dict, dtype="float32", batch: int | None = None) -> Folded:
+    """Fold each batchnorm of the inference plan into the layer before it (that layer's weights times the
+    batchnorm's per-channel scale, its bias the batchnorm's shift of the old bias), then prepare what the
+    faster kernels of the plan for batches of ``batch`` (by default the analysis's) read. Worked out in
+    float64 and rounded once to ``dtype``."""
     per_layer = _layer_params(analysis, params, np.float64)
     nodes = analysis.graph.nodes
+    plan = analysis.inference_at(batch or analysis.batch, np.dtype(dtype).name)
     layers = {}
-    for name, bn in analysis.inference.folds.items():
+    for name, bn in plan.folds.items():
         scale, shift = nodes[bn].layer.inference_affine(per_layer[bn])
-        folded = nodes[name].layer.fold(per_layer.get(name, {}), scale, shift)
-        layers[name] = {suffix: w.astype(dtype) for suffix, w in folded.items()}
-    return Folded(layers, np.dtype(dtype))
+        layers[name] = nodes[name].layer.fold(per_layer.get(name, {}), scale, shift)
+    for name in plan.kernels:
+        own = layers.get(name, per_layer.get(name, {}))
+        layers[name] = {**own, **nodes[name].layer.prepare(own)}
+    return Folded({name: {suffix: w.astype(dtype) for suffix, w in arrays.items()} for name, arrays in layers.items()},
+                  np.dtype(dtype), frozenset(plan.kernels))
 
 
 def plan_for(analysis: Analysis, *, train: bool = False, grad: bool = False, keep: bool = False,
-             fold: bool | Folded = True) -> InferencePlan:
-    """The inference plan a ``forward`` with these arguments runs: ``Analysis.inference`` for inference that
-    neither keeps every output nor records for ``backward``, with ``fold`` on; else every layer as written."""
-    return analysis.inference if fold is not False and not (train or grad or keep) else NO_PLAN
+             fold: bool | Folded = True, batch: int | None = None, dtype=None) -> InferencePlan:
+    """The inference plan a ``forward`` with these arguments on ``batch`` samples in ``dtype`` (by default the
+    analysis's) runs: ``Analysis.inference_at`` for inference that neither keeps every output nor records for
+    ``backward``, with ``fold`` on; else every layer as written."""
+    if fold is False or train or grad or keep:
+        return NO_PLAN
+    return analysis.inference_at(batch or analysis.batch, np.dtype(dtype or analysis.dtype).name)
 
 
 # -- forward / backward --------------------------------------------------------------------
@@ -181,9 +192,11 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
     check_input(analysis, x)
     graph = analysis.graph
     per_layer = _layer_params(analysis, params, x.dtype)
-    plan = plan_for(analysis, train=train, grad=tape is not None, keep=keep, fold=fold)
-    if plan.folds and not (isinstance(fold, Folded) and fold.dtype == x.dtype):
-        fold = fold_weights(analysis, params, x.dtype)
+    plan = plan_for(analysis, train=train, grad=tape is not None, keep=keep, fold=fold, batch=len(x), dtype=x.dtype)
+    if (plan.folds or plan.kernels) and not (isinstance(fold, Folded) and fold.dtype == x.dtype
+                                             and fold.kernels >= plan.kernels.keys()):
+        fold = fold_weights(analysis, params, x.dtype, len(x))
+    changed = fold.layers if plan is not NO_PLAN and isinstance(fold, Folded) else {}
     ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
     if tape is not None:
         tape.x_shape, tape.dtype = x.shape, x.dtype
@@ -193,7 +206,8 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
             made = graph.nodes[plan.folds[node.name]] if node.name in plan.folds else node
             ctx.geometry = analysis.layers[node.name].geometry
             ctx.in_place = node.name in plan.in_place
-            weights = fold.layers[node.name] if node.name in plan.folds else per_layer.get(node.name, {})
+            ctx.kernel = plan.kernels.get(node.name)
+            weights = changed[node.name] if node.name in changed else per_layer.get(node.name, {})
             start = time.perf_counter()
             y, cache = node.layer.forward([values[src] for src in node.inputs], weights, ctx)
             seconds = time.perf_counter() - start

@@ -28,6 +28,7 @@ class InferencePlan:
 
     folds: dict[str, str]  # layer -> the batchnorm folded into it
     in_place: dict[str, str]  # layer -> the input it writes its output over
+    kernels: dict[str, str] = field(default_factory=dict)  # layer -> the faster algorithm it runs
 
     def new_bytes(self, name: str, out_bytes: dict[str, int]) -> int:
         """Bytes the layer ``name`` allocates for its output when it runs."""
@@ -148,7 +149,7 @@ class LayerGraph:
                 released[last.get(name, name)] += (name,)
         return released
 
-    def inference(self, shapes: dict[str, tuple]) -> InferencePlan:
+    def inference(self, shapes: dict[str, tuple], batch: int = 1, dtype: str = "float32") -> InferencePlan:
         """What an inference pass (no training, no gradients) does differently from the layers as written,
         given every node's output shape: the executor runs this plan, and the propagator's peak memory
         counts it (``archcheck.propagate``), so the prediction stays what runs.
@@ -161,6 +162,7 @@ class LayerGraph:
           an inference batchnorm, add, multiply) does so when that input dies there (``released``), has the
           output's shape, is read once by it, and is neither the network's input (the caller's array) nor
           made by a layer that passes values on (which may hand on a view of a tensor still in use).
+        - A layer with a faster algorithm for its shapes, batch and element type (``inference_kernel``) runs it.
         """
         folds = {}
         for node in self.order[1:]:
@@ -179,7 +181,9 @@ class LayerGraph:
             if (src != INPUT and not self.nodes[src].layer.passes and src in self.released[node.name]
                     and node.inputs.count(src) == 1 and tuple(shapes[src]) == tuple(shapes[node.name])):
                 in_place[node.name] = src
-        return InferencePlan(folds, in_place)
+        kernels = {node.name: kernel for node in self.order[1:]
+                   if (kernel := node.layer.inference_kernel([shapes[src] for src in node.inputs], batch, dtype))}
+        return InferencePlan(folds, in_place, kernels)
 
     def unused(self) -> list[Node]:
         """Layers whose output reaches no output of the network (dangling side branches)."""

@@ -11,8 +11,11 @@ or channels (adaptive pooling builds its small per-axis tables of cells in a loo
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,6 +27,41 @@ CHUNK_BYTES = 2 * 2**20
 # rows at least this long are worked channels first
 CACHE_BYTES = 2**18
 DEPTHWISE_ROW = 48
+
+
+# Copies and element-wise loops at least this large are cut into one part per thread
+PARALLEL_VALUES = 2**16
+
+
+# -- threads -----------------------------------------------------------------------------
+def threads() -> int:
+    """Threads for the copies around the matrix products: as many as BLAS is told to use
+    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), else one per CPU this process may run on."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+@functools.cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(workers, thread_name_prefix="archcheck")
+
+
+def in_parts(work, size: int, values: int) -> None:
+    """``work(lo, hi)`` over ``[0, size)``, cut into one part per thread and run at once: the parts on a pool
+    of threads and this one (NumPy lets go of the GIL while it copies or loops over values). One call when the
+    work, ``values`` in all, is small or there is one thread."""
+    parts = min(threads(), size, max(1, values // PARALLEL_VALUES))
+    if parts <= 1:
+        work(0, size)
+        return
+    bounds = [size * i // parts for i in range(parts + 1)]
+    pending = [_pool(parts - 1).submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    work(bounds[0], bounds[1])
+    for future in pending:
+        future.result()
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -92,7 +130,7 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
         for n0 in range(0, N, n):
             m = min(n, N - n0)
             dst = buf if m == n else buf.reshape(-1)[:buf.size // n * m].reshape(C, *kernel, m, *out)
-            np.copyto(dst, view[n0:n0 + m].transpose(order))
+            _put(dst, view[n0:n0 + m].transpose(order))
             yield n0, m, slice(0, P), dst.reshape(rows, m * P)
         return
     step = max(1, CHUNK_BYTES // (max(rows, products) * inner * xp.itemsize))
@@ -101,8 +139,22 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
         for r0 in range(0, out[0], step):
             r1 = min(out[0], r0 + step)
             dst = buf[(slice(None),) * (r + 2) + (slice(0, r1 - r0),)]
-            np.copyto(dst, view[(slice(n0, n0 + 1),) + (slice(None),) * (r + 1) + (slice(r0, r1),)].transpose(order))
+            _put(dst, view[(slice(n0, n0 + 1),) + (slice(None),) * (r + 1) + (slice(r0, r1),)].transpose(order))
             yield n0, 1, slice(r0 * inner, r1 * inner), dst.reshape(rows, (r1 - r0) * inner)
+
+
+def _put(dst, src, shift=None, axis=0):
+    """``dst[...] = src (+ shift)``, in parts along ``axis``, one per thread; ``shift`` has ``dst``'s number of
+    axes, each of its size or 1."""
+    in_parts(functools.partial(_put_part, dst, src, shift, axis), dst.shape[axis], dst.size)
+
+
+def _put_part(dst, src, shift, axis, lo, hi):
+    part = (slice(None),) * axis + (slice(lo, hi),)
+    if shift is None:
+        np.copyto(dst[part], src[part])
+    else:
+        np.add(src[part], shift[part] if shift.shape[axis] > 1 else shift, out=dst[part])
 
 
 def col2im(dcols, dxp, kernel, stride, dilation, out):
@@ -146,11 +198,77 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
                 dst += per_filter
             continue
         product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
-        if bias is None:
-            flat[n0:n0 + m] = product
-        else:
-            np.add(product, per_filter, out=flat[n0:n0 + m])
+        _put(flat[n0:n0 + m], product, None if bias is None else bias.reshape(1, F, 1), axis=1)
     return y
+
+
+# Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+# CVPR 2016): a 6x6 tile of input gives a 4x4 tile of output with 36 multiplications per channel pair instead of
+# 144. Y = A^T [(G g G^T) * (B^T d B)] A, with interpolation points 0, 1, -1, 2, -2 and infinity.
+WINOGRAD_M, WINOGRAD_TILE = 4, 6
+_WINOGRAD_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                        [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+_WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                         [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float)
+_WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float)
+_WINOGRAD_BB, _WINOGRAD_AA = np.kron(_WINOGRAD_BT, _WINOGRAD_BT), np.kron(_WINOGRAD_AT, _WINOGRAD_AT)  # on flat tiles
+# The scratch of one chunk of tiles (two buffers: tiles and their products, then transforms and outputs)
+WINOGRAD_BYTES = 8 * 2**20
+
+
+def winograd_weights(w):
+    """The filters ``(F, C, 3, 3)`` in Winograd's domain, ``(36, F, C)``: ``G g G^T`` for every pair, as one
+    matrix product. Made once per set of weights (``executor.fold_weights``), in the weights' precision."""
+    F, C = w.shape[:2]
+    g = np.kron(_WINOGRAD_G, _WINOGRAD_G).astype(w.dtype)  # (36, 9): the transform of a flattened 3x3 filter
+    return np.ascontiguousarray(np.matmul(g, w.reshape(F * C, 9).T).reshape(WINOGRAD_TILE ** 2, F, C))
+
+
+def winograd(x, u, pads, out, bias=None):
+    """``conv`` of a 3x3 filter at stride 1 (``u``: its ``winograd_weights``) by Winograd's F(4x4, 3x3).
+
+    The padded input is cut into 6x6 tiles overlapping by 2 (the last ones padded with zeros). For a chunk of
+    tiles: their copy ``(36, C, tiles)``, transformed by one product with ``B^T (x) B^T``; 36 products
+    ``(F, C) @ (C, tiles)``, one per tile position; the outputs' transform by ``A^T (x) A^T`` and a scatter into
+    the output, the bias added on the way. 16/36 of the multiplications of im2col's product. The output is a
+    view of a buffer of whole 4x4 tiles when its size is not a multiple of 4.
+    """
+    m, a = WINOGRAD_M, WINOGRAD_TILE
+    N, C, *sizes = x.shape
+    F = u.shape[1]
+    tiles = [-(-o // m) for o in out]
+    th, tw = tiles
+    xp = np.zeros((N, C, m * th + 2, m * tw + 2), x.dtype)
+    inside = tuple(slice(0, min(n, m * t + 2 - pb)) for n, t, (pb, _) in zip(sizes, tiles, pads))
+    _put(xp[(slice(None), slice(None), *(slice(pb, pb + s.stop) for s, (pb, _) in zip(inside, pads)))],
+         x[(slice(None), slice(None), *inside)], axis=1)
+    sn, sc, sh, sw = xp.strides  # every tile, (6, 6, C, N, rows, columns)
+    view = np.lib.stride_tricks.as_strided(xp, (a, a, C, N, th, tw), (sh, sw, sc, sn, m * sh, m * sw), writeable=False)
+    y = np.empty((N, F, th, m, tw, m), x.dtype)
+    per_row = 2 * a * a * max(C, F) * tw * x.itemsize  # the scratch of one row of tiles
+    rows = max(1, min(th, WINOGRAD_BYTES // per_row))
+    n = max(1, min(N, WINOGRAD_BYTES // (per_row * th))) if rows == th else 1
+    first, second = (np.empty(a * a * max(C, F) * n * rows * tw, x.dtype) for _ in range(2))
+    bt, at = _WINOGRAD_BB.astype(x.dtype), _WINOGRAD_AA.astype(x.dtype)
+    shift = None if bias is None else bias.reshape(1, F, 1, 1, 1, 1)
+    for n0 in range(0, N, n):
+        k = min(n, N - n0)
+        for r0 in range(0, th, rows):
+            r = min(rows, th - r0)
+            t = k * r * tw
+            d = first[:a * a * C * t].reshape(a, a, C, k, r, tw)
+            _put(d, view[:, :, :, n0:n0 + k, r0:r0 + r], axis=2)
+            v = second[:a * a * C * t].reshape(a * a, C, t)
+            np.matmul(bt, d.reshape(a * a, C * t), out=v.reshape(a * a, C * t))
+            p = first[:a * a * F * t].reshape(a * a, F, t)
+            np.matmul(u, v, out=p)
+            o = second[:m * m * F * t].reshape(m * m, F * t)
+            np.matmul(at, p.reshape(a * a, F * t), out=o)
+            dst = y[n0:n0 + k, :, r0:r0 + r].transpose(0, 1, 3, 5, 2, 4)  # (k, F, 4, 4, r, tw)
+            src = o.reshape(m, m, F, k, r, tw).transpose(3, 2, 0, 1, 4, 5)
+            _put(dst, src, shift, axis=1)
+    y = y.reshape(N, F, m * th, m * tw)
+    return y if (m * th, m * tw) == tuple(out) else y[:, :, :out[0], :out[1]]
 
 
 def _depthwise(x, wg, K, stride, dilation, pads, out, bias):

@@ -10,9 +10,8 @@ only walks the graph and adds up.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import cached_property
 
 from archcheck.errors import Collector, Problem, SpecError
 from archcheck.graph import InferencePlan, LayerGraph
@@ -119,15 +118,24 @@ class Analysis:
     # upstream of one, whose view of what follows them is cut short.
     broken: frozenset[str] = frozenset()
     before_broken: frozenset[str] = frozenset()
+    _plans: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # by (batch, dtype)
 
     @property
     def spec(self):
         return self.graph.spec
 
-    @cached_property
+    @property
     def inference(self) -> InferencePlan:
-        """How an inference pass runs the graph: batchnorms folded, layers writing over their input."""
-        return _plan(self.graph, self.layers)
+        """How an inference pass runs the graph at the analysis's batch and element type: batchnorms folded,
+        layers writing over their input, faster kernels."""
+        return self.inference_at(self.batch, self.dtype)
+
+    def inference_at(self, batch: int, dtype: str) -> InferencePlan:
+        """The inference plan for a batch of ``batch`` in ``dtype`` (only the faster kernels depend on them)."""
+        key = (batch, str(dtype))
+        if key not in self._plans:
+            self._plans[key] = self.graph.inference({name: f.shape for name, f in self.layers.items()}, *key)
+        return self._plans[key]
 
 
 def _spatial_fields(node: Node, facts: dict[str, LayerFacts], shape) -> list[RF]:

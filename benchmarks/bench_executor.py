@@ -11,9 +11,9 @@ One worker process per thread count, started with ``OMP_NUM_THREADS``, ``OPENBLA
 In each worker, at batch ``--batch``, 224x224, float32:
 
 - the machine's ceiling: NumPy's float32 matrix product of two 2048x2048 matrices, best of 5, in GFLOP/s;
-- per network, forward at inference: the executor (``forward``, batchnorms folded once with
-  ``fold_weights`` and activations in place, as ``archcheck run`` does), torchvision's model of the same
-  design in ``eval()`` under ``torch.inference_mode()``, and ONNX Runtime on archcheck's export of the
+- per network, forward at inference: the executor (``forward``, batchnorms folded and Winograd's weights
+  made once with ``fold_weights``, activations in place, as ``archcheck run`` does), torchvision's model of the
+  same design in ``eval()`` under ``torch.inference_mode()``, and ONNX Runtime on archcheck's export of the
   spec. The same weights everywhere: ``init_params`` (seed 0), copied into torchvision's model in
   state_dict order (every shape checked); the logits of torch and ONNX Runtime are compared with the
   executor's;
@@ -150,13 +150,21 @@ def bench_net(name: str, threads: int, args) -> dict:
     model = torch_model(name, params, torch, torchvision).eval()
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    # ONNX Runtime's idle workers spin, by default, waiting for the next operator, and go on spinning after a run:
+    # measured here, that took a core from the runtime timed next (the executor at 2 threads: 0.38 s instead of
+    # 0.33 s) and saved ONNX Runtime nothing (0.128 s either way)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(export_model(analysis, params, outputs=[logits]).SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     xt = torch.from_numpy(x)
     results = {}
 
+    def keep_logits(node, y, _seconds):
+        if node.name == logits:
+            results["exe"] = y.copy()  # (a softmax after it may write over it)
+
     def run_exe():
-        executor.forward(analysis, params, x, fold=folded)
+        executor.forward(analysis, params, x, fold=folded, on_layer=keep_logits)
 
     def run_torch():
         with torch.inference_mode():
@@ -166,12 +174,13 @@ def bench_net(name: str, threads: int, args) -> dict:
         results["ort"] = session.run([logits], {"input": x})[0]
 
     times = timed({"exe": run_exe, "torch": run_torch, "ort": run_ort}, args.runs)
-    ours = executor.forward(analysis, params, x, keep=True, fold=False)[logits]
+    ours = results["exe"]  # as run: batchnorms folded, Winograd's convolutions
     scale = float(np.abs(ours).max())
     row = {"exe": times["exe"], "torch": times["torch"], "ort": times["ort"],
            "torch_err": float(np.abs(results["torch"] - ours).max()) / scale,
            "ort_err": float(np.abs(results["ort"] - ours).max()) / scale,
-           "folded": len(analysis.inference.folds), "in_place": len(analysis.inference.in_place)}
+           "folded": len(analysis.inference.folds), "in_place": len(analysis.inference.in_place),
+           "kernels": len(analysis.inference.kernels)}
     if threads == min(args.all_threads):
         row.update(peak_memory(analysis, params, x, folded))
     rows = {name: row}
@@ -246,8 +255,8 @@ def table(results: list[dict], nets: list[str]) -> list[str]:
         if "peak" in v:
             lines.append(f"peak memory of a {name} forward: measured {v['peak'] / 2**20:,.1f} MiB, predicted "
                          f"{v['predicted'] / 2**20:,.1f} MiB ({v['peak'] / v['predicted']:.3f}x); "
-                         f"{v['folded']} batchnorms folded, {v['in_place']} layers in place; logits vs torch "
-                         f"{v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} (max abs diff / max |logit|)")
+                         f"{v['folded']} batchnorms folded, {v['in_place']} layers in place, {v['kernels']} by "
+                         f"Winograd; logits as run vs torch {v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} (max abs diff / max |logit|)")
     lines.append("load average (1 min) before/after each worker: " + ", ".join(
         f"{r['load_before']:.2f}/{r['load_after']:.2f}" for r in results))
     return lines

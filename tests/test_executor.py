@@ -499,7 +499,8 @@ def test_training_and_gradients_run_every_layer_as_written(tmp_path):
     analysis = build(tmp_path, [4, 6, 6], FOLDABLE)
     assert executor.plan_for(analysis) is analysis.inference
     for kwargs in ({"train": True}, {"grad": True}, {"keep": True}, {"fold": False}):
-        assert not executor.plan_for(analysis, **kwargs).folds and not executor.plan_for(analysis, **kwargs).in_place
+        plan = executor.plan_for(analysis, **kwargs)
+        assert not plan.folds and not plan.in_place and not plan.kernels
     params = random_params(analysis)
     x = np.random.default_rng(0).standard_normal((3, 4, 6, 6))
     targets = random_targets(analysis, 3, "mse", np.random.default_rng(1), dtype="float64")
@@ -513,6 +514,104 @@ def test_training_and_gradients_run_every_layer_as_written(tmp_path):
         for k, g in grads.params.items():
             np.testing.assert_array_equal(again.params[k], g, err_msg=k)
     assert "conv_1" in seen  # every layer ran as written
+
+
+def direct_and_winograd(rng, n, c, f, sizes, pads, dtype, bias=True):
+    x = rng.standard_normal((n, c, *sizes)).astype(dtype)
+    w = rng.standard_normal((f, c, 3, 3)).astype(dtype)
+    b = rng.standard_normal(f).astype(dtype) if bias else None
+    out = tuple(s + pb + pa - 2 for s, (pb, pa) in zip(sizes, pads))
+    return (kernels.conv(x, w, (1, 1), (1, 1), pads, out, bias=b),
+            kernels.winograd(x, kernels.winograd_weights(w), pads, out, b))
+
+
+@pytest.mark.parametrize("budget", [1, 5000, 10**9])  # one row of tiles a chunk; a few rows; the whole batch
+@pytest.mark.parametrize("n, c, f, sizes, pads", [
+    (2, 3, 5, (7, 9), ((1, 1), (1, 1))),  # output 7x9: the last tiles partly outside
+    (3, 4, 2, (8, 8), ((0, 0), (0, 0))),  # 'valid': 6x6
+    (1, 2, 3, (13, 5), ((2, 0), (0, 1))),  # asymmetric padding
+    (2, 8, 8, (4, 4), ((1, 1), (1, 1))),  # exactly one tile
+    (1, 3, 4, (3, 3), ((0, 0), (0, 0))),  # a 1x1 output
+])
+def test_winograd_computes_the_correlation(monkeypatch, budget, n, c, f, sizes, pads):
+    """Winograd's F(4x4, 3x3) gives the direct correlation to float64 rounding, in any chunking, with or without
+    a bias; the output has the propagator's shape."""
+    monkeypatch.setattr(kernels, "WINOGRAD_BYTES", budget)
+    rng = np.random.default_rng(n * 100 + c)
+    for bias in (True, False):
+        direct, fast = direct_and_winograd(rng, n, c, f, sizes, pads, np.float64, bias)
+        assert fast.shape == direct.shape
+        np.testing.assert_allclose(fast, direct, rtol=0, atol=1e-13 * np.abs(direct).max())
+
+
+def test_winograd_in_float32_rounds_within_its_bound():
+    """In float32 its rounding error stays within 1e-5 of the largest output (the direct product's is ~1e-7):
+    the bound the inference plan's choice of float32 only rests on."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 64, 20, 20))
+    w = rng.standard_normal((64, 64, 3, 3)) / 24
+    exact = kernels.conv(x, w, (1, 1), (1, 1), ((1, 1), (1, 1)), (20, 20))
+    fast = kernels.winograd(x.astype(np.float32), kernels.winograd_weights(w).astype(np.float32), ((1, 1), (1, 1)),
+                            (20, 20))
+    assert np.abs(fast - exact).max() <= 1e-5 * np.abs(exact).max()
+
+
+@pytest.mark.parametrize("conv, batch, dtype, chosen", [
+    ({"filters": 32, "kernel": 3, "padding": 1}, 2, "float32", True),
+    ({"filters": 32, "kernel": 3}, 2, "float32", True),  # unpadded: 14x14
+    ({"filters": 31, "kernel": 3, "padding": 1}, 2, "float32", False),  # too few output channels
+    ({"filters": 32, "kernel": 3, "padding": 1}, 2, "float64", False),  # float64: every conv direct
+    ({"filters": 32, "kernel": 3, "padding": 1}, 1, "float32", False),  # 16 tiles of 4x4: too few
+    ({"filters": 32, "kernel": 3, "padding": 1, "stride": 2}, 8, "float32", False),
+    ({"filters": 32, "kernel": 3, "padding": 2, "dilation": 2}, 2, "float32", False),
+    ({"filters": 32, "kernel": 3, "padding": 1, "groups": 2}, 2, "float32", False),
+    ({"filters": 32, "kernel": 5, "padding": 2}, 2, "float32", False),
+])
+def test_the_inference_plan_runs_winograd_where_it_pays(tmp_path, conv, batch, dtype, chosen):
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"input": [32, 16, 16], "layers": [{"conv": conv}]}))
+    plan = analyze(path, batch=batch, dtype=dtype).inference
+    assert plan.kernels == ({"conv_1": "Winograd F(4x4, 3x3)"} if chosen else {})
+
+
+def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, monkeypatch):
+    """The inference plan's Winograd convolutions (with a batchnorm folded in, a bias, a 'same' border) give the
+    layers' values as written to float32 rounding, whether the weights are prepared once or per pass, and
+    in parts on several threads exactly as on one."""
+    layers = [{"conv": {"filters": 40, "kernel": 3, "padding": 1, "bias": False}}, "batchnorm", "relu",
+              {"conv": {"filters": 48, "kernel": 3, "padding": "same"}}, "relu", "globalavgpool", {"dense": 5}]
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"input": [3, 18, 18], "layers": [{"conv": {"filters": 36, "kernel": 3}}, *layers]}))
+    analysis = analyze(path, batch=4)
+    assert sorted(analysis.inference.kernels) == ["conv_2", "conv_3"]
+    params = {k: v.astype(np.float32) for k, v in random_params(analysis).items()}
+    x = np.random.default_rng(0).standard_normal((4, 3, 18, 18)).astype(np.float32)
+    written = forward(analysis, params, x, fold=False)["dense_1"]
+    prepared = executor.fold_weights(analysis, params, "float32")
+    assert set(prepared.layers["conv_3"]) == {"weight", "bias", "winograd"}
+    fast = forward(analysis, params, x, fold=prepared)["dense_1"]
+    np.testing.assert_allclose(fast, written, rtol=0, atol=1e-5 * np.abs(written).max())
+    np.testing.assert_array_equal(forward(analysis, params, x)["dense_1"], fast)
+    monkeypatch.setattr(kernels, "threads", lambda: 3)
+    monkeypatch.setattr(kernels, "PARALLEL_VALUES", 100)
+    np.testing.assert_array_equal(forward(analysis, params, x, fold=prepared)["dense_1"], fast)
+    np.testing.assert_array_equal(forward(analysis, params, x, fold=False)["dense_1"], written)
+
+
+def test_copies_run_in_parts_on_as_many_threads_as_blas(monkeypatch):
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert kernels.threads() == 3
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert kernels.threads() == 2  # OpenBLAS reads its own variable first
+    monkeypatch.setattr(kernels, "PARALLEL_VALUES", 10)
+    seen = []
+    kernels.in_parts(lambda lo, hi: seen.append((lo, hi)), 7, 100)
+    assert sorted(seen) == [(0, 3), (3, 7)]
+    seen.clear()
+    kernels.in_parts(lambda lo, hi: seen.append((lo, hi)), 7, 10)  # too little work to share
+    assert seen == [(0, 7)]
 
 
 def test_float32_by_default_close_to_float64(tmp_path):

@@ -97,7 +97,14 @@ def test_run_folds_batchnorms_at_inference_says_so_and_no_fold_runs_every_layer(
         assert layer["mean"] == pytest.approx(rows[layer["name"]]["mean"], rel=1e-4, abs=1e-6), layer["name"]
     text = cli("run", resnet).stdout
     assert ("inference: 20 batchnorms folded into the layer before them (one row each, under the batchnorm's "
-            "name); 25 layers writing over their input (--no-fold runs every layer as written)") in text
+            "name); 25 layers writing over their input; 7 layers by Winograd F(4x4, 3x3) (--no-fold runs every layer "
+            "as written)") in text
+    # at batch 1 the 3x3 convolutions on 56x56 and 28x28 maps (the 14x14 and 7x7 ones have too few tiles)
+    assert doc["inference"]["kernels"] == dict.fromkeys(plan.kernels, "Winograd F(4x4, 3x3)")
+    assert sorted(plan.kernels) == sorted(name for name, facts in analysis.layers.items() if facts.geometry
+                                          and facts.geometry.kernel == (3, 3) and facts.geometry.stride == (1, 1)
+                                          and facts.shape[1] >= 28)
+    assert "Winograd" not in cli("run", resnet, "--dtype", "float64").stdout  # float64 runs every conv directly
     assert "inference: every layer as written (--no-fold)" in cli("run", resnet, "--no-fold").stdout
     assert "inference:" not in cli("run", resnet, "--grad").stdout  # training runs every layer as written
 

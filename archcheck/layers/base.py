@@ -221,6 +221,11 @@ class Layer(BaseModel):
     folds_affine: ClassVar[bool] = False  # can take a per-channel scale and shift into its weights (``fold``)
     overwrites: ClassVar[bool] = False  # can write its output over its first input (``forward`` with ctx.in_place)
 
+    def inference_kernel(self, inputs: list[Shape], batch: int, dtype: str) -> str | None:
+        """The name of a faster algorithm this layer runs at inference on a batch of ``batch`` inputs of these
+        shapes in ``dtype``, with weights made once by ``prepare``; None (the default): as written."""
+        return None
+
     # -- static facts --------------------------------------------------------------
     def output_shape(self, inputs: list[Shape]) -> Shape:
         return inputs[0]
@@ -293,6 +298,11 @@ class Layer(BaseModel):
         """For a layer that ``folds_affine``: weights (by suffix) computing this layer followed by
         ``y * scale + shift`` per channel (a batchnorm at inference)."""
         raise NotImplementedError(f"layer type '{self.type}' takes no scale into its weights")
+
+    def prepare(self, params: dict) -> dict:
+        """For a layer with an ``inference_kernel``: the arrays (by suffix) that kernel reads beside the
+        weights, worked out from them once per set of weights (``executor.fold_weights``)."""
+        raise NotImplementedError(f"layer type '{self.type}' has no inference kernel")
 
     def backward(self, dy, cache, params: dict) -> tuple[list, dict]:
         """From the gradient of the output, the gradients of the inputs (a list, one per input) and

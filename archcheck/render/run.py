@@ -60,6 +60,9 @@ def _inference_line(mode, inference, as_written, **_) -> list[str]:
     if plan.in_place:
         n = len(plan.in_place)
         parts.append(f"{n} layer{'s' if n != 1 else ''} writing over {'their' if n != 1 else 'its'} input")
+    for kernel in sorted(set(plan.kernels.values())):
+        n = sum(k == kernel for k in plan.kernels.values())
+        parts.append(f"{n} layer{'s' if n != 1 else ''} by {kernel}")
     if not parts:
         return []
     return ["inference: " + "; ".join(parts) + " (--no-fold runs every layer as written)"]
@@ -151,7 +154,8 @@ def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source,
     }
     if mode == "inference":  # the layers folded into others have no entry of their own
         out["inference"] = {"folded": [{"batchnorm": bn, "into": layer} for layer, bn in inference.folds.items()],
-                            "in_place": sorted(inference.in_place), "as_written": as_written}
+                            "in_place": sorted(inference.in_place), "kernels": inference.kernels,
+                            "as_written": as_written}
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
         out["backward_seconds"] = backward_seconds
