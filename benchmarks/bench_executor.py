@@ -256,7 +256,8 @@ def table(results: list[dict], nets: list[str]) -> list[str]:
             lines.append(f"peak memory of a {name} forward: measured {v['peak'] / 2**20:,.1f} MiB, predicted "
                          f"{v['predicted'] / 2**20:,.1f} MiB ({v['peak'] / v['predicted']:.3f}x); "
                          f"{v['folded']} batchnorms folded, {v['in_place']} layers in place, {v['kernels']} by "
-                         f"Winograd; logits as run vs torch {v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} (max abs diff / max |logit|)")
+                         f"Winograd; logits as run vs torch {v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} "
+                         "(max abs diff / max |logit|)")
     lines.append("load average (1 min) before/after each worker: " + ", ".join(
         f"{r['load_before']:.2f}/{r['load_after']:.2f}" for r in results))
     return lines
