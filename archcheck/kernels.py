@@ -27,6 +27,7 @@ CHUNK_BYTES = 2 * 2**20
 # rows at least this long are worked channels first
 CACHE_BYTES = 2**18
 DEPTHWISE_ROW = 48
+DEPTHWISE_WIDE = 48
 
 
 # Copies and element-wise loops at least this large are cut into one part per thread
@@ -276,55 +277,117 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     kernel offset, the input's values times that offset's weight, added up in the output.
 
     The output is made a block at a time (a sample's few channels, or a few rows of a sample) small enough
-    to stay in the cache over all the offsets. Long rows are worked channels first, as the arrays are;
-    short ones channels last (one transpose each way), so that NumPy's innermost loop runs over channels
-    rather than a handful of positions."""
+    to stay in the cache over all the offsets, the samples shared among the threads. Three layouts, by what
+    keeps NumPy's innermost loop long:
+    - at stride 1, with rows of at least ``DEPTHWISE_WIDE`` outputs, each channel's padded map is one flat
+      line: an offset's inputs for every output are one contiguous slice of it, the output is made on the
+      padded width, and the columns past the map are dropped when the block is stored;
+    - other rows of at least ``DEPTHWISE_ROW``: channels first, as the arrays are, a row at a time;
+    - shorter rows: channels last (one transpose each way), the innermost loop over channels.
+    """
     if any(pb < 0 or pa < 0 for pb, pa in pads):  # (an input gradient's full correlation may crop)
         x = pad(x, [(min(pb, 0), min(pa, 0)) for pb, pa in pads])
         pads = [(max(pb, 0), max(pa, 0)) for pb, pa in pads]
-    N, G, *sizes = x.shape
+    N, G = x.shape[:2]
+    Fg = wg.shape[1]
+    if wg.shape[1] == 1 and all(s == 1 for s in stride) and out[-1] >= DEPTHWISE_WIDE:
+        y = np.empty((N, G, *out), x.dtype)
+        work = _depthwise_wide
+    elif out[-1] >= DEPTHWISE_ROW:
+        y = np.empty((N, G, Fg, *out), x.dtype)
+        work = _depthwise_rows
+    else:
+        y = np.empty((N, *out, G, Fg), x.dtype)
+        work = _depthwise_last
+    in_parts(functools.partial(work, x, wg, K, dilation, pads, out, bias, stride, y), N, y.size)
+    if work is _depthwise_last:
+        return np.ascontiguousarray(np.moveaxis(y.reshape(N, *out, G * Fg), -1, 1))
+    return y.reshape(N, G * Fg, *out)
+
+
+def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
+    """Samples ``lo:hi`` of ``_depthwise`` at stride 1, one output channel per group: flat padded lines."""
+    G, sizes = x.shape[1], x.shape[2:]
+    padded = [n + pb + pa for n, (pb, pa) in zip(sizes, pads)]
+    padded[0] += 1  # a row more: the slices of the last offsets run past the last row (into columns dropped)
+    row = math.prod(padded[1:])
+    span = out[0] * row  # the outputs of one channel on the padded width
+    strides = [math.prod(padded[i + 1:]) for i in range(len(padded))]
+    starts = [sum(o * d * st for o, d, st in zip(offset, dilation, strides))
+              for offset in itertools.product(*(range(k) for k in K))]
+    block = max(1, min(G, CACHE_BYTES // (span * x.itemsize)))
+    xb = np.zeros((block, *padded), x.dtype)  # one block of input, padded (the zeros stay)
+    flat = xb.reshape(block, -1)
+    acc, part = np.empty((block, span), x.dtype), np.empty((block, span), x.dtype)
+    inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
+    keep = (slice(None), *(slice(0, o) for o in out))
+    w = wg[:, 0, :]
+    for n in range(lo, hi):
+        for g0 in range(0, G, block):
+            g1 = min(G, g0 + block)
+            b = g1 - g0
+            xb[(slice(0, b), *inner)] = x[n, g0:g1]
+            a, t_ = acc[:b], part[:b]
+            for t, start in enumerate(starts):
+                np.multiply(flat[:b, start:start + span], w[g0:g1, t:t + 1], out=a if t == 0 else t_)
+                if t:
+                    a += t_
+            made = a.reshape(b, out[0], *padded[1:])[keep]
+            if bias is None:
+                y[n, g0:g1] = made
+            else:
+                np.add(made, bias[g0:g1].reshape(b, *(1,) * len(out)), out=y[n, g0:g1])
+
+
+def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
+    """Samples ``lo:hi`` of ``_depthwise``, channels first: a few channels of a sample at a time."""
+    G, sizes = x.shape[1], x.shape[2:]
     Fg, rank = wg.shape[1], len(out)
     offsets = list(taps(K, stride, dilation, out))
     b = None if bias is None else bias.reshape(G, Fg)
     padded = tuple(n + pb + pa for n, (pb, pa) in zip(sizes, pads))
     inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
-    if out[-1] >= DEPTHWISE_ROW:
-        y = np.empty((N, G, Fg, *out), x.dtype)
-        block = max(1, CACHE_BYTES // (Fg * math.prod(out) * x.itemsize))
-        tmp = np.empty((block, Fg, *out), x.dtype)
-        xb = np.zeros((block, 1, *padded), x.dtype)  # one block of input, padded (the zeros stay)
-        for n in range(N):
-            for g0 in range(0, G, block):
-                g1 = min(G, g0 + block)
-                acc, part, xp = y[n, g0:g1], tmp[:g1 - g0], xb[:g1 - g0]
-                xp[(slice(None), 0, *inner)] = x[n, g0:g1]
-                for t, sl in offsets:
-                    wt = wg[g0:g1, :, t].reshape(g1 - g0, Fg, *(1,) * rank)
-                    np.multiply(xp[(slice(None), slice(None), *sl)], wt, out=acc if t == 0 else part)
-                    if t:
-                        acc += part
-                if b is not None:
-                    acc += b[g0:g1].reshape(g1 - g0, Fg, *(1,) * rank)
-        return y.reshape(N, G * Fg, *out)
-    xl = np.zeros((N, *padded, G, 1), x.dtype)  # padded, channels last
-    xl[(slice(None), *inner, slice(None), 0)] = np.moveaxis(x, 1, -1)
+    block = max(1, CACHE_BYTES // (Fg * math.prod(out) * x.itemsize))
+    tmp = np.empty((block, Fg, *out), x.dtype)
+    xb = np.zeros((block, 1, *padded), x.dtype)  # one block of input, padded (the zeros stay)
+    for n in range(lo, hi):
+        for g0 in range(0, G, block):
+            g1 = min(G, g0 + block)
+            acc, part, xp = y[n, g0:g1], tmp[:g1 - g0], xb[:g1 - g0]
+            xp[(slice(None), 0, *inner)] = x[n, g0:g1]
+            for t, sl in offsets:
+                wt = wg[g0:g1, :, t].reshape(g1 - g0, Fg, *(1,) * rank)
+                np.multiply(xp[(slice(None), slice(None), *sl)], wt, out=acc if t == 0 else part)
+                if t:
+                    acc += part
+            if b is not None:
+                acc += b[g0:g1].reshape(g1 - g0, Fg, *(1,) * rank)
+
+
+def _depthwise_last(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
+    """Samples ``lo:hi`` of ``_depthwise``, channels last: a few output rows of a sample at a time."""
+    G, sizes = x.shape[1], x.shape[2:]
+    Fg = wg.shape[1]
+    offsets = list(taps(K, stride, dilation, out))
+    padded = tuple(n + pb + pa for n, (pb, pa) in zip(sizes, pads))
+    inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
+    xl = np.zeros((hi - lo, *padded, G, 1), x.dtype)  # padded, channels last
+    xl[(slice(None), *inner, slice(None), 0)] = np.moveaxis(x[lo:hi], 1, -1)
     wl = np.ascontiguousarray(wg.transpose(2, 0, 1))  # (taps, G, Fg)
-    y = np.empty((N, *out, G, Fg), x.dtype)
     rows = max(1, CACHE_BYTES // (math.prod(out[1:]) * G * Fg * x.itemsize))
     tmp = np.empty((min(rows, out[0]), *out[1:], G, Fg), x.dtype)
-    for n in range(N):
+    for n in range(lo, hi):
         for r0 in range(0, out[0], rows):
             r1 = min(out[0], r0 + rows)
             acc, part = y[n, r0:r1], tmp[:r1 - r0]
             for t, (first, *rest) in offsets:
                 s0 = first.step
-                x = xl[n][(slice(first.start + r0 * s0, first.start + (r1 - 1) * s0 + 1, s0), *rest)]
-                np.multiply(x, wl[t], out=acc if t == 0 else part)
+                src = xl[n - lo][(slice(first.start + r0 * s0, first.start + (r1 - 1) * s0 + 1, s0), *rest)]
+                np.multiply(src, wl[t], out=acc if t == 0 else part)
                 if t:
                     acc += part
-            if b is not None:
-                acc += b
-    return np.ascontiguousarray(np.moveaxis(y.reshape(N, *out, G * Fg), -1, 1))
+            if bias is not None:
+                acc += bias.reshape(G, Fg)
 
 
 def _conv_by_offsets(xp, wg, K, stride, dilation, out):

@@ -598,6 +598,37 @@ def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, mo
     np.testing.assert_array_equal(forward(analysis, params, x, fold=False)["dense_1"], written)
 
 
+@pytest.mark.parametrize("parts", [1, 3])
+@pytest.mark.parametrize("channels, multiplier, sizes, kernel, stride, dilation, pads", [
+    (4, 1, (30, 50), 3, 1, 1, 1),  # flat padded lines (stride 1, rows of 48 or more)
+    (4, 1, (30, 52), 3, 1, 2, 2),  # ... dilated
+    (5, 1, (29, 53), 5, 1, 1, (0, 2)),  # ... a 5x5 kernel, asymmetric padding
+    (2, 1, (6, 7, 50), 3, 1, 1, 1),  # ... in 3-D
+    (3, 1, (60,), 3, 1, 1, 1),  # ... in 1-D
+    (3, 2, (30, 50), 3, 1, 1, 1),  # two outputs per channel: channels first
+    (4, 1, (60, 100), 3, 2, 1, 1),  # stride 2: channels first
+    (4, 1, (10, 9), 3, 1, 1, 1),  # short rows: channels last
+])
+def test_depthwise_layouts_compute_the_correlation(monkeypatch, parts, channels, multiplier, sizes, kernel, stride,
+                                                   dilation, pads):
+    """Each of the depthwise convolution's layouts, on one thread or shared among several, gives the per-offset
+    weighted sum of ``_conv_by_offsets`` (the grouped correlation written out)."""
+    monkeypatch.setattr(kernels, "threads", lambda: parts)
+    monkeypatch.setattr(kernels, "PARALLEL_VALUES", 10)
+    rng = np.random.default_rng(channels)
+    r = len(sizes)
+    pads = [pads if isinstance(pads, tuple) else (pads, pads)] * r
+    x = rng.standard_normal((3, channels, *sizes))
+    w = rng.standard_normal((channels * multiplier, 1, *(kernel,) * r))
+    b = rng.standard_normal(channels * multiplier)
+    out = tuple((n + pb + pa - dilation * (kernel - 1) - 1) // stride + 1 for n, (pb, pa) in zip(sizes, pads))
+    expected = kernels._conv_by_offsets(kernels.pad(x, pads), w.reshape(channels, multiplier, 1, -1), (kernel,) * r,
+                                        (stride,) * r, (dilation,) * r, out)
+    expected = expected.reshape(3, -1, *out) + b.reshape(-1, *(1,) * r)
+    got = kernels.conv(x, w, (stride,) * r, (dilation,) * r, pads, out, groups=channels, bias=b)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_copies_run_in_parts_on_as_many_threads_as_blas(monkeypatch):
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
