@@ -11,11 +11,8 @@ or channels (adaptive pooling builds its small per-axis tables of cells in a loo
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -28,41 +25,6 @@ CHUNK_BYTES = 2 * 2**20
 CACHE_BYTES = 2**18
 DEPTHWISE_ROW = 48
 DEPTHWISE_WIDE = 48
-
-
-# Copies and element-wise loops at least this large are cut into one part per thread
-PARALLEL_VALUES = 2**16
-
-
-# -- threads -----------------------------------------------------------------------------
-def threads() -> int:
-    """Threads for the copies around the matrix products: as many as BLAS is told to use
-    (``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``), else one per CPU this process may run on."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        value = os.environ.get(name, "").split(",")[0].strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-@functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="archcheck")
-
-
-def in_parts(work, size: int, values: int) -> None:
-    """``work(lo, hi)`` over ``[0, size)``, cut into one part per thread and run at once: the parts on a pool
-    of threads and this one (NumPy lets go of the GIL while it copies or loops over values). One call when the
-    work, ``values`` in all, is small or there is one thread."""
-    parts = min(threads(), size, max(1, values // PARALLEL_VALUES))
-    if parts <= 1:
-        work(0, size)
-        return
-    bounds = [size * i // parts for i in range(parts + 1)]
-    pending = [_pool(parts - 1).submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-    work(bounds[0], bounds[1])
-    for future in pending:
-        future.result()
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -131,7 +93,7 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
         for n0 in range(0, N, n):
             m = min(n, N - n0)
             dst = buf if m == n else buf.reshape(-1)[:buf.size // n * m].reshape(C, *kernel, m, *out)
-            _put(dst, view[n0:n0 + m].transpose(order))
+            np.copyto(dst, view[n0:n0 + m].transpose(order))
             yield n0, m, slice(0, P), dst.reshape(rows, m * P)
         return
     step = max(1, CHUNK_BYTES // (max(rows, products) * inner * xp.itemsize))
@@ -140,22 +102,16 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
         for r0 in range(0, out[0], step):
             r1 = min(out[0], r0 + step)
             dst = buf[(slice(None),) * (r + 2) + (slice(0, r1 - r0),)]
-            _put(dst, view[(slice(n0, n0 + 1),) + (slice(None),) * (r + 1) + (slice(r0, r1),)].transpose(order))
+            np.copyto(dst, view[(slice(n0, n0 + 1),) + (slice(None),) * (r + 1) + (slice(r0, r1),)].transpose(order))
             yield n0, 1, slice(r0 * inner, r1 * inner), dst.reshape(rows, (r1 - r0) * inner)
 
 
-def _put(dst, src, shift=None, axis=0):
-    """``dst[...] = src (+ shift)``, in parts along ``axis``, one per thread; ``shift`` has ``dst``'s number of
-    axes, each of its size or 1."""
-    in_parts(functools.partial(_put_part, dst, src, shift, axis), dst.shape[axis], dst.size)
-
-
-def _put_part(dst, src, shift, axis, lo, hi):
-    part = (slice(None),) * axis + (slice(lo, hi),)
+def _put(dst, src, shift=None):
+    """``dst[...] = src (+ shift)``."""
     if shift is None:
-        np.copyto(dst[part], src[part])
+        np.copyto(dst, src)
     else:
-        np.add(src[part], shift[part] if shift.shape[axis] > 1 else shift, out=dst[part])
+        np.add(src, shift, out=dst)
 
 
 def col2im(dcols, dxp, kernel, stride, dilation, out):
@@ -199,7 +155,7 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
                 dst += per_filter
             continue
         product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
-        _put(flat[n0:n0 + m], product, None if bias is None else bias.reshape(1, F, 1), axis=1)
+        _put(flat[n0:n0 + m], product, None if bias is None else bias.reshape(1, F, 1))
     return y
 
 
@@ -241,8 +197,8 @@ def winograd(x, u, pads, out, bias=None):
     th, tw = tiles
     xp = np.zeros((N, C, m * th + 2, m * tw + 2), x.dtype)
     inside = tuple(slice(0, min(n, m * t + 2 - pb)) for n, t, (pb, _) in zip(sizes, tiles, pads))
-    _put(xp[(slice(None), slice(None), *(slice(pb, pb + s.stop) for s, (pb, _) in zip(inside, pads)))],
-         x[(slice(None), slice(None), *inside)], axis=1)
+    xp[(slice(None), slice(None), *(slice(pb, pb + s.stop) for s, (pb, _) in zip(inside, pads)))] = \
+        x[(slice(None), slice(None), *inside)]
     sn, sc, sh, sw = xp.strides  # every tile, (6, 6, C, N, rows, columns)
     view = np.lib.stride_tricks.as_strided(xp, (a, a, C, N, th, tw), (sh, sw, sc, sn, m * sh, m * sw), writeable=False)
     y = np.empty((N, F, th, m, tw, m), x.dtype)
@@ -258,7 +214,7 @@ def winograd(x, u, pads, out, bias=None):
             r = min(rows, th - r0)
             t = k * r * tw
             d = first[:a * a * C * t].reshape(a, a, C, k, r, tw)
-            _put(d, view[:, :, :, n0:n0 + k, r0:r0 + r], axis=2)
+            np.copyto(d, view[:, :, :, n0:n0 + k, r0:r0 + r])
             v = second[:a * a * C * t].reshape(a * a, C, t)
             np.matmul(bt, d.reshape(a * a, C * t), out=v.reshape(a * a, C * t))
             p = first[:a * a * F * t].reshape(a * a, F, t)
@@ -267,7 +223,7 @@ def winograd(x, u, pads, out, bias=None):
             np.matmul(at, p.reshape(a * a, F * t), out=o)
             dst = y[n0:n0 + k, :, r0:r0 + r].transpose(0, 1, 3, 5, 2, 4)  # (k, F, 4, 4, r, tw)
             src = o.reshape(m, m, F, k, r, tw).transpose(3, 2, 0, 1, 4, 5)
-            _put(dst, src, shift, axis=1)
+            _put(dst, src, shift)
     y = y.reshape(N, F, m * th, m * tw)
     return y if (m * th, m * tw) == tuple(out) else y[:, :, :out[0], :out[1]]
 
@@ -277,7 +233,7 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     kernel offset, the input's values times that offset's weight, added up in the output.
 
     The output is made a block at a time (a sample's few channels, or a few rows of a sample) small enough
-    to stay in the cache over all the offsets, the samples shared among the threads. Three layouts, by what
+    to stay in the cache over all the offsets. Three layouts, by what
     keeps NumPy's innermost loop long:
     - at stride 1, with rows of at least ``DEPTHWISE_WIDE`` outputs, each channel's padded map is one flat
       line: an offset's inputs for every output are one contiguous slice of it, the output is made on the
@@ -299,14 +255,14 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     else:
         y = np.empty((N, *out, G, Fg), x.dtype)
         work = _depthwise_last
-    in_parts(functools.partial(work, x, wg, K, dilation, pads, out, bias, stride, y), N, y.size)
+    work(x, wg, K, dilation, pads, out, bias, stride, y)
     if work is _depthwise_last:
         return np.ascontiguousarray(np.moveaxis(y.reshape(N, *out, G * Fg), -1, 1))
     return y.reshape(N, G * Fg, *out)
 
 
-def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
-    """Samples ``lo:hi`` of ``_depthwise`` at stride 1, one output channel per group: flat padded lines."""
+def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y):
+    """``_depthwise`` at stride 1, one output channel per group: flat padded lines."""
     G, sizes = x.shape[1], x.shape[2:]
     padded = [n + pb + pa for n, (pb, pa) in zip(sizes, pads)]
     padded[0] += 1  # a row more: the slices of the last offsets run past the last row (into columns dropped)
@@ -322,7 +278,7 @@ def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
     inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
     keep = (slice(None), *(slice(0, o) for o in out))
     w = wg[:, 0, :]
-    for n in range(lo, hi):
+    for n in range(len(x)):
         for g0 in range(0, G, block):
             g1 = min(G, g0 + block)
             b = g1 - g0
@@ -339,8 +295,8 @@ def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
                 np.add(made, bias[g0:g1].reshape(b, *(1,) * len(out)), out=y[n, g0:g1])
 
 
-def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
-    """Samples ``lo:hi`` of ``_depthwise``, channels first: a few channels of a sample at a time."""
+def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y):
+    """``_depthwise``, channels first: a few channels of a sample at a time."""
     G, sizes = x.shape[1], x.shape[2:]
     Fg, rank = wg.shape[1], len(out)
     offsets = list(taps(K, stride, dilation, out))
@@ -350,7 +306,7 @@ def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
     block = max(1, CACHE_BYTES // (Fg * math.prod(out) * x.itemsize))
     tmp = np.empty((block, Fg, *out), x.dtype)
     xb = np.zeros((block, 1, *padded), x.dtype)  # one block of input, padded (the zeros stay)
-    for n in range(lo, hi):
+    for n in range(len(x)):
         for g0 in range(0, G, block):
             g1 = min(G, g0 + block)
             acc, part, xp = y[n, g0:g1], tmp[:g1 - g0], xb[:g1 - g0]
@@ -364,25 +320,25 @@ def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
                 acc += b[g0:g1].reshape(g1 - g0, Fg, *(1,) * rank)
 
 
-def _depthwise_last(x, wg, K, dilation, pads, out, bias, stride, y, lo, hi):
-    """Samples ``lo:hi`` of ``_depthwise``, channels last: a few output rows of a sample at a time."""
+def _depthwise_last(x, wg, K, dilation, pads, out, bias, stride, y):
+    """``_depthwise``, channels last: a few output rows of a sample at a time."""
     G, sizes = x.shape[1], x.shape[2:]
     Fg = wg.shape[1]
     offsets = list(taps(K, stride, dilation, out))
     padded = tuple(n + pb + pa for n, (pb, pa) in zip(sizes, pads))
     inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
-    xl = np.zeros((hi - lo, *padded, G, 1), x.dtype)  # padded, channels last
-    xl[(slice(None), *inner, slice(None), 0)] = np.moveaxis(x[lo:hi], 1, -1)
+    xl = np.zeros((len(x), *padded, G, 1), x.dtype)  # padded, channels last
+    xl[(slice(None), *inner, slice(None), 0)] = np.moveaxis(x, 1, -1)
     wl = np.ascontiguousarray(wg.transpose(2, 0, 1))  # (taps, G, Fg)
     rows = max(1, CACHE_BYTES // (math.prod(out[1:]) * G * Fg * x.itemsize))
     tmp = np.empty((min(rows, out[0]), *out[1:], G, Fg), x.dtype)
-    for n in range(lo, hi):
+    for n in range(len(x)):
         for r0 in range(0, out[0], rows):
             r1 = min(out[0], r0 + rows)
             acc, part = y[n, r0:r1], tmp[:r1 - r0]
             for t, (first, *rest) in offsets:
                 s0 = first.step
-                src = xl[n - lo][(slice(first.start + r0 * s0, first.start + (r1 - 1) * s0 + 1, s0), *rest)]
+                src = xl[n][(slice(first.start + r0 * s0, first.start + (r1 - 1) * s0 + 1, s0), *rest)]
                 np.multiply(src, wl[t], out=acc if t == 0 else part)
                 if t:
                     acc += part

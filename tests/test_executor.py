@@ -576,8 +576,7 @@ def test_the_inference_plan_runs_winograd_where_it_pays(tmp_path, conv, batch, d
 
 def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, monkeypatch):
     """The inference plan's Winograd convolutions (with a batchnorm folded in, a bias, a 'same' border) give the
-    layers' values as written to float32 rounding, whether the weights are prepared once or per pass, and
-    in parts on several threads exactly as on one."""
+    layers' values as written to float32 rounding, whether the weights are prepared once or per pass."""
     layers = [{"conv": {"filters": 40, "kernel": 3, "padding": 1, "bias": False}}, "batchnorm", "relu",
               {"conv": {"filters": 48, "kernel": 3, "padding": "same"}}, "relu", "globalavgpool", {"dense": 5}]
     path = tmp_path / "net.yaml"
@@ -592,13 +591,8 @@ def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, mo
     fast = forward(analysis, params, x, fold=prepared)["dense_1"]
     np.testing.assert_allclose(fast, written, rtol=0, atol=1e-5 * np.abs(written).max())
     np.testing.assert_array_equal(forward(analysis, params, x)["dense_1"], fast)
-    monkeypatch.setattr(kernels, "threads", lambda: 3)
-    monkeypatch.setattr(kernels, "PARALLEL_VALUES", 100)
-    np.testing.assert_array_equal(forward(analysis, params, x, fold=prepared)["dense_1"], fast)
-    np.testing.assert_array_equal(forward(analysis, params, x, fold=False)["dense_1"], written)
 
 
-@pytest.mark.parametrize("parts", [1, 3])
 @pytest.mark.parametrize("channels, multiplier, sizes, kernel, stride, dilation, pads", [
     (4, 1, (30, 50), 3, 1, 1, 1),  # flat padded lines (stride 1, rows of 48 or more)
     (4, 1, (30, 52), 3, 1, 2, 2),  # ... dilated
@@ -609,12 +603,9 @@ def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, mo
     (4, 1, (60, 100), 3, 2, 1, 1),  # stride 2: channels first
     (4, 1, (10, 9), 3, 1, 1, 1),  # short rows: channels last
 ])
-def test_depthwise_layouts_compute_the_correlation(monkeypatch, parts, channels, multiplier, sizes, kernel, stride,
-                                                   dilation, pads):
-    """Each of the depthwise convolution's layouts, on one thread or shared among several, gives the per-offset
-    weighted sum of ``_conv_by_offsets`` (the grouped correlation written out)."""
-    monkeypatch.setattr(kernels, "threads", lambda: parts)
-    monkeypatch.setattr(kernels, "PARALLEL_VALUES", 10)
+def test_depthwise_layouts_compute_the_correlation(channels, multiplier, sizes, kernel, stride, dilation, pads):
+    """Each of the depthwise convolution's layouts gives the per-offset weighted sum of ``_conv_by_offsets`` (the
+    grouped correlation written out)."""
     rng = np.random.default_rng(channels)
     r = len(sizes)
     pads = [pads if isinstance(pads, tuple) else (pads, pads)] * r
@@ -627,22 +618,6 @@ def test_depthwise_layouts_compute_the_correlation(monkeypatch, parts, channels,
     expected = expected.reshape(3, -1, *out) + b.reshape(-1, *(1,) * r)
     got = kernels.conv(x, w, (stride,) * r, (dilation,) * r, pads, out, groups=channels, bias=b)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
-
-
-def test_copies_run_in_parts_on_as_many_threads_as_blas(monkeypatch):
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert kernels.threads() == 3
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
-    assert kernels.threads() == 2  # OpenBLAS reads its own variable first
-    monkeypatch.setattr(kernels, "PARALLEL_VALUES", 10)
-    seen = []
-    kernels.in_parts(lambda lo, hi: seen.append((lo, hi)), 7, 100)
-    assert sorted(seen) == [(0, 3), (3, 7)]
-    seen.clear()
-    kernels.in_parts(lambda lo, hi: seen.append((lo, hi)), 7, 10)  # too little work to share
-    assert seen == [(0, 7)]
 
 
 def test_float32_by_default_close_to_float64(tmp_path):
