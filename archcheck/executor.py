@@ -35,7 +35,7 @@ API
     ``(p - onehot) / M`` (exact and stable), any other output is taken as logits. ``mse`` takes
     targets shaped like the output.
 
-``gradients(analysis, params, x, targets, kind="cross-entropy", *, train=True, seed=0)``
+``gradients(analysis, params, x, targets, kind="cross-entropy", *, train=True, seed=0, input_grad=True)``
     One forward and backward pass: ``(loss value, outputs, Gradients)``.
 
 Dynamic checks (``archcheck run --grad``): ``layer_stats`` summarises an activation and
@@ -92,7 +92,7 @@ class Tape:
 
 @dataclass
 class Gradients:
-    input: np.ndarray
+    input: np.ndarray | None  # None when not asked for (``backward``'s ``input_grad``)
     params: dict[str, np.ndarray]
     norms: dict[str, float]
 
@@ -228,8 +228,11 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
     return values if keep else {name: values[name] for name in graph.outputs}
 
 
-def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.ndarray]) -> Gradients:
-    """Back-propagate ``seeds`` through the recorded forward pass; see the module docstring."""
+def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.ndarray], *,
+             input_grad: bool = True) -> Gradients:
+    """Back-propagate ``seeds`` through the recorded forward pass; see the module docstring. Without
+    ``input_grad`` the gradient with respect to the batch is not computed (``Gradients.input`` is None), as
+    training needs none: the layers that read only the batch give their weights' gradients alone."""
     per_layer = _layer_params(analysis, params, tape.dtype)
     grads = dict(seeds)
     out_params: dict[str, np.ndarray] = {}
@@ -240,7 +243,10 @@ def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.n
         if g is None:
             continue
         norms[node.name] = float(np.linalg.norm(g.ravel()))
-        dxs, dps = node.layer.backward(g, cache, per_layer.get(node.name, {}))
+        if not input_grad and set(node.inputs) == {INPUT}:
+            dxs, dps = [], node.layer.weight_grads(g, cache, per_layer.get(node.name, {}))
+        else:
+            dxs, dps = node.layer.backward(g, cache, per_layer.get(node.name, {}))
         for suffix, d in dps.items():
             out_params[f"{node.name}.{suffix}"] = d
         for src, dx in zip(node.inputs, dxs):
@@ -254,6 +260,8 @@ def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.n
             if f"{node_name}.{suffix}" not in out_params:
                 out_params[f"{node_name}.{suffix}"] = np.zeros_like(arrays[suffix])
     dx = grads.pop(INPUT, None)
+    if not input_grad:
+        return Gradients(None, out_params, norms)
     dx = np.zeros(tape.x_shape, tape.dtype) if dx is None else dx
     norms[INPUT] = float(np.linalg.norm(dx.ravel()))
     return Gradients(dx, out_params, norms)
@@ -308,12 +316,12 @@ def random_targets(analysis: Analysis, batch: int, kind: str, rng: np.random.Gen
 
 
 def gradients(analysis: Analysis, params: dict, x: np.ndarray, targets: dict[str, np.ndarray],
-              kind: str = "cross-entropy", *, train: bool = True, seed: int = 0):
-    """One forward and backward pass: (loss value, outputs, Gradients)."""
+              kind: str = "cross-entropy", *, train: bool = True, seed: int = 0, input_grad: bool = True):
+    """One forward and backward pass: (loss value, outputs, Gradients); ``input_grad`` as for ``backward``."""
     tape = Tape()
     outputs = forward(analysis, params, x, train=train, tape=tape, seed=seed)
     value, seeds = loss(analysis, outputs, targets, kind)
-    return value, outputs, backward(analysis, params, tape, seeds)
+    return value, outputs, backward(analysis, params, tape, seeds, input_grad=input_grad)
 
 
 # -- statistics and the run record -----------------------------------------------------------

@@ -65,7 +65,8 @@ def overfit(analysis, params: dict, x, targets, loss_kind: str, optimizer: Optim
     losses = []
     with np.errstate(all="ignore"):
         for step in range(steps):
-            value, _, grads = executor.gradients(analysis, params, x, targets, loss_kind, seed=seed + step)
+            value, _, grads = executor.gradients(analysis, params, x, targets, loss_kind, seed=seed + step,
+                                                  input_grad=False)
             losses.append(value)
             if on_step is not None:
                 on_step(value)

@@ -620,6 +620,24 @@ def test_depthwise_layouts_compute_the_correlation(channels, multiplier, sizes, 
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_gradients_without_the_input_gradient_are_the_same_weight_gradients(tmp_path):
+    """Training needs no gradient with respect to the batch: without it the first layers (here a conv and a dense
+    branch reading the input) give their weights' gradients alone, the same as with it."""
+    layers = [{"conv": {"filters": 4, "kernel": 3, "stride": 2}, "name": "c"}, "relu", "flatten",
+              {"dense": 3, "name": "d"}, {"flatten": None, "inputs": ["input"], "name": "f"}, {"dense": 3, "name": "e"},
+              {"add": ["d", "e"]}]
+    analysis = build(tmp_path, [2, 7, 7], layers)
+    params = random_params(analysis)
+    x = np.random.default_rng(0).standard_normal((3, 2, 7, 7))
+    targets = random_targets(analysis, 3, "mse", np.random.default_rng(1), dtype="float64")
+    _, _, full = gradients(analysis, params, x, targets, "mse")
+    _, _, lean = gradients(analysis, params, x, targets, "mse", input_grad=False)
+    assert full.input.shape == x.shape and lean.input is None and INPUT not in lean.norms
+    assert lean.params.keys() == full.params.keys()
+    for name, g in full.params.items():
+        np.testing.assert_array_equal(lean.params[name], g, err_msg=name)
+
+
 def test_float32_by_default_close_to_float64(tmp_path):
     layers = [{"conv": {"filters": 8, "kernel": 3, "padding": 1}}, "batchnorm", "relu", "maxpool",
               {"conv": {"filters": 8, "kernel": 3, "groups": "depthwise"}}, "globalavgpool", {"dense": 5}, "softmax"]

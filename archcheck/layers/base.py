@@ -304,6 +304,11 @@ class Layer(BaseModel):
         weights, worked out from them once per set of weights (``executor.fold_weights``)."""
         raise NotImplementedError(f"layer type '{self.type}' has no inference kernel")
 
+    def weight_grads(self, dy, cache, params: dict) -> dict:
+        """The gradients of the trainable weights alone (by suffix), for a layer whose input gradients nobody
+        reads (it reads only the network's input); a layer whose input gradient is costly overrides it."""
+        return self.backward(dy, cache, params)[1]
+
     def backward(self, dy, cache, params: dict) -> tuple[list, dict]:
         """From the gradient of the output, the gradients of the inputs (a list, one per input) and
         of the trainable weights (by suffix)."""

@@ -150,12 +150,20 @@ class Conv(_Windowed):
     def backward(self, dy, cache, params):
         from archcheck import kernels
 
-        x, g = cache
+        g = cache[1]
         groups = self.n_groups(g.channels)
-        grads = {"weight": kernels.conv_grad_weight(x, dy, g.kernel, g.stride, g.dilation, g.pads, groups)}
+        dx = kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads, groups)
+        return [dx], self.weight_grads(dy, cache, params)
+
+    def weight_grads(self, dy, cache, params):
+        from archcheck import kernels
+
+        x, g = cache
+        grads = {"weight": kernels.conv_grad_weight(x, dy, g.kernel, g.stride, g.dilation, g.pads,
+                                                    self.n_groups(g.channels))}
         if self.bias:
             grads["bias"] = kernels.bias_grad(dy)
-        return [kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads, groups)], grads
+        return grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
         g = b.geometry
