@@ -516,13 +516,13 @@ def test_training_and_gradients_run_every_layer_as_written(tmp_path):
     assert "conv_1" in seen  # every layer ran as written
 
 
-def direct_and_winograd(rng, n, c, f, sizes, pads, dtype, bias=True):
+def direct_and_winograd(rng, n, c, f, sizes, pads, dtype, bias=True, scratch=2**23):
     x = rng.standard_normal((n, c, *sizes)).astype(dtype)
     w = rng.standard_normal((f, c, 3, 3)).astype(dtype)
     b = rng.standard_normal(f).astype(dtype) if bias else None
     out = tuple(s + pb + pa - 2 for s, (pb, pa) in zip(sizes, pads))
     return (kernels.conv(x, w, (1, 1), (1, 1), pads, out, bias=b),
-            kernels.winograd(x, kernels.winograd_weights(w), pads, out, b))
+            kernels.winograd(x, kernels.winograd_weights(w), pads, out, b, scratch))
 
 
 @pytest.mark.parametrize("budget", [1, 5000, 10**9])  # one row of tiles a chunk; a few rows; the whole batch
@@ -533,13 +533,12 @@ def direct_and_winograd(rng, n, c, f, sizes, pads, dtype, bias=True):
     (2, 8, 8, (4, 4), ((1, 1), (1, 1))),  # exactly one tile
     (1, 3, 4, (3, 3), ((0, 0), (0, 0))),  # a 1x1 output
 ])
-def test_winograd_computes_the_correlation(monkeypatch, budget, n, c, f, sizes, pads):
+def test_winograd_computes_the_correlation(budget, n, c, f, sizes, pads):
     """Winograd's F(4x4, 3x3) gives the direct correlation to float64 rounding, in any chunking, with or without
     a bias; the output has the propagator's shape."""
-    monkeypatch.setattr(kernels, "WINOGRAD_BYTES", budget)
     rng = np.random.default_rng(n * 100 + c)
     for bias in (True, False):
-        direct, fast = direct_and_winograd(rng, n, c, f, sizes, pads, np.float64, bias)
+        direct, fast = direct_and_winograd(rng, n, c, f, sizes, pads, np.float64, bias, budget)
         assert fast.shape == direct.shape
         np.testing.assert_allclose(fast, direct, rtol=0, atol=1e-13 * np.abs(direct).max())
 
@@ -566,6 +565,7 @@ def test_winograd_in_float32_rounds_within_its_bound():
     ({"filters": 32, "kernel": 3, "padding": 2, "dilation": 2}, 2, "float32", False),
     ({"filters": 32, "kernel": 3, "padding": 1, "groups": 2}, 2, "float32", False),
     ({"filters": 32, "kernel": 5, "padding": 2}, 2, "float32", False),
+    ({"filters": 16384, "kernel": 3, "padding": 1}, 2, "float32", False),  # a row of tiles: 2 x 36 x 16384 x 4 x 4 B
 ])
 def test_the_inference_plan_runs_winograd_where_it_pays(tmp_path, conv, batch, dtype, chosen):
     path = tmp_path / "net.yaml"

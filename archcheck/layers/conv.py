@@ -112,17 +112,20 @@ class Conv(_Windowed):
     # 4x4 output tiles in a batch, it beat im2col + GEMM on every shape measured (1 and 2 BLAS threads, float32)
     WINOGRAD_CHANNELS: ClassVar[int] = 32
     WINOGRAD_TILES: ClassVar[int] = 32
+    WINOGRAD_SCRATCH: ClassVar[int] = 8 * 2**20  # bytes of a chunk of tiles, of which one row of tiles must fit
 
     def inference_kernel(self, inputs, batch, dtype):
         """Winograd's F(4x4, 3x3) for a 2-D 3x3 convolution at stride 1, ungrouped and undilated, with at least
-        32 input and output channels and 32 output tiles in the batch, in float32. It rounds differently from
+        32 input and output channels and 32 output tiles in the batch, and one row of tiles within its scratch
+        (``WINOGRAD_SCRATCH``: 2 x 36 values per tile and channel), in float32. It rounds differently from
         the direct product (about 1e-5 of the largest output rather than 1e-7), so float64, the precision
         for checking values against another runtime, runs every convolution as written."""
         g = self.geometry(inputs[0])
         tiles = batch * math.prod(-(-n // 4) for n in g.out_sizes)
         if (dtype == "float32" and g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
                 and self.n_groups(g.channels) == 1 and min(g.channels, self.filters) >= self.WINOGRAD_CHANNELS
-                and tiles >= self.WINOGRAD_TILES):
+                and tiles >= self.WINOGRAD_TILES
+                and 2 * 36 * max(g.channels, self.filters) * -(-g.out_sizes[-1] // 4) * 4 <= self.WINOGRAD_SCRATCH):
             return "Winograd F(4x4, 3x3)"
         return None
 
@@ -136,7 +139,8 @@ class Conv(_Windowed):
 
         x, g = xs[0], ctx.geometry
         if ctx.kernel:  # the inference plan's Winograd, on weights prepared for it; never recorded for backward
-            return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias")), None
+            return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"),
+                                    self.WINOGRAD_SCRATCH), None
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
                          params.get("bias"))
         return y, ((x, g) if ctx.grad else None)
