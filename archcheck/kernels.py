@@ -21,7 +21,7 @@ import numpy as np
 # holds, which are all the propagator's peak memory counts.
 CHUNK_BYTES = 2 * 2**20
 # A depthwise convolution's block of output, worked over every kernel offset while it stays in the cache;
-# rows at least this long are worked channels first
+# rows at least this long are worked channels first, and at stride 1 as flat padded lines (``_depthwise``)
 CACHE_BYTES = 2**18
 DEPTHWISE_ROW = 48
 DEPTHWISE_WIDE = 48
@@ -233,8 +233,7 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     kernel offset, the input's values times that offset's weight, added up in the output.
 
     The output is made a block at a time (a sample's few channels, or a few rows of a sample) small enough
-    to stay in the cache over all the offsets. Three layouts, by what
-    keeps NumPy's innermost loop long:
+    to stay in the cache over all the offsets. Three layouts, by what keeps NumPy's innermost loop long:
     - at stride 1, with rows of at least ``DEPTHWISE_WIDE`` outputs, each channel's padded map is one flat
       line: an offset's inputs for every output are one contiguous slice of it, the output is made on the
       padded width, and the columns past the map are dropped when the block is stored;
