@@ -179,16 +179,16 @@ def winograd_weights(w):
     return np.ascontiguousarray(np.matmul(g, w.reshape(F * C, 9).T).reshape(WINOGRAD_TILE ** 2, F, C))
 
 
-def winograd(x, u, pads, out, bias=None, scratch=8 * 2**20):
+def winograd(x, u, pads, out, bias=None, chunk=2**10):
     """``conv`` of a 3x3 filter at stride 1 (``u``: its ``winograd_weights``) by Winograd's F(4x4, 3x3).
 
     The padded input is cut into 6x6 tiles overlapping by 2 (the last ones padded with zeros). For a chunk of
     tiles: their copy ``(36, C, tiles)``, transformed by one product with ``B^T (x) B^T``; 36 products
     ``(F, C) @ (C, tiles)``, one per tile position; the outputs' transform by ``A^T (x) A^T`` and a scatter into
-    the output, the bias added on the way. 16/36 of the multiplications of im2col's product. A chunk's two
-    buffers (tiles and their products, then transforms and outputs) hold at most ``scratch`` bytes, or one row
-    of tiles of one sample. The output is a view of a buffer of whole 4x4 tiles when its size is not a
-    multiple of 4.
+    the output, the bias added on the way. 16/36 of the multiplications of im2col's product. A chunk holds at
+    most ``chunk`` tiles, or one row of tiles of one sample, in two buffers of 36 values per tile and channel
+    (tiles and their products, then transforms and outputs). The output is a view of a buffer of whole 4x4
+    tiles when its size is not a multiple of 4.
     """
     m, a = WINOGRAD_M, WINOGRAD_TILE
     N, C, *sizes = x.shape
@@ -202,9 +202,8 @@ def winograd(x, u, pads, out, bias=None, scratch=8 * 2**20):
     sn, sc, sh, sw = xp.strides  # every tile, (6, 6, C, N, rows, columns)
     view = np.lib.stride_tricks.as_strided(xp, (a, a, C, N, th, tw), (sh, sw, sc, sn, m * sh, m * sw), writeable=False)
     y = np.empty((N, F, th, m, tw, m), x.dtype)
-    per_row = 2 * a * a * max(C, F) * tw * x.itemsize  # the scratch of one row of tiles
-    rows = max(1, min(th, scratch // per_row))
-    n = max(1, min(N, scratch // (per_row * th))) if rows == th else 1
+    rows = max(1, min(th, chunk // tw))
+    n = max(1, min(N, chunk // (th * tw))) if rows == th else 1
     first, second = (np.empty(a * a * max(C, F) * n * rows * tw, x.dtype) for _ in range(2))
     bt, at = _WINOGRAD_BB.astype(x.dtype), _WINOGRAD_AA.astype(x.dtype)
     shift = None if bias is None else bias.reshape(1, F, 1, 1, 1, 1)

@@ -114,10 +114,15 @@ class Conv(_Windowed):
     WINOGRAD_TILES: ClassVar[int] = 32
     WINOGRAD_SCRATCH: ClassVar[int] = 8 * 2**20  # bytes of a chunk of tiles, of which one row of tiles must fit
 
+    def winograd_chunk(self, channels: int, itemsize: int = 4) -> int:
+        """Tiles of 4x4 outputs a chunk of ``kernels.winograd`` holds within ``WINOGRAD_SCRATCH``: two buffers of
+        36 values per tile and channel."""
+        return self.WINOGRAD_SCRATCH // (2 * 36 * max(channels, self.filters) * itemsize)
+
     def inference_kernel(self, inputs, batch, dtype):
         """Winograd's F(4x4, 3x3) for a 2-D 3x3 convolution at stride 1, ungrouped and undilated, with at least
         32 input and output channels and 32 output tiles in the batch, and one row of tiles within its scratch
-        (``WINOGRAD_SCRATCH``: 2 x 36 values per tile and channel), in float32. It rounds differently from
+        (``winograd_chunk``), in float32. It rounds differently from
         the direct product (about 1e-5 of the largest output rather than 1e-7), so float64, the precision
         for checking values against another runtime, runs every convolution as written."""
         g = self.geometry(inputs[0])
@@ -125,7 +130,7 @@ class Conv(_Windowed):
         if (dtype == "float32" and g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
                 and self.n_groups(g.channels) == 1 and min(g.channels, self.filters) >= self.WINOGRAD_CHANNELS
                 and tiles >= self.WINOGRAD_TILES
-                and 2 * 36 * max(g.channels, self.filters) * -(-g.out_sizes[-1] // 4) * 4 <= self.WINOGRAD_SCRATCH):
+                and self.winograd_chunk(g.channels) >= -(-g.out_sizes[-1] // 4)):
             return "Winograd F(4x4, 3x3)"
         return None
 
@@ -140,7 +145,7 @@ class Conv(_Windowed):
         x, g = xs[0], ctx.geometry
         if ctx.kernel:  # the inference plan's Winograd, on weights prepared for it; never recorded for backward
             return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"),
-                                    self.WINOGRAD_SCRATCH), None
+                                    self.winograd_chunk(g.channels, x.itemsize)), None
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
                          params.get("bias"))
         return y, ((x, g) if ctx.grad else None)
