@@ -21,10 +21,9 @@ import numpy as np
 # holds, which are all the propagator's peak memory counts.
 CHUNK_BYTES = 2 * 2**20
 # A depthwise convolution's block of output, worked over every kernel offset while it stays in the cache;
-# rows at least this long are worked channels first, and at stride 1 as flat padded lines (``_depthwise``)
+# rows at least this long are worked by offsets, shorter ones as banded products (``_depthwise``)
 CACHE_BYTES = 2**18
 DEPTHWISE_ROW = 48
-DEPTHWISE_WIDE = 48
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -228,34 +227,31 @@ def winograd(x, u, pads, out, bias=None, chunk=2**10):
 
 
 def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
-    """Correlation with one input channel per group (``wg``: (G, Fg, prod(K)), Fg outputs per group): per
-    kernel offset, the input's values times that offset's weight, added up in the output.
-
-    The output is made a block at a time (a sample's few channels, or a few rows of a sample) small enough
-    to stay in the cache over all the offsets. Three layouts, by what keeps NumPy's innermost loop long:
-    - at stride 1, with rows of at least ``DEPTHWISE_WIDE`` outputs, each channel's padded map is one flat
-      line: an offset's inputs for every output are one contiguous slice of it, the output is made on the
-      padded width, and the columns past the map are dropped when the block is stored;
-    - other rows of at least ``DEPTHWISE_ROW``: channels first, as the arrays are, a row at a time;
-    - shorter rows: channels last (one transpose each way), the innermost loop over channels.
+    """Correlation with one input channel per group (``wg``: (G, Fg, prod(K)), Fg outputs per group). Three
+    layouts, by the length of the output's rows:
+    - rows of at least ``DEPTHWISE_ROW`` outputs: per kernel offset, the input's values times that offset's weight,
+      added up in the output, a block at a time (a sample's few channels) small enough to stay in the cache
+      over all the offsets. At stride 1 with one output per channel, each channel's padded map is one flat line:
+      an offset's inputs for every output are one contiguous slice of it, the output is made on the padded
+      width, and the columns past the map are dropped when the block is stored (``_depthwise_wide``);
+      otherwise a row at a time (``_depthwise_rows``);
+    - shorter rows, where NumPy's loops would be short: one BLAS product per channel with banded weights
+      (``_depthwise_banded``).
     """
     if any(pb < 0 or pa < 0 for pb, pa in pads):  # (an input gradient's full correlation may crop)
         x = pad(x, [(min(pb, 0), min(pa, 0)) for pb, pa in pads])
         pads = [(max(pb, 0), max(pa, 0)) for pb, pa in pads]
+    if out[-1] < DEPTHWISE_ROW:
+        return _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias)
     N, G = x.shape[:2]
     Fg = wg.shape[1]
-    if wg.shape[1] == 1 and all(s == 1 for s in stride) and out[-1] >= DEPTHWISE_WIDE:
+    if Fg == 1 and all(s == 1 for s in stride):
         y = np.empty((N, G, *out), x.dtype)
         work = _depthwise_wide
-    elif out[-1] >= DEPTHWISE_ROW:
+    else:
         y = np.empty((N, G, Fg, *out), x.dtype)
         work = _depthwise_rows
-    else:
-        y = np.empty((N, *out, G, Fg), x.dtype)
-        work = _depthwise_last
     work(x, wg, K, dilation, pads, out, bias, stride, y)
-    if work is _depthwise_last:
-        return np.ascontiguousarray(np.moveaxis(y.reshape(N, *out, G * Fg), -1, 1))
     return y.reshape(N, G * Fg, *out)
 
 
@@ -318,30 +314,51 @@ def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y):
                 acc += b[g0:g1].reshape(g1 - g0, Fg, *(1,) * rank)
 
 
-def _depthwise_last(x, wg, K, dilation, pads, out, bias, stride, y):
-    """``_depthwise``, channels last: a few output rows of a sample at a time."""
-    G, sizes = x.shape[1], x.shape[2:]
-    Fg = wg.shape[1]
-    offsets = list(taps(K, stride, dilation, out))
-    padded = tuple(n + pb + pa for n, (pb, pa) in zip(sizes, pads))
-    inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
-    xl = np.zeros((len(x), *padded, G, 1), x.dtype)  # padded, channels last
-    xl[(slice(None), *inner, slice(None), 0)] = np.moveaxis(x, 1, -1)
-    wl = np.ascontiguousarray(wg.transpose(2, 0, 1))  # (taps, G, Fg)
-    rows = max(1, CACHE_BYTES // (math.prod(out[1:]) * G * Fg * x.itemsize))
-    tmp = np.empty((min(rows, out[0]), *out[1:], G, Fg), x.dtype)
-    for n in range(len(x)):
-        for r0 in range(0, out[0], rows):
-            r1 = min(out[0], r0 + rows)
-            acc, part = y[n, r0:r1], tmp[:r1 - r0]
-            for t, (first, *rest) in offsets:
-                s0 = first.step
-                src = xl[n][(slice(first.start + r0 * s0, first.start + (r1 - 1) * s0 + 1, s0), *rest)]
-                np.multiply(src, wl[t], out=acc if t == 0 else part)
-                if t:
-                    acc += part
-            if bias is not None:
-                acc += bias.reshape(G, Fg)
+def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias):
+    """``_depthwise`` for short rows: BLAS products with banded weights.
+
+    Along the last axis, a row of outputs is the padded row of input it reads times a banded matrix (the weight of
+    offset ``k`` on the input ``j * stride + k * dilation`` of output ``j``). The input rows the other offsets
+    read are copied side by side, so that one product per channel, ``(samples * rows, taps * width) @ (taps *
+    width, out[-1])``, makes every output of the chunk's samples. The band multiplies ``width / kernel[-1]``
+    times as many values as the correlation needs; for rows this short, BLAS still does that faster than a
+    multiply-add per offset. Chunks of channels (and of samples, when a channel is too large) keep the
+    padded input, its copied rows and the bands within ``CHUNK_BYTES``.
+    """
+    N, G, *sizes = x.shape
+    Fg, r = wg.shape[1], len(out)
+    padded = [n + pb + pa for n, (pb, pa) in zip(sizes, pads)]
+    width, rows, taps = padded[-1], math.prod(out[:-1]), math.prod(K[:-1])
+    per = (rows * taps * width + math.prod(padded) + Fg * rows * out[-1]) * x.itemsize  # one channel of one sample
+    n = _chunk(N, per)
+    gc = max(1, min(G, CHUNK_BYTES // (per * n + Fg * taps * width * out[-1] * x.itemsize)))
+    xb = np.zeros((gc, n, *padded), x.dtype)  # the zeros of the padding stay
+    cols = np.empty((gc, n, *out[:-1], *K[:-1], width), x.dtype)
+    band = np.zeros((gc, Fg, taps, width, out[-1]), x.dtype)
+    made = np.empty((gc, Fg, n * rows, out[-1]), x.dtype)
+    sg, sn, *ss = xb.strides
+    view = np.lib.stride_tricks.as_strided(
+        xb, cols.shape, (sg, sn, *(st * s for st, s in zip(ss, stride[:-1])),
+                         *(st * d for st, d in zip(ss, dilation[:-1])), ss[-1]), writeable=False)
+    inner = tuple(slice(pb, pb + m) for m, (pb, _) in zip(sizes, pads))
+    j = np.arange(out[-1])
+    wk = wg.reshape(G, Fg, taps, K[-1])
+    y = np.empty((N, G * Fg, *out), x.dtype)
+    shift = None if bias is None else bias.reshape(G * Fg, *(1,) * r)
+    for g0 in range(0, G, gc):
+        b = min(gc, G - g0)
+        for k in range(K[-1]):  # the same places in every chunk: the zeros stay
+            band[:b, :, :, j * stride[-1] + k * dilation[-1], j] = wk[g0:g0 + b, :, :, k, None]
+        for n0 in range(0, N, n):
+            m = min(n, N - n0)
+            xb[(slice(0, b), slice(0, m), *inner)] = x[n0:n0 + m, g0:g0 + b].swapaxes(0, 1)
+            np.copyto(cols[:b, :m], view[:b, :m])
+            p = made[:b, :, :m * rows]
+            np.matmul(cols[:b, :m].reshape(b, 1, m * rows, taps * width), band[:b].reshape(b, Fg, -1, out[-1]), out=p)
+            dst = y[n0:n0 + m, g0 * Fg:(g0 + b) * Fg]
+            _put(dst, p.reshape(b * Fg, m, *out).swapaxes(0, 1),
+                 None if shift is None else shift[g0 * Fg:(g0 + b) * Fg])
+    return y
 
 
 def _conv_by_offsets(xp, wg, K, stride, dilation, out):

@@ -601,7 +601,11 @@ def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, mo
     (3, 1, (60,), 3, 1, 1, 1),  # ... in 1-D
     (3, 2, (30, 50), 3, 1, 1, 1),  # two outputs per channel: channels first
     (4, 1, (60, 100), 3, 2, 1, 1),  # stride 2: channels first
-    (4, 1, (10, 9), 3, 1, 1, 1),  # short rows: channels last
+    (4, 1, (10, 9), 3, 1, 1, 1),  # short rows: banded products
+    (3, 2, (11, 13), 5, 2, 1, (2, 1)),  # ... strided, two outputs per channel, asymmetric padding
+    (5, 1, (12, 20), 3, 1, 2, 0),  # ... dilated, unpadded
+    (2, 1, (5, 6, 7), 3, 1, 1, 1),  # ... in 3-D
+    (3, 3, (40,), 7, 3, 1, 3),  # ... in 1-D
 ])
 def test_depthwise_layouts_compute_the_correlation(channels, multiplier, sizes, kernel, stride, dilation, pads):
     """Each of the depthwise convolution's layouts gives the per-offset weighted sum of ``_conv_by_offsets`` (the
@@ -618,6 +622,22 @@ def test_depthwise_layouts_compute_the_correlation(channels, multiplier, sizes, 
     expected = expected.reshape(3, -1, *out) + b.reshape(-1, *(1,) * r)
     got = kernels.conv(x, w, (stride,) * r, (dilation,) * r, pads, out, groups=channels, bias=b)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk", [1, 20000, 150000])
+def test_banded_depthwise_in_chunks_of_channels_and_samples(monkeypatch, chunk):
+    """The banded products give the same correlation however the batch and the channels are cut into chunks (one
+    sample of one channel; three samples of one channel; four channels of every sample)."""
+    rng = np.random.default_rng(chunk)
+    x = rng.standard_normal((5, 7, 9, 10))
+    w, b = rng.standard_normal((14, 1, 3, 3)), rng.standard_normal(14)
+    pads, out = [(1, 1), (1, 1)], (9, 10)
+    expected = kernels.conv(x, w, (1, 1), (1, 1), pads, out, groups=7, bias=b)
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", chunk)
+    got = kernels.conv(x, w, (1, 1), (1, 1), pads, out, groups=7, bias=b)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
+    reference = kernels._conv_by_offsets(kernels.pad(x, pads), w.reshape(7, 2, 1, -1), (3, 3), (1, 1), (1, 1), out)
+    np.testing.assert_allclose(got, reference.reshape(5, 14, *out) + b.reshape(-1, 1, 1), rtol=1e-12, atol=1e-12)
 
 
 def test_gradients_without_the_input_gradient_are_the_same_weight_gradients(tmp_path):
