@@ -11,6 +11,15 @@ from archcheck.layers.base import Layer, ShapeError
 Eps = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+def _channel_dot(a, b):
+    """Per channel, the sum of ``a * b`` over the batch and every position (``(N, C, *S)`` each): one pass, no
+    temporary array."""
+    import numpy as np
+
+    n, c = a.shape[:2]
+    return np.einsum("ncp,ncp->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+
+
 class _Normalisation(Layer):
     """Rescales its input by statistics of it, position by position; each type says whether it is linear
     at inference, subtracts each channel's mean, and keeps running statistics."""
@@ -87,22 +96,30 @@ class BatchNorm(_Normalisation):
 
     def forward(self, xs, params, ctx):
         """Training: normalise with the batch statistics and update the running ones in place
-        (``momentum``, unbiased variance, as PyTorch does); inference: the running statistics."""
+        (``momentum``, unbiased variance, as PyTorch does); inference: the running statistics.
+
+        In training the input is centred once: the variance is the per-channel dot product of the centred values
+        with themselves, and the output is made from them (kept, for ``backward``, in place of the input)."""
         import numpy as np
 
         x = xs[0]
         axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
-        if ctx.train:
-            mean, var = x.mean(axis=axes), x.var(axis=axes)
-            n, m = x.size // x.shape[1], self.momentum
-            params["running_mean"][...] = (1 - m) * params["running_mean"] + m * mean
-            params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
-        else:
-            mean, var = params["running_mean"], params["running_var"]
-        inv, scale, shift = self._affine(mean, var, params)
-        y = np.multiply(x, scale.reshape(shape), out=x if ctx.in_place else None)
-        y += shift.reshape(shape)
-        return y, ((x, mean, inv, ctx.train) if ctx.grad else None)
+        if not ctx.train:
+            inv, scale, shift = self._affine(params["running_mean"], params["running_var"], params)
+            y = np.multiply(x, scale.reshape(shape), out=x if ctx.in_place else None)
+            y += shift.reshape(shape)
+            return y, ((x, inv, False) if ctx.grad else None)
+        mean = x.mean(axis=axes)
+        centred = np.subtract(x, mean.reshape(shape))
+        n, m = x.size // x.shape[1], self.momentum
+        var = _channel_dot(centred, centred) / n
+        params["running_mean"][...] = (1 - m) * params["running_mean"] + m * mean
+        params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
+        inv, scale, _ = self._affine(mean, var, params)
+        y = np.multiply(centred, scale.reshape(shape), out=None if ctx.grad else centred)
+        if self._centred:
+            y += params["bias"].reshape(shape)
+        return y, ((centred, inv, True) if ctx.grad else None)
 
     def _affine(self, mean, var, params):
         """(1 / std, scale, shift) of normalising by ``mean`` and ``var``: y = x * scale + shift."""
@@ -119,14 +136,19 @@ class BatchNorm(_Normalisation):
         return scale, shift
 
     def backward(self, dy, cache, params):
+        """``cache``: the input and ``1 / std`` at inference; in training the centred input (``x - mean``),
+        whose product with ``dy`` gives the weight's gradient and the batch statistics' share of ``dx``."""
         import numpy as np
 
-        x, mean, inv, train = cache
+        x, inv, train = cache
         axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
-        xhat = x - mean.reshape(shape)
-        xhat *= inv.reshape(shape)
         sum_dy = dy.sum(axis=axes)
-        sum_dy_xhat = (dy * xhat).sum(axis=axes)
+        if train:
+            sum_dy_xhat = _channel_dot(dy, x) * inv
+        else:
+            xhat = np.subtract(x, params["running_mean"].reshape(shape))
+            xhat *= inv.reshape(shape)
+            sum_dy_xhat = _channel_dot(dy, xhat)
         grads = {}
         if self._scaled:
             grads["weight"] = sum_dy_xhat
@@ -137,7 +159,7 @@ class BatchNorm(_Normalisation):
             return [dy * scale.reshape(shape)], grads
         # the batch statistics depend on x too: dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat))
         n = x.size // x.shape[1]
-        dx = np.multiply(xhat, (-sum_dy_xhat / n).reshape(shape), out=xhat)
+        dx = np.multiply(x, (-sum_dy_xhat * inv / n).reshape(shape))
         dx += dy
         dx -= (sum_dy / n).reshape(shape)
         dx *= scale.reshape(shape)
