@@ -423,12 +423,11 @@ class Swish(Activation):
     def fn(self, x, out=None):
         import numpy as np
 
-        def block(x, y, gate):
-            np.multiply(x, 0.5, out=gate)  # sigmoid(x) = 0.5 * (1 + tanh(x / 2))
-            np.tanh(gate, out=gate)
-            gate += 1
-            gate *= 0.5
-            np.multiply(x, gate, out=y)
+        def block(x, y, half):  # x * sigmoid(x) = h * (1 + tanh(h)) with h = x / 2: four passes
+            np.multiply(x, 0.5, out=half)
+            np.tanh(half, out=y)
+            y += 1
+            y *= half
 
         return _by_blocks(block, x, out)
 
