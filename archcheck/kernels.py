@@ -245,7 +245,7 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
         return _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias)
     N, G = x.shape[:2]
     Fg = wg.shape[1]
-    if Fg == 1 and all(s == 1 for s in stride):
+    if Fg == 1:
         y = np.empty((N, G, *out), x.dtype)
         work = _depthwise_wide
     else:
@@ -256,33 +256,48 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
 
 
 def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y):
-    """``_depthwise`` at stride 1, one output channel per group: flat padded lines."""
+    """``_depthwise`` with one output channel per group: flat lines. At stride 1 each channel's padded map is one
+    flat line. With a stride, the padded map is split into its phases (per axis, the positions ``phase + stride *
+    m``), each a flat line: a kernel offset ``o`` reads phase ``o * dilation % stride`` shifted by ``o * dilation //
+    stride``, a correlation at stride 1 again, so that every offset's inputs are one contiguous slice."""
     G, sizes = x.shape[1], x.shape[2:]
-    padded = [n + pb + pa for n, (pb, pa) in zip(sizes, pads)]
-    padded[0] += 1  # a row more: the slices of the last offsets run past the last row (into columns dropped)
-    row = math.prod(padded[1:])
-    span = out[0] * row  # the outputs of one channel on the padded width
-    strides = [math.prod(padded[i + 1:]) for i in range(len(padded))]
-    starts = [sum(o * d * st for o, d, st in zip(offset, dilation, strides))
-              for offset in itertools.product(*(range(k) for k in K))]
+    offsets = list(itertools.product(*(range(k) for k in K)))
+    lengths = [o + (k - 1) * d // s for o, k, d, s in zip(out, K, dilation, stride)]  # of a phase, per axis
+    lengths[0] += 1  # a row more: the slices of the last offsets run past the last row (into columns dropped)
+    row = math.prod(lengths[1:])
+    span = out[0] * row  # the outputs of one channel on the phases' width
+    strides = [math.prod(lengths[i + 1:]) for i in range(len(lengths))]
+    phase_of = [tuple(o * d % s for o, d, s in zip(offset, dilation, stride)) for offset in offsets]
+    phases = sorted(set(phase_of))
+    reads = [(phases.index(p), sum(o * d // s * st for o, d, s, st in zip(offset, dilation, stride, strides)))
+             for offset, p in zip(offsets, phase_of)]
+    copies = []  # per phase: where in its line, and from where in the input, its values come
+    for i, phase in enumerate(phases):
+        dst, src = [], []
+        for ph, s, n, (pb, _), length in zip(phase, stride, sizes, pads, lengths):
+            m0, m1 = max(0, -(-(pb - ph) // s)), min(length, (n - 1 + pb - ph) // s + 1)  # inside the input
+            m1 = max(m0, m1)
+            dst.append(slice(m0, m1))
+            src.append(slice(ph + s * m0 - pb, ph + s * m0 - pb + s * (m1 - m0), s))
+        copies.append((i, tuple(dst), tuple(src)))
     block = max(1, min(G, CACHE_BYTES // (span * x.itemsize)))
-    xb = np.zeros((block, *padded), x.dtype)  # one block of input, padded (the zeros stay)
-    flat = xb.reshape(block, -1)
+    xb = np.zeros((len(phases), block, *lengths), x.dtype)  # one block of input's phases (the zeros stay)
+    flat = xb.reshape(len(phases), block, -1)
     acc, part = np.empty((block, span), x.dtype), np.empty((block, span), x.dtype)
-    inner = tuple(slice(pb, pb + n) for n, (pb, _) in zip(sizes, pads))
     keep = (slice(None), *(slice(0, o) for o in out))
     w = wg[:, 0, :]
     for n in range(len(x)):
         for g0 in range(0, G, block):
             g1 = min(G, g0 + block)
             b = g1 - g0
-            xb[(slice(0, b), *inner)] = x[n, g0:g1]
+            for i, dst, src in copies:
+                xb[(i, slice(0, b), *dst)] = x[(n, slice(g0, g1), *src)]
             a, t_ = acc[:b], part[:b]
-            for t, start in enumerate(starts):
-                np.multiply(flat[:b, start:start + span], w[g0:g1, t:t + 1], out=a if t == 0 else t_)
+            for t, (i, start) in enumerate(reads):
+                np.multiply(flat[i, :b, start:start + span], w[g0:g1, t:t + 1], out=a if t == 0 else t_)
                 if t:
                     a += t_
-            made = a.reshape(b, out[0], *padded[1:])[keep]
+            made = a.reshape(b, out[0], *lengths[1:])[keep]
             if bias is None:
                 y[n, g0:g1] = made
             else:

@@ -599,8 +599,13 @@ def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, mo
     (5, 1, (29, 53), 5, 1, 1, (0, 2)),  # ... a 5x5 kernel, asymmetric padding
     (2, 1, (6, 7, 50), 3, 1, 1, 1),  # ... in 3-D
     (3, 1, (60,), 3, 1, 1, 1),  # ... in 1-D
-    (3, 2, (30, 50), 3, 1, 1, 1),  # two outputs per channel: channels first
-    (4, 1, (60, 100), 3, 2, 1, 1),  # stride 2: channels first
+    (3, 2, (30, 50), 3, 1, 1, 1),  # two outputs per channel: a row at a time
+    (3, 2, (30, 101), 3, 2, 1, 1),  # ... strided
+    (4, 1, (60, 100), 3, 2, 1, 1),  # stride 2: flat lines of the input's phases
+    (4, 1, (31, 103), 5, 2, 1, (2, 1)),  # ... 5x5, asymmetric padding, an odd size
+    (3, 1, (40, 110), 3, 2, 2, 0),  # ... dilated (one phase per axis), the last column never read
+    (2, 1, (9, 7, 100), 3, 2, 1, 1),  # ... in 3-D
+    (3, 1, (160,), 4, 3, 1, 1),  # ... stride 3 in 1-D, an even kernel
     (4, 1, (10, 9), 3, 1, 1, 1),  # short rows: banded products
     (3, 2, (11, 13), 5, 2, 1, (2, 1)),  # ... strided, two outputs per channel, asymmetric padding
     (5, 1, (12, 20), 3, 1, 2, 0),  # ... dilated, unpadded
