@@ -231,10 +231,10 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     layouts, by the length of the output's rows:
     - rows of at least ``DEPTHWISE_ROW`` outputs: per kernel offset, the input's values times that offset's weight,
       added up in the output, a block at a time (a sample's few channels) small enough to stay in the cache
-      over all the offsets. At stride 1 with one output per channel, each channel's padded map is one flat line:
-      an offset's inputs for every output are one contiguous slice of it, the output is made on the padded
-      width, and the columns past the map are dropped when the block is stored (``_depthwise_wide``);
-      otherwise a row at a time (``_depthwise_rows``);
+      over all the offsets. With one output per channel, each channel's padded map (or each of its phases, with
+      a stride) is one flat line: an offset's inputs for every output are one contiguous slice of it, the
+      output is made on the padded width, and the columns past the map are dropped when the block is stored
+      (``_depthwise_wide``); with several, a row at a time (``_depthwise_rows``);
     - shorter rows, where NumPy's loops would be short: one BLAS product per channel with banded weights
       (``_depthwise_banded``).
     """
