@@ -456,12 +456,27 @@ def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):
 
 
 def bias_grad(dy):
-    return dy.sum(axis=(0, *range(2, dy.ndim)))
+    return map_sums(dy).sum(axis=0)
 
 
 def add_bias(y, b):
     y += b.reshape(-1, *(1,) * (y.ndim - 2))
     return y
+
+
+# -- per-channel reductions ------------------------------------------------------------------
+def map_sums(x):
+    """The sum of every map of ``(N, C, *S)``, ``(N, C)``: one BLAS matrix-vector product, several times faster
+    than NumPy's reduction over the trailing axes."""
+    flat = x.reshape(x.shape[0] * x.shape[1], -1)
+    return np.matmul(flat, np.ones(flat.shape[1], x.dtype)).reshape(x.shape[:2])
+
+
+def channel_dot(a, b):
+    """Per channel, the sum of ``a * b`` over the batch and every position (``(N, C, *S)`` each): one pass, no
+    temporary array."""
+    n, c = a.shape[:2]
+    return np.einsum("ncp,ncp->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
 
 
 # -- locally connected ---------------------------------------------------------------------

@@ -11,15 +11,6 @@ from archcheck.layers.base import Layer, ShapeError
 Eps = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-def _channel_dot(a, b):
-    """Per channel, the sum of ``a * b`` over the batch and every position (``(N, C, *S)`` each): one pass, no
-    temporary array."""
-    import numpy as np
-
-    n, c = a.shape[:2]
-    return np.einsum("ncp,ncp->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
-
-
 class _Normalisation(Layer):
     """Rescales its input by statistics of it, position by position; each type says whether it is linear
     at inference, subtracts each channel's mean, and keeps running statistics."""
@@ -102,17 +93,19 @@ class BatchNorm(_Normalisation):
         with themselves, and the output is made from them (kept, for ``backward``, in place of the input)."""
         import numpy as np
 
+        from archcheck import kernels
+
         x = xs[0]
-        axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
+        shape = (1, -1, *(1,) * (x.ndim - 2))
         if not ctx.train:
             inv, scale, shift = self._affine(params["running_mean"], params["running_var"], params)
             y = np.multiply(x, scale.reshape(shape), out=x if ctx.in_place else None)
             y += shift.reshape(shape)
             return y, ((x, inv, False) if ctx.grad else None)
-        mean = x.mean(axis=axes)
-        centred = np.subtract(x, mean.reshape(shape))
         n, m = x.size // x.shape[1], self.momentum
-        var = _channel_dot(centred, centred) / n
+        mean = kernels.map_sums(x).sum(axis=0) / n
+        centred = np.subtract(x, mean.reshape(shape))
+        var = kernels.channel_dot(centred, centred) / n
         params["running_mean"][...] = (1 - m) * params["running_mean"] + m * mean
         params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
         inv, scale, _ = self._affine(mean, var, params)
@@ -140,15 +133,17 @@ class BatchNorm(_Normalisation):
         whose product with ``dy`` gives the weight's gradient and the batch statistics' share of ``dx``."""
         import numpy as np
 
+        from archcheck import kernels
+
         x, inv, train = cache
-        axes, shape = (0, *range(2, x.ndim)), (1, -1, *(1,) * (x.ndim - 2))
-        sum_dy = dy.sum(axis=axes)
+        shape = (1, -1, *(1,) * (x.ndim - 2))
+        sum_dy = kernels.map_sums(dy).sum(axis=0)
         if train:
-            sum_dy_xhat = _channel_dot(dy, x) * inv
+            sum_dy_xhat = kernels.channel_dot(dy, x) * inv
         else:
             xhat = np.subtract(x, params["running_mean"].reshape(shape))
             xhat *= inv.reshape(shape)
-            sum_dy_xhat = _channel_dot(dy, xhat)
+            sum_dy_xhat = kernels.channel_dot(dy, xhat)
         grads = {}
         if self._scaled:
             grads["weight"] = sum_dy_xhat
