@@ -241,21 +241,15 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     if any(pb < 0 or pa < 0 for pb, pa in pads):  # (an input gradient's full correlation may crop)
         x = pad(x, [(min(pb, 0), min(pa, 0)) for pb, pa in pads])
         pads = [(max(pb, 0), max(pa, 0)) for pb, pa in pads]
-    if out[-1] < DEPTHWISE_ROW:
-        return _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias)
     N, G = x.shape[:2]
     Fg = wg.shape[1]
-    if Fg == 1:
-        y = np.empty((N, G, *out), x.dtype)
-        work = _depthwise_wide
-    else:
-        y = np.empty((N, G, Fg, *out), x.dtype)
-        work = _depthwise_rows
-    work(x, wg, K, dilation, pads, out, bias, stride, y)
-    return y.reshape(N, G * Fg, *out)
+    work = _depthwise_banded if out[-1] < DEPTHWISE_ROW else _depthwise_wide if Fg == 1 else _depthwise_rows
+    y = np.empty((N, G * Fg, *out), x.dtype)
+    work(x, wg, K, stride, dilation, pads, out, bias, y)
+    return y
 
 
-def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y):
+def _depthwise_wide(x, wg, K, stride, dilation, pads, out, bias, y):
     """``_depthwise`` with one output channel per group: flat lines. At stride 1 each channel's padded map is one
     flat line. With a stride, the padded map is split into its phases (per axis, the positions ``phase + stride *
     m``), each a flat line: a kernel offset ``o`` reads phase ``o * dilation % stride`` shifted by ``o * dilation //
@@ -304,10 +298,11 @@ def _depthwise_wide(x, wg, K, dilation, pads, out, bias, stride, y):
                 np.add(made, bias[g0:g1].reshape(b, *(1,) * len(out)), out=y[n, g0:g1])
 
 
-def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y):
+def _depthwise_rows(x, wg, K, stride, dilation, pads, out, bias, y):
     """``_depthwise``, channels first: a few channels of a sample at a time."""
     G, sizes = x.shape[1], x.shape[2:]
     Fg, rank = wg.shape[1], len(out)
+    y = y.reshape(len(x), G, Fg, *out)
     offsets = list(taps(K, stride, dilation, out))
     b = None if bias is None else bias.reshape(G, Fg)
     padded = tuple(n + pb + pa for n, (pb, pa) in zip(sizes, pads))
@@ -329,7 +324,7 @@ def _depthwise_rows(x, wg, K, dilation, pads, out, bias, stride, y):
                 acc += b[g0:g1].reshape(g1 - g0, Fg, *(1,) * rank)
 
 
-def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias):
+def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias, y):
     """``_depthwise`` for short rows: BLAS products with banded weights.
 
     Along the last axis, a row of outputs is the padded row of input it reads times a banded matrix (the weight of
@@ -358,7 +353,6 @@ def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias):
     inner = tuple(slice(pb, pb + m) for m, (pb, _) in zip(sizes, pads))
     j = np.arange(out[-1])
     wk = wg.reshape(G, Fg, taps, K[-1])
-    y = np.empty((N, G * Fg, *out), x.dtype)
     shift = None if bias is None else bias.reshape(G * Fg, *(1,) * r)
     for g0 in range(0, G, gc):
         b = min(gc, G - g0)
@@ -373,7 +367,6 @@ def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias):
             dst = y[n0:n0 + m, g0 * Fg:(g0 + b) * Fg]
             _put(dst, p.reshape(b * Fg, m, *out).swapaxes(0, 1),
                  None if shift is None else shift[g0 * Fg:(g0 + b) * Fg])
-    return y
 
 
 def _conv_by_offsets(xp, wg, K, stride, dilation, out):
