@@ -149,7 +149,7 @@ class LayerGraph:
                 released[last.get(name, name)] += (name,)
         return released
 
-    def inference(self, shapes: dict[str, tuple], batch: int = 1, dtype: str = "float32") -> InferencePlan:
+    def inference(self, shapes: dict[str, tuple], batch: int | None = None, dtype: str = "float32") -> InferencePlan:
         """What an inference pass (no training, no gradients) does differently from the layers as written,
         given every node's output shape: the executor runs this plan, and the propagator's peak memory
         counts it (``archcheck.propagate``), so the prediction stays what runs.
@@ -162,7 +162,9 @@ class LayerGraph:
           an inference batchnorm, add, multiply) does so when that input dies there (``released``), has the
           output's shape, is read once by it, and is neither the network's input (the caller's array) nor
           made by a layer that passes values on (which may hand on a view of a tensor still in use).
-        - A layer with a faster algorithm for its shapes, batch and element type (``inference_kernel``) runs it.
+        - Given a ``batch``, a layer with a faster algorithm for its shapes, that batch and ``dtype``
+          (``inference_kernel``) runs it. Without one, the plan has no kernels: what is alive, all the static
+          path's memory figures read, does not depend on them.
         """
         folds = {}
         for node in self.order[1:]:
@@ -181,8 +183,9 @@ class LayerGraph:
             if (src != INPUT and not self.nodes[src].layer.passes and src in self.released[node.name]
                     and node.inputs.count(src) == 1 and tuple(shapes[src]) == tuple(shapes[node.name])):
                 in_place[node.name] = src
-        kernels = {node.name: kernel for node in self.order[1:]
-                   if (kernel := node.layer.inference_kernel([shapes[src] for src in node.inputs], batch, dtype))}
+        kernels = {} if batch is None else {
+            node.name: kernel for node in self.order[1:]
+            if (kernel := node.layer.inference_kernel([shapes[src] for src in node.inputs], batch, dtype))}
         return InferencePlan(folds, in_place, kernels)
 
     def unused(self) -> list[Node]:

@@ -134,7 +134,7 @@ class Analysis:
         """The inference plan for a batch of ``batch`` in ``dtype`` (only the faster kernels depend on them)."""
         key = (batch, str(dtype))
         if key not in self._plans:
-            self._plans[key] = self.graph.inference({name: f.shape for name, f in self.layers.items()}, *key)
+            self._plans[key] = _plan(self.graph, self.layers, *key)
         return self._plans[key]
 
 
@@ -267,8 +267,10 @@ def _totals(graph: LayerGraph, facts: dict[str, LayerFacts], width: int) -> Tota
         receptive_field=_final_field(graph, facts))
 
 
-def _plan(graph: LayerGraph, facts: dict[str, LayerFacts]) -> InferencePlan:
-    return graph.inference({name: f.shape for name, f in facts.items()})
+def _plan(graph: LayerGraph, facts: dict[str, LayerFacts], batch: int | None = None,
+          dtype: str = "float32") -> InferencePlan:
+    """The graph's inference plan; without a ``batch``, without its kernels (all the memory figures need)."""
+    return graph.inference({name: f.shape for name, f in facts.items()}, batch, dtype)
 
 
 def live_memory(graph: LayerGraph, facts: dict[str, LayerFacts]) -> list[tuple[str, int]]:

@@ -574,7 +574,7 @@ def test_the_inference_plan_runs_winograd_where_it_pays(tmp_path, conv, batch, d
     assert plan.kernels == ({"conv_1": "Winograd F(4x4, 3x3)"} if chosen else {})
 
 
-def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path, monkeypatch):
+def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path):
     """The inference plan's Winograd convolutions (with a batchnorm folded in, a bias, a 'same' border) give the
     layers' values as written to float32 rounding, whether the weights are prepared once or per pass."""
     layers = [{"conv": {"filters": 40, "kernel": 3, "padding": 1, "bias": False}}, "batchnorm", "relu",
