@@ -14,13 +14,17 @@ API
     through normalisation, pooling, merges and the like), Glorot-uniform otherwise; biases 0;
     normalisation weight 1, bias 0; running mean 0, running variance 1.
 
-``forward(analysis, params, x, *, train=False, keep=False, tape=None, seed=0, on_layer=None)``
+``forward(analysis, params, x, *, train=False, keep=False, tape=None, seed=0, on_layer=None, fold=True, threads=1)``
     Runs the graph on ``x`` of shape ``(N, *input)``; returns ``{output name: array}`` (every
     node's output, the input included, with ``keep``). Inference uses batchnorm running
     statistics and no dropout; ``train`` uses batch statistics (updating the running ones in
     ``params`` in place, as PyTorch does) and dropout drawn from ``seed``. Activations are freed
     after their last consumer unless ``keep``. With a ``Tape``, each layer's cache is recorded
-    for ``backward``. ``on_layer(node, output, seconds)`` is called after each layer.
+    for ``backward``. ``on_layer(node, output, seconds)`` is called after each layer. With
+    ``threads`` > 1, inference that keeps and records nothing runs the batch in parts
+    (``batch_parts``), one per thread, BLAS held to one thread meanwhile; ``on_layer`` is then called
+    per part, from its thread, with the part's output and its rows of the batch (a slice) as a fourth
+    argument.
 
 ``backward(analysis, params, tape, seeds) -> Gradients``
     ``seeds`` maps node names to dL/d(that node's output), usually the network outputs. Walks
@@ -38,7 +42,8 @@ API
 ``gradients(analysis, params, x, targets, kind="cross-entropy", *, train=True, seed=0, input_grad=True)``
     One forward and backward pass: ``(loss value, outputs, Gradients)``.
 
-Dynamic checks (``archcheck run --grad``): ``layer_stats`` summarises an activation and
+Dynamic checks (``archcheck run --grad``): ``layer_stats`` summarises an activation (``moments`` of parts of a
+batch add up, ``summary`` reports them) and
 ``record`` gathers the statistics, weight-gradient norms and the loss of one pass into a ``Run``,
 which the dynamic rules (``archcheck/rules/``, KIND = "dynamic", AC801-AC805) check through the lint engine
 (``archcheck.lint.check_run``).
@@ -48,10 +53,12 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from archcheck import blas, kernels
 from archcheck.errors import ArchcheckError
 from archcheck.graph import NO_PLAN, InferencePlan
 from archcheck.layers.base import Geometry, fmt_shape
@@ -186,20 +193,55 @@ def check_input(analysis: Analysis, x) -> None:
 
 
 def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = False, keep: bool = False,
-            tape: Tape | None = None, seed: int = 0, on_layer=None,
-            fold: bool | Folded = True) -> dict[str, np.ndarray]:
+            tape: Tape | None = None, seed: int = 0, on_layer=None, fold: bool | Folded = True,
+            threads: int = 1) -> dict[str, np.ndarray]:
     """Run the network on a batch; see the module docstring."""
     check_input(analysis, x)
-    graph = analysis.graph
     per_layer = _layer_params(analysis, params, x.dtype)
-    plan = plan_for(analysis, train=train, grad=tape is not None, keep=keep, fold=fold, batch=len(x), dtype=x.dtype)
+    parts = batch_parts(len(x), threads, train=train, keep=keep, grad=tape is not None)
+    largest = parts[0].stop
+    plan = plan_for(analysis, train=train, grad=tape is not None, keep=keep, fold=fold, batch=largest, dtype=x.dtype)
     if (plan.folds or plan.kernels) and not (isinstance(fold, Folded) and fold.dtype == x.dtype
                                              and fold.kernels >= plan.kernels.keys()):
-        fold = fold_weights(analysis, params, x.dtype, len(x))
+        fold = fold_weights(analysis, params, x.dtype, largest)
     changed = fold.layers if plan is not NO_PLAN and isinstance(fold, Folded) else {}
-    ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
     if tape is not None:
         tape.x_shape, tape.dtype = x.shape, x.dtype
+    if len(parts) == 1:
+        ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
+        return _walk(analysis, x, per_layer, changed, plan, ctx, tape, keep, on_layer)
+
+    errors = np.geterr()  # NumPy's error state is the calling thread's own
+
+    def run(rows: slice) -> dict[str, np.ndarray]:
+        part = x[rows]
+        report = None if on_layer is None else lambda node, y, seconds: on_layer(node, y, seconds, rows)
+        with np.errstate(**errors), kernels.scratch_share(len(parts)):  # the scratch of one thread, all together
+            return _walk(analysis, part, per_layer, changed, plan_for(analysis, fold=fold, batch=len(part),
+                                                                      dtype=x.dtype), Context(), None, False, report)
+
+    with blas.single_threaded(), ThreadPoolExecutor(len(parts) - 1) as pool:
+        others = [pool.submit(run, rows) for rows in parts[1:]]
+        first = run(parts[0])
+        outputs = [first] + [f.result() for f in others]
+    return {name: np.concatenate([out[name] for out in outputs]) for name in analysis.graph.outputs}
+
+
+def batch_parts(n: int, threads: int = 1, *, train: bool = False, keep: bool = False,
+                grad: bool = False) -> list[slice]:
+    """The runs of consecutive samples, one per thread, that ``forward`` with these arguments cuts a batch of ``n``
+    into, the larger first: several only for inference that neither keeps every output nor records for
+    ``backward``, with ``threads`` > 1 and a BLAS that can be held to one thread meanwhile (``blas.threads()``)."""
+    k = max(1, min(threads, n)) if threads > 1 and not (train or keep or grad) and blas.threads() else 1
+    sizes = [n // k + (i < n % k) for i in range(k)]
+    starts = np.cumsum([0, *sizes])
+    return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
+
+
+def _walk(analysis: Analysis, x, per_layer, changed, plan: InferencePlan, ctx: Context, tape: Tape | None,
+          keep: bool, on_layer) -> dict[str, np.ndarray]:
+    """``forward``'s walk over the graph, on one batch (or part of one) and one thread."""
+    graph = analysis.graph
     values = {INPUT: x}
     for node in graph.order[1:]:
         if node.name not in plan.folded:  # a folded batchnorm ran with the layer before it
@@ -341,9 +383,32 @@ class LayerStats:
     units: int = 0
 
 
-def layer_stats(node: Node, y: np.ndarray, seconds: float, margin: float) -> LayerStats:
-    """Summarise one layer's output ``y`` (N, ...); ``margin`` is the share of a bounded
-    activation's range next to each bound that counts as saturated."""
+@dataclass(frozen=True)
+class Moments:
+    """What ``layer_stats`` counts in a layer's output, for one part of the batch: a threaded forward summarises
+    each part where it is made, and the parts add up (``+``, in the order of their samples)."""
+
+    shape: tuple  # the part's, (samples, ...)
+    mean: float  # non-finite values counted as 0, as in the mean and spread reported
+    squares: float  # the sum of squared deviations from ``mean``
+    zeros: int
+    saturated: int | None  # values within the margin of a bound (bounded activations only)
+    nan: int
+    inf: int
+    live: np.ndarray  # per unit (axis 1): whether any of its values is nonzero
+
+    def __add__(self, other: Moments) -> Moments:
+        n, m = math.prod(self.shape), math.prod(other.shape)
+        mean = (n * self.mean + m * other.mean) / (n + m) if n + m else 0.0
+        squares = self.squares + other.squares + (other.mean - self.mean) ** 2 * n * m / max(n + m, 1)  # Chan et al.
+        saturated = None if self.saturated is None else self.saturated + other.saturated
+        return Moments((self.shape[0] + other.shape[0], *self.shape[1:]), mean, squares, self.zeros + other.zeros,
+                       saturated, self.nan + other.nan, self.inf + other.inf, self.live | other.live)
+
+
+def moments(node: Node, y: np.ndarray, margin: float) -> Moments:
+    """The counts behind ``layer_stats`` of the output ``y`` (N, ...) of ``node``; ``margin`` is the share of a
+    bounded activation's range next to each bound that counts as saturated."""
     finite = np.isfinite(y)
     nan = inf = 0
     if not finite.all():
@@ -351,16 +416,29 @@ def layer_stats(node: Node, y: np.ndarray, seconds: float, margin: float) -> Lay
         inf = int(y.size - finite.sum()) - nan
         y = np.where(finite, y, 0)
     zero = y == 0
-    units = y.shape[1]
-    dead = int(zero.all(axis=(0, *range(2, y.ndim))).sum()) if y.ndim > 1 else 0
+    live = ~zero.all(axis=(0, *range(2, y.ndim))) if y.ndim > 1 else np.ones(0, bool)
     layer = node.layer
     saturated = None
     if layer.activation and layer.saturating and not layer.probabilities:  # a softmax's outputs share one sum
         lo, hi = layer.output_range
         width = margin * (hi - lo)
-        saturated = float(((y <= lo + width) | (y >= hi - width)).mean())
-    return LayerStats(node.name, node.type, tuple(y.shape), float(y.mean()), float(y.std()), float(zero.mean()),
-                      saturated, nan, inf, seconds, dead, units)
+        saturated = int(((y <= lo + width) | (y >= hi - width)).sum())
+    return Moments(tuple(y.shape), float(y.mean()), float(y.var()) * y.size, int(zero.sum()), saturated, nan, inf,
+                   live)
+
+
+def summary(node: Node, m: Moments, seconds: float) -> LayerStats:
+    """The statistics ``m`` counted (of one batch, or of all its parts added up)."""
+    size = max(math.prod(m.shape), 1)
+    return LayerStats(node.name, node.type, m.shape, m.mean, math.sqrt(m.squares / size), m.zeros / size,
+                      None if m.saturated is None else m.saturated / size, m.nan, m.inf, seconds,
+                      int((~m.live).sum()), m.shape[1] if len(m.shape) > 1 else 0)
+
+
+def layer_stats(node: Node, y: np.ndarray, seconds: float, margin: float) -> LayerStats:
+    """Summarise one layer's output ``y`` (N, ...); ``margin`` is the share of a bounded
+    activation's range next to each bound that counts as saturated."""
+    return summary(node, moments(node, y, margin), seconds)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -60,8 +62,27 @@ def windows(xp, kernel, stride, dilation, out):
     return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
 
 
+_share = threading.local()  # how many threads work side by side on parts of one batch (``scratch_share``)
+
+
+@contextmanager
+def scratch_share(parts: int):
+    """Inside the block, this thread's kernels keep their scratch (``CHUNK_BYTES``, Winograd's chunks) to a
+    ``parts``-th of its size: the threads of a forward cut into parts hold what one thread would."""
+    _share.parts = parts
+    try:
+        yield
+    finally:
+        _share.parts = 1
+
+
+def scratch(nbytes: int) -> int:
+    """This thread's share of a scratch budget of ``nbytes`` (``scratch_share``)."""
+    return max(1, nbytes // getattr(_share, "parts", 1))
+
+
 def _chunk(n_samples: int, bytes_per_sample: int) -> int:
-    return max(1, min(n_samples, CHUNK_BYTES // max(bytes_per_sample, 1)))
+    return max(1, min(n_samples, scratch(CHUNK_BYTES) // max(bytes_per_sample, 1)))
 
 
 def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
@@ -80,13 +101,14 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
     inner = math.prod(out[1:])
     view = windows(xp, kernel, stride, dilation, out)
     per_sample = max(rows, products) * P * xp.itemsize
-    if math.prod(kernel) == 1 and all(s == 1 for s in stride) and per_sample > CHUNK_BYTES // 2:
+    budget = scratch(CHUNK_BYTES)
+    if math.prod(kernel) == 1 and all(s == 1 for s in stride) and per_sample > budget // 2:
         for n0 in range(N):  # no copy, however large; two samples would fit no better
             yield n0, 1, slice(0, P), xp[n0].reshape(rows, P)
         return
     r = len(kernel)
     order = (1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r))  # (C, *kernel, n, *out): sample-major columns
-    if per_sample <= CHUNK_BYTES or not split:
+    if per_sample <= budget or not split:
         n = _chunk(N, per_sample)
         buf = np.empty((C, *kernel, n, *out), xp.dtype)
         for n0 in range(0, N, n):
@@ -95,7 +117,7 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
             np.copyto(dst, view[n0:n0 + m].transpose(order))
             yield n0, m, slice(0, P), dst.reshape(rows, m * P)
         return
-    step = max(1, CHUNK_BYTES // (max(rows, products) * inner * xp.itemsize))
+    step = max(1, budget // (max(rows, products) * inner * xp.itemsize))
     buf = np.empty((C, *kernel, 1, min(step, out[0]), *out[1:]), xp.dtype)
     for n0 in range(N):
         for r0 in range(0, out[0], step):
@@ -341,7 +363,7 @@ def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias, y):
     width, rows, taps = padded[-1], math.prod(out[:-1]), math.prod(K[:-1])
     per = (rows * taps * width + math.prod(padded) + Fg * rows * out[-1]) * x.itemsize  # one channel of one sample
     n = _chunk(N, per)
-    gc = max(1, min(G, CHUNK_BYTES // (per * n + Fg * taps * width * out[-1] * x.itemsize)))
+    gc = max(1, min(G, scratch(CHUNK_BYTES) // (per * n + Fg * taps * width * out[-1] * x.itemsize)))
     xb = np.zeros((gc, n, *padded), x.dtype)  # the zeros of the padding stay
     cols = np.empty((gc, n, *out[:-1], *K[:-1], width), x.dtype)
     band = np.zeros((gc, Fg, taps, width, out[-1]), x.dtype)
@@ -540,15 +562,19 @@ def _separable(x, kernel, stride, pads, out, op, fill):
     return y
 
 
-def _by_samples(x, out, pool):
-    """``pool`` (a function of a batch) over chunks of samples whose input is at most ``CHUNK_BYTES``, into one
-    output ``(N, C, *out)``: the intermediate results of a separable pooling are a chunk's, not a batch's."""
-    n = _chunk(x.shape[0], x[0].nbytes)
-    if n == x.shape[0]:
+def _by_chunks(x, out, pool):
+    """``pool`` (a function of a batch) over chunks of samples whose input is at most ``CHUNK_BYTES`` (of channels
+    of one sample, when one is larger), into one output ``(N, C, *out)``: the intermediate results of a separable
+    pooling are a chunk's, not a batch's."""
+    N, C = x.shape[:2]
+    c = max(1, min(C, scratch(CHUNK_BYTES) // max(x[0, 0].nbytes, 1)))
+    n = _chunk(N, x[0].nbytes) if c == C else 1
+    if n == N:
         return pool(x)
-    y = np.empty((*x.shape[:2], *out), x.dtype)
-    for n0 in range(0, x.shape[0], n):
-        y[n0:n0 + n] = pool(x[n0:n0 + n])
+    y = np.empty((N, C, *out), x.dtype)
+    for n0 in range(0, N, n):
+        for c0 in range(0, C, c):
+            y[n0:n0 + n, c0:c0 + c] = pool(x[n0:n0 + n, c0:c0 + c])
     return y
 
 
@@ -556,8 +582,8 @@ def max_pool(x, kernel, stride, pads, out, keep_index=False):
     """Max over each window (padding never wins). With ``keep_index``, also the offset of each
     maximum (the first one on ties), for ``max_pool_grad``."""
     if not keep_index:
-        return _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)), None
-    y = _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf))
+        return _by_chunks(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)), None
+    y = _by_chunks(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf))
     xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
     index = np.zeros(y.shape, np.int16 if math.prod(kernel) < 2**15 else np.int32)
     hit = np.empty(y.shape, bool)
@@ -595,7 +621,7 @@ def avg_divisor(sizes, kernel, stride, pads, out, count_include_pad, dtype):
 
 
 def avg_pool(x, kernel, stride, pads, out, count_include_pad):
-    y = _by_samples(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.add, 0))
+    y = _by_chunks(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.add, 0))
     y /= avg_divisor(x.shape[2:], kernel, stride, pads, out, count_include_pad, x.dtype)
     return y
 

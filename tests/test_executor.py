@@ -12,6 +12,7 @@ import itertools
 import math
 import subprocess
 import sys
+import warnings
 import weakref
 from pathlib import Path
 
@@ -831,6 +832,91 @@ def test_layer_stats_count_zeros_dead_channels_saturation_and_non_finite_values(
     assert executor.layer_stats(node, y, 0.1, margin=0.01).dead_units == 1
     relu = executor.layer_stats(analysis.graph.nodes["conv_1"], y, 0.1, margin=0.01)
     assert relu.saturated is None  # unbounded
+
+
+def test_the_counts_of_parts_of_a_batch_add_up_to_those_of_the_whole(tmp_path):
+    """A threaded forward summarises each part of the batch where it is made: the parts' moments, added in any
+    split, give the statistics of the whole batch (mean and spread, zeros, saturation, dead units, NaN/Inf)."""
+    analysis = build(tmp_path, [2, 3], [{"conv": {"filters": 3, "kernel": 1}}, "sigmoid"])
+    node = analysis.graph.nodes["sigmoid_1"]
+    y = np.random.default_rng(0).random((7, 3, 5)) * 100 + 50  # a large mean: the spread must not cancel
+    y[y < 60] = 0
+    y[:, 1] = 0  # a dead unit in every part
+    y[0, 0, :2] = 0.001
+    y[3, 2, 1], y[5, 0, 4] = np.nan, -np.inf
+    whole = executor.layer_stats(node, y, 0.5, margin=0.01)
+    for cuts in ([3], [1, 4], [2, 3, 6]):
+        parts = [executor.moments(node, part, 0.01) for part in np.split(y, cuts)]
+        merged = executor.summary(node, sum(parts[1:], parts[0]), 0.5)
+        assert (merged.shape, merged.nan, merged.inf, merged.dead_units, merged.units) == ((7, 3, 5), 1, 1, 1, 3)
+        for field in ("mean", "std", "zeros", "saturated"):
+            assert getattr(merged, field) == pytest.approx(getattr(whole, field), rel=1e-12), field
+
+
+BRANCHED = [{"conv": {"filters": 8, "kernel": 3, "padding": 1}}, "batchnorm", {"relu": None, "name": "r"},
+            {"conv": {"filters": 8, "kernel": 3, "padding": 1}}, "batchnorm", {"add": ["r", "batchnorm_2"]}, "relu",
+            {"maxpool": 2}, {"conv": {"filters": 8, "kernel": 3, "groups": "depthwise", "padding": 1}}, "swish",
+            "globalavgpool", {"dense": 5}, "softmax"]
+
+
+def test_batch_parts_cut_only_an_inference_that_keeps_and_records_nothing():
+    if executor.blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: its threads cannot be held to one, so batches are never cut")
+    sizes = lambda parts: [p.stop - p.start for p in parts]  # noqa: E731
+    assert sizes(executor.batch_parts(7, 3)) == [3, 2, 2]
+    assert sizes(executor.batch_parts(2, 4)) == [1, 1]  # never an empty part
+    assert executor.batch_parts(8, 2)[1] == slice(4, 8)
+    for kwargs in ({}, {"train": True}, {"keep": True}, {"grad": True}):
+        threads = 1 if kwargs == {} else 4
+        assert sizes(executor.batch_parts(8, threads, **kwargs)) == [8], kwargs
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_threaded_forward_agrees_with_one_thread_and_reports_each_part(tmp_path, dtype):
+    """Parts of the batch on threads of their own give the values of one pass over the whole batch (to the
+    rounding of a product over fewer samples), report every layer once per part with its rows, and leave BLAS
+    with the threads it had."""
+    if executor.blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: its threads cannot be held to one, so batches are never cut")
+    analysis = build(tmp_path, [3, 12, 12], BRANCHED)
+    params = random_params(analysis, dtype=dtype)
+    x = np.random.default_rng(0).standard_normal((5, 3, 12, 12)).astype(dtype)
+    whole = forward(analysis, params, x)["softmax_1"]
+    before = executor.blas.threads()
+    seen = []
+    parts = forward(analysis, params, x, threads=3, on_layer=lambda node, y, s, rows: seen.append((node.name, rows,
+                                                                                                   y.shape[0])))
+    assert executor.blas.threads() == before
+    np.testing.assert_allclose(parts["softmax_1"], whole, rtol=1e-12 if dtype == "float64" else 1e-5,
+                               atol=1e-15 if dtype == "float64" else 1e-7)
+    ran = [name for name, rows, _ in seen if rows.start == 0]
+    assert len(ran) == len(set(ran)) and "softmax_1" in ran and "conv_1" not in ran  # (folded into batchnorm_1)
+    assert sorted((rows.start, rows.stop) for name, rows, _ in seen if name == "softmax_1") == [(0, 2), (2, 4), (4, 5)]
+    assert all(n == rows.stop - rows.start for _, rows, n in seen)
+
+
+def test_a_threaded_forward_keeps_the_callers_error_state_and_gives_back_blas_when_a_part_fails(tmp_path):
+    """NumPy's error state is per thread: the parts run under the caller's (``run`` counts NaN and Inf itself).
+    A part that fails ends the forward with its error, and BLAS gets its threads back."""
+    if executor.blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: its threads cannot be held to one, so batches are never cut")
+    analysis = build(tmp_path, [2, 4], [{"relu": None, "name": "r"}, {"multiply": ["r", "r"]}, "flatten",
+                                        {"dense": 2}])
+    params = init_params(analysis, dtype="float32")
+    x = np.full((4, 2, 4), 3e30, np.float32)  # its square overflows: NumPy's "overflow encountered in multiply"
+    before = executor.blas.threads()
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = forward(analysis, params, x, threads=2)["dense_1"]
+    assert not np.isfinite(out).all()
+
+    def fail(node, y, seconds, rows):
+        if rows.start > 0 and node.name == "multiply_1":
+            raise ValueError("stop at multiply_1")
+
+    with pytest.raises(ValueError, match="stop at multiply_1"), np.errstate(all="ignore"):
+        forward(analysis, params, x, threads=2, on_layer=fail)
+    assert executor.blas.threads() == before
 
 
 def test_run_record_holds_plain_numbers(tmp_path):

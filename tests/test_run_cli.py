@@ -109,6 +109,32 @@ def test_run_folds_batchnorms_at_inference_says_so_and_no_fold_runs_every_layer(
     assert "inference:" not in cli("run", resnet, "--grad").stdout  # training runs every layer as written
 
 
+def test_run_on_threads_reports_what_one_thread_does_and_says_so(tmp_path):
+    """--threads cuts an inference batch into parts run side by side; the table (each layer's statistics over the
+    whole batch) is one thread's, to rounding, and the inference line and the JSON say how many parts ran."""
+    from archcheck import blas
+
+    if blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: its threads cannot be held to one, so batches are never cut")
+    net = spec(tmp_path, [3, 10, 10], [{"conv": {"filters": 8, "kernel": 3}}, "batchnorm", "relu",
+                                       {"conv": {"filters": 6, "kernel": 1}}, "sigmoid", "flatten", {"dense": 4},
+                                       "softmax"])
+    one, three = (json.loads(cli("run", net, "-b", "5", "--threads", n, "-f", "json").stdout) for n in (1, 3))
+    assert (one["inference"]["threads"], three["inference"]["threads"]) == (1, 3)
+    assert [layer["name"] for layer in three["layers"]] == [layer["name"] for layer in one["layers"]]
+    for a, b in zip(one["layers"], three["layers"]):
+        assert b["shape"] == a["shape"] and b["nan"] == a["nan"] == 0, a["name"]
+        assert (b["saturated"] is None) == (a["saturated"] is None), a["name"]
+        for key in ("mean", "std", "zeros") + (("saturated",) if a["saturated"] is not None else ()):
+            assert b[key] == pytest.approx(a[key], rel=1e-5, abs=1e-7), (a["name"], key)
+    by_name = {layer["name"]: layer for layer in three["layers"]}
+    assert by_name["relu_1"]["zeros"] > 0.2 and by_name["sigmoid_1"]["saturated"] is not None
+    text = cli("run", net, "-b", "5", "--threads", "3").stdout
+    assert "as written); the batch cut into 3 parts run side by side" in text
+    assert "parts" not in cli("run", net, "-b", "5", "--threads", "3", "--grad").stdout  # training: one part
+    assert "parts" not in cli("run", net, "-b", "1", "--threads", "3").stdout  # one sample: one part
+
+
 def test_run_on_the_sample_images_names_each_sample():
     pytest.importorskip("PIL")
     result = cli("run", LENET, "--data", IMAGES)  # grey 32x32 from colour photos

@@ -56,9 +56,14 @@ def saturation_margin(plan) -> float:
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
               help="With --grad, exit 1 when a finding has this severity or a higher one [default: the "
                    "configuration's `fail-on`, else warning].")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None,
+              help="At inference, cut the batch into this many parts and run them side by side, NumPy's BLAS on "
+                   "one thread each [default: as many threads as NumPy's BLAS runs on: OPENBLAS_NUM_THREADS, "
+                   "OMP_NUM_THREADS, else the cores]. One part where NumPy's BLAS is not OpenBLAS, and with --grad "
+                   "or --save-activations.")
 @config_options
 def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_kind, save, save_activations, no_fold,
-        top_k, fmt, fail_on, config_path, no_config, no_custom_rules):
+        threads, top_k, fmt, fail_on, config_path, no_config, no_custom_rules):
     """Run SPEC in NumPy on a batch and print, per layer, the output shape, mean and standard
     deviation, the share of zeros (dead ReLUs) and of saturated values (sigmoid/tanh), NaN/Inf
     counts and time; then the outputs (top-k classes for a softmax head).
@@ -84,7 +89,7 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
     with reported_errors():
         import numpy as np
 
-        from archcheck import executor
+        from archcheck import blas, executor
         from archcheck.lint import Result, check_run, fails
         from archcheck.spec import INPUT
 
@@ -96,21 +101,29 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
         analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype, max_memory,
                                                      training=grad or save_activations)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
-        stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0, margin)}
-        bar = progress_bar(len(analysis.graph.order) - 1, analysis.totals.macs * len(x))
+        parts = executor.batch_parts(len(x), threads or blas.threads() or 1, train=grad, keep=save_activations,
+                                     grad=grad)
+        counted: dict[tuple[str, int], tuple] = {}  # per layer and part: its output's moments and seconds
+        bar = progress_bar(len(parts) * (len(analysis.graph.order) - 1), analysis.totals.macs * len(x))
 
-        def on_layer(node, y, seconds):
-            stats[node.name] = executor.layer_stats(node, y, seconds, margin)
+        def on_layer(node, y, seconds, rows=parts[0]):  # (from the thread running that part of the batch)
+            counted[node.name, rows.start] = executor.moments(node, y, margin), seconds
             if bar is not None:
                 bar.advance(bar.task_ids[0])
 
         tape = executor.Tape() if grad else None
         inference = executor.plan_for(analysis, train=grad, grad=grad, keep=save_activations, fold=not no_fold,
-                                      batch=len(x), dtype=x.dtype)
+                                      batch=parts[0].stop, dtype=x.dtype)
         try:
             with np.errstate(all="ignore"):  # NaN and Inf are counted per layer and reported as AC805
                 values = executor.forward(analysis, params, x, train=grad, keep=save_activations, tape=tape,
-                                          seed=seed, on_layer=on_layer, fold=not no_fold)
+                                          seed=seed, on_layer=on_layer, fold=not no_fold, threads=len(parts))
+                stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0, margin)}
+                for name in dict.fromkeys(name for name, _ in counted):  # in the order the layers ran
+                    made = [counted[name, rows.start] for rows in parts]  # the parts in the order of their samples
+                    counts = sum((m for m, _ in made[1:]), made[0][0])
+                    seconds = max(s for _, s in made)  # the parts ran side by side
+                    stats[name] = executor.summary(analysis.graph.nodes[name], counts, seconds)
                 grads = loss_value = None
                 backward_seconds = 0.0
                 checked = Result([])
@@ -141,7 +154,8 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
                                      "choose a path in a writable directory") from None
         report = dict(analysis=analysis, stats=stats, grads=grads, loss_value=loss_value, loss_kind=loss_kind,
                       heads=heads, names=names, source=source, weights=weights or f"initialised, seed {seed}",
-                      dtype=dtype, mode="training" if grad else "inference", seconds=seconds, findings=findings,
+                      dtype=dtype, mode="training" if grad else "inference", seconds=seconds, threads=len(parts),
+                      findings=findings,
                       suppressed=checked.suppressed, backward_seconds=backward_seconds, inference=inference,
                       as_written="--no-fold" if no_fold else "--save-activations" if save_activations else None)
         show(report, fmt)

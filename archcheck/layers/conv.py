@@ -144,8 +144,8 @@ class Conv(_Windowed):
 
         x, g = xs[0], ctx.geometry
         if ctx.kernel:  # the inference plan's Winograd, on weights prepared for it; never recorded for backward
-            return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"),
-                                    self.winograd_chunk(g.channels, x.itemsize)), None
+            chunk = kernels.scratch(self.winograd_chunk(g.channels, x.itemsize))  # (this thread's share)
+            return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"), chunk), None
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
                          params.get("bias"))
         return y, ((x, g) if ctx.grad else None)

@@ -46,12 +46,14 @@ def _header_line(analysis, source, weights, dtype, mode, **_) -> str:
     return (f"{analysis.spec.name}: {mode} on {source}; weights {weights}; {dtype}")
 
 
-def _inference_line(mode, inference, as_written, **_) -> list[str]:
-    """What an inference pass ran differently from the layers as written (``Analysis.inference``)."""
+def _inference_line(mode, inference, as_written, threads, **_) -> list[str]:
+    """What an inference pass ran differently from the layers as written (``Analysis.inference``), and on how many
+    threads."""
     if mode != "inference":
         return []
+    side = [f"the batch cut into {threads} parts run side by side"] if threads > 1 else []
     if as_written is not None:
-        return [f"inference: every layer as written ({as_written})"]
+        return ["; ".join([f"inference: every layer as written ({as_written})", *side])]
     parts, plan = [], inference
     if plan.folds:
         n = len(plan.folds)
@@ -64,8 +66,9 @@ def _inference_line(mode, inference, as_written, **_) -> list[str]:
         n = sum(k == kernel for k in plan.kernels.values())
         parts.append(f"{n} layer{'s' if n != 1 else ''} by {kernel}")
     if not parts:
-        return []
-    return ["inference: " + "; ".join(parts) + " (--no-fold runs every layer as written)"]
+        return ["inference: " + side[0]] if side else []
+    line = "inference: " + "; ".join(parts) + " (--no-fold runs every layer as written)"
+    return ["; ".join([line, *side])]
 
 
 def _outputs_lines(heads, names, stats, **_) -> list[str]:
@@ -134,7 +137,7 @@ def _finite(v):
 
 
 def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source, weights, dtype, mode, seconds,
-            findings, suppressed, backward_seconds, inference, as_written) -> dict:
+            threads, findings, suppressed, backward_seconds, inference, as_written) -> dict:
     """The report as ``--format json`` prints it (``archcheck.run/1``)."""
     from archcheck.render.findings import to_json
 
@@ -155,7 +158,7 @@ def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source,
     if mode == "inference":  # the layers folded into others have no entry of their own
         out["inference"] = {"folded": [{"batchnorm": bn, "into": layer} for layer, bn in inference.folds.items()],
                             "in_place": sorted(inference.in_place), "kernels": inference.kernels,
-                            "as_written": as_written}
+                            "as_written": as_written, "threads": threads}
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
         out["backward_seconds"] = backward_seconds
