@@ -12,7 +12,8 @@ In each worker, at batch ``--batch``, 224x224, float32:
 
 - the machine's ceiling: NumPy's float32 matrix product of two 2048x2048 matrices, best of 5, in GFLOP/s;
 - per network, forward at inference: the executor (``forward``, batchnorms folded and Winograd's weights
-  made once with ``fold_weights``, activations in place, as ``archcheck run`` does), torchvision's model of the
+  made once with ``fold_weights``, activations in place, the batch cut into one part per thread, as
+  ``archcheck run`` does), torchvision's model of the
   same design in ``eval()`` under ``torch.inference_mode()``, and ONNX Runtime on archcheck's export of the
   spec. The same weights everywhere: ``init_params`` (seed 0), copied into torchvision's model in
   state_dict order (every shape checked); the logits of torch and ONNX Runtime are compared with the
@@ -20,8 +21,8 @@ In each worker, at batch ``--batch``, 224x224, float32:
 - ResNet-18 forward + backward in training mode (batch statistics), cross-entropy loss on fixed labels:
   ``executor.gradients`` (without the gradient with respect to the batch, which torch does not compute either)
   against torch's ``loss.backward()`` (gradients zeroed first);
-- the executor's peak memory in one inference forward, measured with tracemalloc (NumPy reports its array
-  allocations to it; the input batch was allocated before tracing began and is added), against the
+- the executor's peak memory in one inference forward at each thread count, measured with tracemalloc (NumPy
+  reports its array allocations to it; the input batch was allocated before tracing began and is added), against the
   propagator's prediction ``totals.peak_activation_bytes``.
 
 Each timing: one warm-up call each, then ``--runs`` rounds in which the runtimes take turns (a busy
@@ -160,12 +161,15 @@ def bench_net(name: str, threads: int, args) -> dict:
     xt = torch.from_numpy(x)
     results = {}
 
-    def keep_logits(node, y, _seconds):
+    kept = np.empty((args.batch, *analysis.layers[logits].shape), np.float32)
+
+    def keep_logits(node, y, _seconds, rows=slice(None)):
         if node.name == logits:
-            results["exe"] = y.copy()  # (a softmax after it may write over it)
+            kept[rows] = y  # (a softmax after it may write over it)
 
     def run_exe():
-        executor.forward(analysis, params, x, fold=folded, on_layer=keep_logits)
+        executor.forward(analysis, params, x, fold=folded, on_layer=keep_logits, threads=threads)
+        results["exe"] = kept
 
     def run_torch():
         with torch.inference_mode():
@@ -175,15 +179,14 @@ def bench_net(name: str, threads: int, args) -> dict:
         results["ort"] = session.run([logits], {"input": x})[0]
 
     times = timed({"exe": run_exe, "torch": run_torch, "ort": run_ort}, args.runs)
+    plan = executor.plan_for(analysis, batch=executor.batch_parts(args.batch, threads)[0].stop, dtype=np.float32)
     ours = results["exe"]  # as run: batchnorms folded, Winograd's convolutions
     scale = float(np.abs(ours).max())
     row = {"exe": times["exe"], "torch": times["torch"], "ort": times["ort"],
            "torch_err": float(np.abs(results["torch"] - ours).max()) / scale,
            "ort_err": float(np.abs(results["ort"] - ours).max()) / scale,
-           "folded": len(analysis.inference.folds), "in_place": len(analysis.inference.in_place),
-           "kernels": len(analysis.inference.kernels)}
-    if threads == min(args.all_threads):
-        row.update(peak_memory(analysis, params, x, folded))
+           "folded": len(plan.folds), "in_place": len(plan.in_place), "kernels": len(plan.kernels)}
+    row.update(peak_memory(analysis, params, x, folded, threads))
     rows = {name: row}
     if name != TRAINED:
         return rows
@@ -205,7 +208,7 @@ def bench_net(name: str, threads: int, args) -> dict:
     return rows
 
 
-def peak_memory(analysis, params, x, folded) -> dict:
+def peak_memory(analysis, params, x, folded, threads) -> dict:
     import gc
     import tracemalloc
 
@@ -213,7 +216,7 @@ def peak_memory(analysis, params, x, folded) -> dict:
 
     gc.collect()
     tracemalloc.start()
-    executor.forward(analysis, params, x, fold=folded)
+    executor.forward(analysis, params, x, fold=folded, threads=threads)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"peak": peak + x.nbytes, "predicted": analysis.totals.peak_activation_bytes}
@@ -250,12 +253,11 @@ def table(results: list[dict], nets: list[str]) -> list[str]:
     lines.append("")
     lines.append("numpy sgemm (2048^3, best of 5): " + ", ".join(f"{r['sgemm_gflops']:.0f} GFLOP/s at {r['threads']} "
                                                                    f"thread(s)" for r in results))
-    first = results[0]
-    for name in nets:
-        v = first["nets"][name]
-        if "peak" in v:
-            lines.append(f"peak memory of a {name} forward: measured {v['peak'] / 2**20:,.1f} MiB, predicted "
-                         f"{v['predicted'] / 2**20:,.1f} MiB ({v['peak'] / v['predicted']:.3f}x); "
+    for r in results:
+        for name in nets:
+            v = r["nets"][name]
+            lines.append(f"{name} forward at {r['threads']} thread(s): peak memory measured {v['peak'] / 2**20:,.1f} "
+                         f"MiB, predicted {v['predicted'] / 2**20:,.1f} MiB ({v['peak'] / v['predicted']:.3f}x); "
                          f"{v['folded']} batchnorms folded, {v['in_place']} layers in place, {v['kernels']} by "
                          f"Winograd; logits as run vs torch {v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} "
                          "(max abs diff / max |logit|)")
