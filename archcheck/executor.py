@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,7 +210,8 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
         tape.x_shape, tape.dtype = x.shape, x.dtype
     if len(parts) == 1:
         ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
-        return _walk(analysis, x, per_layer, changed, plan, ctx, tape, keep, on_layer)
+        with kernel_threads(threads):
+            return _walk(analysis, x, per_layer, changed, plan, ctx, tape, keep, on_layer)
 
     errors = np.geterr()  # NumPy's error state is the calling thread's own
 
@@ -232,10 +234,19 @@ def batch_parts(n: int, threads: int = 1, *, train: bool = False, keep: bool = F
     """The runs of consecutive samples, one per thread, that ``forward`` with these arguments cuts a batch of ``n``
     into, the larger first: several only for inference that neither keeps every output nor records for
     ``backward``, with ``threads`` > 1 and a BLAS that can be held to one thread meanwhile (``blas.threads()``)."""
-    k = max(1, min(threads, n)) if threads > 1 and not (train or keep or grad) and blas.threads() else 1
-    sizes = [n // k + (i < n % k) for i in range(k)]
-    starts = np.cumsum([0, *sizes])
-    return [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
+    return kernels.runs(n, threads if threads > 1 and not (train or keep or grad) and blas.threads() else 1)
+
+
+@contextmanager
+def kernel_threads(threads: int):
+    """Where a pass is not cut into parts (training, gradients, ``keep``, one sample): the convolutions cut their
+    own batch over ``threads`` (``kernels.threads``), BLAS held to one thread meanwhile; nothing where BLAS's
+    threads cannot be held."""
+    if threads > 1 and blas.threads():
+        with blas.single_threaded(), kernels.threads(threads):
+            yield
+    else:
+        yield
 
 
 def _walk(analysis: Analysis, x, per_layer, changed, plan: InferencePlan, ctx: Context, tape: Tape | None,
@@ -271,10 +282,17 @@ def _walk(analysis: Analysis, x, per_layer, changed, plan: InferencePlan, ctx: C
 
 
 def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.ndarray], *,
-             input_grad: bool = True) -> Gradients:
+             input_grad: bool = True, threads: int = 1) -> Gradients:
     """Back-propagate ``seeds`` through the recorded forward pass; see the module docstring. Without
     ``input_grad`` the gradient with respect to the batch is not computed (``Gradients.input`` is None), as
-    training needs none: the layers that read only the batch give their weights' gradients alone."""
+    training needs none: the layers that read only the batch give their weights' gradients alone. ``threads`` as
+    for ``forward`` (``kernel_threads``)."""
+    with kernel_threads(threads):
+        return _backward(analysis, params, tape, seeds, input_grad)
+
+
+def _backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.ndarray],
+              input_grad: bool) -> Gradients:
     per_layer = _layer_params(analysis, params, tape.dtype)
     grads = dict(seeds)
     out_params: dict[str, np.ndarray] = {}
@@ -358,12 +376,14 @@ def random_targets(analysis: Analysis, batch: int, kind: str, rng: np.random.Gen
 
 
 def gradients(analysis: Analysis, params: dict, x: np.ndarray, targets: dict[str, np.ndarray],
-              kind: str = "cross-entropy", *, train: bool = True, seed: int = 0, input_grad: bool = True):
-    """One forward and backward pass: (loss value, outputs, Gradients); ``input_grad`` as for ``backward``."""
+              kind: str = "cross-entropy", *, train: bool = True, seed: int = 0, input_grad: bool = True,
+              threads: int = 1):
+    """One forward and backward pass: (loss value, outputs, Gradients); ``input_grad`` as for ``backward``,
+    ``threads`` as for both."""
     tape = Tape()
-    outputs = forward(analysis, params, x, train=train, tape=tape, seed=seed)
+    outputs = forward(analysis, params, x, train=train, tape=tape, seed=seed, threads=threads)
     value, seeds = loss(analysis, outputs, targets, kind)
-    return value, outputs, backward(analysis, params, tape, seeds, input_grad=input_grad)
+    return value, outputs, backward(analysis, params, tape, seeds, input_grad=input_grad, threads=threads)
 
 
 # -- statistics and the run record -----------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import numpy as np
@@ -62,23 +63,71 @@ def windows(xp, kernel, stride, dilation, out):
     return np.lib.stride_tricks.as_strided(xp, shape, strides, writeable=False)
 
 
-_share = threading.local()  # how many threads work side by side on parts of one batch (``scratch_share``)
+# -- threads ------------------------------------------------------------------------------
+_local = threading.local()  # per thread: its share of the scratch budgets, and the threads its kernels may use
+
+
+def runs(n: int, k: int) -> list[slice]:
+    """``n`` samples cut into ``k`` runs of consecutive samples (at most ``n``, at least one), the larger first."""
+    k = max(1, min(k, n))
+    sizes = [n // k + (i < n % k) for i in range(k)]
+    starts = [sum(sizes[:i]) for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
 
 
 @contextmanager
 def scratch_share(parts: int):
     """Inside the block, this thread's kernels keep their scratch (``CHUNK_BYTES``, Winograd's chunks) to a
-    ``parts``-th of its size: the threads of a forward cut into parts hold what one thread would."""
-    _share.parts = parts
+    ``parts``-th of its size: threads working side by side on parts of one batch hold what one thread would."""
+    before = getattr(_local, "parts", 1)
+    _local.parts = parts
     try:
         yield
     finally:
-        _share.parts = 1
+        _local.parts = before
 
 
 def scratch(nbytes: int) -> int:
     """This thread's share of a scratch budget of ``nbytes`` (``scratch_share``)."""
-    return max(1, nbytes // getattr(_share, "parts", 1))
+    return max(1, nbytes // getattr(_local, "parts", 1))
+
+
+@contextmanager
+def threads(k: int):
+    """Inside the block, this thread's convolutions (forward, and both gradients) cut their batch into ``k`` runs
+    of samples worked side by side (``_side_by_side``), on ``k - 1`` threads of their own and this one. NumPy
+    lets go of Python's lock in its loops and BLAS calls; BLAS itself should be held to one thread meanwhile
+    (``blas.single_threaded``). The workers' own kernels do not cut again."""
+    if k <= 1:
+        yield
+        return
+    with ThreadPoolExecutor(k - 1) as pool:
+        _local.pool = k, pool
+        try:
+            yield
+        finally:
+            _local.pool = None
+
+
+def _side_by_side(n: int, work) -> list:
+    """``work(rows)`` for runs of ``n`` samples, side by side on this thread's ``threads`` (one call without them),
+    each under the caller's NumPy error state and with its share of the scratch; the results in sample order."""
+    k, pool = getattr(_local, "pool", None) or (1, None)
+    parts = runs(n, k)
+    if len(parts) == 1:
+        return [work(parts[0])]
+    errors = np.geterr()
+
+    def run(rows):
+        with np.errstate(**errors), scratch_share(len(parts)):
+            return work(rows)
+
+    others = [pool.submit(run, rows) for rows in parts[1:]]
+    try:
+        first = run(parts[0])
+    finally:
+        wait(others)  # (a failed part ends the call only once the others stopped writing)
+    return [first, *(f.result() for f in others)]
 
 
 def _chunk(n_samples: int, bytes_per_sample: int) -> int:
@@ -160,23 +209,27 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
     P = math.prod(out)
     if G > 1 and Cg == 1:
         return _depthwise(x, w.reshape(G, Fg, -1), K, stride, dilation, pads, out, bias)
-    xp = pad(x, pads)
     if G > 1 and Fg == 1:
-        y = _conv_by_offsets(xp, w.reshape(G, Fg, Cg, -1), K, stride, dilation, out).reshape(N, F, *out)
+        y = _conv_by_offsets(pad(x, pads), w.reshape(G, Fg, Cg, -1), K, stride, dilation, out).reshape(N, F, *out)
         return y if bias is None else add_bias(y, bias)
     y = np.empty((N, F, *out), x.dtype)
     flat = y.reshape(N, F, P)
     wg = w.reshape(G, Fg, Cg * math.prod(K))
     per_filter = None if bias is None else bias.reshape(F, 1)
-    for n0, m, at, cols in im2col(xp, K, stride, dilation, out, products=F):
-        if m == 1:
-            dst = flat[n0, :, at]  # (F, positions): a matrix BLAS writes in place
-            np.matmul(wg, cols.reshape(G, Cg * math.prod(K), -1), out=dst.reshape(G, Fg, -1))
-            if bias is not None:
-                dst += per_filter
-            continue
-        product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
-        _put(flat[n0:n0 + m], product, None if bias is None else bias.reshape(1, F, 1))
+
+    def products(rows):
+        for n0, m, at, cols in im2col(pad(x[rows], pads), K, stride, dilation, out, products=F):
+            n0 += rows.start
+            if m == 1:
+                dst = flat[n0, :, at]  # (F, positions): a matrix BLAS writes in place
+                np.matmul(wg, cols.reshape(G, Cg * math.prod(K), -1), out=dst.reshape(G, Fg, -1))
+                if bias is not None:
+                    dst += per_filter
+                continue
+            product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
+            _put(flat[n0:n0 + m], product, None if bias is None else bias.reshape(1, F, 1))
+
+    _side_by_side(N, products)
     return y
 
 
@@ -267,7 +320,7 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     Fg = wg.shape[1]
     work = _depthwise_banded if out[-1] < DEPTHWISE_ROW else _depthwise_wide if Fg == 1 else _depthwise_rows
     y = np.empty((N, G * Fg, *out), x.dtype)
-    work(x, wg, K, stride, dilation, pads, out, bias, y)
+    _side_by_side(N, lambda rows: work(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows]))
     return y
 
 
@@ -411,23 +464,29 @@ def _conv_by_offsets(xp, wg, K, stride, dilation, out):
 def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
     """Gradient of ``conv`` with respect to its weights: each output gradient times the input
     window it came from, summed over the batch and positions (``dy @ columns^T``)."""
-    xp = pad(x, pads)
-    N, C = xp.shape[:2]
+    N, C = x.shape[:2]
     F, out = dy.shape[1], dy.shape[2:]
     G, Fg, Cg = groups, F // groups, C // groups
     P, Kn = math.prod(out), math.prod(kernel)
-    dy4 = dy.reshape(N, G, Fg, P)
-    if G > 1 and (Cg == 1 or Fg == 1):
+
+    def by_offsets(rows):
+        xp, dy4 = pad(x[rows], pads), dy[rows].reshape(-1, G, Fg, P)
         dw = np.empty((G, Fg, Cg, Kn), dy.dtype)
         for t, sl in taps(kernel, stride, dilation, out):
-            xt = xp[(slice(None), slice(None), *sl)].reshape(N, G, Cg, P)
+            xt = xp[(slice(None), slice(None), *sl)].reshape(len(xp), G, Cg, P)
             dw[..., t] = np.einsum("ngfp,ngcp->gfc", dy4, xt)
-        return dw.reshape(F, Cg, *kernel)
-    dw = np.zeros((G, Fg, Cg * Kn), dy.dtype)
-    for n0, m, at, cols in im2col(xp, kernel, stride, dilation, out, products=F):
-        d = dy4[n0, :, :, at] if m == 1 else np.ascontiguousarray(dy4[n0:n0 + m].transpose(1, 2, 0, 3))
-        dw += np.matmul(d.reshape(G, Fg, -1), cols.reshape(G, Cg * Kn, -1).swapaxes(-1, -2))
-    return dw.reshape(F, Cg, *kernel)
+        return dw
+
+    def products(rows):
+        dy4 = dy[rows].reshape(-1, G, Fg, P)
+        dw = np.zeros((G, Fg, Cg * Kn), dy.dtype)
+        for n0, m, at, cols in im2col(pad(x[rows], pads), kernel, stride, dilation, out, products=F):
+            d = dy4[n0, :, :, at] if m == 1 else np.ascontiguousarray(dy4[n0:n0 + m].transpose(1, 2, 0, 3))
+            dw += np.matmul(d.reshape(G, Fg, -1), cols.reshape(G, Cg * Kn, -1).swapaxes(-1, -2))
+        return dw
+
+    parts = _side_by_side(N, by_offsets if G > 1 and (Cg == 1 or Fg == 1) else products)
+    return sum(parts[1:], parts[0]).reshape(F, Cg, *kernel)
 
 
 def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
@@ -462,11 +521,16 @@ def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):
     P, Kn = math.prod(out), math.prod(K)
     dxp = np.zeros((N, C, *(n + pb + pa for n, (pb, pa) in zip(sizes, pads))), dy.dtype)
     wt = w.reshape(G, Fg, Cg * Kn).transpose(0, 2, 1)  # (G, Cg*K, Fg)
-    n = _chunk(N, C * Kn * P * dy.itemsize)
-    for n0 in range(0, N, n):
-        d = dy[n0:n0 + n].reshape(-1, G, Fg, P)
-        dcols = wt[None] * d if Fg == 1 else np.matmul(wt, d)  # (m, G, Cg*K, P)
-        col2im(dcols.reshape(len(d), C, *K, *out), dxp[n0:n0 + n], K, stride, dilation, out)
+
+    def scatter(rows):
+        n = _chunk(rows.stop - rows.start, C * Kn * P * dy.itemsize)
+        for n0 in range(rows.start, rows.stop, n):
+            n1 = min(n0 + n, rows.stop)
+            d = dy[n0:n1].reshape(-1, G, Fg, P)
+            dcols = wt[None] * d if Fg == 1 else np.matmul(wt, d)  # (m, G, Cg*K, P)
+            col2im(dcols.reshape(len(d), C, *K, *out), dxp[n0:n1], K, stride, dilation, out)
+
+    _side_by_side(N, scatter)
     return crop(dxp, pads)
 
 

@@ -54,9 +54,10 @@ def trainable(analysis) -> list[str]:
 
 
 def overfit(analysis, params: dict, x, targets, loss_kind: str, optimizer: Optimizer, steps: int, seed: int,
-            on_step=None) -> list[float]:
+            on_step=None, threads: int = 1) -> list[float]:
     """Train ``params`` in place on the one batch ``x`` for ``steps``: the loss before each update. It stops at
-    the first loss that is not finite (the verdict's business, not a warning); ``on_step(loss)`` after each."""
+    the first loss that is not finite (the verdict's business, not a warning); ``on_step(loss)`` after each;
+    ``threads`` as for ``executor.gradients``."""
     import numpy as np
 
     from archcheck import executor
@@ -66,7 +67,7 @@ def overfit(analysis, params: dict, x, targets, loss_kind: str, optimizer: Optim
     with np.errstate(all="ignore"):
         for step in range(steps):
             value, _, grads = executor.gradients(analysis, params, x, targets, loss_kind, seed=seed + step,
-                                                  input_grad=False)
+                                                  input_grad=False, threads=threads)
             losses.append(value)
             if on_step is not None:
                 on_step(value)

@@ -19,7 +19,8 @@ In each worker, at batch ``--batch``, 224x224, float32:
   state_dict order (every shape checked); the logits of torch and ONNX Runtime are compared with the
   executor's;
 - ResNet-18 forward + backward in training mode (batch statistics), cross-entropy loss on fixed labels:
-  ``executor.gradients`` (without the gradient with respect to the batch, which torch does not compute either)
+  ``executor.gradients`` (its convolutions cutting the batch over the threads, as ``archcheck train`` runs it;
+  without the gradient with respect to the batch, which torch does not compute either)
   against torch's ``loss.backward()`` (gradients zeroed first);
 - the executor's peak memory in one inference forward at each thread count, measured with tracemalloc (NumPy
   reports its array allocations to it; the input batch was allocated before tracing began and is added), against the
@@ -197,7 +198,8 @@ def bench_net(name: str, threads: int, args) -> dict:
     loss_fn, lt = torch.nn.CrossEntropyLoss(), torch.from_numpy(labels)
 
     def exe_train():
-        executor.gradients(analysis, params, x, targets, input_grad=False)  # as torch: the batch needs no gradient
+        executor.gradients(analysis, params, x, targets, input_grad=False,  # as torch: the batch needs no gradient
+                           threads=threads)
 
     def torch_train():
         model.zero_grad(set_to_none=True)

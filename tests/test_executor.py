@@ -895,6 +895,25 @@ def test_a_threaded_forward_agrees_with_one_thread_and_reports_each_part(tmp_pat
     assert all(n == rows.stop - rows.start for _, rows, n in seen)
 
 
+def test_training_on_threads_computes_what_one_thread_does(tmp_path):
+    """Training and gradients are not cut into parts (batch statistics mix the samples); with ``threads`` their
+    convolutions cut the batch instead, to the same values (float64, to rounding), BLAS given back after."""
+    if executor.blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: its threads cannot be held to one")
+    analysis = build(tmp_path, [3, 12, 12], BRANCHED)
+    params = random_params(analysis)
+    x = np.random.default_rng(0).standard_normal((5, 3, 12, 12))
+    targets = random_targets(analysis, 5, "cross-entropy", np.random.default_rng(1))
+    before = executor.blas.threads()
+    value, _, grads = gradients(analysis, {k: v.copy() for k, v in params.items()}, x, targets)
+    again, _, cut = gradients(analysis, {k: v.copy() for k, v in params.items()}, x, targets, threads=3)
+    assert executor.blas.threads() == before
+    assert again == pytest.approx(value, rel=1e-13)
+    np.testing.assert_allclose(cut.input, grads.input, rtol=1e-11, atol=1e-13 * np.abs(grads.input).max())
+    for k, g in grads.params.items():
+        np.testing.assert_allclose(cut.params[k], g, rtol=1e-10, atol=1e-12 * max(np.abs(g).max(), 1e-300), err_msg=k)
+
+
 def test_a_threaded_forward_keeps_the_callers_error_state_and_gives_back_blas_when_a_part_fails(tmp_path):
     """NumPy's error state is per thread: the parts run under the caller's (``run`` counts NaN and Inf itself).
     A part that fails ends the forward with its error, and BLAS gets its threads back."""

@@ -302,3 +302,45 @@ def test_a_wrong_shaped_input_gradient_fails_loudly(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"the input gradient of layer 'convtranspose_1' \(convtranspose\) has "
                                            r"shape \(1, 3\), but its input 'identity_1' has \(1, 2\)"):
         check_network(analysis, random_params(analysis), x)
+
+
+@pytest.mark.parametrize("sizes,kernel,stride,dilation,pads,groups,filters", [
+    ((9, 9), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 1, 8),  # im2col + GEMM; stride 1: the input gradient a conv
+    ((11, 10), (7, 7), (2, 2), (1, 1), [(3, 3), (3, 3)], 1, 8),  # ResNet's stem: the scattered input gradient
+    ((6, 50), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 4, 4),  # depthwise, long rows (flat lines)
+    ((9, 9), (5, 5), (2, 2), (1, 1), [(2, 2), (2, 2)], 4, 8),  # depthwise, banded, a channel multiplier
+    ((8, 7), (3, 2), (2, 3), (1, 2), [(2, 0), (1, 3)], 2, 8),  # grouped
+])
+def test_convolutions_cut_over_threads_compute_what_one_thread_does(sizes, kernel, stride, dilation, pads, groups,
+                                                                    filters):
+    """With ``kernels.threads``, a convolution, its weight gradient and its input gradient cut the batch into runs of
+    samples worked side by side (odd runs: 7 samples over 3 threads), the scratch shared, with the one-thread
+    values (float64, to rounding: a weight gradient adds the runs' sums)."""
+    rng = np.random.default_rng(2)
+    channels = 4
+    x = rng.standard_normal((7, channels, *sizes))
+    w = rng.standard_normal((filters, channels // groups, *kernel))
+    b = rng.standard_normal(filters)
+    out = conv_out(sizes, kernel, stride, dilation, pads)
+
+    def every():
+        y = kernels.conv(x, w, stride, dilation, pads, out, groups, b)
+        dy = np.cos(y)
+        return (y, kernels.conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups),
+                kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups))
+
+    one = every()
+    seen = set()
+    work = kernels._side_by_side
+
+    def spy(n, fn):
+        results = work(n, fn)
+        seen.add(len(results))
+        return results
+
+    with kernels.threads(3), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels, "_side_by_side", spy)
+        cut = every()
+    assert seen == {3}
+    for a, c in zip(one, cut):
+        np.testing.assert_allclose(c, a, rtol=1e-12, atol=1e-12 * np.abs(a).max())

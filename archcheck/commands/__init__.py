@@ -108,6 +108,11 @@ def execution_options(batch_default: int):
                      help="Seed for weights, random data, labels and dropout."),
         click.option("--dtype", type=click.Choice(EXECUTOR_DTYPES), default="float32", show_default=True),
         max_memory_option,
+        click.option("--threads", type=click.IntRange(1, 1024), default=None,
+                     help="Threads to run on, NumPy's BLAS held to one thread meanwhile: at inference the batch is cut "
+                          "into one part per thread, in training the convolutions cut theirs [default: as many as "
+                          "NumPy's BLAS runs on: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, else the cores]. One where "
+                          "NumPy's BLAS is not OpenBLAS."),
     ]
 
     def apply(command):

@@ -56,14 +56,9 @@ def saturation_margin(plan) -> float:
 @click.option("--fail-on", type=click.Choice(SEVERITIES),
               help="With --grad, exit 1 when a finding has this severity or a higher one [default: the "
                    "configuration's `fail-on`, else warning].")
-@click.option("--threads", type=click.IntRange(1, 1024), default=None,
-              help="At inference, cut the batch into this many parts and run them side by side, NumPy's BLAS on "
-                   "one thread each [default: as many threads as NumPy's BLAS runs on: OPENBLAS_NUM_THREADS, "
-                   "OMP_NUM_THREADS, else the cores]. One part where NumPy's BLAS is not OpenBLAS, and with --grad "
-                   "or --save-activations.")
 @config_options
-def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_kind, save, save_activations, no_fold,
-        threads, top_k, fmt, fail_on, config_path, no_config, no_custom_rules):
+def run(spec, data, batch, weights, seed, dtype, max_memory, threads, grad, labels, loss_kind, save, save_activations,
+        no_fold, top_k, fmt, fail_on, config_path, no_config, no_custom_rules):
     """Run SPEC in NumPy on a batch and print, per layer, the output shape, mean and standard
     deviation, the share of zeros (dead ReLUs) and of saturated values (sigmoid/tanh), NaN/Inf
     counts and time; then the outputs (top-k classes for a softmax head).
@@ -101,8 +96,8 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
         analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype, max_memory,
                                                      training=grad or save_activations)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
-        parts = executor.batch_parts(len(x), threads or blas.threads() or 1, train=grad, keep=save_activations,
-                                     grad=grad)
+        threads = threads or blas.threads() or 1
+        parts = executor.batch_parts(len(x), threads, train=grad, keep=save_activations, grad=grad)
         counted: dict[tuple[str, int], tuple] = {}  # per layer and part: its output's moments and seconds
         bar = progress_bar(len(parts) * (len(analysis.graph.order) - 1), analysis.totals.macs * len(x))
 
@@ -117,7 +112,7 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
         try:
             with np.errstate(all="ignore"):  # NaN and Inf are counted per layer and reported as AC805
                 values = executor.forward(analysis, params, x, train=grad, keep=save_activations, tape=tape,
-                                          seed=seed, on_layer=on_layer, fold=not no_fold, threads=len(parts))
+                                          seed=seed, on_layer=on_layer, fold=not no_fold, threads=threads)
                 stats = {INPUT: executor.layer_stats(analysis.graph.nodes[INPUT], x, 0.0, margin)}
                 for name in dict.fromkeys(name for name, _ in counted):  # in the order the layers ran
                     made = [counted[name, rows.start] for rows in parts]  # the parts in the order of their samples
@@ -130,7 +125,7 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, grad, labels, loss_
                 if grad:
                     loss_value, seeds = executor.loss(analysis, values, targets, loss_kind)
                     start = time.perf_counter()
-                    grads = executor.backward(analysis, params, tape, seeds)
+                    grads = executor.backward(analysis, params, tape, seeds, threads=threads)
                     backward_seconds = time.perf_counter() - start
                     checked = check_run(executor.record(analysis, stats, grads, loss_value), plan)
         finally:

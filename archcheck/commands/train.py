@@ -23,7 +23,7 @@ from archcheck.training import DEFAULT_LR, Optimizer, overfit, trainable, verdic
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
               help="Learning rate [default: 0.01 for sgd and momentum, 0.001 for adam].")
 @execution_options(batch_default=4)
-def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, seed, dtype, max_memory):
+def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, seed, dtype, max_memory, threads):
     """Overfit one small batch: train SPEC on it for --steps and check that the loss falls.
 
     Prints the loss curve and a verdict: pass when every loss is finite and the mean loss of
@@ -48,7 +48,10 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
                 bar.update(bar.task_ids[0], advance=1, description=f"loss {loss:.4g}")
 
         try:
-            losses = overfit(analysis, params, x, targets, loss_kind, Optimizer(optimizer, lr), steps, seed, on_step)
+            from archcheck import blas
+
+            losses = overfit(analysis, params, x, targets, loss_kind, Optimizer(optimizer, lr), steps, seed, on_step,
+                             threads=threads or blas.threads() or 1)
         finally:
             if bar is not None:
                 bar.stop()
