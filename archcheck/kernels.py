@@ -95,7 +95,7 @@ def scratch(nbytes: int) -> int:
 @contextmanager
 def threads(k: int):
     """Inside the block, this thread's convolutions (forward, and both gradients) cut their batch into ``k`` runs
-    of samples worked side by side (``_side_by_side``), on ``k - 1`` threads of their own and this one. NumPy
+    of samples worked side by side (``side_by_side``), on ``k - 1`` threads of their own and this one. NumPy
     lets go of Python's lock in its loops and BLAS calls; BLAS itself should be held to one thread meanwhile
     (``blas.single_threaded``). The workers' own kernels do not cut again."""
     if k <= 1:
@@ -109,7 +109,7 @@ def threads(k: int):
             _local.pool = None
 
 
-def _side_by_side(n: int, work) -> list:
+def side_by_side(n: int, work) -> list:
     """``work(rows)`` for runs of ``n`` samples, side by side on this thread's ``threads`` (one call without them),
     each under the caller's NumPy error state and with its share of the scratch; the results in sample order."""
     k, pool = getattr(_local, "pool", None) or (1, None)
@@ -229,7 +229,7 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
             product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
             _put(flat[n0:n0 + m], product, None if bias is None else bias.reshape(1, F, 1))
 
-    _side_by_side(N, products)
+    side_by_side(N, products)
     return y
 
 
@@ -320,7 +320,7 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
     Fg = wg.shape[1]
     work = _depthwise_banded if out[-1] < DEPTHWISE_ROW else _depthwise_wide if Fg == 1 else _depthwise_rows
     y = np.empty((N, G * Fg, *out), x.dtype)
-    _side_by_side(N, lambda rows: work(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows]))
+    side_by_side(N, lambda rows: work(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows]))
     return y
 
 
@@ -485,8 +485,7 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
             dw += np.matmul(d.reshape(G, Fg, -1), cols.reshape(G, Cg * Kn, -1).swapaxes(-1, -2))
         return dw
 
-    parts = _side_by_side(N, by_offsets if G > 1 and (Cg == 1 or Fg == 1) else products)
-    return sum(parts[1:], parts[0]).reshape(F, Cg, *kernel)
+    return summed(N, by_offsets if G > 1 and (Cg == 1 or Fg == 1) else products).reshape(F, Cg, *kernel)
 
 
 def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
@@ -530,7 +529,7 @@ def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):
             dcols = wt[None] * d if Fg == 1 else np.matmul(wt, d)  # (m, G, Cg*K, P)
             col2im(dcols.reshape(len(d), C, *K, *out), dxp[n0:n1], K, stride, dilation, out)
 
-    _side_by_side(N, scatter)
+    side_by_side(N, scatter)
     return crop(dxp, pads)
 
 
@@ -541,6 +540,12 @@ def bias_grad(dy):
 def add_bias(y, b):
     y += b.reshape(-1, *(1,) * (y.ndim - 2))
     return y
+
+
+def summed(n: int, work):
+    """The sum of ``work(rows)`` over runs of ``n`` samples worked ``side_by_side`` (partial sums of a reduction)."""
+    parts = side_by_side(n, work)
+    return sum(parts[1:], parts[0])
 
 
 # -- per-channel reductions ------------------------------------------------------------------
@@ -626,16 +631,16 @@ def _separable(x, kernel, stride, pads, out, op, fill):
     return y
 
 
-def _by_chunks(x, out, pool):
+def _by_chunks(x, out, pool, y=None):
     """``pool`` (a function of a batch) over chunks of samples whose input is at most ``CHUNK_BYTES`` (of channels
-    of one sample, when one is larger), into one output ``(N, C, *out)``: the intermediate results of a separable
-    pooling are a chunk's, not a batch's."""
+    of one sample, when one is larger), into one output ``(N, C, *out)`` (``y`` when given): the intermediate
+    results of a separable pooling are a chunk's, not a batch's."""
     N, C = x.shape[:2]
     c = max(1, min(C, scratch(CHUNK_BYTES) // max(x[0, 0].nbytes, 1)))
     n = _chunk(N, x[0].nbytes) if c == C else 1
-    if n == N:
+    if n == N and y is None:
         return pool(x)
-    y = np.empty((N, C, *out), x.dtype)
+    y = np.empty((N, C, *out), x.dtype) if y is None else y
     for n0 in range(0, N, n):
         for c0 in range(0, C, c):
             y[n0:n0 + n, c0:c0 + c] = pool(x[n0:n0 + n, c0:c0 + c])
@@ -644,30 +649,45 @@ def _by_chunks(x, out, pool):
 
 def max_pool(x, kernel, stride, pads, out, keep_index=False):
     """Max over each window (padding never wins). With ``keep_index``, also the offset of each
-    maximum (the first one on ties), for ``max_pool_grad``."""
+    maximum (the first one on ties), for ``max_pool_grad``; then the samples are worked side by side on the
+    threads of a training pass (``threads``)."""
+    def pool(x):
+        return _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)
+
     if not keep_index:
-        return _by_chunks(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)), None
-    y = _by_chunks(x, out, lambda x: _separable(x, kernel, stride, pads, out, np.maximum, -np.inf))
-    xp = pad(x, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
+        return _by_chunks(x, out, pool), None
+    y = np.empty((*x.shape[:2], *out), x.dtype)
     index = np.zeros(y.shape, np.int16 if math.prod(kernel) < 2**15 else np.int32)
-    hit = np.empty(y.shape, bool)
-    for t, sl in reversed(list(taps(kernel, stride, (1,) * len(kernel), out))):  # the first maximum is set last
-        np.equal(xp[(slice(None), slice(None), *sl)], y, out=hit)
-        index -= (index - t) * hit  # t where the offset holds the maximum (arithmetic beats a masked write)
+
+    def work(rows):
+        xr, yr, ir = x[rows], y[rows], index[rows]
+        _by_chunks(xr, out, pool, yr)
+        xp = pad(xr, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
+        hit = np.empty(yr.shape, bool)
+        for t, sl in reversed(list(taps(kernel, stride, (1,) * len(kernel), out))):  # the first maximum is set last
+            np.equal(xp[(slice(None), slice(None), *sl)], yr, out=hit)
+            ir -= (ir - t) * hit  # t where the offset holds the maximum (arithmetic beats a masked write)
+
+    side_by_side(len(x), work)
     return y, index
 
 
 def max_pool_grad(dy, index, sizes, kernel, stride, pads, out):
     full = pool_pads(sizes, kernel, stride, pads, out)
     dxp = np.zeros((*dy.shape[:2], *(n + b + a for n, (b, a) in zip(sizes, full))), dy.dtype)
-    part = np.empty_like(dy)
     finite = np.isfinite(dy).all()  # then a product with the mask is the masked value (several times faster)
-    for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
-        if finite:
-            np.multiply(dy, index == t, out=part)
-        else:
-            part = np.where(index == t, dy, 0)
-        dxp[(slice(None), slice(None), *sl)] += part
+
+    def work(rows):
+        d, i, dx = dy[rows], index[rows], dxp[rows]
+        part = np.empty_like(d)
+        for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
+            if finite:
+                np.multiply(d, i == t, out=part)
+            else:
+                part = np.where(i == t, d, 0)
+            dx[(slice(None), slice(None), *sl)] += part
+
+    side_by_side(len(dy), work)
     return crop(dxp, full)
 
 

@@ -910,8 +910,9 @@ def test_training_on_threads_computes_what_one_thread_does(tmp_path):
     assert executor.blas.threads() == before
     assert again == pytest.approx(value, rel=1e-13)
     np.testing.assert_allclose(cut.input, grads.input, rtol=1e-11, atol=1e-13 * np.abs(grads.input).max())
+    largest = max(np.abs(g).max() for g in grads.params.values())  # (a conv's bias before a batchnorm: 0, to rounding)
     for k, g in grads.params.items():
-        np.testing.assert_allclose(cut.params[k], g, rtol=1e-10, atol=1e-12 * max(np.abs(g).max(), 1e-300), err_msg=k)
+        np.testing.assert_allclose(cut.params[k], g, rtol=1e-10, atol=1e-13 * largest, err_msg=k)
 
 
 def test_a_threaded_forward_keeps_the_callers_error_state_and_gives_back_blas_when_a_part_fails(tmp_path):

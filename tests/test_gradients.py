@@ -331,7 +331,7 @@ def test_convolutions_cut_over_threads_compute_what_one_thread_does(sizes, kerne
 
     one = every()
     seen = set()
-    work = kernels._side_by_side
+    work = kernels.side_by_side
 
     def spy(n, fn):
         results = work(n, fn)
@@ -339,7 +339,7 @@ def test_convolutions_cut_over_threads_compute_what_one_thread_does(sizes, kerne
         return results
 
     with kernels.threads(3), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels, "_side_by_side", spy)
+        patch.setattr(kernels, "side_by_side", spy)
         cut = every()
     assert seen == {3}
     for a, c in zip(one, cut):

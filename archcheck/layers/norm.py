@@ -103,15 +103,25 @@ class BatchNorm(_Normalisation):
             y += shift.reshape(shape)
             return y, ((x, inv, False) if ctx.grad else None)
         n, m = x.size // x.shape[1], self.momentum
-        mean = kernels.map_sums(x).sum(axis=0) / n
-        centred = np.subtract(x, mean.reshape(shape))
-        var = kernels.channel_dot(centred, centred) / n
+        mean = kernels.summed(len(x), lambda rows: kernels.map_sums(x[rows]).sum(axis=0)) / n
+        centred = np.empty_like(x)
+
+        def centre(rows):  # (the samples worked side by side on the threads of a training pass)
+            c = np.subtract(x[rows], mean.reshape(shape), out=centred[rows])
+            return kernels.channel_dot(c, c)
+
+        var = kernels.summed(len(x), centre) / n
         params["running_mean"][...] = (1 - m) * params["running_mean"] + m * mean
         params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
         inv, scale, _ = self._affine(mean, var, params)
-        y = np.multiply(centred, scale.reshape(shape), out=None if ctx.grad else centred)
-        if self._centred:
-            y += params["bias"].reshape(shape)
+        y = np.empty_like(x) if ctx.grad else centred
+
+        def normalise(rows):
+            np.multiply(centred[rows], scale.reshape(shape), out=y[rows])
+            if self._centred:
+                y[rows] += params["bias"].reshape(shape)
+
+        kernels.side_by_side(len(x), normalise)
         return y, ((centred, inv, True) if ctx.grad else None)
 
     def _affine(self, mean, var, params):
@@ -137,9 +147,9 @@ class BatchNorm(_Normalisation):
 
         x, inv, train = cache
         shape = (1, -1, *(1,) * (x.ndim - 2))
-        sum_dy = kernels.map_sums(dy).sum(axis=0)
+        sum_dy = kernels.summed(len(dy), lambda rows: kernels.map_sums(dy[rows]).sum(axis=0))
         if train:
-            sum_dy_xhat = kernels.channel_dot(dy, x) * inv
+            sum_dy_xhat = kernels.summed(len(dy), lambda rows: kernels.channel_dot(dy[rows], x[rows])) * inv
         else:
             xhat = np.subtract(x, params["running_mean"].reshape(shape))
             xhat *= inv.reshape(shape)
@@ -154,10 +164,15 @@ class BatchNorm(_Normalisation):
             return [dy * scale.reshape(shape)], grads
         # the batch statistics depend on x too: dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat))
         n = x.size // x.shape[1]
-        dx = np.multiply(x, (-sum_dy_xhat * inv / n).reshape(shape))
-        dx += dy
-        dx -= (sum_dy / n).reshape(shape)
-        dx *= scale.reshape(shape)
+        dx = np.empty_like(x)
+
+        def grad(rows):
+            d = np.multiply(x[rows], (-sum_dy_xhat * inv / n).reshape(shape), out=dx[rows])
+            d += dy[rows]
+            d -= (sum_dy / n).reshape(shape)
+            d *= scale.reshape(shape)
+
+        kernels.side_by_side(len(dy), grad)
         return [dx], grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
