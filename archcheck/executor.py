@@ -210,7 +210,7 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
         tape.x_shape, tape.dtype = x.shape, x.dtype
     if len(parts) == 1:
         ctx = Context(train=train, grad=tape is not None, rng=np.random.default_rng(seed))
-        with kernel_threads(threads):
+        with kernel_threads(threads, len(x)):
             return _walk(analysis, x, per_layer, changed, plan, ctx, tape, keep, on_layer)
 
     errors = np.geterr()  # NumPy's error state is the calling thread's own
@@ -238,11 +238,12 @@ def batch_parts(n: int, threads: int = 1, *, train: bool = False, keep: bool = F
 
 
 @contextmanager
-def kernel_threads(threads: int):
-    """Where a pass is not cut into parts (training, gradients, ``keep``, one sample): the convolutions cut their
-    own batch over ``threads`` (``kernels.threads``), BLAS held to one thread meanwhile; nothing where BLAS's
-    threads cannot be held."""
-    if threads > 1 and blas.threads():
+def kernel_threads(threads: int, samples: int):
+    """Where a pass of ``samples`` is not cut into parts (training, gradients, ``keep``): the convolutions,
+    batchnorms and max-pools cut their own batch over ``threads`` (``kernels.threads``), BLAS held to one thread
+    meanwhile. Nothing for one sample (BLAS's own threads serve it better), nor where BLAS's threads cannot be
+    held."""
+    if threads > 1 and samples > 1 and blas.threads():
         with blas.single_threaded(), kernels.threads(threads):
             yield
     else:
@@ -287,7 +288,7 @@ def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.n
     ``input_grad`` the gradient with respect to the batch is not computed (``Gradients.input`` is None), as
     training needs none: the layers that read only the batch give their weights' gradients alone. ``threads`` as
     for ``forward`` (``kernel_threads``)."""
-    with kernel_threads(threads):
+    with kernel_threads(threads, tape.x_shape[0] if tape.x_shape else 1):
         return _backward(analysis, params, tape, seeds, input_grad)
 
 

@@ -869,6 +869,11 @@ def test_batch_parts_cut_only_an_inference_that_keeps_and_records_nothing():
     for kwargs in ({}, {"train": True}, {"keep": True}, {"grad": True}):
         threads = 1 if kwargs == {} else 4
         assert sizes(executor.batch_parts(8, threads, **kwargs)) == [8], kwargs
+    before = executor.blas.threads()
+    with executor.kernel_threads(4, 8):  # training: the kernels cut their batch, BLAS on one thread each
+        assert executor.blas.threads() == 1 and executor.kernels.runs(8, 4) == executor.batch_parts(8, 4)
+    with executor.kernel_threads(4, 1):  # one sample: BLAS's own threads
+        assert executor.blas.threads() == before
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
