@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -213,19 +212,14 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
         with kernel_threads(threads, len(x)):
             return _walk(analysis, x, per_layer, changed, plan, ctx, tape, keep, on_layer)
 
-    errors = np.geterr()  # NumPy's error state is the calling thread's own
-
-    def run(rows: slice) -> dict[str, np.ndarray]:
+    def run(rows: slice) -> dict[str, np.ndarray]:  # (under the caller's error state, with its share of scratch)
         part = x[rows]
         report = None if on_layer is None else lambda node, y, seconds: on_layer(node, y, seconds, rows)
-        with np.errstate(**errors), kernels.scratch_share(len(parts)):  # the scratch of one thread, all together
-            return _walk(analysis, part, per_layer, changed, plan_for(analysis, fold=fold, batch=len(part),
-                                                                      dtype=x.dtype), Context(), None, False, report)
+        return _walk(analysis, part, per_layer, changed, plan_for(analysis, fold=fold, batch=len(part), dtype=x.dtype),
+                     Context(), None, False, report)
 
-    with blas.single_threaded(), ThreadPoolExecutor(len(parts) - 1) as pool:
-        others = [pool.submit(run, rows) for rows in parts[1:]]
-        first = run(parts[0])
-        outputs = [first] + [f.result() for f in others]
+    with blas.single_threaded(), kernels.threads(len(parts)):
+        outputs = kernels.side_by_side(len(x), run)
     return {name: np.concatenate([out[name] for out in outputs]) for name in analysis.graph.outputs}
 
 

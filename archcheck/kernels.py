@@ -111,7 +111,8 @@ def threads(k: int):
 
 def side_by_side(n: int, work) -> list:
     """``work(rows)`` for runs of ``n`` samples, side by side on this thread's ``threads`` (one call without them),
-    each under the caller's NumPy error state and with its share of the scratch; the results in sample order."""
+    each under the caller's NumPy error state and with its share of the scratch; the results in sample order.
+    (The executor's threaded inference runs a whole walk of the graph so, one per part.)"""
     k, pool = getattr(_local, "pool", None) or (1, None)
     parts = runs(n, k)
     if len(parts) == 1:
@@ -119,8 +120,12 @@ def side_by_side(n: int, work) -> list:
     errors = np.geterr()
 
     def run(rows):
-        with np.errstate(**errors), scratch_share(len(parts)):
-            return work(rows)
+        _local.pool = None  # a part's own kernels do not cut again (on this thread too)
+        try:
+            with np.errstate(**errors), scratch_share(len(parts)):
+                return work(rows)
+        finally:
+            _local.pool = k, pool
 
     others = [pool.submit(run, rows) for rows in parts[1:]]
     try:
