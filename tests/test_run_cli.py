@@ -16,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from archcheck import blas
 from archcheck.cli import main
 from archcheck.executor import forward, init_params
 from archcheck.pipeline import analyze
@@ -73,7 +74,7 @@ def test_run_json_has_every_layer_and_agrees_with_the_executor():
     for layer in doc["layers"]:
         assert layer["shape"] == [2, *analysis.layers[layer["name"]].shape]
     x = np.random.default_rng(4).standard_normal((2, 1, 32, 32)).astype(np.float32)
-    probs = forward(analysis, init_params(analysis, seed=4), x)["softmax_1"]
+    probs = forward(analysis, init_params(analysis, seed=4), x, threads=blas.threads() or 1)["softmax_1"]  # as run
     top = doc["outputs"]["softmax_1"]["top_k"]
     assert [t[0]["class"] for t in top] == list(probs.argmax(axis=1))
     assert top[0][0]["p"] == pytest.approx(float(probs[0].max()), rel=1e-6)
