@@ -48,17 +48,19 @@ def _openblas():
 
 
 def _candidates(np) -> list[str]:
-    """Paths of OpenBLAS libraries this process has loaded (Linux), then those NumPy's wheel bundles."""
+    """Paths of the OpenBLAS NumPy's wheel bundles, then of those this process has loaded (Linux: a NumPy linked
+    to the system's OpenBLAS). The wheel's come first: another library (a deep-learning framework) may have
+    loaded an OpenBLAS of its own, whose threads are not NumPy's."""
+    home = Path(np.__file__).parent
     found = []
+    for folder in (home.parent / "numpy.libs", home / ".dylibs", home / ".libs"):
+        found += sorted(glob.glob(str(folder / "*openblas*")))
     if os.path.exists("/proc/self/maps"):
         with open("/proc/self/maps") as maps:
             for line in maps:
                 path = line.split(maxsplit=5)[-1].strip()
                 if "openblas" in Path(path).name.lower() and path not in found:
                     found.append(path)
-    home = Path(np.__file__).parent
-    for folder in (home.parent / "numpy.libs", home / ".dylibs", home.parent / "numpy" / ".libs"):
-        found += [p for p in sorted(glob.glob(str(folder / "*openblas*"))) if p not in found]
     return found
 
 
