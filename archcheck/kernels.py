@@ -94,8 +94,9 @@ def scratch(nbytes: int) -> int:
 
 @contextmanager
 def threads(k: int):
-    """Inside the block, this thread's convolutions (forward, and both gradients) cut their batch into ``k`` runs
-    of samples worked side by side (``side_by_side``), on ``k - 1`` threads of their own and this one. NumPy
+    """Inside the block, this thread's kernels that work a batch sample by sample (convolutions and both their
+    gradients, batchnorm in training, max-pool with its index and gradient) cut it into ``k`` runs of samples
+    worked side by side (``side_by_side``), on ``k - 1`` threads of their own and this one. NumPy
     lets go of Python's lock in its loops and BLAS calls; BLAS itself should be held to one thread meanwhile
     (``blas.single_threaded``). The workers' own kernels do not cut again."""
     if k <= 1:
