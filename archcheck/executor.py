@@ -218,7 +218,7 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
         return _walk(analysis, part, per_layer, changed, plan_for(analysis, fold=fold, batch=len(part), dtype=x.dtype),
                      Context(), None, False, report)
 
-    with blas.single_threaded(), kernels.threads(len(parts)):
+    with kernel_threads(len(parts), len(x)):
         outputs = kernels.side_by_side(len(x), run)
     return {name: np.concatenate([out[name] for out in outputs]) for name in analysis.graph.outputs}
 
@@ -233,10 +233,10 @@ def batch_parts(n: int, threads: int = 1, *, train: bool = False, keep: bool = F
 
 @contextmanager
 def kernel_threads(threads: int, samples: int):
-    """Where a pass of ``samples`` is not cut into parts (training, gradients, ``keep``): the convolutions,
-    batchnorms and max-pools cut their own batch over ``threads`` (``kernels.threads``), BLAS held to one thread
-    meanwhile. Nothing for one sample (BLAS's own threads serve it better), nor where BLAS's threads cannot be
-    held."""
+    """BLAS held to one thread, and ``threads`` for ``kernels.side_by_side``: the parts of a threaded inference, or,
+    where a pass of ``samples`` is not cut into parts (training, gradients, ``keep``), the convolutions, batchnorms
+    and max-pools cutting their own batch. Nothing for one sample (BLAS's own threads serve it better), nor where
+    BLAS's threads cannot be held."""
     if threads > 1 and samples > 1 and blas.threads():
         with blas.single_threaded(), kernels.threads(threads):
             yield

@@ -539,10 +539,6 @@ def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):
     return crop(dxp, pads)
 
 
-def bias_grad(dy):
-    return map_sums(dy).sum(axis=0)
-
-
 def add_bias(y, b):
     y += b.reshape(-1, *(1,) * (y.ndim - 2))
     return y
@@ -562,11 +558,20 @@ def map_sums(x):
     return np.matmul(flat, np.ones(flat.shape[1], x.dtype)).reshape(x.shape[:2])
 
 
+def channel_sums(x):
+    """Per channel, the sum of ``(N, C, *S)`` over the batch and every position (a bias's gradient, a batchnorm's
+    mean), the samples worked ``side_by_side``."""
+    return summed(len(x), lambda rows: map_sums(x[rows]).sum(axis=0))
+
+
 def channel_dot(a, b):
     """Per channel, the sum of ``a * b`` over the batch and every position (``(N, C, *S)`` each): one pass, no
-    temporary array."""
-    n, c = a.shape[:2]
-    return np.einsum("ncp,ncp->c", a.reshape(n, c, -1), b.reshape(n, c, -1))
+    temporary array, the samples worked ``side_by_side``."""
+    def dot(rows):
+        n, c = a[rows].shape[:2]
+        return np.einsum("ncp,ncp->c", a[rows].reshape(n, c, -1), b[rows].reshape(n, c, -1))
+
+    return summed(len(a), dot)
 
 
 # -- locally connected ---------------------------------------------------------------------

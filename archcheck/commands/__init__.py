@@ -110,7 +110,8 @@ def execution_options(batch_default: int):
         max_memory_option,
         click.option("--threads", type=click.IntRange(1, 1024), default=None,
                      help="Threads to run on, NumPy's BLAS held to one thread meanwhile: at inference the batch is cut "
-                          "into one part per thread, in training the convolutions cut theirs [default: as many as "
+                          "into one part per thread, in training the convolutions, batchnorms and max-pools cut "
+                          "theirs [default: as many as "
                           "NumPy's BLAS runs on: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, else the cores]. One where "
                           "NumPy's BLAS is not OpenBLAS."),
     ]

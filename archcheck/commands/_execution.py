@@ -89,3 +89,10 @@ def targets_for(analysis, labels, batch, kind, seed):
     if labels is None:
         return random_targets(analysis, batch, kind, np.random.default_rng(seed + 1))
     return datamod.load_targets(labels, analysis, batch, kind)
+
+
+def thread_count(threads: int | None) -> int:
+    """``--threads``, by default as many as NumPy's BLAS runs on (one where that cannot be read)."""
+    from archcheck import blas
+
+    return threads or blas.threads() or 1

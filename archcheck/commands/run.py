@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from archcheck.commands import config_options, execution_options, reported_errors, setup, spec_argument
-from archcheck.commands._execution import prepare, refuse_overwrite, targets_for
+from archcheck.commands._execution import prepare, refuse_overwrite, targets_for, thread_count
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK, ArchcheckError
 from archcheck.findings import SEVERITIES
 from archcheck.render.progress import progress_bar
@@ -84,7 +84,7 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, threads, grad, labe
     with reported_errors():
         import numpy as np
 
-        from archcheck import blas, executor
+        from archcheck import executor
         from archcheck.lint import Result, check_run, fails
         from archcheck.spec import INPUT
 
@@ -96,7 +96,7 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, threads, grad, labe
         analysis, x, names, params, source = prepare(spec, data, batch, weights, seed, dtype, max_memory,
                                                      training=grad or save_activations)
         targets = targets_for(analysis, labels, len(x), loss_kind, seed) if grad else None
-        threads = threads or blas.threads() or 1
+        threads = thread_count(threads)
         parts = executor.batch_parts(len(x), threads, train=grad, keep=save_activations, grad=grad)
         counted: dict[tuple[str, int], tuple] = {}  # per layer and part: its output's moments and seconds
         bar = progress_bar(len(parts) * (len(analysis.graph.order) - 1), analysis.totals.macs * len(x))

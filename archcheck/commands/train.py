@@ -7,7 +7,7 @@ import sys
 import click
 
 from archcheck.commands import execution_options, reported_errors, spec_argument
-from archcheck.commands._execution import prepare, targets_for
+from archcheck.commands._execution import prepare, targets_for, thread_count
 from archcheck.errors import EXIT_FINDINGS, EXIT_OK
 from archcheck.propagate import OPTIMIZER_STATES
 from archcheck.render import escape
@@ -48,10 +48,8 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
                 bar.update(bar.task_ids[0], advance=1, description=f"loss {loss:.4g}")
 
         try:
-            from archcheck import blas
-
             losses = overfit(analysis, params, x, targets, loss_kind, Optimizer(optimizer, lr), steps, seed, on_step,
-                             threads=threads or blas.threads() or 1)
+                             threads=thread_count(threads))
         finally:
             if bar is not None:
                 bar.stop()

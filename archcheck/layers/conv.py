@@ -171,7 +171,7 @@ class Conv(_Windowed):
         grads = {"weight": kernels.conv_grad_weight(x, dy, g.kernel, g.stride, g.dilation, g.pads,
                                                     self.n_groups(g.channels))}
         if self.bias:
-            grads["bias"] = kernels.bias_grad(dy)
+            grads["bias"] = kernels.channel_sums(dy)
         return grads
 
     def to_onnx(self, b, inputs, output, in_shapes, out_shape):
@@ -267,7 +267,7 @@ class ConvTranspose(_Windowed):
         x, g = cache
         grads = {"weight": kernels.conv_grad_weight(dy, x, g.kernel, g.stride, g.dilation, g.pads, self.groups)}
         if self.bias:
-            grads["bias"] = kernels.bias_grad(dy)
+            grads["bias"] = kernels.channel_sums(dy)
         # output_padding adds end positions that no input reached; the convolution would read them as if
         # an input had and run past the input there, so it is asked for the input's sizes only
         return [kernels.conv(dy, params["weight"], g.stride, g.dilation, g.pads, g.in_sizes, self.groups)], grads

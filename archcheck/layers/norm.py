@@ -103,10 +103,10 @@ class BatchNorm(_Normalisation):
             y += shift.reshape(shape)
             return y, ((x, inv, False) if ctx.grad else None)
         n, m = x.size // x.shape[1], self.momentum
-        mean = kernels.summed(len(x), lambda rows: kernels.map_sums(x[rows]).sum(axis=0)) / n
+        mean = kernels.channel_sums(x) / n
         centred = np.empty_like(x)
 
-        def centre(rows):  # (the samples worked side by side on the threads of a training pass)
+        def centre(rows):  # (the samples worked side by side on the threads of a training pass; one pass over each)
             c = np.subtract(x[rows], mean.reshape(shape), out=centred[rows])
             return kernels.channel_dot(c, c)
 
@@ -147,9 +147,9 @@ class BatchNorm(_Normalisation):
 
         x, inv, train = cache
         shape = (1, -1, *(1,) * (x.ndim - 2))
-        sum_dy = kernels.summed(len(dy), lambda rows: kernels.map_sums(dy[rows]).sum(axis=0))
+        sum_dy = kernels.channel_sums(dy)
         if train:
-            sum_dy_xhat = kernels.summed(len(dy), lambda rows: kernels.channel_dot(dy[rows], x[rows])) * inv
+            sum_dy_xhat = kernels.channel_dot(dy, x) * inv
         else:
             xhat = np.subtract(x, params["running_mean"].reshape(shape))
             xhat *= inv.reshape(shape)
