@@ -684,21 +684,32 @@ def max_pool(x, kernel, stride, pads, out, keep_index=False):
 
 
 def max_pool_grad(dy, index, sizes, kernel, stride, pads, out):
+    """Each output's gradient added to the input its window's maximum came from (``index``: the kernel offset of
+    each maximum), in the order of the outputs, as PyTorch adds them where windows overlap: one ``np.add.at``
+    per chunk of samples, at positions worked out from the offsets, the samples worked side by side on the
+    threads of a training pass (``threads``)."""
+    N, C = dy.shape[:2]
     full = pool_pads(sizes, kernel, stride, pads, out)
-    dxp = np.zeros((*dy.shape[:2], *(n + b + a for n, (b, a) in zip(sizes, full))), dy.dtype)
-    finite = np.isfinite(dy).all()  # then a product with the mask is the masked value (several times faster)
+    padded = [n + b + a for n, (b, a) in zip(sizes, full)]
+    steps = [math.prod(padded[i + 1:]) for i in range(len(padded))]  # of each spatial axis in a padded map
+    at_offset = np.array([sum(k * st for k, st in zip(offset, steps))
+                          for offset in itertools.product(*(range(k) for k in kernel))], np.intp)
+    corner = sum((np.arange(o, dtype=np.intp) * s * st).reshape(o, *(1,) * (len(out) - 1 - axis))
+                 for axis, (o, s, st) in enumerate(zip(out, stride, steps)))  # of each output's window
+    plane = math.prod(padded)
+    dxp = np.zeros((N, C, *padded), dy.dtype)
+    flat = dxp.reshape(-1)
 
     def work(rows):
-        d, i, dx = dy[rows], index[rows], dxp[rows]
-        part = np.empty_like(d)
-        for t, sl in taps(kernel, stride, (1,) * len(kernel), out):
-            if finite:
-                np.multiply(d, i == t, out=part)
-            else:
-                part = np.where(i == t, d, 0)
-            dx[(slice(None), slice(None), *sl)] += part
+        n = _chunk(rows.stop - rows.start, C * math.prod(out) * np.dtype(np.intp).itemsize)
+        for n0 in range(rows.start, rows.stop, n):
+            n1 = min(rows.stop, n0 + n)
+            where = at_offset.take(index[n0:n1])
+            where += corner
+            where += (np.arange(n0 * C, n1 * C, dtype=np.intp) * plane).reshape(n1 - n0, C, *(1,) * len(out))
+            np.add.at(flat, where.reshape(-1), dy[n0:n1].reshape(-1))
 
-    side_by_side(len(dy), work)
+    side_by_side(N, work)
     return crop(dxp, full)
 
 

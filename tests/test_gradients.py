@@ -285,6 +285,34 @@ def test_adaptive_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, 
     np.testing.assert_array_equal(dx, expected)
 
 
+@pytest.mark.parametrize("shape,args", [((2, 7, 7), {"kernel": 3, "stride": 2, "padding": 1}),
+                                        ((1, 8, 9), {"kernel": 3, "stride": 2, "ceil_mode": True}),
+                                        ((2, 9), {"kernel": 4, "stride": 1, "padding": 2}),
+                                        ((1, 4, 5, 5), {"kernel": [2, 3, 2], "stride": [1, 2, 1]})])
+def test_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, shape, args):
+    """As PyTorch: of equal maxima in a window, the first in row-major order takes the gradient, and windows that
+    overlap on it add theirs up (here most windows hold ties: values 0 and 1 only). A gradient that is infinite or
+    NaN reaches its own maximum and no other input."""
+    analysis = build(tmp_path, list(shape), [{"maxpool": args}])
+    g = analysis.layers["maxpool_1"].geometry
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, (2, *shape)).astype(float)
+    tape = Tape()
+    forward(analysis, {}, x, tape=tape)
+    dy = rng.standard_normal((2, *analysis.layers["maxpool_1"].shape))
+    dy[(0, 0, *(0,) * len(g.kernel))], dy[(1, 0, *(-1,) * len(g.kernel))] = np.inf, np.nan
+    dx = backward(analysis, {}, tape, {"maxpool_1": dy}).input
+    expected = np.zeros_like(x)
+    for n, c, *o in np.ndindex(*dy.shape):
+        starts = [i * s - pb for i, s, (pb, _) in zip(o, g.stride, g.pads)]
+        window = tuple(slice(max(a, 0), a + k) for a, k in zip(starts, g.kernel))  # (padding never wins)
+        cell = x[(n, c, *window)]
+        first = np.unravel_index(cell.argmax(), cell.shape)  # numpy's argmax: the first in row-major order
+        expected[(n, c, *(w.start + f for w, f in zip(window, first)))] += dy[(n, c, *o)]
+    np.testing.assert_array_equal(dx, expected)
+    assert np.isinf(dx).sum() == 1 and np.isnan(dx).sum() == 1
+
+
 def test_a_wrong_shaped_input_gradient_fails_loudly(tmp_path, monkeypatch):
     """The executor checks each input gradient against its input's shape: the issue-7 convtranspose bug
     (one position too many, silently) now stops the backward pass with the layer named."""
