@@ -252,58 +252,58 @@ _WINOGRAD_BB, _WINOGRAD_AA = np.kron(_WINOGRAD_BT, _WINOGRAD_BT), np.kron(_WINOG
 
 
 def winograd_weights(w):
-    """The filters ``(F, C, 3, 3)`` in Winograd's domain, ``(36, F, C)``: ``G g G^T`` for every pair, as one
+    """The filters ``(F, C, 3, 3)`` in Winograd's domain, ``(36, C, F)``: ``G g G^T`` for every pair, as one
     matrix product. Made once per set of weights (``executor.fold_weights``), in the weights' precision."""
     F, C = w.shape[:2]
     g = np.kron(_WINOGRAD_G, _WINOGRAD_G).astype(w.dtype)  # (36, 9): the transform of a flattened 3x3 filter
-    return np.ascontiguousarray(np.matmul(g, w.reshape(F * C, 9).T).reshape(WINOGRAD_TILE ** 2, F, C))
+    return np.ascontiguousarray(np.matmul(g, w.reshape(F, C, 9).transpose(2, 1, 0).reshape(9, C * F))
+                                .reshape(WINOGRAD_TILE ** 2, C, F))
 
 
 def winograd(x, u, pads, out, bias=None, chunk=2**10):
     """``conv`` of a 3x3 filter at stride 1 (``u``: its ``winograd_weights``) by Winograd's F(4x4, 3x3).
 
-    The padded input is cut into 6x6 tiles overlapping by 2 (the last ones padded with zeros). For a chunk of
-    tiles: their copy ``(36, C, tiles)``, transformed by one product with ``B^T (x) B^T``; 36 products
-    ``(F, C) @ (C, tiles)``, one per tile position; the outputs' transform by ``A^T (x) A^T`` and a scatter into
-    the output, the bias added on the way. 16/36 of the multiplications of im2col's product. A chunk holds at
-    most ``chunk`` tiles, or one row of tiles of one sample, in two buffers of 36 values per tile and channel
-    (tiles and their products, then transforms and outputs). The output is a view of a buffer of whole 4x4
-    tiles when its size is not a multiple of 4.
+    A chunk's samples are padded with their channels last, so that a copy of a tile's value reads and writes a run
+    of channels, not of tiles (a row of a map holds few), and cut into 6x6 tiles overlapping by 2 (the last ones
+    padded with zeros). For a chunk of tiles: their copy ``(36, tiles, C)``, transformed by one product with
+    ``B^T (x) B^T``; 36 products ``(tiles, C) @ (C, F)``, one per tile position; the outputs' transform by
+    ``A^T (x) A^T`` and a scatter into the chunk's samples' output, channels last, the bias added on the way;
+    once a chunk's samples are whole, their output turned channels first. 16/36 of the multiplications of
+    im2col's product. A chunk holds at most ``chunk`` tiles, or one row of tiles of one sample, in two buffers of
+    36 values per tile and channel (tiles and their products, then transforms and outputs). The output is a
+    view of a buffer of whole 4x4 tiles when its size is not a multiple of 4.
     """
     m, a = WINOGRAD_M, WINOGRAD_TILE
     N, C, *sizes = x.shape
-    F = u.shape[1]
-    tiles = [-(-o // m) for o in out]
-    th, tw = tiles
-    xp = np.zeros((N, C, m * th + 2, m * tw + 2), x.dtype)
-    inside = tuple(slice(0, min(n, m * t + 2 - pb)) for n, t, (pb, _) in zip(sizes, tiles, pads))
-    xp[(slice(None), slice(None), *(slice(pb, pb + s.stop) for s, (pb, _) in zip(inside, pads)))] = \
-        x[(slice(None), slice(None), *inside)]
-    sn, sc, sh, sw = xp.strides  # every tile, (6, 6, C, N, rows, columns)
-    view = np.lib.stride_tricks.as_strided(xp, (a, a, C, N, th, tw), (sh, sw, sc, sn, m * sh, m * sw), writeable=False)
-    y = np.empty((N, F, th, m, tw, m), x.dtype)
+    F = u.shape[2]
+    th, tw = tiles = [-(-o // m) for o in out]
+    y = np.empty((N, F, m * th, m * tw), x.dtype)
     rows = max(1, min(th, chunk // tw))
     n = max(1, min(N, chunk // (th * tw))) if rows == th else 1
+    xp = np.zeros((n, m * th + 2, m * tw + 2, C), x.dtype)  # a chunk's samples, padded (the zeros stay)
+    inside = tuple(slice(0, min(size, m * t + 2 - pb)) for size, t, (pb, _) in zip(sizes, tiles, pads))
+    into = tuple(slice(pb, pb + s.stop) for s, (pb, _) in zip(inside, pads))
+    sn, sh, sw, sc = xp.strides  # every tile, (6, 6, n, rows, columns, C)
+    view = np.lib.stride_tricks.as_strided(xp, (a, a, n, th, tw, C), (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
     first, second = (np.empty(a * a * max(C, F) * n * rows * tw, x.dtype) for _ in range(2))
+    last = np.empty((n, th, m, tw, m, F), x.dtype)  # their output, channels last
     bt, at = _WINOGRAD_BB.astype(x.dtype), _WINOGRAD_AA.astype(x.dtype)
-    shift = None if bias is None else bias.reshape(1, F, 1, 1, 1, 1)
     for n0 in range(0, N, n):
         k = min(n, N - n0)
+        xp[(slice(0, k), *into)] = x[(slice(n0, n0 + k), slice(None), *inside)].transpose(0, 2, 3, 1)
         for r0 in range(0, th, rows):
             r = min(rows, th - r0)
             t = k * r * tw
-            d = first[:a * a * C * t].reshape(a, a, C, k, r, tw)
-            np.copyto(d, view[:, :, :, n0:n0 + k, r0:r0 + r])
-            v = second[:a * a * C * t].reshape(a * a, C, t)
-            np.matmul(bt, d.reshape(a * a, C * t), out=v.reshape(a * a, C * t))
-            p = first[:a * a * F * t].reshape(a * a, F, t)
-            np.matmul(u, v, out=p)
-            o = second[:m * m * F * t].reshape(m * m, F * t)
-            np.matmul(at, p.reshape(a * a, F * t), out=o)
-            dst = y[n0:n0 + k, :, r0:r0 + r].transpose(0, 1, 3, 5, 2, 4)  # (k, F, 4, 4, r, tw)
-            src = o.reshape(m, m, F, k, r, tw).transpose(3, 2, 0, 1, 4, 5)
-            _put(dst, src, shift)
-    y = y.reshape(N, F, m * th, m * tw)
+            d = first[:a * a * t * C].reshape(a, a, k, r, tw, C)
+            np.copyto(d, view[:, :, :k, r0:r0 + r])
+            v = second[:a * a * t * C].reshape(a * a, t, C)
+            np.matmul(bt, d.reshape(a * a, t * C), out=v.reshape(a * a, t * C))
+            p = first[:a * a * t * F].reshape(a * a, t, F)
+            np.matmul(v, u, out=p)
+            o = second[:m * m * t * F].reshape(m, m, k, r, tw, F)
+            np.matmul(at, p.reshape(a * a, t * F), out=o.reshape(m * m, t * F))
+            _put(last[:k, r0:r0 + r].transpose(2, 4, 0, 1, 3, 5), o, bias)  # (4, 4, k, r, tw, F)
+        np.copyto(y[n0:n0 + k], last[:k].reshape(k, m * th, m * tw, F).transpose(0, 3, 1, 2))
     return y if (m * th, m * tw) == tuple(out) else y[:, :, :out[0], :out[1]]
 
 

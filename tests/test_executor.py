@@ -526,13 +526,14 @@ def direct_and_winograd(rng, n, c, f, sizes, pads, dtype, bias=True, chunk=2**10
             kernels.winograd(x, kernels.winograd_weights(w), pads, out, b, chunk))
 
 
-@pytest.mark.parametrize("budget", [1, 3, 10**6])  # tiles a chunk: one row of tiles; a few rows; the whole batch
+@pytest.mark.parametrize("budget", [1, 2, 3, 10**6])  # tiles a chunk: a row of tiles; a few rows or samples; all
 @pytest.mark.parametrize("n, c, f, sizes, pads", [
     (2, 3, 5, (7, 9), ((1, 1), (1, 1))),  # output 7x9: the last tiles partly outside
     (3, 4, 2, (8, 8), ((0, 0), (0, 0))),  # 'valid': 6x6
     (1, 2, 3, (13, 5), ((2, 0), (0, 1))),  # asymmetric padding
     (2, 8, 8, (4, 4), ((1, 1), (1, 1))),  # exactly one tile
     (1, 3, 4, (3, 3), ((0, 0), (0, 0))),  # a 1x1 output
+    (3, 2, 3, (4, 4), ((0, 0), (0, 0))),  # one tile a sample: chunks of 2 samples leave a last one of 1
 ])
 def test_winograd_computes_the_correlation(budget, n, c, f, sizes, pads):
     """Winograd's F(4x4, 3x3) gives the direct correlation to float64 rounding, in any chunking, with or without
