@@ -27,6 +27,9 @@ CHUNK_BYTES = 2 * 2**20
 # rows at least this long are worked by offsets, shorter ones as banded products (``_depthwise``)
 CACHE_BYTES = 2**18
 DEPTHWISE_ROW = 48
+# Output positions of a sample from which the product of a 1x1 convolution is wide enough for BLAS on its own: its
+# columns are then the sample itself, never copied side by side with other samples'
+WIDE_ENOUGH = 128
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -148,8 +151,9 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
 
     A chunk holds as many samples as keep its columns, and the ``products`` rows a product makes of them,
     within ``CHUNK_BYTES``; when one sample is more than that (and ``split``), a sample is cut into runs
-    of whole output rows (along the first spatial axis). The columns of one sample with a 1x1, stride-1
-    window are the input itself (no copy). Otherwise one buffer is reused for every chunk.
+    of whole output rows (along the first spatial axis). With a 1x1, stride-1 window, the columns of one sample
+    are the input itself (no copy), for a sample of at least ``WIDE_ENOUGH`` positions or more than half the
+    budget. Otherwise one buffer is reused for every chunk.
     """
     N, C = xp.shape[:2]
     rows, P = C * math.prod(kernel), math.prod(out)
@@ -157,7 +161,7 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
     view = windows(xp, kernel, stride, dilation, out)
     per_sample = max(rows, products) * P * xp.itemsize
     budget = scratch(CHUNK_BYTES)
-    if math.prod(kernel) == 1 and all(s == 1 for s in stride) and per_sample > budget // 2:
+    if math.prod(kernel) == 1 and all(s == 1 for s in stride) and (P >= WIDE_ENOUGH or per_sample > budget // 2):
         for n0 in range(N):  # no copy, however large; two samples would fit no better
             yield n0, 1, slice(0, P), xp[n0].reshape(rows, P)
         return
