@@ -576,6 +576,17 @@ def test_the_inference_plan_runs_winograd_where_it_pays(tmp_path, conv, batch, d
     assert plan.kernels == ({"conv_1": "Winograd F(4x4, 3x3)"} if chosen else {})
 
 
+@pytest.mark.parametrize("batch, chosen", [(4, True), (2, False)])
+def test_winograd_needs_fewer_tiles_in_a_batch_of_several_samples(tmp_path, batch, chosen):
+    """Four samples of 8x8 maps make 16 tiles of 4x4, enough for Winograd where a batch's parts run BLAS on one
+    thread each; one sample needs 32 (the test above: 16 tiles of one 16x16 map run as written)."""
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"input": [32, 8, 8], "layers": [{"conv": {"filters": 32, "kernel": 3,
+                                                                               "padding": 1}}]}))
+    plan = analyze(path, batch=batch, dtype="float32").inference
+    assert plan.kernels == ({"conv_1": "Winograd F(4x4, 3x3)"} if chosen else {})
+
+
 def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path):
     """The inference plan's Winograd convolutions (with a batchnorm folded in, a bias, a 'same' border) give the
     layers' values as written to float32 rounding, whether the weights are prepared once or per pass."""

@@ -109,9 +109,12 @@ class Conv(_Windowed):
         return math.prod(out) * (g.channels // self.n_groups(g.channels)) * math.prod(g.kernel)
 
     # Winograd's F(4x4, 3x3) at inference (``kernels.winograd``): from this many input and output channels, and
-    # 4x4 output tiles in a batch, it beat im2col + GEMM on every shape measured (1 and 2 BLAS threads, float32)
+    # 4x4 output tiles in a batch of several samples (whose parts run BLAS on one thread each) or in a single
+    # sample (whose products BLAS may thread itself, which favours the direct product), it beat im2col + GEMM on
+    # every shape measured (float32)
     WINOGRAD_CHANNELS: ClassVar[int] = 32
-    WINOGRAD_TILES: ClassVar[int] = 32
+    WINOGRAD_TILES: ClassVar[int] = 16
+    WINOGRAD_TILES_ONE_SAMPLE: ClassVar[int] = 32
     WINOGRAD_SCRATCH: ClassVar[int] = 8 * 2**20  # bytes of a chunk of tiles, of which one row of tiles must fit
 
     def winograd_chunk(self, channels: int, itemsize: int = 4) -> int:
@@ -121,7 +124,8 @@ class Conv(_Windowed):
 
     def inference_kernel(self, inputs, batch, dtype):
         """Winograd's F(4x4, 3x3) for a 2-D 3x3 convolution at stride 1, ungrouped and undilated, with at least
-        32 input and output channels and 32 output tiles in the batch, and one row of tiles within its scratch
+        32 input and output channels and 16 output tiles in a batch of several samples (32 in one sample), and one
+        row of tiles within its scratch
         (``winograd_chunk``), in float32. It rounds differently from
         the direct product (about 1e-5 of the largest output rather than 1e-7), so float64, the precision
         for checking values against another runtime, runs every convolution as written."""
@@ -129,7 +133,7 @@ class Conv(_Windowed):
         tiles = batch * math.prod(-(-n // 4) for n in g.out_sizes)
         if (dtype == "float32" and g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
                 and self.n_groups(g.channels) == 1 and min(g.channels, self.filters) >= self.WINOGRAD_CHANNELS
-                and tiles >= self.WINOGRAD_TILES
+                and tiles >= (self.WINOGRAD_TILES if batch > 1 else self.WINOGRAD_TILES_ONE_SAMPLE)
                 and self.winograd_chunk(g.channels) >= -(-g.out_sizes[-1] // 4)):
             return "Winograd F(4x4, 3x3)"
         return None
