@@ -125,10 +125,9 @@ class Conv(_Windowed):
     def inference_kernel(self, inputs, batch, dtype):
         """Winograd's F(4x4, 3x3) for a 2-D 3x3 convolution at stride 1, ungrouped and undilated, with at least
         32 input and output channels and 16 output tiles in a batch of several samples (32 in one sample), and one
-        row of tiles within its scratch
-        (``winograd_chunk``), in float32. It rounds differently from
-        the direct product (about 1e-5 of the largest output rather than 1e-7), so float64, the precision
-        for checking values against another runtime, runs every convolution as written."""
+        row of tiles within its scratch (``winograd_chunk``), in float32. It rounds differently from the direct
+        product (about 1e-5 of the largest output rather than 1e-7), so float64, the precision for checking values
+        against another runtime, runs every convolution as written."""
         g = self.geometry(inputs[0])
         tiles = batch * math.prod(-(-n // 4) for n in g.out_sizes)
         if (dtype == "float32" and g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
