@@ -436,13 +436,16 @@ def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias, y):
         xb, cols.shape, (sg, sn, *(st * s for st, s in zip(ss, stride[:-1])),
                          *(st * d for st, d in zip(ss, dilation[:-1])), ss[-1]), writeable=False)
     inner = tuple(slice(pb, pb + m) for m, (pb, _) in zip(sizes, pads))
-    j = np.arange(out[-1])
+    # offset k's weight sits at (j * stride + k * dilation, j) of a band (width, out): every (stride * out + 1)-th
+    # value of the flat band from k * dilation * out, a plain strided view
+    diagonals = band.reshape(gc, Fg, taps, width * out[-1])
     wk = wg.reshape(G, Fg, taps, K[-1])
     shift = None if bias is None else bias.reshape(G * Fg, *(1,) * r)
     for g0 in range(0, G, gc):
         b = min(gc, G - g0)
         for k in range(K[-1]):  # the same places in every chunk: the zeros stay
-            band[:b, :, :, j * stride[-1] + k * dilation[-1], j] = wk[g0:g0 + b, :, :, k, None]
+            first = k * dilation[-1] * out[-1]
+            diagonals[:b, :, :, first::stride[-1] * out[-1] + 1][..., :out[-1]] = wk[g0:g0 + b, :, :, k, None]
         for n0 in range(0, N, n):
             m = min(n, N - n0)
             xb[(slice(0, b), slice(0, m), *inner)] = x[n0:n0 + m, g0:g0 + b].swapaxes(0, 1)
