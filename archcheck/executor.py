@@ -86,6 +86,7 @@ class Context:
     geometry: Geometry | None = None
     in_place: bool = False  # write the output over the first input (the inference plan says it may)
     kernel: str | None = None  # the faster algorithm the inference plan runs the layer by (prepared weights)
+    planned: bool = False  # an inference plan runs, not every layer as written: a bias may be added within a product
 
 
 @dataclass
@@ -249,6 +250,7 @@ def _walk(analysis: Analysis, x, per_layer, changed, plan: InferencePlan, ctx: C
     """``forward``'s walk over the graph, on one batch (or part of one) and one thread."""
     graph = analysis.graph
     values = {INPUT: x}
+    ctx.planned = plan is not NO_PLAN
     for node in graph.order[1:]:
         if node.name not in plan.folded:  # a folded batchnorm ran with the layer before it
             made = graph.nodes[plan.folds[node.name]] if node.name in plan.folds else node

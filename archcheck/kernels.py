@@ -143,7 +143,7 @@ def _chunk(n_samples: int, bytes_per_sample: int) -> int:
     return max(1, min(n_samples, scratch(CHUNK_BYTES) // max(bytes_per_sample, 1)))
 
 
-def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
+def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False):
     """Yield ``(first sample, samples, positions, columns)`` over chunks of the batch: ``columns`` is
     ``(C * prod(kernel), samples * len(positions))``, the columns of the chunk's samples side by side (so
     that one matrix product serves them all), and ``positions`` the slice of each sample's flattened output
@@ -154,36 +154,47 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True):
     of whole output rows (along the first spatial axis). With a 1x1, stride-1 window, the columns of one sample
     are the input itself (no copy), for a sample of at least ``WIDE_ENOUGH`` positions or more than half the
     budget. Otherwise one buffer is reused for every chunk.
+
+    With ``ones``, the columns have one more row, of ones, under them: a product whose weights have the bias as
+    one more column adds it on the way. A 1x1 sample that is its own columns is then copied under a row of
+    ones only where that copy is smaller than the pass adding a bias to its product would be (fewer than half as
+    many rows as ``products``, and within the budget); elsewhere it comes without the row.
     """
     N, C = xp.shape[:2]
     rows, P = C * math.prod(kernel), math.prod(out)
     inner = math.prod(out[1:])
     view = windows(xp, kernel, stride, dilation, out)
-    per_sample = max(rows, products) * P * xp.itemsize
+    extra = int(ones)
+    per_sample = max(rows + extra, products) * P * xp.itemsize
     budget = scratch(CHUNK_BYTES)
     if math.prod(kernel) == 1 and all(s == 1 for s in stride) and (P >= WIDE_ENOUGH or per_sample > budget // 2):
-        for n0 in range(N):  # no copy, however large; two samples would fit no better
-            yield n0, 1, slice(0, P), xp[n0].reshape(rows, P)
+        if not ones or 2 * rows >= products or (rows + 1) * P * xp.itemsize > budget:
+            for n0 in range(N):  # no copy, however large; two samples would fit no better
+                yield n0, 1, slice(0, P), xp[n0].reshape(rows, P)
+            return
+        cols = np.ones((rows + 1, P), xp.dtype)
+        for n0 in range(N):
+            np.copyto(cols[:rows], xp[n0].reshape(rows, P))
+            yield n0, 1, slice(0, P), cols
         return
     r = len(kernel)
     order = (1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r))  # (C, *kernel, n, *out): sample-major columns
     if per_sample <= budget or not split:
         n = _chunk(N, per_sample)
-        buf = np.empty((C, *kernel, n, *out), xp.dtype)
-        for n0 in range(0, N, n):
-            m = min(n, N - n0)
-            dst = buf if m == n else buf.reshape(-1)[:buf.size // n * m].reshape(C, *kernel, m, *out)
-            np.copyto(dst, view[n0:n0 + m].transpose(order))
-            yield n0, m, slice(0, P), dst.reshape(rows, m * P)
-        return
-    step = max(1, budget // (max(rows, products) * inner * xp.itemsize))
-    buf = np.empty((C, *kernel, 1, min(step, out[0]), *out[1:]), xp.dtype)
-    for n0 in range(N):
-        for r0 in range(0, out[0], step):
-            r1 = min(out[0], r0 + step)
-            dst = buf[(slice(None),) * (r + 2) + (slice(0, r1 - r0),)]
-            np.copyto(dst, view[(slice(n0, n0 + 1),) + (slice(None),) * (r + 1) + (slice(r0, r1),)].transpose(order))
-            yield n0, 1, slice(r0 * inner, r1 * inner), dst.reshape(rows, (r1 - r0) * inner)
+        chunks = [(n0, min(n, N - n0), 0, out[0]) for n0 in range(0, N, n)]
+    else:
+        step = min(out[0], max(1, budget // (max(rows + extra, products) * inner * xp.itemsize)))
+        chunks = [(n0, 1, r0, min(out[0], r0 + step)) for n0 in range(N) for r0 in range(0, out[0], step)]
+    store = np.empty(max((rows + extra) * m * (r1 - r0) * inner for _, m, r0, r1 in chunks), xp.dtype)
+    ones_at = None  # where the row of ones is in place
+    for n0, m, r0, r1 in chunks:
+        width = m * (r1 - r0) * inner
+        whole = (slice(n0, n0 + m), *(slice(None),) * (r + 1), slice(r0, r1))
+        np.copyto(store[:rows * width].reshape(C, *kernel, m, r1 - r0, *out[1:]), view[whole].transpose(order))
+        if ones and ones_at != width:  # (the chunks' copies never reach it)
+            store[rows * width:(rows + 1) * width] = 1
+            ones_at = width
+        yield n0, m, slice(r0 * inner, r1 * inner), store[:(rows + extra) * width].reshape(rows + extra, width)
 
 
 def _put(dst, src, shift=None):
@@ -203,7 +214,7 @@ def col2im(dcols, dxp, kernel, stride, dilation, out):
 
 
 # -- convolution -------------------------------------------------------------------------
-def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
+def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product=False):
     """Cross-correlation, as every framework computes a convolution:
     ``y[n, f, o] = sum_{c, k} w[f, c, k] * x_pad[n, group(f) * C_g + c, o * stride + k * dilation]``
     for the ``out`` positions per axis, plus ``bias[f]`` when given.
@@ -212,32 +223,43 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None):
     samples share one wide product instead of one small product each. A one-sample chunk writes its
     output in place; a wider one is transposed into it, the bias added on the way. Groups with a single
     input or output channel each (depthwise) are a multiply-add per kernel offset instead.
+
+    With ``bias_in_product`` (and one group), the bias is one more column of the weights and the columns have a
+    row of ones under them (``im2col``'s ``ones``), so that the product adds it instead of a pass over the
+    output. A BLAS may round that differently from adding it after (OpenBLAS, which adds a dot product's last
+    term last, does not); only an inference plan asks for it.
     """
     N = x.shape[0]
     F, Cg, *K = w.shape
     G, Fg = groups, F // groups
     P = math.prod(out)
     if G > 1 and Cg == 1:
-        return _depthwise(x, w.reshape(G, Fg, -1), K, stride, dilation, pads, out, bias)
+        return _depthwise(x, w.reshape(G, Fg, -1), K, stride, dilation, pads, out, bias, bias_in_product)
     if G > 1 and Fg == 1:
         y = _conv_by_offsets(pad(x, pads), w.reshape(G, Fg, Cg, -1), K, stride, dilation, out).reshape(N, F, *out)
         return y if bias is None else add_bias(y, bias)
     y = np.empty((N, F, *out), x.dtype)
     flat = y.reshape(N, F, P)
-    wg = w.reshape(G, Fg, Cg * math.prod(K))
-    per_filter = None if bias is None else bias.reshape(F, 1)
+    rows = Cg * math.prod(K)
+    wg = w.reshape(G, Fg, rows)
+    biased = None
+    if bias is not None and bias_in_product and G == 1:
+        biased = np.concatenate([wg, bias.reshape(1, F, 1)], axis=2)  # (1, F, rows + 1)
 
-    def products(rows):
-        for n0, m, at, cols in im2col(pad(x[rows], pads), K, stride, dilation, out, products=F):
-            n0 += rows.start
+    def products(samples):
+        for n0, m, at, cols in im2col(pad(x[samples], pads), K, stride, dilation, out, products=F,
+                                      ones=biased is not None):
+            n0 += samples.start
+            weights, shift = (biased, None) if len(cols) > G * rows else (wg, bias)  # (the row of ones under them)
+            cols = cols.reshape(G, -1, cols.shape[-1])
             if m == 1:
                 dst = flat[n0, :, at]  # (F, positions): a matrix BLAS writes in place
-                np.matmul(wg, cols.reshape(G, Cg * math.prod(K), -1), out=dst.reshape(G, Fg, -1))
-                if bias is not None:
-                    dst += per_filter
+                np.matmul(weights, cols, out=dst.reshape(G, Fg, -1))
+                if shift is not None:
+                    dst += shift.reshape(F, 1)
                 continue
-            product = np.matmul(wg, cols.reshape(G, -1, m * P)).reshape(F, m, P).transpose(1, 0, 2)
-            _put(flat[n0:n0 + m], product, None if bias is None else bias.reshape(1, F, 1))
+            product = np.matmul(weights, cols).reshape(F, m, P).transpose(1, 0, 2)
+            _put(flat[n0:n0 + m], product, None if shift is None else shift.reshape(1, F, 1))
 
     side_by_side(N, products)
     return y
@@ -311,7 +333,7 @@ def winograd(x, u, pads, out, bias=None, chunk=2**10):
     return y if (m * th, m * tw) == tuple(out) else y[:, :, :out[0], :out[1]]
 
 
-def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
+def _depthwise(x, wg, K, stride, dilation, pads, out, bias, bias_in_product=False):
     """Correlation with one input channel per group (``wg``: (G, Fg, prod(K)), Fg outputs per group). Three
     layouts, by the length of the output's rows:
     - rows of at least ``DEPTHWISE_ROW`` outputs: per kernel offset, the input's values times that offset's weight,
@@ -321,15 +343,19 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias):
       output is made on the padded width, and the columns past the map are dropped when the block is stored
       (``_depthwise_wide``); with several, a row at a time (``_depthwise_rows``);
     - shorter rows, where NumPy's loops would be short: one BLAS product per channel with banded weights
-      (``_depthwise_banded``).
+      (``_depthwise_banded``), which with ``bias_in_product`` adds the bias in the product (as ``conv``).
     """
     if any(pb < 0 or pa < 0 for pb, pa in pads):  # (an input gradient's full correlation may crop)
         x = pad(x, [(min(pb, 0), min(pa, 0)) for pb, pa in pads])
         pads = [(max(pb, 0), max(pa, 0)) for pb, pa in pads]
     N, G = x.shape[:2]
     Fg = wg.shape[1]
-    work = _depthwise_banded if out[-1] < DEPTHWISE_ROW else _depthwise_wide if Fg == 1 else _depthwise_rows
     y = np.empty((N, G * Fg, *out), x.dtype)
+    if out[-1] < DEPTHWISE_ROW:
+        side_by_side(N, lambda rows: _depthwise_banded(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows],
+                                                       bias_in_product))
+        return y
+    work = _depthwise_wide if Fg == 1 else _depthwise_rows
     side_by_side(N, lambda rows: work(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows]))
     return y
 
@@ -409,7 +435,7 @@ def _depthwise_rows(x, wg, K, stride, dilation, pads, out, bias, y):
                 acc += b[g0:g1].reshape(g1 - g0, Fg, *(1,) * rank)
 
 
-def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias, y):
+def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias, y, bias_in_product=False):
     """``_depthwise`` for short rows: BLAS products with banded weights.
 
     Along the last axis, a row of outputs is the padded row of input it reads times a banded matrix (the weight of
@@ -418,40 +444,46 @@ def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias, y):
     width, out[-1])``, makes every output of the chunk's samples. The band multiplies ``width / kernel[-1]``
     times as many values as the correlation needs; for rows this short, BLAS still does that faster than a
     multiply-add per offset. Chunks of channels (and of samples, when a channel is too large) keep the
-    padded input, its copied rows and the bands within ``CHUNK_BYTES``.
+    padded input, its copied rows and the bands within ``CHUNK_BYTES``. With ``bias_in_product``, the copied rows
+    end in a one and the bands in a row holding the bias: the product adds it.
     """
     N, G, *sizes = x.shape
     Fg, r = wg.shape[1], len(out)
     padded = [n + pb + pa for n, (pb, pa) in zip(sizes, pads)]
     width, rows, taps = padded[-1], math.prod(out[:-1]), math.prod(K[:-1])
-    per = (rows * taps * width + math.prod(padded) + Fg * rows * out[-1]) * x.itemsize  # one channel of one sample
+    fused = bias is not None and bias_in_product
+    length = taps * width + fused  # of a copied row: the inputs every offset reads (and the one)
+    per = (rows * length + math.prod(padded) + Fg * rows * out[-1]) * x.itemsize  # one channel of one sample
     n = _chunk(N, per)
-    gc = max(1, min(G, scratch(CHUNK_BYTES) // (per * n + Fg * taps * width * out[-1] * x.itemsize)))
+    gc = max(1, min(G, scratch(CHUNK_BYTES) // (per * n + Fg * length * out[-1] * x.itemsize)))
     xb = np.zeros((gc, n, *padded), x.dtype)  # the zeros of the padding stay
-    cols = np.empty((gc, n, *out[:-1], *K[:-1], width), x.dtype)
-    band = np.zeros((gc, Fg, taps, width, out[-1]), x.dtype)
+    cols = np.ones((gc, n, *out[:-1], length), x.dtype)  # (so do the ones)
+    band = np.zeros((gc, Fg, length, out[-1]), x.dtype)
     made = np.empty((gc, Fg, n * rows, out[-1]), x.dtype)
+    copied = cols[..., :taps * width].reshape(gc, n, *out[:-1], *K[:-1], width)
     sg, sn, *ss = xb.strides
     view = np.lib.stride_tricks.as_strided(
-        xb, cols.shape, (sg, sn, *(st * s for st, s in zip(ss, stride[:-1])),
-                         *(st * d for st, d in zip(ss, dilation[:-1])), ss[-1]), writeable=False)
+        xb, copied.shape, (sg, sn, *(st * s for st, s in zip(ss, stride[:-1])),
+                           *(st * d for st, d in zip(ss, dilation[:-1])), ss[-1]), writeable=False)
     inner = tuple(slice(pb, pb + m) for m, (pb, _) in zip(sizes, pads))
     # offset k's weight sits at (j * stride + k * dilation, j) of a band (width, out): every (stride * out + 1)-th
     # value of the flat band from k * dilation * out, a plain strided view
-    diagonals = band.reshape(gc, Fg, taps, width * out[-1])
+    diagonals = band[:, :, :taps * width].reshape(gc, Fg, taps, width * out[-1])
     wk = wg.reshape(G, Fg, taps, K[-1])
-    shift = None if bias is None else bias.reshape(G * Fg, *(1,) * r)
+    shift = None if bias is None or fused else bias.reshape(G * Fg, *(1,) * r)
     for g0 in range(0, G, gc):
         b = min(gc, G - g0)
         for k in range(K[-1]):  # the same places in every chunk: the zeros stay
             first = k * dilation[-1] * out[-1]
             diagonals[:b, :, :, first::stride[-1] * out[-1] + 1][..., :out[-1]] = wk[g0:g0 + b, :, :, k, None]
+        if fused:
+            band[:b, :, -1] = bias[g0 * Fg:(g0 + b) * Fg].reshape(b, Fg, 1)
         for n0 in range(0, N, n):
             m = min(n, N - n0)
             xb[(slice(0, b), slice(0, m), *inner)] = x[n0:n0 + m, g0:g0 + b].swapaxes(0, 1)
-            np.copyto(cols[:b, :m], view[:b, :m])
+            np.copyto(copied[:b, :m], view[:b, :m])
             p = made[:b, :, :m * rows]
-            np.matmul(cols[:b, :m].reshape(b, 1, m * rows, taps * width), band[:b].reshape(b, Fg, -1, out[-1]), out=p)
+            np.matmul(cols[:b, :m].reshape(b, 1, m * rows, length), band[:b], out=p)
             dst = y[n0:n0 + m, g0 * Fg:(g0 + b) * Fg]
             _put(dst, p.reshape(b * Fg, m, *out).swapaxes(0, 1),
                  None if shift is None else shift[g0 * Fg:(g0 + b) * Fg])

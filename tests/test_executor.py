@@ -642,6 +642,56 @@ def test_depthwise_layouts_compute_the_correlation(channels, multiplier, sizes, 
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("channels, filters, sizes, kernel, groups, chunk", [
+    (6, 20, (12, 12), 1, 1, None),  # a 1x1 expansion multiplied as it is: copied under a row of ones
+    (20, 6, (12, 12), 1, 1, None),  # ... a reduction: no copy, the bias added after
+    (6, 20, (5, 5), 1, 1, None),  # ... small maps: samples side by side, the row free
+    (6, 20, (70, 70), 1, 1, 40000),  # ... beyond the budget: not copied, the bias added after
+    (3, 8, (9, 11), 3, 1, None),  # im2col, every sample in one chunk
+    (3, 8, (9, 11), 3, 1, 50000),  # ... chunks of two samples, the last of one (the row of ones moves)
+    (3, 8, (9, 11), 3, 1, 6000),  # ... one sample in runs of two output rows, the last of one
+    (4, 8, (9, 11), 3, 2, None),  # grouped: the bias added after
+    (5, 5, (9, 11), 3, 5, None),  # depthwise on short rows: the bands end in the bias
+    (5, 10, (7, 9), 3, 5, 2000),  # ... two outputs per channel, in chunks
+    (4, 4, (6, 60), 3, 4, None),  # ... on long rows: the bias added as the output is stored
+])
+def test_a_bias_added_within_the_product_is_the_bias_added_after(monkeypatch, channels, filters, sizes, kernel,
+                                                                  groups, chunk):
+    """An inference plan's convolutions add the bias within the matrix product (a row of ones under the
+    columns, the bias one more column of the weights) where a copy makes that free or small: the same values as
+    adding it after the product, in every layout and chunking."""
+    rng = np.random.default_rng(len(sizes) * channels + filters)
+    x = rng.standard_normal((5, channels, *sizes))
+    w = rng.standard_normal((filters, channels // groups, kernel, kernel))
+    b = rng.standard_normal(filters)
+    pads = [(kernel // 2, kernel // 2)] * 2
+    if chunk is not None:
+        monkeypatch.setattr(kernels, "CHUNK_BYTES", chunk)
+    after = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups, b)
+    within = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups, b, bias_in_product=True)
+    np.testing.assert_allclose(within, after, rtol=1e-13, atol=1e-13)
+    reference = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups) + b.reshape(-1, 1, 1)
+    np.testing.assert_allclose(within, reference, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("samples, chunk, widths", [(5, None, 1), (5, 30000, 2), (2, 5000, 2)])
+def test_im2col_puts_a_row_of_ones_under_every_chunk_of_columns(monkeypatch, samples, chunk, widths):
+    """With ``ones``, each chunk's columns (whole samples side by side, or runs of a sample's output rows) are
+    the columns without it over one row of ones, however the chunks' widths change."""
+    x = np.random.default_rng(samples).standard_normal((samples, 3, 9, 11))
+    if chunk is not None:
+        monkeypatch.setattr(kernels, "CHUNK_BYTES", chunk)
+    plain = [(n0, m, at, cols.copy()) for n0, m, at, cols in kernels.im2col(x, (3, 3), (1, 1), (1, 1), (7, 9),
+                                                                             products=8)]
+    with_ones = [(n0, m, at, cols.copy()) for n0, m, at, cols in kernels.im2col(x, (3, 3), (1, 1), (1, 1), (7, 9),
+                                                                                 products=8, ones=True)]
+    assert [(n0, m, at) for n0, m, at, _ in with_ones] == [(n0, m, at) for n0, m, at, _ in plain]
+    assert len({cols.shape[1] for *_, cols in with_ones}) == widths
+    for (*_, cols), (*_, ones) in zip(plain, with_ones):
+        np.testing.assert_array_equal(ones[:-1], cols)
+        np.testing.assert_array_equal(ones[-1], 1.0)
+
+
 @pytest.mark.parametrize("chunk", [1, 20000, 150000])
 def test_banded_depthwise_in_chunks_of_channels_and_samples(monkeypatch, chunk):
     """The banded products give the same correlation however the batch and the channels are cut into chunks (one
