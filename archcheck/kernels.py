@@ -350,13 +350,11 @@ def _depthwise(x, wg, K, stride, dilation, pads, out, bias, bias_in_product=Fals
         pads = [(max(pb, 0), max(pa, 0)) for pb, pa in pads]
     N, G = x.shape[:2]
     Fg = wg.shape[1]
+    banded = out[-1] < DEPTHWISE_ROW
+    work = _depthwise_banded if banded else _depthwise_wide if Fg == 1 else _depthwise_rows
+    more = (bias_in_product,) if banded else ()
     y = np.empty((N, G * Fg, *out), x.dtype)
-    if out[-1] < DEPTHWISE_ROW:
-        side_by_side(N, lambda rows: _depthwise_banded(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows],
-                                                       bias_in_product))
-        return y
-    work = _depthwise_wide if Fg == 1 else _depthwise_rows
-    side_by_side(N, lambda rows: work(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows]))
+    side_by_side(N, lambda rows: work(x[rows], wg, K, stride, dilation, pads, out, bias, y[rows], *more))
     return y
 
 
