@@ -30,6 +30,9 @@ DEPTHWISE_ROW = 48
 # Output positions of a sample from which the product of a 1x1 convolution is wide enough for BLAS on its own: its
 # columns are then the sample itself, never copied side by side with other samples'
 WIDE_ENOUGH = 128
+# Columns the products of a convolution's gradients take at least, in whole samples of small maps, within 4x
+# CHUNK_BYTES: a weight gradient adds up one product per chunk, and each product packs the weights anew
+GRADIENT_COLUMNS = 384
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -143,7 +146,7 @@ def _chunk(n_samples: int, bytes_per_sample: int) -> int:
     return max(1, min(n_samples, scratch(CHUNK_BYTES) // max(bytes_per_sample, 1)))
 
 
-def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False):
+def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False, columns=0):
     """Yield ``(first sample, samples, positions, columns)`` over chunks of the batch: ``columns`` is
     ``(C * prod(kernel), samples * len(positions))``, the columns of the chunk's samples side by side (so
     that one matrix product serves them all), and ``positions`` the slice of each sample's flattened output
@@ -158,7 +161,8 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False
     With ``ones``, the columns have one more row, of ones, under them: a product whose weights have the bias as
     one more column adds it on the way. A 1x1 sample that is its own columns is then copied under a row of
     ones only where that copy is smaller than the pass adding a bias to its product would be (fewer than half as
-    many rows as ``products``, and within the budget); elsewhere it comes without the row.
+    many rows as ``products``, and within the budget); elsewhere it comes without the row. With ``columns``, a
+    chunk of whole samples takes as many more as make that many columns, within four times the budget.
     """
     N, C = xp.shape[:2]
     rows, P = C * math.prod(kernel), math.prod(out)
@@ -180,7 +184,7 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False
     r = len(kernel)
     order = (1, *range(2, 2 + r), 0, *range(2 + r, 2 + 2 * r))  # (C, *kernel, n, *out): sample-major columns
     if per_sample <= budget or not split:
-        n = _chunk(N, per_sample)
+        n = max(_chunk(N, per_sample), min(N, -(-columns // P), 4 * budget // per_sample))
         chunks = [(n0, min(n, N - n0), 0, out[0]) for n0 in range(0, N, n)]
     else:
         step = min(out[0], max(1, budget // (max(rows + extra, products) * inner * xp.itemsize)))
@@ -214,7 +218,7 @@ def col2im(dcols, dxp, kernel, stride, dilation, out):
 
 
 # -- convolution -------------------------------------------------------------------------
-def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product=False):
+def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product=False, columns=0):
     """Cross-correlation, as every framework computes a convolution:
     ``y[n, f, o] = sum_{c, k} w[f, c, k] * x_pad[n, group(f) * C_g + c, o * stride + k * dilation]``
     for the ``out`` positions per axis, plus ``bias[f]`` when given.
@@ -227,7 +231,7 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
     With ``bias_in_product`` (and one group), the bias is one more column of the weights and the columns have a
     row of ones under them (``im2col``'s ``ones``), so that the product adds it instead of a pass over the
     output. A BLAS may round that differently from adding it after (OpenBLAS, which adds a dot product's last
-    term last, does not); only an inference plan asks for it.
+    term last, does not); only an inference plan asks for it. ``columns``: as for ``im2col`` (an input gradient).
     """
     N = x.shape[0]
     F, Cg, *K = w.shape
@@ -248,7 +252,7 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
 
     def products(samples):
         for n0, m, at, cols in im2col(pad(x[samples], pads), K, stride, dilation, out, products=F,
-                                      ones=biased is not None):
+                                      ones=biased is not None, columns=columns):
             n0 += samples.start
             weights, shift = (biased, None) if len(cols) > G * rows else (wg, bias)  # (the row of ones under them)
             cols = cols.reshape(G, -1, cols.shape[-1])
@@ -523,7 +527,8 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
     def products(rows):
         dy4 = dy[rows].reshape(-1, G, Fg, P)
         dw = np.zeros((G, Fg, Cg * Kn), dy.dtype)
-        for n0, m, at, cols in im2col(pad(x[rows], pads), kernel, stride, dilation, out, products=F):
+        for n0, m, at, cols in im2col(pad(x[rows], pads), kernel, stride, dilation, out, products=F,
+                                      columns=GRADIENT_COLUMNS):
             d = dy4[n0, :, :, at] if m == 1 else np.ascontiguousarray(dy4[n0:n0 + m].transpose(1, 2, 0, 3))
             dw += np.matmul(d.reshape(G, Fg, -1), cols.reshape(G, Cg * Kn, -1).swapaxes(-1, -2))
         return dw
@@ -550,7 +555,8 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
     full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1)) for n, o, k, d, (pb, _) in zip(sizes, out, K, dilation, pads)]
     rank = len(K)
     rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
-    return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, sizes, groups)
+    return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, sizes, groups,
+                columns=GRADIENT_COLUMNS)
 
 
 def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):

@@ -692,6 +692,23 @@ def test_im2col_puts_a_row_of_ones_under_every_chunk_of_columns(monkeypatch, sam
         np.testing.assert_array_equal(ones[-1], 1.0)
 
 
+@pytest.mark.parametrize("chunk, columns, samples", [(3600, 0, [1] * 8), (3600, 50, [2] * 4), (3600, 200, [4, 4]),
+                                                     (7200, 0, [2] * 4), (7200, 200, [8])])
+def test_a_gradients_products_take_whole_samples_of_a_small_map(monkeypatch, chunk, columns, samples):
+    """A convolution's gradients ask im2col for at least ``GRADIENT_COLUMNS`` columns per product: more whole samples
+    of a small map than the budget holds, up to four times it; the gradients are the same however cut."""
+    rng = np.random.default_rng(chunk + columns)
+    x, dy = rng.standard_normal((8, 2, 5, 5)), rng.standard_normal((8, 3, 5, 5))
+    pads = [(1, 1), (1, 1)]
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", chunk)  # a sample's columns: 18 rows of 25 values, 3,600 bytes
+    chunks = kernels.im2col(kernels.pad(x, pads), (3, 3), (1, 1), (1, 1), (5, 5), products=3, columns=columns)
+    assert [m for _, m, _, _ in chunks] == samples
+    wide = kernels.conv_grad_weight(x, dy, (3, 3), (1, 1), (1, 1), pads)
+    monkeypatch.setattr(kernels, "GRADIENT_COLUMNS", 0)
+    np.testing.assert_allclose(wide, kernels.conv_grad_weight(x, dy, (3, 3), (1, 1), (1, 1), pads), rtol=1e-13)
+    np.testing.assert_allclose(wide[:, :, 1, 1], np.einsum("nfhw,nchw->fc", dy, x), rtol=1e-12)  # (no padding read)
+
+
 @pytest.mark.parametrize("chunk", [1, 20000, 150000])
 def test_banded_depthwise_in_chunks_of_channels_and_samples(monkeypatch, chunk):
     """The banded products give the same correlation however the batch and the channels are cut into chunks (one
