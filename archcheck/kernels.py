@@ -31,7 +31,8 @@ DEPTHWISE_ROW = 48
 # columns are then the sample itself, never copied side by side with other samples'
 WIDE_ENOUGH = 128
 # Columns the products of a convolution's gradients take at least, in whole samples of small maps, within 4x
-# CHUNK_BYTES: a weight gradient adds up one product per chunk, and each product packs the weights anew
+# CHUNK_BYTES: a weight gradient adds up one product per chunk, and each product packs the weights anew. The forward
+# of a pass recorded for gradients takes as many (an inference forward keeps to the budget its peak memory counts)
 GRADIENT_COLUMNS = 384
 
 
@@ -711,16 +712,20 @@ def max_pool(x, kernel, stride, pads, out, keep_index=False):
     if not keep_index:
         return _by_chunks(x, out, pool), None
     y = np.empty((*x.shape[:2], *out), x.dtype)
-    index = np.zeros(y.shape, np.int16 if math.prod(kernel) < 2**15 else np.int32)
+    offsets = math.prod(kernel)
+    index = np.zeros(y.shape, np.int8 if offsets <= 2**7 else np.int16 if offsets <= 2**15 else np.int32)
 
     def work(rows):
         xr, yr, ir = x[rows], y[rows], index[rows]
         _by_chunks(xr, out, pool, yr)
         xp = pad(xr, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
-        hit = np.empty(yr.shape, bool)
+        hit, step = np.empty(yr.shape, bool), np.empty(yr.shape, ir.dtype)
+        ones = hit.view(np.int8) if ir.dtype == np.int8 else hit  # (a bool's byte is 0 or 1: no cast for int8)
         for t, sl in reversed(list(taps(kernel, stride, (1,) * len(kernel), out))):  # the first maximum is set last
             np.equal(xp[(slice(None), slice(None), *sl)], yr, out=hit)
-            ir -= (ir - t) * hit  # t where the offset holds the maximum (arithmetic beats a masked write)
+            np.subtract(ir, t, out=step)  # t where the offset holds the maximum (arithmetic beats a masked write)
+            np.multiply(step, ones, out=step)
+            ir -= step
 
     side_by_side(len(x), work)
     return y, index

@@ -288,7 +288,8 @@ def test_adaptive_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, 
 @pytest.mark.parametrize("shape,args", [((2, 7, 7), {"kernel": 3, "stride": 2, "padding": 1}),
                                         ((1, 8, 9), {"kernel": 3, "stride": 2, "ceil_mode": True}),
                                         ((2, 9), {"kernel": 4, "stride": 1, "padding": 2}),
-                                        ((1, 4, 5, 5), {"kernel": [2, 3, 2], "stride": [1, 2, 1]})])
+                                        ((1, 4, 5, 5), {"kernel": [2, 3, 2], "stride": [1, 2, 1]}),
+                                        ((1, 13, 13), {"kernel": 12, "stride": 1})])  # 144 offsets: past int8
 def test_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, shape, args):
     """As PyTorch: of equal maxima in a window, the first in row-major order takes the gradient, and windows that
     overlap on it add theirs up (here most windows hold ties: values 0 and 1 only). A gradient that is infinite or
