@@ -709,6 +709,21 @@ def test_a_gradients_products_take_whole_samples_of_a_small_map(monkeypatch, chu
     np.testing.assert_allclose(wide[:, :, 1, 1], np.einsum("nfhw,nchw->fc", dy, x), rtol=1e-12)  # (no padding read)
 
 
+def test_the_forward_of_a_pass_for_gradients_takes_as_many_columns(tmp_path, monkeypatch):
+    """A forward recorded for ``backward`` asks im2col for ``GRADIENT_COLUMNS`` columns per product, as the gradients
+    do; an inference forward keeps to the budget its peak memory counts. The outputs are the same."""
+    analysis = build(tmp_path, [3, 6, 6], [{"conv": {"filters": 4, "kernel": 3, "padding": 1}, "name": "c"}])
+    params = random_params(analysis)
+    x = np.random.default_rng(0).standard_normal((5, 3, 6, 6))
+    asked = []
+    im2col = kernels.im2col
+    monkeypatch.setattr(kernels, "im2col", lambda *a, **k: asked.append(k.get("columns", 0)) or im2col(*a, **k))
+    plain = forward(analysis, params, x, fold=False)["c"]
+    recorded = forward(analysis, params, x, tape=executor.Tape())["c"]
+    assert asked == [0, kernels.GRADIENT_COLUMNS]
+    np.testing.assert_array_equal(recorded, plain)
+
+
 @pytest.mark.parametrize("chunk", [1, 20000, 150000])
 def test_banded_depthwise_in_chunks_of_channels_and_samples(monkeypatch, chunk):
     """The banded products give the same correlation however the batch and the channels are cut into chunks (one

@@ -150,7 +150,8 @@ class Conv(_Windowed):
             chunk = kernels.scratch(self.winograd_chunk(g.channels, x.itemsize))  # (this thread's share)
             return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"), chunk), None
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
-                         params.get("bias"), bias_in_product=ctx.planned)
+                         params.get("bias"), bias_in_product=ctx.planned,
+                         columns=kernels.GRADIENT_COLUMNS if ctx.grad else 0)  # (a pass for gradients: as theirs)
         return y, ((x, g) if ctx.grad else None)
 
     def fold(self, params, scale, shift):
