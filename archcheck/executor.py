@@ -39,8 +39,9 @@ API
     ``(p - onehot) / M`` (exact and stable), any other output is taken as logits. ``mse`` takes
     targets shaped like the output.
 
-``gradients(analysis, params, x, targets, kind="cross-entropy", *, train=True, seed=0, input_grad=True)``
-    One forward and backward pass: ``(loss value, outputs, Gradients)``.
+``gradients(analysis, params, x, targets, kind="cross-entropy", *, train=True, seed=0, input_grad=True, threads=1)``
+    One forward and backward pass: ``(loss value, outputs, Gradients)``; with ``threads`` > 1 the batch is cut into
+    one part per thread, each walked forward and backward on its own thread, meeting where the samples do.
 
 Dynamic checks (``archcheck run --grad``): ``layer_stats`` summarises an activation (``moments`` of parts of a
 batch add up, ``summary`` reports them) and
@@ -375,12 +376,49 @@ def random_targets(analysis: Analysis, batch: int, kind: str, rng: np.random.Gen
 def gradients(analysis: Analysis, params: dict, x: np.ndarray, targets: dict[str, np.ndarray],
               kind: str = "cross-entropy", *, train: bool = True, seed: int = 0, input_grad: bool = True,
               threads: int = 1):
-    """One forward and backward pass: (loss value, outputs, Gradients); ``input_grad`` as for ``backward``,
-    ``threads`` as for both."""
-    tape = Tape()
-    outputs = forward(analysis, params, x, train=train, tape=tape, seed=seed, threads=threads)
-    value, seeds = loss(analysis, outputs, targets, kind)
-    return value, outputs, backward(analysis, params, tape, seeds, input_grad=input_grad, threads=threads)
+    """One forward and backward pass: (loss value, outputs, Gradients); ``input_grad`` as for ``backward``.
+
+    With ``threads`` > 1 (and BLAS held to one thread meanwhile, as ``kernel_threads``), the batch is cut into one
+    part per thread, each walked forward and backward on a thread of its own. The parts meet only where their
+    samples do: batchnorm's batch statistics and the sums of its gradient are the whole batch's
+    (``kernels.batch_total``), dropout's draws are made once for the whole batch (``kernels.batch_shared``), the
+    loss is taken on the whole batch's outputs, and the parts' shares of each weight's gradient are added in the
+    order of their samples. The values are those of one walk but for the order of those sums."""
+    check_input(analysis, x)
+    per_layer = _layer_params(analysis, params, x.dtype)
+    rng = np.random.default_rng(seed)  # (only the first part draws from it: ``batch_shared``)
+    tapes: dict[int, Tape] = {}
+
+    def walk(rows: slice) -> dict[str, np.ndarray]:
+        tape = tapes[rows.start] = Tape(x_shape=x[rows].shape, dtype=x.dtype)
+        return _walk(analysis, x[rows], per_layer, {}, NO_PLAN, Context(train=train, grad=True, rng=rng), tape,
+                     False, None)
+
+    def back(rows: slice) -> Gradients:
+        share = {name: seed_[rows] for name, seed_ in seeds.items()}
+        return _backward(analysis, params, tapes.pop(rows.start), share, input_grad)
+
+    with kernel_threads(threads, len(x)):
+        parts = kernels.side_by_side(len(x), walk)
+        outputs = {name: parts[0][name] if len(parts) == 1 else np.concatenate([part[name] for part in parts])
+                   for name in analysis.graph.outputs}
+        del parts
+        value, seeds = loss(analysis, outputs, targets, kind)
+        shares = kernels.side_by_side(len(x), back)
+    return value, outputs, _added(shares)
+
+
+def _added(shares: list[Gradients]) -> Gradients:
+    """The gradients of a batch from its parts' (``gradients``): each weight's shares added in the order of the
+    samples, the input gradients joined, each norm the root of the sum of the parts' squares."""
+    if len(shares) == 1:
+        return shares[0]
+    first = shares[0]
+    params = {name: sum((share.params[name] for share in shares[1:]), first.params[name]) for name in first.params}
+    norms = {name: math.sqrt(sum(share.norms.get(name, 0.0) ** 2 for share in shares))
+             for name in dict.fromkeys(name for share in shares for name in share.norms)}
+    dx = None if first.input is None else np.concatenate([share.input for share in shares])
+    return Gradients(dx, params, norms)
 
 
 # -- statistics and the run record -----------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
@@ -120,27 +120,90 @@ def threads(k: int):
 def side_by_side(n: int, work) -> list:
     """``work(rows)`` for runs of ``n`` samples, side by side on this thread's ``threads`` (one call without them),
     each under the caller's NumPy error state and with its share of the scratch; the results in sample order.
-    (The executor's threaded inference runs a whole walk of the graph so, one per part.)"""
+    (The executor's threaded inference and training passes run a whole walk of the graph so, one per part.)
+
+    Within a part, ``batch_total`` and ``batch_shared`` meet the other parts where their samples meet. A part that
+    fails stops the others at their next meeting; the call raises its error once every part has stopped."""
     k, pool = getattr(_local, "pool", None) or (1, None)
     parts = runs(n, k)
     if len(parts) == 1:
         return [work(parts[0])]
-    errors = np.geterr()
+    errors, joined = np.geterr(), _Joined(parts)
 
-    def run(rows):
-        _local.pool = None  # a part's own kernels do not cut again (on this thread too)
+    def run(index):
+        before = getattr(_local, "joined", None)
+        _local.pool, _local.joined = None, (joined, index)  # a part's own kernels do not cut again
         try:
             with np.errstate(**errors), scratch_share(len(parts)):
-                return work(rows)
+                return work(parts[index]), None
+        except BaseException as error:  # noqa: BLE001 (re-raised below, once every part has stopped)
+            joined.barrier.abort()  # the others stop at their next meeting instead of waiting for this part
+            return None, error
         finally:
-            _local.pool = k, pool
+            _local.pool, _local.joined = (k, pool), before
 
-    others = [pool.submit(run, rows) for rows in parts[1:]]
-    try:
-        first = run(parts[0])
-    finally:
-        wait(others)  # (a failed part ends the call only once the others stopped writing)
-    return [first, *(f.result() for f in others)]
+    others = [pool.submit(run, index) for index in range(1, len(parts))]
+    done = [run(0), *(f.result() for f in others)]
+    failed = [error for _, error in done if error is not None]
+    if failed:  # the part that failed, not one the failure stopped at a meeting
+        raise next((e for e in failed if not isinstance(e, threading.BrokenBarrierError)), failed[0])
+    return [result for result, _ in done]
+
+
+class _Joined:
+    """The parts of one batch worked ``side_by_side``, where they meet: each hands in a value at a barrier, and
+    every part takes the same combination of them."""
+
+    def __init__(self, parts: list[slice]):
+        self.parts = parts
+        self.barrier = threading.Barrier(len(parts))
+        self.values: list = [None] * len(parts)
+
+    def meet(self, index: int, value, combine):
+        self.values[index] = value
+        self.barrier.wait()
+        result = combine(self.values)
+        self.barrier.wait()  # (no part hands in its next value before every part has combined these)
+        return result
+
+
+def batch_total(value):
+    """The sum over the whole batch of ``value``, this part's sum over its own samples (an array or a number): the
+    parts' sums added in the order of their samples, the same in every part. ``value`` itself outside parts."""
+    part = getattr(_local, "joined", None)
+    if part is None:
+        return value
+    joined, index = part
+    return joined.meet(index, value, lambda values: sum(values[1:], values[0]))
+
+
+def batch_shared(make):
+    """``make()`` for the whole batch, made once, by the first part, and the same object in every part (random
+    draws for the whole batch: every part takes its rows of them, ``batch_rows``). ``make()`` outside parts."""
+    part = getattr(_local, "joined", None)
+    if part is None:
+        return make()
+    joined, index = part
+    return joined.meet(index, make() if index == 0 else None, lambda values: values[0])
+
+
+def batch_samples(n: int) -> int:
+    """The samples of the whole batch of which this part holds ``n`` (``n`` outside parts)."""
+    part = getattr(_local, "joined", None)
+    return n if part is None else part[0].parts[-1].stop
+
+
+def batch_rows(n: int) -> slice:
+    """This part's rows of the whole batch (all ``n`` outside parts)."""
+    part = getattr(_local, "joined", None)
+    return slice(0, n) if part is None else part[0].parts[part[1]]
+
+
+def first_part() -> bool:
+    """Whether this is the first part of a batch worked ``side_by_side`` (or no part at all): the one that updates
+    what is kept once for the whole batch (batchnorm's running statistics)."""
+    part = getattr(_local, "joined", None)
+    return part is None or part[1] == 0
 
 
 def _chunk(n_samples: int, bytes_per_sample: int) -> int:

@@ -994,24 +994,77 @@ def test_a_threaded_forward_agrees_with_one_thread_and_reports_each_part(tmp_pat
     assert all(n == rows.stop - rows.start for _, rows, n in seen)
 
 
-def test_training_on_threads_computes_what_one_thread_does(tmp_path):
-    """Training and gradients are not cut into parts (batch statistics mix the samples); with ``threads`` their
-    convolutions cut the batch instead, to the same values (float64, to rounding), BLAS given back after."""
+def test_training_on_threads_computes_what_one_thread_does(tmp_path, monkeypatch):
+    """A training pass cuts the batch into one part per thread, each walked forward and backward on its own thread
+    (odd parts: 5 samples over 3 threads). They meet where the samples do: batchnorm's batch statistics and its
+    gradient's sums are the whole batch's, dropout's draws the same as one walk's, and the running statistics are
+    updated once. The loss, outputs, gradients and running statistics are one walk's (float64, to the order of
+    the sums); BLAS is given back after."""
     if executor.blas.threads() is None:
         pytest.skip("NumPy's BLAS is not OpenBLAS: its threads cannot be held to one")
-    analysis = build(tmp_path, [3, 12, 12], BRANCHED)
+    analysis = build(tmp_path, [3, 12, 12], [*BRANCHED[:-2], {"dropout": 0.4}, *BRANCHED[-2:]])
     params = random_params(analysis)
     x = np.random.default_rng(0).standard_normal((5, 3, 12, 12))
     targets = random_targets(analysis, 5, "cross-entropy", np.random.default_rng(1))
     before = executor.blas.threads()
-    value, _, grads = gradients(analysis, {k: v.copy() for k, v in params.items()}, x, targets)
-    again, _, cut = gradients(analysis, {k: v.copy() for k, v in params.items()}, x, targets, threads=3)
+    walked = []
+    walk = executor._walk
+    monkeypatch.setattr(executor, "_walk", lambda analysis, x, *rest: walked.append(len(x)) or walk(analysis, x, *rest))
+    one, cut = ({k: v.copy() for k, v in params.items()} for _ in range(2))
+    value, outputs, grads = gradients(analysis, one, x, targets, seed=7)
+    again, outputs_cut, grads_cut = gradients(analysis, cut, x, targets, seed=7, threads=3)
+    assert walked[0] == 5 and sorted(walked[1:]) == [1, 2, 2]  # one walk, then three parts
     assert executor.blas.threads() == before
     assert again == pytest.approx(value, rel=1e-13)
-    np.testing.assert_allclose(cut.input, grads.input, rtol=1e-11, atol=1e-13 * np.abs(grads.input).max())
+    np.testing.assert_allclose(outputs_cut["softmax_1"], outputs["softmax_1"], rtol=1e-12)
+    np.testing.assert_allclose(grads_cut.input, grads.input, rtol=1e-11, atol=1e-13 * np.abs(grads.input).max())
     largest = max(np.abs(g).max() for g in grads.params.values())  # (a conv's bias before a batchnorm: 0, to rounding)
     for k, g in grads.params.items():
-        np.testing.assert_allclose(cut.params[k], g, rtol=1e-10, atol=1e-13 * largest, err_msg=k)
+        np.testing.assert_allclose(grads_cut.params[k], g, rtol=1e-10, atol=1e-13 * largest, err_msg=k)
+    for k in grads.norms:
+        assert grads_cut.norms[k] == pytest.approx(grads.norms[k], rel=1e-12), k
+    for k in params:
+        if k.endswith(("running_mean", "running_var")):
+            assert not np.array_equal(one[k], params[k]), k  # (updated, once: the same as one walk)
+            np.testing.assert_allclose(cut[k], one[k], rtol=1e-13, atol=1e-15, err_msg=k)
+
+
+def test_a_training_part_that_fails_stops_the_others_at_their_next_meeting(tmp_path, monkeypatch):
+    """The second part fails before a batchnorm, where the first waits for it: the first stops there, and the pass
+    ends with the second part's error, not with the meeting it broke; BLAS gets its threads back."""
+    if executor.blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS: its threads cannot be held to one")
+    import threading
+
+    analysis = build(tmp_path, [3, 12, 12], BRANCHED)
+    params = random_params(analysis)
+    x = np.random.default_rng(0).standard_normal((4, 3, 12, 12))
+    targets = random_targets(analysis, 4, "cross-entropy", np.random.default_rng(1))
+    conv = analysis.graph.nodes["conv_1"].layer
+    forward_ = type(conv).forward
+
+    caller = []
+
+    def failing(self, xs, params, ctx):
+        if self is conv and threading.current_thread() not in caller:  # (the first part runs on the caller's)
+            raise ValueError("the second part fails in conv_1")
+        return forward_(self, xs, params, ctx)
+
+    monkeypatch.setattr(type(conv), "forward", failing)
+    before = executor.blas.threads()
+    ended = []
+
+    def attempt():
+        caller.append(threading.current_thread())
+        with pytest.raises(ValueError, match="the second part fails in conv_1"):
+            gradients(analysis, params, x, targets, threads=2)
+        ended.append(True)
+
+    runner = threading.Thread(target=attempt, daemon=True)
+    runner.start()
+    runner.join(60)
+    assert ended == [True]  # (not waiting at the batchnorm for a part that will never come)
+    assert executor.blas.threads() == before
 
 
 def test_a_threaded_forward_keeps_the_callers_error_state_and_gives_back_blas_when_a_part_fails(tmp_path):

@@ -90,7 +90,9 @@ class BatchNorm(_Normalisation):
         (``momentum``, unbiased variance, as PyTorch does); inference: the running statistics.
 
         In training the input is centred once: the variance is the per-channel dot product of the centred values
-        with themselves, and the output is made from them (kept, for ``backward``, in place of the input)."""
+        with themselves, and the output is made from them (kept, for ``backward``, in place of the input). A part of
+        a batch walked on a thread of its own takes the whole batch's statistics (``kernels.batch_total``); the
+        first part updates the running ones."""
         import numpy as np
 
         from archcheck import kernels
@@ -102,17 +104,18 @@ class BatchNorm(_Normalisation):
             y = np.multiply(x, scale.reshape(shape), out=x if ctx.in_place else None)
             y += shift.reshape(shape)
             return y, ((x, inv, False) if ctx.grad else None)
-        n, m = x.size // x.shape[1], self.momentum
-        mean = kernels.channel_sums(x) / n
+        n, m = kernels.batch_samples(len(x)) * (x.size // (len(x) * x.shape[1])), self.momentum  # values per channel
+        mean = kernels.batch_total(kernels.channel_sums(x)) / n
         centred = np.empty_like(x)
 
         def centre(rows):  # (the samples worked side by side on the threads of a training pass; one pass over each)
             c = np.subtract(x[rows], mean.reshape(shape), out=centred[rows])
             return kernels.channel_dot(c, c)
 
-        var = kernels.summed(len(x), centre) / n
-        params["running_mean"][...] = (1 - m) * params["running_mean"] + m * mean
-        params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
+        var = kernels.batch_total(kernels.summed(len(x), centre)) / n
+        if kernels.first_part():
+            params["running_mean"][...] = (1 - m) * params["running_mean"] + m * mean
+            params["running_var"][...] = (1 - m) * params["running_var"] + m * var * (n / max(n - 1, 1))
         inv, scale, _ = self._affine(mean, var, params)
         y = np.empty_like(x) if ctx.grad else centred
 
@@ -140,7 +143,8 @@ class BatchNorm(_Normalisation):
 
     def backward(self, dy, cache, params):
         """``cache``: the input and ``1 / std`` at inference; in training the centred input (``x - mean``),
-        whose product with ``dy`` gives the weight's gradient and the batch statistics' share of ``dx``."""
+        whose product with ``dy`` gives the weight's gradient and the batch statistics' share of ``dx``. A part of a
+        batch (``forward``) gives its share of the weights' gradients and takes the whole batch's sums for ``dx``."""
         import numpy as np
 
         from archcheck import kernels
@@ -163,7 +167,8 @@ class BatchNorm(_Normalisation):
         if not train:
             return [dy * scale.reshape(shape)], grads
         # the batch statistics depend on x too: dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat))
-        n = x.size // x.shape[1]
+        n = kernels.batch_samples(len(x)) * (x.size // (len(x) * x.shape[1]))
+        sum_dy, sum_dy_xhat = kernels.batch_total(sum_dy), kernels.batch_total(sum_dy_xhat)
         dx = np.empty_like(x)
 
         def grad(rows):

@@ -236,7 +236,11 @@ class Dropout(_Rearranging):
         x = xs[0]
         if not ctx.train or self.rate == 0:
             return x, None
-        mask = (ctx.rng.random(self.draws(x), dtype=x.dtype) >= self.rate) / x.dtype.type(1 - self.rate)
+        from archcheck import kernels
+
+        whole = (kernels.batch_samples(len(x)), *self.draws(x)[1:])  # drawn for the whole batch (a part takes its rows)
+        mask = kernels.batch_shared(lambda: (ctx.rng.random(whole, dtype=x.dtype) >= self.rate)
+                                    / x.dtype.type(1 - self.rate))[kernels.batch_rows(len(x))]
         return x * mask, mask
 
     def draws(self, x) -> tuple[int, ...]:
