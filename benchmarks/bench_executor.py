@@ -19,7 +19,7 @@ In each worker, at batch ``--batch``, 224x224, float32:
   state_dict order (every shape checked); the logits of torch and ONNX Runtime are compared with the
   executor's;
 - ResNet-18 forward + backward in training mode (batch statistics), cross-entropy loss on fixed labels:
-  ``executor.gradients`` (its convolutions cutting the batch over the threads, as ``archcheck train`` runs it;
+  ``executor.gradients`` (one part of the batch per thread, walked forward and backward, as ``archcheck train`` runs it;
   without the gradient with respect to the batch, which torch does not compute either)
   against torch's ``loss.backward()`` (gradients zeroed first);
 - the executor's peak memory in one inference forward at each thread count, measured with tracemalloc (NumPy
