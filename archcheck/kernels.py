@@ -105,7 +105,8 @@ def threads(k: int):
     gradients, batchnorm in training, max-pool with its index and gradient) cut it into ``k`` runs of samples
     worked side by side (``side_by_side``), on ``k - 1`` threads of their own and this one. NumPy
     lets go of Python's lock in its loops and BLAS calls; BLAS itself should be held to one thread meanwhile
-    (``blas.single_threaded``). The workers' own kernels do not cut again."""
+    (``blas.single_threaded``). The workers' own kernels do not cut again. (A walk of the graph cut into parts
+    runs on them too: threaded inference, a training step.)"""
     if k <= 1:
         yield
         return
