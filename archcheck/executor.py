@@ -221,8 +221,14 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
                      Context(), None, False, report)
 
     with kernel_threads(len(parts), len(x)):
-        outputs = kernels.side_by_side(len(x), run)
-    return {name: np.concatenate([out[name] for out in outputs]) for name in analysis.graph.outputs}
+        return _joined(analysis, kernels.side_by_side(len(x), run))
+
+
+def _joined(analysis: Analysis, parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The network's outputs of a batch from its parts' outputs, in the order of the samples."""
+    if len(parts) == 1:
+        return {name: parts[0][name] for name in analysis.graph.outputs}
+    return {name: np.concatenate([part[name] for part in parts]) for name in analysis.graph.outputs}
 
 
 def batch_parts(n: int, threads: int = 1, *, train: bool = False, keep: bool = False,
@@ -399,10 +405,7 @@ def gradients(analysis: Analysis, params: dict, x: np.ndarray, targets: dict[str
         return _backward(analysis, params, tapes.pop(rows.start), share, input_grad)
 
     with kernel_threads(threads, len(x)):
-        parts = kernels.side_by_side(len(x), walk)
-        outputs = {name: parts[0][name] if len(parts) == 1 else np.concatenate([part[name] for part in parts])
-                   for name in analysis.graph.outputs}
-        del parts
+        outputs = _joined(analysis, kernels.side_by_side(len(x), walk))
         value, seeds = loss(analysis, outputs, targets, kind)
         shares = kernels.side_by_side(len(x), back)
     return value, outputs, _added(shares)

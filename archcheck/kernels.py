@@ -672,6 +672,12 @@ def channel_sums(x):
     return summed(len(x), lambda rows: map_sums(x[rows]).sum(axis=0))
 
 
+def channel_count(x) -> int:
+    """Per channel, the values of ``(N, C, *S)`` over the whole batch (a part's batch is the whole batch's share:
+    ``batch_samples``): what a batch statistic's sums are divided by."""
+    return batch_samples(len(x)) * math.prod(x.shape[2:])
+
+
 def channel_dot(a, b):
     """Per channel, the sum of ``a * b`` over the batch and every position (``(N, C, *S)`` each): one pass, no
     temporary array, the samples worked ``side_by_side``."""

@@ -104,7 +104,7 @@ class BatchNorm(_Normalisation):
             y = np.multiply(x, scale.reshape(shape), out=x if ctx.in_place else None)
             y += shift.reshape(shape)
             return y, ((x, inv, False) if ctx.grad else None)
-        n, m = kernels.batch_samples(len(x)) * (x.size // (len(x) * x.shape[1])), self.momentum  # values per channel
+        n, m = kernels.channel_count(x), self.momentum
         mean = kernels.batch_total(kernels.channel_sums(x)) / n
         centred = np.empty_like(x)
 
@@ -167,7 +167,7 @@ class BatchNorm(_Normalisation):
         if not train:
             return [dy * scale.reshape(shape)], grads
         # the batch statistics depend on x too: dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat))
-        n = kernels.batch_samples(len(x)) * (x.size // (len(x) * x.shape[1]))
+        n = kernels.channel_count(x)
         sum_dy, sum_dy_xhat = kernels.batch_total(sum_dy), kernels.batch_total(sum_dy_xhat)
         dx = np.empty_like(x)
 
