@@ -709,6 +709,31 @@ def test_a_gradients_products_take_whole_samples_of_a_small_map(monkeypatch, chu
     np.testing.assert_allclose(wide[:, :, 1, 1], np.einsum("nfhw,nchw->fc", dy, x), rtol=1e-12)  # (no padding read)
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_weight_gradient_made_transposed_is_the_same(monkeypatch, groups):
+    """From ``TRANSPOSED_COLUMNS`` columns a weight gradient is the product ``columns @ dy^T`` transposed back (in
+    bands of rows, a band cut short at the end): the same gradient as ``dy @ columns^T``, and as the sum it stands for
+    (float64, to rounding; grouped too)."""
+    rng = np.random.default_rng(groups)
+    x, dy = rng.standard_normal((3, 4, 6, 5)), rng.standard_normal((3, 6, 3, 3))
+    pads, stride = [(1, 0), (2, 1)], (2, 2)
+    xp = kernels.pad(x, pads)
+    c, fg = 4 // groups, 6 // groups
+    want = np.stack([np.einsum("nhw,nchw->c", dy[:, f], xp[:, f // fg * c:(f // fg + 1) * c, i:i + 5:2, j:j + 5:2])
+                     for f in range(6) for i in range(3) for j in range(3)]).reshape(6, 3, 3, c).transpose(0, 3, 1, 2)
+    made, seen, transpose = {}, [], kernels.transpose
+    monkeypatch.setattr(kernels, "transpose", lambda a: seen.append(a.shape) or transpose(a))
+    monkeypatch.setattr(kernels, "TRANSPOSE_BAND", 5)  # 4*9/groups rows: bands of 5 and a shorter last one
+    for threshold in (0, 10**9):
+        monkeypatch.setattr(kernels, "TRANSPOSED_COLUMNS", threshold)
+        seen.clear()
+        made[threshold] = kernels.conv_grad_weight(x, dy, (3, 3), stride, (1, 1), pads, groups)
+        assert seen == ([(groups, 36 // groups, 6 // groups)] if threshold == 0 else [])
+        np.testing.assert_allclose(made[threshold], want, rtol=1e-12, atol=1e-12)
+    assert made[0].flags.c_contiguous
+    np.testing.assert_allclose(made[0], made[10**9], rtol=1e-13)
+
+
 def test_the_forward_of_a_pass_for_gradients_takes_as_many_columns(tmp_path, monkeypatch):
     """A forward recorded for ``backward`` asks im2col for ``GRADIENT_COLUMNS`` columns per product, as the gradients
     do; an inference forward keeps to the budget its peak memory counts. The outputs are the same."""
