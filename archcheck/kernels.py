@@ -38,6 +38,9 @@ GRADIENT_COLUMNS = 384
 # transposed back: OpenBLAS makes that product 5-25 % faster than dy @ columns^T, which pays for the copy once the
 # product is this long (float32, one thread: 0.8x the time on 56x56 maps, 1.1x on 7x7)
 TRANSPOSED_COLUMNS = 1024
+# Largest scratch array a thread keeps from one call of a kernel to the next (``lent``): im2col's columns in a pass
+# for gradients
+KEPT_BYTES = 4 * CHUNK_BYTES
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -101,6 +104,30 @@ def scratch_share(parts: int):
 def scratch(nbytes: int) -> int:
     """This thread's share of a scratch budget of ``nbytes`` (``scratch_share``)."""
     return max(1, nbytes // getattr(_local, "parts", 1))
+
+
+@contextmanager
+def lent(key: str, size: int, dtype):
+    """Inside the block, a flat scratch array of ``size`` values of ``dtype`` (uninitialised), lent by this thread:
+    the array lent under ``key`` before, when large enough, and kept for the next call when at most ``KEPT_BYTES``.
+
+    A kernel's scratch is then memory the process already holds, not fresh pages the system maps at the first write
+    of every call: the allocator returns a large array freed between two calls to the system once the memory free
+    at the top of its heap is large enough, which is often in a training step that frees the activations one by one.
+    An array is lent to one block at a time (a second block under the same key, while the first is open, gets a new
+    one); a thread's arrays go with it."""
+    kept = _local.__dict__.setdefault("kept", {})
+    nbytes = size * np.dtype(dtype).itemsize
+    buffer = kept.pop(key, None)
+    if buffer is None or buffer.nbytes < nbytes:
+        if buffer is not None:
+            kept[key] = buffer  # (kept, unless the new one is kept instead)
+        buffer = np.empty(nbytes, np.uint8)
+    try:
+        yield buffer[:nbytes].view(dtype)
+    finally:
+        if buffer.nbytes <= KEPT_BYTES and buffer.nbytes >= getattr(kept.get(key), "nbytes", 0):
+            kept[key] = buffer
 
 
 @contextmanager
@@ -225,7 +252,7 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False
     within ``CHUNK_BYTES``; when one sample is more than that (and ``split``), a sample is cut into runs
     of whole output rows (along the first spatial axis). With a 1x1, stride-1 window, the columns of one sample
     are the input itself (no copy), for a sample of at least ``WIDE_ENOUGH`` positions or more than half the
-    budget. Otherwise one buffer is reused for every chunk.
+    budget. Otherwise one buffer is reused for every chunk, and kept by the thread for its next call (``lent``).
 
     With ``ones``, the columns have one more row, of ones, under them: a product whose weights have the bias as
     one more column adds it on the way. A 1x1 sample that is its own columns is then copied under a row of
@@ -258,16 +285,16 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False
     else:
         step = min(out[0], max(1, budget // (max(rows + extra, products) * inner * xp.itemsize)))
         chunks = [(n0, 1, r0, min(out[0], r0 + step)) for n0 in range(N) for r0 in range(0, out[0], step)]
-    store = np.empty(max((rows + extra) * m * (r1 - r0) * inner for _, m, r0, r1 in chunks), xp.dtype)
-    ones_at = None  # where the row of ones is in place
-    for n0, m, r0, r1 in chunks:
-        width = m * (r1 - r0) * inner
-        whole = (slice(n0, n0 + m), *(slice(None),) * (r + 1), slice(r0, r1))
-        np.copyto(store[:rows * width].reshape(C, *kernel, m, r1 - r0, *out[1:]), view[whole].transpose(order))
-        if ones and ones_at != width:  # (the chunks' copies never reach it)
-            store[rows * width:(rows + 1) * width] = 1
-            ones_at = width
-        yield n0, m, slice(r0 * inner, r1 * inner), store[:(rows + extra) * width].reshape(rows + extra, width)
+    with lent("im2col", max((rows + extra) * m * (r1 - r0) * inner for _, m, r0, r1 in chunks), xp.dtype) as store:
+        ones_at = None  # where the row of ones is in place
+        for n0, m, r0, r1 in chunks:
+            width = m * (r1 - r0) * inner
+            whole = (slice(n0, n0 + m), *(slice(None),) * (r + 1), slice(r0, r1))
+            np.copyto(store[:rows * width].reshape(C, *kernel, m, r1 - r0, *out[1:]), view[whole].transpose(order))
+            if ones and ones_at != width:  # (the chunks' copies never reach it)
+                store[rows * width:(rows + 1) * width] = 1
+                ones_at = width
+            yield n0, m, slice(r0 * inner, r1 * inner), store[:(rows + extra) * width].reshape(rows + extra, width)
 
 
 def transpose(a):

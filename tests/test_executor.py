@@ -12,6 +12,7 @@ import itertools
 import math
 import subprocess
 import sys
+import threading
 import warnings
 import weakref
 from pathlib import Path
@@ -672,6 +673,41 @@ def test_a_bias_added_within_the_product_is_the_bias_added_after(monkeypatch, ch
     np.testing.assert_allclose(within, after, rtol=1e-13, atol=1e-13)
     reference = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups) + b.reshape(-1, 1, 1)
     np.testing.assert_allclose(within, reference, rtol=1e-13, atol=1e-13)
+
+
+def test_a_thread_lends_its_scratch_again_one_block_at_a_time(monkeypatch):
+    """``lent``: a key's array comes back to the thread's next block when large enough, never to two open blocks at
+    once, never to another thread, and is not kept beyond ``KEPT_BYTES``; im2col's columns are such an array."""
+    monkeypatch.setattr(kernels, "KEPT_BYTES", 4000)
+    with kernels.lent("k", 100, np.float32) as a:
+        assert a.shape == (100,) and a.dtype == np.float32
+        with kernels.lent("k", 100, np.float32) as nested:
+            assert not np.shares_memory(a, nested)
+    with kernels.lent("k", 50, np.float64) as again:  # (the same 400 bytes)
+        assert np.shares_memory(again, a) and again.dtype == np.float64
+    with kernels.lent("k", 200, np.float32) as larger:
+        assert not np.shares_memory(larger, a)
+    with kernels.lent("k", 10, np.float32) as small:
+        assert np.shares_memory(small, larger)
+    with kernels.lent("k", 2000, np.float32) as huge:  # 8000 bytes: lent, not kept
+        pass
+    with kernels.lent("k", 200, np.float32) as after:
+        assert not np.shares_memory(after, huge) and np.shares_memory(after, larger)
+    elsewhere = []
+
+    def other_thread():
+        with kernels.lent("k", 10, np.float32) as theirs:
+            elsewhere.append(np.shares_memory(theirs, larger))
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert elsewhere == [False]
+    monkeypatch.setattr(kernels, "KEPT_BYTES", 10**6)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    first = [cols for *_, cols in kernels.im2col(x, (3, 3), (1, 1), (1, 1), (4, 4))]
+    second = [cols for *_, cols in kernels.im2col(x, (3, 3), (1, 1), (1, 1), (4, 4))]
+    assert np.shares_memory(first[0], second[0])
 
 
 @pytest.mark.parametrize("samples, chunk, widths", [(5, None, 1), (5, 30000, 2), (2, 5000, 2)])
