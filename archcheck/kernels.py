@@ -15,7 +15,7 @@ import itertools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -252,7 +252,8 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False
     within ``CHUNK_BYTES``; when one sample is more than that (and ``split``), a sample is cut into runs
     of whole output rows (along the first spatial axis). With a 1x1, stride-1 window, the columns of one sample
     are the input itself (no copy), for a sample of at least ``WIDE_ENOUGH`` positions or more than half the
-    budget. Otherwise one buffer is reused for every chunk, and kept by the thread for its next call (``lent``).
+    budget. Otherwise one buffer is reused for every chunk; with ``columns`` (a pass for gradients), the thread keeps it
+    for its next call (``lent``), and an inference pass holds only its own, as its peak memory figure counts.
 
     With ``ones``, the columns have one more row, of ones, under them: a product whose weights have the bias as
     one more column adds it on the way. A 1x1 sample that is its own columns is then copied under a row of
@@ -285,7 +286,8 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False
     else:
         step = min(out[0], max(1, budget // (max(rows + extra, products) * inner * xp.itemsize)))
         chunks = [(n0, 1, r0, min(out[0], r0 + step)) for n0 in range(N) for r0 in range(0, out[0], step)]
-    with lent("im2col", max((rows + extra) * m * (r1 - r0) * inner for _, m, r0, r1 in chunks), xp.dtype) as store:
+    size = max((rows + extra) * m * (r1 - r0) * inner for _, m, r0, r1 in chunks)
+    with lent("im2col", size, xp.dtype) if columns else nullcontext(np.empty(size, xp.dtype)) as store:
         ones_at = None  # where the row of ones is in place
         for n0, m, r0, r1 in chunks:
             width = m * (r1 - r0) * inner

@@ -677,7 +677,8 @@ def test_a_bias_added_within_the_product_is_the_bias_added_after(monkeypatch, ch
 
 def test_a_thread_lends_its_scratch_again_one_block_at_a_time(monkeypatch):
     """``lent``: a key's array comes back to the thread's next block when large enough, never to two open blocks at
-    once, never to another thread, and is not kept beyond ``KEPT_BYTES``; im2col's columns are such an array."""
+    once, never to another thread, and is not kept beyond ``KEPT_BYTES``; im2col's columns in a pass for gradients
+    are such an array."""
     monkeypatch.setattr(kernels, "KEPT_BYTES", 4000)
     with kernels.lent("k", 100, np.float32) as a:
         assert a.shape == (100,) and a.dtype == np.float32
@@ -705,9 +706,10 @@ def test_a_thread_lends_its_scratch_again_one_block_at_a_time(monkeypatch):
     assert elsewhere == [False]
     monkeypatch.setattr(kernels, "KEPT_BYTES", 2**30)  # (whatever the thread keeps from the tests before)
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
-    first = [cols for *_, cols in kernels.im2col(x, (3, 3), (1, 1), (1, 1), (4, 4))]
-    second = [cols for *_, cols in kernels.im2col(x, (3, 3), (1, 1), (1, 1), (4, 4))]
-    assert np.shares_memory(first[0], second[0])
+    first, second, inference = ([cols for *_, cols in kernels.im2col(x, (3, 3), (1, 1), (1, 1), (4, 4), columns=c)]
+                                for c in (kernels.GRADIENT_COLUMNS, kernels.GRADIENT_COLUMNS, 0))
+    assert np.shares_memory(first[0], second[0])  # a pass for gradients: the thread's columns again
+    assert not np.shares_memory(first[0], inference[0])  # an inference pass: its own, as its peak memory counts
 
 
 @pytest.mark.parametrize("samples, chunk, widths", [(5, None, 1), (5, 30000, 2), (2, 5000, 2)])
