@@ -675,6 +675,34 @@ def test_a_bias_added_within_the_product_is_the_bias_added_after(monkeypatch, ch
     np.testing.assert_allclose(within, reference, rtol=1e-13, atol=1e-13)
 
 
+def test_a_thread_keeps_its_workers_for_its_next_block():
+    """``threads``: the calling thread's workers are the same from one block to the next, also after a part failed,
+    and another calling thread has its own."""
+    def workers():
+        with kernels.threads(3):
+            def name(rows):
+                kernels.batch_total(1)  # (every part at once: a meeting)
+                return threading.current_thread().name
+
+            return set(kernels.side_by_side(3, name))
+
+    def fail(rows):
+        if rows.start:
+            raise ValueError("a part failed")
+        return rows
+
+    first = workers()
+    assert len(first) == 3 and threading.current_thread().name in first
+    with kernels.threads(3), pytest.raises(ValueError, match="a part failed"):
+        kernels.side_by_side(3, fail)
+    assert workers() == first
+    elsewhere = []
+    thread = threading.Thread(target=lambda: elsewhere.append(workers()))
+    thread.start()
+    thread.join()
+    assert len(elsewhere[0]) == 3 and not elsewhere[0] & first
+
+
 def test_a_thread_lends_its_scratch_again_one_block_at_a_time(monkeypatch):
     """``lent``: a key's array comes back to the thread's next block when large enough, never to two open blocks at
     once, never to another thread, and is not kept beyond ``KEPT_BYTES``; im2col's columns in a pass for gradients
