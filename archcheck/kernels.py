@@ -36,8 +36,9 @@ WIDE_ENOUGH = 128
 GRADIENT_COLUMNS = 384
 # Columns (samples x output positions) from which a weight gradient is made transposed, columns @ dy^T, and then
 # transposed back: OpenBLAS makes that product 5-25 % faster than dy @ columns^T, which pays for the copy once the
-# product is this long (float32, one thread: 0.8x the time on 56x56 maps, 1.1x on 7x7)
+# product is this long (float32, one thread: 0.8x the time on 56x56 maps; on 7x7 maps, whose products are short, 1.1x)
 TRANSPOSED_COLUMNS = 1024
+TRANSPOSE_BAND = 32  # rows of a band of ``transpose``
 # Largest scratch array a thread keeps from one call of a kernel to the next (``lent``): im2col's columns in a pass
 # for gradients
 KEPT_BYTES = 4 * CHUNK_BYTES
@@ -309,9 +310,6 @@ def transpose(a):
     for r0 in range(0, a.shape[-2], TRANSPOSE_BAND):
         np.copyto(out[..., r0:r0 + TRANSPOSE_BAND], a[..., r0:r0 + TRANSPOSE_BAND, :].swapaxes(-1, -2))
     return out
-
-
-TRANSPOSE_BAND = 32
 
 
 def _put(dst, src, shift=None):
