@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -145,6 +146,9 @@ def threads(k: int):
         yield
         return
     pools = _local.__dict__.setdefault("pools", {})
+    if pools.get("process") != os.getpid():  # (a forked child has none of its parent's threads)
+        pools.clear()
+        pools["process"] = os.getpid()
     pool = pools.get(k) or pools.setdefault(k, ThreadPoolExecutor(k - 1))
     _local.pool = k, pool
     try:

@@ -703,6 +703,28 @@ def test_a_thread_keeps_its_workers_for_its_next_block():
     assert len(elsewhere[0]) == 3 and not elsewhere[0] & first
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="forks")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # (Python 3.12+, as meant)
+def test_a_forked_child_gets_workers_of_its_own():
+    """The workers a thread keeps are not its forked child's: the child's block starts its own instead of waiting
+    on threads it does not have."""
+    import multiprocessing
+
+    with kernels.threads(2):
+        kernels.side_by_side(2, lambda rows: kernels.batch_total(1))
+    child = multiprocessing.get_context("fork").Process(target=_a_block_on_two_threads)
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+
+
+def _a_block_on_two_threads():
+    with kernels.threads(2):
+        assert kernels.side_by_side(2, lambda rows: kernels.batch_total(1)) == [2, 2]
+
+
 def test_a_thread_lends_its_scratch_again_one_block_at_a_time(monkeypatch):
     """``lent``: a key's array comes back to the thread's next block when large enough, never to two open blocks at
     once, never to another thread, and is not kept beyond ``KEPT_BYTES``; im2col's columns in a pass for gradients
