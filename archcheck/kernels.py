@@ -80,7 +80,7 @@ def windows(xp, kernel, stride, dilation, out):
 
 
 # -- threads ------------------------------------------------------------------------------
-_local = threading.local()  # per thread: its share of the scratch budgets, and the threads its kernels may use
+_local = threading.local()  # per thread: its share of the scratch budgets, its kept scratch, its workers
 
 
 def runs(n: int, k: int) -> list[slice]:
@@ -145,11 +145,13 @@ def threads(k: int):
     if k <= 1:
         yield
         return
-    pools = _local.__dict__.setdefault("pools", {})
-    if pools.get("process") != os.getpid():  # (a forked child has none of its parent's threads)
-        pools.clear()
-        pools["process"] = os.getpid()
-    pool = pools.get(k) or pools.setdefault(k, ThreadPoolExecutor(k - 1))
+    process, pools = getattr(_local, "pools", (None, {}))
+    if process != os.getpid():  # (a forked child has none of its parent's threads)
+        pools = {}
+        _local.pools = os.getpid(), pools
+    if k not in pools:
+        pools[k] = ThreadPoolExecutor(k - 1)
+    pool = pools[k]
     _local.pool = k, pool
     try:
         yield
