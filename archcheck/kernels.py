@@ -40,9 +40,10 @@ GRADIENT_COLUMNS = 384
 # product is this long (float32, one thread: 0.8x the time on 56x56 maps; on 7x7 maps, whose products are short, 1.1x)
 TRANSPOSED_COLUMNS = 1024
 TRANSPOSE_BAND = 32  # rows of a band of ``transpose``
-# Largest scratch array a thread keeps from one call of a kernel to the next (``lent``): im2col's columns in a pass
-# for gradients
-KEPT_BYTES = 4 * CHUNK_BYTES
+# Largest scratch array a thread keeps from one call of a kernel to the next (``lent``): im2col's columns and
+# Winograd's buffers in a pass for gradients (ResNet-18's on 14x14 maps need 15 MiB: a training step on two threads
+# took 0.89-0.96x the time with 16 MiB kept instead of 8, 0.95 with 32)
+KEPT_BYTES = 8 * CHUNK_BYTES
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -386,72 +387,182 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
     return y
 
 
-# Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
-# CVPR 2016): a 6x6 tile of input gives a 4x4 tile of output with 36 multiplications per channel pair instead of
-# 144. Y = A^T [(G g G^T) * (B^T d B)] A, with interpolation points 0, 1, -1, 2, -2 and infinity.
-WINOGRAD_M, WINOGRAD_TILE = 4, 6
-_WINOGRAD_G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
-                        [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
-_WINOGRAD_BT = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
-                         [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float)
-_WINOGRAD_AT = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float)
-_WINOGRAD_BB, _WINOGRAD_AA = np.kron(_WINOGRAD_BT, _WINOGRAD_BT), np.kron(_WINOGRAD_AT, _WINOGRAD_AT)  # on flat tiles
+# Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+# CVPR 2016): an (m + 2) x (m + 2) tile of input gives an m x m tile of output with (m + 2)^2 multiplications per
+# channel pair instead of 9 m^2. Y = A^T [(G g G^T) * (B^T d B)] A.
+class Winograd:
+    """One F(m x m, 3x3): its transforms, as Kronecker products that act on flattened tiles."""
+
+    def __init__(self, m: int, g, bt, at):
+        self.m, self.tile = m, m + 2
+        self.g = np.kron(g, g)  # (tile^2, 9): a flattened 3x3 filter into the tile's domain
+        self.bb = np.kron(bt, bt)  # (tile^2, tile^2): an input tile
+        self.aa = np.kron(at, at)  # (m^2, tile^2): a product back to an output tile
 
 
-def winograd_weights(w):
-    """The filters ``(F, C, 3, 3)`` in Winograd's domain, ``(36, C, F)``: ``G g G^T`` for every pair, as one
-    matrix product. Made once per set of weights (``executor.fold_weights``), in the weights' precision."""
+# Interpolation points 0, 1, -1 and infinity: the transforms of input and output only add and subtract, and the
+# filter's halves its sums, so it rounds as the direct product does (float32, measured on ResNet-18's 3x3
+# convolutions: 4-8e-7 of the largest value, forward and both gradients, as the direct product's 4-9e-7)
+F2X2 = Winograd(2, np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
+                np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),
+                np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float))
+# Points 0, 1, -1, 2, -2 and infinity: 16/36 of im2col's multiplications, but about 1e-5 of the largest output
+F4X4 = Winograd(4,
+                np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                          [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+                np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                          [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
+                np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float))
+
+
+def winograd_weights(w, f: Winograd = F4X4):
+    """The filters ``(F, C, 3, 3)`` in the domain of ``f``, ``(tile^2, C, F)``: ``G g G^T`` for every pair, as one
+    matrix product. Made once per set of weights (``executor.fold_weights``; a pass for gradients, per pass), in
+    the weights' precision."""
     F, C = w.shape[:2]
-    g = np.kron(_WINOGRAD_G, _WINOGRAD_G).astype(w.dtype)  # (36, 9): the transform of a flattened 3x3 filter
-    return np.ascontiguousarray(np.matmul(g, w.reshape(F, C, 9).transpose(2, 1, 0).reshape(9, C * F))
-                                .reshape(WINOGRAD_TILE ** 2, C, F))
+    return np.ascontiguousarray(np.matmul(f.g.astype(w.dtype), w.reshape(F, C, 9).transpose(2, 1, 0).reshape(9, C * F))
+                                .reshape(f.tile ** 2, C, F))
 
 
-def winograd(x, u, pads, out, bias=None, chunk=2**10):
-    """``conv`` of a 3x3 filter at stride 1 (``u``: its ``winograd_weights``) by Winograd's F(4x4, 3x3).
+class _Tiles:
+    """The input tiles of ``winograd`` and ``winograd_grad_weight``: a chunk of samples copied with their channels
+    last into a padded buffer (``padded``, zeroed here: the zeros of the padding stay), so that a copy of a tile's
+    value reads and writes a run of channels, not of tiles (a row of a map holds few), and a view of every tile
+    of it, ``(tile, tile, samples, rows, columns, C)``, overlapping by 2."""
 
-    A chunk's samples are padded with their channels last, so that a copy of a tile's value reads and writes a run
-    of channels, not of tiles (a row of a map holds few), and cut into 6x6 tiles overlapping by 2 (the last ones
-    padded with zeros). For a chunk of tiles: their copy ``(36, tiles, C)``, transformed by one product with
-    ``B^T (x) B^T``; 36 products ``(tiles, C) @ (C, F)``, one per tile position; the outputs' transform by
+    @staticmethod
+    def shape(x, out, f: Winograd, samples: int) -> tuple:
+        """The shape of the padded buffer for ``samples`` samples of ``x``."""
+        return (samples, *(f.m * -(-o // f.m) + 2 for o in out), x.shape[1])
+
+    def __init__(self, x, pads, out, f: Winograd, padded):
+        m, a = f.m, f.tile
+        self.x, self.padded = x, padded
+        th, tw = tiles = [-(-o // m) for o in out]
+        padded.fill(0)
+        self.inside = tuple(slice(0, min(size, m * t + 2 - pb)) for size, t, (pb, _) in zip(x.shape[2:], tiles, pads))
+        self.into = tuple(slice(pb, pb + s.stop) for s, (pb, _) in zip(self.inside, pads))
+        sn, sh, sw, sc = padded.strides
+        self.view = np.lib.stride_tricks.as_strided(padded, (a, a, len(padded), th, tw, x.shape[1]),
+                                                    (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
+
+    def load(self, n0: int, k: int):
+        """Samples ``n0`` to ``n0 + k`` into the buffer."""
+        samples = self.x[(slice(n0, n0 + k), slice(None), *self.inside)]
+        self.padded[(slice(0, k), *self.into)] = samples.transpose(0, 2, 3, 1)
+
+
+@contextmanager
+def _buffers(key: str, shapes: list[tuple], dtype, kept: bool):
+    """Arrays of these shapes (uninitialised, each on a 64-byte line), carved from one flat scratch array: lent by
+    this thread with ``kept`` (a pass for gradients: ``lent``), else its own (an inference pass holds only its own,
+    as its peak memory figure counts)."""
+    sizes = [-(-math.prod(shape) // 16) * 16 for shape in shapes]
+    with lent(key, sum(sizes), dtype) if kept else nullcontext(np.empty(sum(sizes), dtype)) as flat:
+        starts = itertools.accumulate(sizes, initial=0)
+        yield [flat[at:at + math.prod(shape)].reshape(shape) for at, shape in zip(starts, shapes)]
+
+
+def winograd(x, u, pads, out, bias=None, chunk=2**10, f: Winograd = F4X4, kept=False):
+    """``conv`` of a 3x3 filter at stride 1 (``u``: its ``winograd_weights`` for ``f``) by Winograd's ``f``.
+
+    For a chunk of tiles (``_Tiles``): their copy ``(tile^2, tiles, C)``, transformed by one product with
+    ``B^T (x) B^T``; one product ``(tiles, C) @ (C, F)`` per position in a tile; the outputs' transform by
     ``A^T (x) A^T`` and a scatter into the chunk's samples' output, channels last, the bias added on the way;
-    once a chunk's samples are whole, their output turned channels first. 16/36 of the multiplications of
-    im2col's product. A chunk holds at most ``chunk`` tiles, or one row of tiles of one sample, in two buffers of
-    36 values per tile and channel (tiles and their products, then transforms and outputs). The output is a
-    view of a buffer of whole 4x4 tiles when its size is not a multiple of 4.
-    """
-    m, a = WINOGRAD_M, WINOGRAD_TILE
-    N, C, *sizes = x.shape
+    once a chunk's samples are whole, their output turned channels first. A chunk holds at most ``chunk`` tiles,
+    or one row of tiles of one sample, in two buffers of ``tile^2`` values per tile and channel (tiles and their
+    products, then transforms and outputs). The output is a view of a buffer of whole tiles when its size is not
+    a multiple of ``m``. The samples are worked ``side_by_side`` (a pass for gradients on threads); ``kept`` as
+    for ``_buffers``."""
+    m, a = f.m, f.tile
+    N, C = x.shape[:2]
     F = u.shape[2]
-    th, tw = tiles = [-(-o // m) for o in out]
+    th, tw = [-(-o // m) for o in out]
     y = np.empty((N, F, m * th, m * tw), x.dtype)
     rows = max(1, min(th, chunk // tw))
-    n = max(1, min(N, chunk // (th * tw))) if rows == th else 1
-    xp = np.zeros((n, m * th + 2, m * tw + 2, C), x.dtype)  # a chunk's samples, padded (the zeros stay)
-    inside = tuple(slice(0, min(size, m * t + 2 - pb)) for size, t, (pb, _) in zip(sizes, tiles, pads))
-    into = tuple(slice(pb, pb + s.stop) for s, (pb, _) in zip(inside, pads))
-    sn, sh, sw, sc = xp.strides  # every tile, (6, 6, n, rows, columns, C)
-    view = np.lib.stride_tricks.as_strided(xp, (a, a, n, th, tw, C), (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
-    first, second = (np.empty(a * a * max(C, F) * n * rows * tw, x.dtype) for _ in range(2))
-    last = np.empty((n, th, m, tw, m, F), x.dtype)  # their output, channels last
-    bt, at = _WINOGRAD_BB.astype(x.dtype), _WINOGRAD_AA.astype(x.dtype)
-    for n0 in range(0, N, n):
-        k = min(n, N - n0)
-        xp[(slice(0, k), *into)] = x[(slice(n0, n0 + k), slice(None), *inside)].transpose(0, 2, 3, 1)
-        for r0 in range(0, th, rows):
-            r = min(rows, th - r0)
-            t = k * r * tw
-            d = first[:a * a * t * C].reshape(a, a, k, r, tw, C)
-            np.copyto(d, view[:, :, :k, r0:r0 + r])
-            v = second[:a * a * t * C].reshape(a * a, t, C)
-            np.matmul(bt, d.reshape(a * a, t * C), out=v.reshape(a * a, t * C))
-            p = first[:a * a * t * F].reshape(a * a, t, F)
-            np.matmul(v, u, out=p)
-            o = second[:m * m * t * F].reshape(m, m, k, r, tw, F)
-            np.matmul(at, p.reshape(a * a, t * F), out=o.reshape(m * m, t * F))
-            _put(last[:k, r0:r0 + r].transpose(2, 4, 0, 1, 3, 5), o, bias)  # (4, 4, k, r, tw, F)
-        np.copyto(y[n0:n0 + k], last[:k].reshape(k, m * th, m * tw, F).transpose(0, 3, 1, 2))
+    bt, at = f.bb.astype(x.dtype), f.aa.astype(x.dtype)
+
+    def work(samples):
+        xs = x[samples]
+        n = max(1, min(len(xs), chunk // (th * tw))) if rows == th else 1
+        size = a * a * max(C, F) * n * rows * tw
+        shapes = [_Tiles.shape(xs, out, f, n), (size,), (size,), (n, th, m, tw, m, F)]
+        with _buffers("winograd", shapes, x.dtype, kept) as (padded, first, second, last):  # (last: channels last)
+            tiles = _Tiles(xs, pads, out, f, padded)
+            for n0 in range(0, len(xs), n):
+                k = min(n, len(xs) - n0)
+                tiles.load(n0, k)
+                for r0 in range(0, th, rows):
+                    r = min(rows, th - r0)
+                    t = k * r * tw
+                    d = first[:a * a * t * C].reshape(a, a, k, r, tw, C)
+                    np.copyto(d, tiles.view[:, :, :k, r0:r0 + r])
+                    v = second[:a * a * t * C].reshape(a * a, t, C)
+                    np.matmul(bt, d.reshape(a * a, t * C), out=v.reshape(a * a, t * C))
+                    p = first[:a * a * t * F].reshape(a * a, t, F)
+                    np.matmul(v, u, out=p)
+                    o = second[:m * m * t * F].reshape(m, m, k, r, tw, F)
+                    np.matmul(at, p.reshape(a * a, t * F), out=o.reshape(m * m, t * F))
+                    _put(last[:k, r0:r0 + r].transpose(2, 4, 0, 1, 3, 5), o, bias)  # (m, m, k, r, tw, F)
+                start = samples.start + n0
+                np.copyto(y[start:start + k], last[:k].reshape(k, m * th, m * tw, F).transpose(0, 3, 1, 2))
+
+    side_by_side(N, work)
     return y if (m * th, m * tw) == tuple(out) else y[:, :, :out[0], :out[1]]
+
+
+def winograd_grad_weight(x, dy, pads, chunk, f: Winograd = F2X2):
+    """Gradient of ``winograd``'s correlation with respect to its 3x3 filters, ``(F, C, 3, 3)``, in the domain of
+    ``f``: each output tile is ``A^T [U * V] A`` for the filter's ``U = G g G^T`` and the input tile's ``V``, so
+    ``dU`` is the sum over the tiles of ``V * (A dY A^T)``, one product ``(F, tiles) @ (tiles, C)`` per position in
+    a tile, and the filter's gradient is ``G^T dU G``. The output gradient's tiles are ``m x m``, side by side,
+    zero past the output. Chunks of tiles as ``winograd``'s, the thread's scratch kept (``lent``); the samples
+    are worked ``side_by_side``."""
+    m, a = f.m, f.tile
+    N, C = x.shape[:2]
+    F, out = dy.shape[1], dy.shape[2:]
+    th, tw = [-(-o // m) for o in out]
+    rows = max(1, min(th, chunk // tw))
+    bt, am = f.bb.astype(x.dtype), f.aa.T.astype(x.dtype)
+
+    def work(samples):
+        xs, dys = x[samples], dy[samples]
+        n = max(1, min(len(xs), chunk // (th * tw))) if rows == th else 1
+        t_most = n * rows * tw
+        several = len(xs) > n or th > rows  # (chunks: their products are added up in another buffer)
+        shapes = [_Tiles.shape(xs, out, f, n), (n, m * th, m * tw, F), (a * a * t_most * max(C, F),),
+                  (a * a * t_most * C,), (m * m * t_most * F,), (a * a, F, C) if several else (0,)]
+        du = None
+        with _buffers("winograd", shapes, x.dtype, True) as (padded, grads, d, v, e, product):
+            g = d  # (the tiles' copy is spent once they are transformed)
+            tiles = _Tiles(xs, pads, out, f, padded)
+            grads.fill(0)  # the output gradient, channels last (the zeros past the output stay)
+            sn, sh, sw, sc = grads.strides
+            grad_tiles = np.lib.stride_tricks.as_strided(grads, (m, m, n, th, tw, F),
+                                                         (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
+            for n0 in range(0, len(xs), n):
+                k = min(n, len(xs) - n0)
+                tiles.load(n0, k)
+                grads[:k, :out[0], :out[1]] = dys[n0:n0 + k].transpose(0, 2, 3, 1)
+                for r0 in range(0, th, rows):
+                    r = min(rows, th - r0)
+                    t = k * r * tw
+                    dd = d[:a * a * t * C].reshape(a, a, k, r, tw, C)
+                    np.copyto(dd, tiles.view[:, :, :k, r0:r0 + r])
+                    vv = v[:a * a * t * C].reshape(a * a, t, C)
+                    np.matmul(bt, dd.reshape(a * a, t * C), out=vv.reshape(a * a, t * C))
+                    ee = e[:m * m * t * F].reshape(m, m, k, r, tw, F)
+                    np.copyto(ee, grad_tiles[:, :, :k, r0:r0 + r])
+                    gg = g[:a * a * t * F].reshape(a * a, t, F)
+                    np.matmul(am, ee.reshape(m * m, t * F), out=gg.reshape(a * a, t * F))
+                    if du is None:
+                        du = np.matmul(gg.transpose(0, 2, 1), vv)
+                    else:
+                        du += np.matmul(gg.transpose(0, 2, 1), vv, out=product)
+        return du
+
+    du = summed(N, work)
+    return np.matmul(du.reshape(a * a, F * C).T, f.g.astype(x.dtype)).reshape(F, C, 3, 3)
 
 
 def _depthwise(x, wg, K, stride, dilation, pads, out, bias, bias_in_product=False):
@@ -625,9 +736,12 @@ def _conv_by_offsets(xp, wg, K, stride, dilation, out):
     return y
 
 
-def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
+def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1, algorithm: Winograd | None = None, chunk=0):
     """Gradient of ``conv`` with respect to its weights: each output gradient times the input
-    window it came from, summed over the batch and positions (``dy @ columns^T``)."""
+    window it came from, summed over the batch and positions (``dy @ columns^T``). With a Winograd ``algorithm``
+    (a 3x3 filter at stride 1, ungrouped), in its domain (``winograd_grad_weight``)."""
+    if algorithm is not None:
+        return winograd_grad_weight(x, dy, pads, chunk, algorithm)
     N, C = x.shape[:2]
     F, out = dy.shape[1], dy.shape[2:]
     G, Fg, Cg = groups, F // groups, C // groups
@@ -659,7 +773,8 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1):
     return (transpose(dw) if transposed else dw).reshape(F, Cg, *kernel)
 
 
-def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
+def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1, algorithm: Winograd | None = None,
+                    chunk=0):
     """Gradient of ``conv`` with respect to its input, as the seeds describe it: a *full*
     convolution of the output gradient with the filter rotated by 180 degrees.
 
@@ -668,7 +783,9 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
     sizes (a strided convolution may ignore the last rows of its input). With a stride, the
     output gradient would first be spread out with ``stride - 1`` zeros between values; most of
     that work multiplies zeros, so strided convolutions compute the same full convolution by
-    scattering instead (``_scatter_input_grad``). This is also a transposed convolution's forward.
+    scattering instead (``_scatter_input_grad``). This is also a transposed convolution's forward. With a Winograd
+    ``algorithm`` (a 3x3 filter at stride 1, ungrouped, padded by at most 2), the full correlation runs by it, in
+    chunks of ``chunk`` tiles (``winograd``).
     """
     if any(s > 1 for s in stride):
         return _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups)
@@ -678,6 +795,9 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1):
     full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1)) for n, o, k, d, (pb, _) in zip(sizes, out, K, dilation, pads)]
     rank = len(K)
     rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
+    if algorithm is not None:
+        u = winograd_weights(rotated.reshape(Cg, F, *K), algorithm)
+        return winograd(dy, u, full, sizes, chunk=chunk, f=algorithm, kept=True)
     return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, sizes, groups,
                 columns=GRADIENT_COLUMNS)
 

@@ -137,6 +137,11 @@ class Analysis:
             self._plans[key] = _plan(self.graph, self.layers, *key)
         return self._plans[key]
 
+    def gradient_kernels(self, dtype: str) -> dict[str, str]:
+        """The layers a pass for gradients in ``dtype`` runs by a faster algorithm (``gradient_kernel``), by name."""
+        return {node.name: kernel for node in self.graph.order[1:]
+                if (kernel := node.layer.gradient_kernel([self.layers[src].shape for src in node.inputs], str(dtype)))}
+
 
 def _spatial_fields(node: Node, facts: dict[str, LayerFacts], shape) -> list[RF]:
     """The fields a layer's output follows: its inputs', less those broadcast over the map (a 1x1 or

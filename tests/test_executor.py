@@ -24,6 +24,7 @@ import yaml
 from archcheck import executor, kernels
 from archcheck.executor import InputError, ShapeMismatch, forward, gradients, init_params, random_targets
 from archcheck.layers.activation import Relu
+from archcheck.layers.conv import Conv
 from archcheck.pipeline import analyze
 from archcheck.rules._gradient_flow import describe
 from archcheck.spec import INPUT
@@ -605,6 +606,99 @@ def test_a_forward_with_winograd_agrees_with_every_layer_as_written(tmp_path):
     fast = forward(analysis, params, x, fold=prepared)["dense_1"]
     np.testing.assert_allclose(fast, written, rtol=0, atol=1e-5 * np.abs(written).max())
     np.testing.assert_array_equal(forward(analysis, params, x)["dense_1"], fast)
+
+
+def direct_and_f2(rng, n, c, f, sizes, pads, dtype, chunk):
+    """The correlation, its input gradient and its filters' gradient, as written and by Winograd's F(2x2, 3x3)."""
+    x = rng.standard_normal((n, c, *sizes)).astype(dtype)
+    w = (rng.standard_normal((f, c, 3, 3)) / (3 * c ** 0.5)).astype(dtype)
+    out = tuple(s + pb + pa - 2 for s, (pb, pa) in zip(sizes, pads))
+    dy = rng.standard_normal((n, f, *out)).astype(dtype)
+    geometry = (1, 1), (1, 1), pads
+    direct = (kernels.conv(x, w, *geometry, out), kernels.conv_grad_input(dy, w, sizes, *geometry),
+              kernels.conv_grad_weight(x, dy, (3, 3), *geometry))
+    fast = (kernels.winograd(x, kernels.winograd_weights(w, kernels.F2X2), pads, out, None, chunk, kernels.F2X2, True),
+            kernels.conv_grad_input(dy, w, sizes, *geometry, algorithm=kernels.F2X2, chunk=chunk),
+            kernels.conv_grad_weight(x, dy, (3, 3), *geometry, algorithm=kernels.F2X2, chunk=chunk))
+    return direct, fast
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 10**6])  # tiles a chunk: a row of tiles; a few rows or samples; all
+@pytest.mark.parametrize("n, c, f, sizes, pads", [
+    (2, 3, 5, (7, 9), ((1, 1), (1, 1))),  # odd output 7x9: the last tiles partly outside
+    (3, 4, 2, (8, 8), ((0, 0), (0, 0))),  # 'valid': 6x6
+    (1, 2, 3, (13, 5), ((2, 0), (0, 1))),  # asymmetric padding
+    (2, 3, 4, (6, 6), ((2, 2), (2, 2))),  # padded by 2: the input gradient's correlation is unpadded
+    (1, 3, 4, (3, 3), ((0, 0), (0, 0))),  # a 1x1 output
+    (3, 2, 3, (4, 4), ((0, 0), (0, 0))),  # one tile a sample: chunks of 2 samples leave a last one of 1
+])
+def test_winograd_f2_computes_the_correlation_and_both_gradients(chunk, n, c, f, sizes, pads):
+    """Winograd's F(2x2, 3x3), the forward, the input gradient (a full correlation with the rotated filter) and
+    the filters' gradient (in its domain), give the direct ones to float64 rounding in any chunking."""
+    direct, fast = direct_and_f2(np.random.default_rng(n * 100 + c), n, c, f, sizes, pads, np.float64, chunk)
+    for name, a, b in zip(("forward", "input gradient", "weight gradient"), direct, fast):
+        assert b.shape == a.shape, name
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-13 * np.abs(a).max(), err_msg=name)
+
+
+def test_winograd_f2_in_float32_rounds_as_the_direct_product():
+    """In float32, F(2x2, 3x3)'s forward and gradients are as close to the exact values as the direct ones (within
+    2x their error; F(4x4, 3x3)'s is ~50x): a pass for gradients may run it without rounding differently."""
+    rng = np.random.default_rng(0)
+    exact, _ = direct_and_f2(rng, 4, 64, 64, (20, 20), ((1, 1), (1, 1)), np.float64, 64)
+    direct, fast = direct_and_f2(np.random.default_rng(0), 4, 64, 64, (20, 20), ((1, 1), (1, 1)), np.float32, 64)
+    for name, e, a, b in zip(("forward", "input gradient", "weight gradient"), exact, direct, fast):
+        scale = np.abs(e).max()
+        assert np.abs(b - e).max() / scale <= 2 * np.abs(a - e).max() / scale + 1e-7, name
+
+
+@pytest.mark.parametrize("input_, conv, dtype, chosen", [
+    ([32, 10, 10], {"filters": 32, "kernel": 3, "padding": 1}, "float32", True),
+    ([32, 12, 12], {"filters": 32, "kernel": 3}, "float32", True),  # unpadded: 10x10
+    ([32, 8, 8], {"filters": 32, "kernel": 3, "padding": 2}, "float32", True),  # 10x10, padded by 2
+    ([32, 9, 9], {"filters": 32, "kernel": 3, "padding": 1}, "float32", False),  # 9x9 maps: too small
+    ([32, 10, 10], {"filters": 32, "kernel": 3, "padding": 1}, "float64", False),  # float64: as written
+    ([32, 10, 10], {"filters": 31, "kernel": 3, "padding": 1}, "float32", False),  # too few channels
+    ([32, 20, 20], {"filters": 32, "kernel": 3, "padding": 1, "stride": 2}, "float32", False),
+    ([32, 12, 12], {"filters": 32, "kernel": 3, "padding": 2, "dilation": 2}, "float32", False),
+    ([32, 10, 10], {"filters": 32, "kernel": 3, "padding": 1, "groups": 2}, "float32", False),
+    ([32, 6, 6], {"filters": 32, "kernel": 3, "padding": 3}, "float32", False),  # a full correlation would crop
+    ([32, 10, 10], {"filters": 32, "kernel": 5, "padding": 2}, "float32", False),
+])
+def test_a_pass_for_gradients_runs_winograd_f2_where_it_pays(tmp_path, input_, conv, dtype, chosen):
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"input": input_, "layers": [{"conv": conv}]}))
+    assert analyze(path, dtype=dtype).gradient_kernels(dtype) == ({"conv_1": "Winograd F(2x2, 3x3)"} if chosen else {})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_training_step_with_winograd_f2_rounds_as_every_layer_as_written(tmp_path, monkeypatch, threads):
+    """A float32 training step whose 3x3 convolutions run by F(2x2, 3x3) is as close to the exact (float64) step as
+    the same step with every layer as written: the loss, the outputs and every gradient."""
+    layers = [{"conv": {"filters": 32, "kernel": 3, "padding": 1, "bias": False}}, "batchnorm", "relu",
+              {"conv": {"filters": 40, "kernel": 3, "padding": 1}}, "relu", "globalavgpool", {"dense": 5}]
+    path = tmp_path / "net.yaml"
+    path.write_text(yaml.safe_dump({"input": [3, 12, 12], "layers": [{"conv": {"filters": 32, "kernel": 1}}, *layers]}))
+    analysis = analyze(path, batch=4)
+    assert sorted(analysis.gradient_kernels("float32")) == ["conv_2", "conv_3"]
+    params = random_params(analysis)
+    x = np.random.default_rng(0).standard_normal((4, 3, 12, 12))
+    targets = random_targets(analysis, 4, "cross-entropy", np.random.default_rng(1))
+    exact = gradients(analysis, params, x, targets, threads=threads)
+    as_float32 = {k: v.astype(np.float32) for k, v in params.items()}
+    fast = gradients(analysis, as_float32, x.astype(np.float32), targets, threads=threads)
+    monkeypatch.setattr(Conv, "WINOGRAD_GRADIENT_SIDE", 10**6)  # every convolution as written
+    assert analysis.gradient_kernels("float32") == {}
+    written = gradients(analysis, as_float32, x.astype(np.float32), targets, threads=threads)
+
+    def error(a, b):
+        return np.abs(np.asarray(a, np.float64) - b).max() / max(np.abs(b).max(), 1e-30)
+
+    assert error(fast[0], exact[0]) <= 2 * error(written[0], exact[0]) + 1e-7  # the loss
+    out = "dense_1"
+    assert error(fast[1][out], exact[1][out]) <= 2 * error(written[1][out], exact[1][out]) + 1e-7
+    for name, g in exact[2].params.items():
+        assert error(fast[2].params[name], g) <= 2 * error(written[2].params[name], g) + 1e-7, name
 
 
 @pytest.mark.parametrize("channels, multiplier, sizes, kernel, stride, dilation, pads", [

@@ -226,6 +226,12 @@ class Layer(BaseModel):
         shapes in ``dtype``, with weights made once by ``prepare``; None (the default): as written."""
         return None
 
+    def gradient_kernel(self, inputs: list[Shape], dtype: str) -> str | None:
+        """The name of a faster algorithm this layer runs in a pass for gradients (its forward and backward) on
+        inputs of these shapes in ``dtype``, one that rounds as the layer as written does; None (the default): as
+        written."""
+        return None
+
     # -- static facts --------------------------------------------------------------
     def output_shape(self, inputs: list[Shape]) -> Shape:
         return inputs[0]

@@ -137,6 +137,31 @@ class Conv(_Windowed):
             return "Winograd F(4x4, 3x3)"
         return None
 
+    # Winograd's F(2x2, 3x3) in a pass for gradients (``kernels.F2X2``: the forward and both gradients), which rounds
+    # as the direct product does. From 32 input and output channels and 10 outputs a side, the three took 0.67-0.96x
+    # im2col's time (float32, batch 8 on one thread, or 4 on each of two, with their own weights' transforms as in a
+    # training step); on 7x7 and 8x8 maps 0.73-1.25x: a few large filters' transforms and, on odd maps, tiles past
+    # the map. A chunk holds as many tiles as channels, at least 64: the transforms' buffers stay in the cache while
+    # the products stay long enough for BLAS
+    WINOGRAD_GRADIENT_SIDE: ClassVar[int] = 10
+    WINOGRAD_GRADIENT_TILES: ClassVar[int] = 64
+
+    def _winograd_for_gradients(self, g, dtype) -> bool:
+        """Whether a pass for gradients runs this layer by Winograd's F(2x2, 3x3): a 2-D 3x3 convolution at stride 1,
+        ungrouped and undilated, padded by at most 2 on each side (so that its input gradient's full correlation
+        needs no cropping), with at least 32 input and output channels and 10 outputs a side, in float32; float64,
+        the precision for checking values against another runtime, runs every convolution as written."""
+        return (str(dtype) == "float32" and g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1)
+                and self.n_groups(g.channels) == 1 and min(g.channels, self.filters) >= self.WINOGRAD_CHANNELS
+                and min(g.out_sizes) >= self.WINOGRAD_GRADIENT_SIDE
+                and all(0 <= p <= 2 for pair in g.pads for p in pair))
+
+    def gradient_kernel(self, inputs, dtype):
+        return "Winograd F(2x2, 3x3)" if self._winograd_for_gradients(self.geometry(inputs[0]), dtype) else None
+
+    def _gradient_chunk(self, g) -> int:
+        return max(self.WINOGRAD_GRADIENT_TILES, g.channels, self.filters)
+
     def prepare(self, params):
         from archcheck import kernels
 
@@ -149,6 +174,11 @@ class Conv(_Windowed):
         if ctx.kernel:  # the inference plan's Winograd, on weights prepared for it; never recorded for backward
             chunk = kernels.scratch(self.winograd_chunk(g.channels, x.itemsize))  # (this thread's share)
             return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"), chunk), None
+        if ctx.grad and self._winograd_for_gradients(g, x.dtype):
+            u = kernels.winograd_weights(params["weight"], kernels.F2X2)
+            y = kernels.winograd(x, u, g.pads, g.out_sizes, params.get("bias"), self._gradient_chunk(g), kernels.F2X2,
+                                 kept=True)
+            return y, (x, g)
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
                          params.get("bias"), bias_in_product=ctx.planned,
                          columns=kernels.GRADIENT_COLUMNS if ctx.grad else 0)  # (a pass for gradients: as theirs)
@@ -164,16 +194,18 @@ class Conv(_Windowed):
         from archcheck import kernels
 
         g = cache[1]
-        groups = self.n_groups(g.channels)
-        dx = kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads, groups)
+        fast = kernels.F2X2 if self._winograd_for_gradients(g, dy.dtype) else None
+        dx = kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads,
+                                     self.n_groups(g.channels), fast, self._gradient_chunk(g))
         return [dx], self.weight_grads(dy, cache, params)
 
     def weight_grads(self, dy, cache, params):
         from archcheck import kernels
 
         x, g = cache
+        fast = kernels.F2X2 if self._winograd_for_gradients(g, dy.dtype) else None
         grads = {"weight": kernels.conv_grad_weight(x, dy, g.kernel, g.stride, g.dilation, g.pads,
-                                                    self.n_groups(g.channels))}
+                                                    self.n_groups(g.channels), fast, self._gradient_chunk(g))}
         if self.bias:
             grads["bias"] = kernels.channel_sums(dy)
         return grads
