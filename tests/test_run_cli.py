@@ -107,7 +107,18 @@ def test_run_folds_batchnorms_at_inference_says_so_and_no_fold_runs_every_layer(
                                           and facts.shape[1] >= 28)
     assert "Winograd" not in cli("run", resnet, "--dtype", "float64").stdout  # float64 runs every conv directly
     assert "inference: every layer as written (--no-fold)" in cli("run", resnet, "--no-fold").stdout
-    assert "inference:" not in cli("run", resnet, "--grad").stdout  # training runs every layer as written
+    training = cli("run", resnet, "--grad").stdout
+    assert "inference:" not in training  # no inference plan: no folding, nothing overwritten
+    # its 3x3 convolutions at stride 1 on maps of 10 or more a side: by Winograd's F(2x2, 3x3)
+    fast = analysis.gradient_kernels("float32")
+    assert sorted(fast) == sorted(name for name, facts in analysis.layers.items() if facts.geometry
+                                  and facts.geometry.kernel == (3, 3) and facts.geometry.stride == (1, 1)
+                                  and facts.shape[1] >= 10)
+    assert (f"gradients: {len(fast)} layers by Winograd F(2x2, 3x3) (rounding as the layers as written do)"
+            in training.splitlines())
+    trained = json.loads(cli("run", resnet, "--grad", "-f", "json").stdout)
+    assert trained["gradient_kernels"] == fast and "inference" not in trained
+    assert "gradients:" not in cli("run", resnet, "--grad", "--dtype", "float64").stdout
 
 
 def test_run_on_threads_reports_what_one_thread_does_and_says_so(tmp_path):
@@ -488,6 +499,17 @@ def test_train_overfits_a_small_batch():
     assert "loss: step 0: " in out and "step 19: " in out
     assert "+" + "-" * 20 in out  # the chart's axis, one column per step
     assert "PASS: the loss fell from " in out and "the network can fit a small batch" in out
+    assert "gradients:" not in out  # 5x5 convolutions: every layer as written
+
+
+def test_train_says_which_layers_run_by_a_faster_algorithm(tmp_path):
+    path = spec(tmp_path, [3, 12, 12], [{"conv": {"filters": 32, "kernel": 3, "padding": 1}}, "relu",
+                                        {"conv": {"filters": 32, "kernel": 3, "padding": 1}}, "relu", "globalavgpool",
+                                        {"dense": 3}])
+    result = cli("train", path, "--steps", "20", "--batch", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == ("gradients: 1 layer by Winograd F(2x2, 3x3) (rounding as the layers as "
+                                             "written do)")  # (the first has 3 input channels)
 
 
 def test_train_prints_one_final_loss():

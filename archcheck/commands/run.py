@@ -152,7 +152,8 @@ def run(spec, data, batch, weights, seed, dtype, max_memory, threads, grad, labe
                       dtype=dtype, mode="training" if grad else "inference", seconds=seconds, threads=len(parts),
                       findings=findings,
                       suppressed=checked.suppressed, backward_seconds=backward_seconds, inference=inference,
-                      as_written="--no-fold" if no_fold else "--save-activations" if save_activations else None)
+                      as_written="--no-fold" if no_fold else "--save-activations" if save_activations else None,
+                      gradient_kernels=analysis.gradient_kernels(x.dtype) if grad else {})
         show(report, fmt)
         if save:
             click.echo(f"wrote {save}", err=True)

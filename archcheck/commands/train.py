@@ -12,6 +12,7 @@ from archcheck.errors import EXIT_FINDINGS, EXIT_OK
 from archcheck.propagate import OPTIMIZER_STATES
 from archcheck.render import escape
 from archcheck.render.progress import progress_bar
+from archcheck.render.run import gradient_line
 from archcheck.render.training import curve, loss_line
 from archcheck.training import DEFAULT_LR, Optimizer, overfit, trainable, verdict
 
@@ -41,6 +42,8 @@ def train(spec, steps, optimizer, lr, data, batch, weights, labels, loss_kind, s
         click.echo(escape.terminal(f"{analysis.spec.name}: {steps} steps of {optimizer} (lr {lr:g}) on {source}; "
                                    f"{loss_kind}; {sum(params[k].size for k in trainable(analysis)):,} trainable "
                                    f"parameters; {dtype}"))  # the spec's name and the data's file name are the user's
+        if kernels := analysis.gradient_kernels(x.dtype):
+            click.echo(gradient_line(kernels))
         bar = progress_bar(steps, 3 * analysis.totals.macs * len(x) * steps)
 
         def on_step(loss):

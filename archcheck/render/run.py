@@ -62,13 +62,28 @@ def _inference_line(mode, inference, as_written, threads, **_) -> list[str]:
     if plan.in_place:
         n = len(plan.in_place)
         parts.append(f"{n} layer{'s' if n != 1 else ''} writing over {'their' if n != 1 else 'its'} input")
-    for kernel in sorted(set(plan.kernels.values())):
-        n = sum(k == kernel for k in plan.kernels.values())
-        parts.append(f"{n} layer{'s' if n != 1 else ''} by {kernel}")
+    parts += by_kernel(plan.kernels)
     if not parts:
         return ["inference: " + side[0]] if side else []
     line = "inference: " + "; ".join(parts) + " (--no-fold runs every layer as written)"
     return ["; ".join([line, *side])]
+
+
+def _gradient_line(mode, gradient_kernels, **_) -> list[str]:
+    if mode != "training" or not gradient_kernels:
+        return []
+    return [gradient_line(gradient_kernels)]
+
+
+def gradient_line(kernels: dict[str, str]) -> str:
+    """The layers a pass for gradients ran by a faster algorithm (``Analysis.gradient_kernels``)."""
+    return "gradients: " + "; ".join(by_kernel(kernels)) + " (rounding as the layers as written do)"
+
+
+def by_kernel(kernels: dict[str, str]) -> list[str]:
+    """``N layers by <algorithm>`` for each algorithm of ``kernels`` (by layer name)."""
+    counts = {kernel: sum(k == kernel for k in kernels.values()) for kernel in sorted(set(kernels.values()))}
+    return [f"{n} layer{'s' if n != 1 else ''} by {kernel}" for kernel, n in counts.items()]
 
 
 def _outputs_lines(heads, names, stats, **_) -> list[str]:
@@ -100,6 +115,7 @@ def render_plain(**r) -> str:
     lines = [_header_line(**r), "", *table.plain(_columns(r["grads"]), list(_rows(r["stats"], r["grads"])))]
     lines.append(f"total {r['seconds']:.3f} s in the layers")
     lines += _inference_line(**r)
+    lines += _gradient_line(**r)
     lines += ["", *_outputs_lines(**r)]
     lines += _loss_line(**r)
     if r["grads"] is not None:
@@ -123,7 +139,7 @@ def render_rich(console, **r) -> None:
     console.print(table.rich(_columns(r["grads"]), [list(map(escape.rich, cells)) for cells in rows], styles,
                              title=escape.rich(_header_line(**r)), box=box.SIMPLE_HEAD))
     console.print(f"total {r['seconds']:.3f} s in the layers", highlight=False)
-    for line in _inference_line(**r):
+    for line in _inference_line(**r) + _gradient_line(**r):
         console.print(escape.rich(line), highlight=False)
     console.print(escape.rich("\n".join(_outputs_lines(**r))), highlight=False)
     for line in _loss_line(**r):
@@ -137,7 +153,7 @@ def _finite(v):
 
 
 def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source, weights, dtype, mode, seconds,
-            threads, findings, suppressed, backward_seconds, inference, as_written) -> dict:
+            threads, findings, suppressed, backward_seconds, inference, as_written, gradient_kernels) -> dict:
     """The report as ``--format json`` prints it (``archcheck.run/1``)."""
     from archcheck.render.findings import to_json
 
@@ -162,6 +178,7 @@ def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source,
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
         out["backward_seconds"] = backward_seconds
+        out["gradient_kernels"] = gradient_kernels
         out["findings"] = to_json(findings, 1, suppressed)
     return out
 
