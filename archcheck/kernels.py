@@ -774,7 +774,7 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1, algorithm:
 
 
 def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1, algorithm: Winograd | None = None,
-                    chunk=0):
+                    chunk=0, kept=False):
     """Gradient of ``conv`` with respect to its input, as the seeds describe it: a *full*
     convolution of the output gradient with the filter rotated by 180 degrees.
 
@@ -785,10 +785,11 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1, algorithm: W
     that work multiplies zeros, so strided convolutions compute the same full convolution by
     scattering instead (``_scatter_input_grad``). This is also a transposed convolution's forward. With a Winograd
     ``algorithm`` (a 3x3 filter at stride 1, ungrouped, padded by at most 2), the full correlation runs by it, in
-    chunks of ``chunk`` tiles (``winograd``).
+    chunks of ``chunk`` tiles (``winograd``). ``kept``: a pass for gradients, whose scratch the thread keeps
+    (``lent``; an inference pass, a transposed convolution's forward, holds only its own).
     """
-    if any(s > 1 for s in stride):
-        return _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups)
+    if any(s > 1 for s in stride) or (math.prod(dy.shape[2:]) < WIDE_ENOUGH and w.shape[1] > 1 < dy.shape[1] // groups):
+        return _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups, kept)
     _, F, *out = dy.shape
     _, Cg, *K = w.shape
     G, Fg = groups, F // groups
@@ -797,29 +798,45 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1, algorithm: W
     rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
     if algorithm is not None:
         u = winograd_weights(rotated.reshape(Cg, F, *K), algorithm)
-        return winograd(dy, u, full, sizes, chunk=chunk, f=algorithm, kept=True)
+        return winograd(dy, u, full, sizes, chunk=chunk, f=algorithm, kept=kept)
     return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, sizes, groups,
-                columns=GRADIENT_COLUMNS)
+                columns=GRADIENT_COLUMNS if kept else 0)
 
 
-def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups):
+def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups, kept):
     """The full convolution with the rotated filter, computed as a scatter: each output gradient
     goes back through the filter (``w^T @ dy``, one matmul per chunk) onto the input values its
-    window read (``col2im``). No zeros are multiplied, whatever the stride."""
+    window read (``col2im``). No zeros are multiplied, whatever the stride. Samples of fewer than
+    ``WIDE_ENOUGH`` output positions share one product, side by side (at least ``GRADIENT_COLUMNS`` columns within
+    four times the budget; with ``kept``, in the thread's kept scratch), rather than one narrow product each."""
     N, F, *out = dy.shape
     _, Cg, *K = w.shape
     G, Fg, C = groups, F // groups, groups * Cg
     P, Kn = math.prod(out), math.prod(K)
     dxp = np.zeros((N, C, *(n + pb + pa for n, (pb, pa) in zip(sizes, pads))), dy.dtype)
     wt = w.reshape(G, Fg, Cg * Kn).transpose(0, 2, 1)  # (G, Cg*K, Fg)
+    wide = Fg > 1 and P < WIDE_ENOUGH
+    per_sample = C * Kn * P * dy.itemsize
+    rank = len(K)
+    samples_first = (rank + 1, 0, *range(1, rank + 1), *range(rank + 2, 2 * rank + 2))  # (C, *K, m, *out): m first
 
     def scatter(rows):
-        n = _chunk(rows.stop - rows.start, C * Kn * P * dy.itemsize)
+        n = _chunk(rows.stop - rows.start, per_sample)
+        if wide:
+            n = max(n, min(rows.stop - rows.start, -(-GRADIENT_COLUMNS // P), 4 * scratch(CHUNK_BYTES) // per_sample))
         for n0 in range(rows.start, rows.stop, n):
             n1 = min(n0 + n, rows.stop)
             d = dy[n0:n1].reshape(-1, G, Fg, P)
-            dcols = wt[None] * d if Fg == 1 else np.matmul(wt, d)  # (m, G, Cg*K, P)
-            col2im(dcols.reshape(len(d), C, *K, *out), dxp[n0:n1], K, stride, dilation, out)
+            if not wide:
+                dcols = wt[None] * d if Fg == 1 else np.matmul(wt, d)  # (m, G, Cg*K, P)
+                col2im(dcols.reshape(len(d), C, *K, *out), dxp[n0:n1], K, stride, dilation, out)
+                continue
+            side = np.ascontiguousarray(d.transpose(1, 2, 0, 3)).reshape(G, Fg, -1)  # the samples side by side
+            size = C * Kn * side.shape[-1]
+            with lent("scatter", size, dy.dtype) if kept else nullcontext(np.empty(size, dy.dtype)) as store:
+                dcols = np.matmul(wt, side, out=store.reshape(G, Cg * Kn, -1))
+                col2im(dcols.reshape(C, *K, len(d), *out).transpose(samples_first), dxp[n0:n1], K, stride, dilation,
+                       out)
 
     side_by_side(N, scatter)
     return crop(dxp, pads)

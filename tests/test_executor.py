@@ -855,6 +855,21 @@ def test_a_thread_lends_its_scratch_again_one_block_at_a_time(monkeypatch):
     assert np.shares_memory(first[0], second[0])  # a pass for gradients: the thread's columns again
     assert not np.shares_memory(first[0], inference[0])  # an inference pass: its own, as its peak memory counts
 
+    def kept_after(kept):  # what a new thread keeps after one input gradient (or transposed convolution's forward)
+        found = []
+
+        def run():
+            dy, w = np.ones((2, 6, 4, 4)), np.ones((6, 3, 3, 3))
+            kernels.conv_grad_input(dy, w, (8, 8), (2, 2), (1, 1), ((1, 0), (1, 0)), kept=kept)
+            found.extend(kernels._local.__dict__.get("kept", {}))
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+        return found
+
+    assert kept_after(True) == ["scatter"] and kept_after(False) == []
+
 
 @pytest.mark.parametrize("samples, chunk, widths", [(5, None, 1), (5, 30000, 2), (2, 5000, 2)])
 def test_im2col_puts_a_row_of_ones_under_every_chunk_of_columns(monkeypatch, samples, chunk, widths):

@@ -142,6 +142,8 @@ def conv_out(sizes, kernel, stride, dilation, pads):
     ((8, 7), (3, 2), (2, 3), (1, 2), [(2, 0), (1, 3)], 2),
     ((6, 6), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 4),  # depthwise
     ((5, 4, 6), (2, 3, 3), (2, 1, 2), (1, 1, 2), [(0, 1), (1, 1), (2, 2)], 1),
+    ((6, 5), (3, 3), (1, 1), (1, 1), [(1, 1), (0, 2)], 2),  # a small map at stride 1: scattered, samples side by side
+    ((30, 30), (3, 3), (2, 2), (1, 1), [(1, 1), (1, 1)], 1),  # 15x15 outputs a sample: a product each
 ])
 def test_input_gradient_is_the_adjoint_of_the_convolution(sizes, kernel, stride, dilation, pads, groups):
     """<conv(x), dy> = <x, full convolution of dy with the rotated filter>, for any x and dy."""
@@ -154,6 +156,7 @@ def test_input_gradient_is_the_adjoint_of_the_convolution(sizes, kernel, stride,
     dx = kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups)
     assert dx.shape == x.shape
     assert np.vdot(y, dy) == pytest.approx(np.vdot(x, dx), rel=1e-12)
+    np.testing.assert_array_equal(kernels.conv_grad_input(dy, w, sizes, stride, dilation, pads, groups, kept=True), dx)
 
 
 @pytest.mark.parametrize("sizes,kernel,stride,dilation,pads,groups", [

@@ -196,7 +196,7 @@ class Conv(_Windowed):
         g = cache[1]
         fast = kernels.F2X2 if self._winograd_for_gradients(g, dy.dtype) else None
         dx = kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads,
-                                     self.n_groups(g.channels), fast, self._gradient_chunk(g))
+                                     self.n_groups(g.channels), fast, self._gradient_chunk(g), kept=True)
         return [dx], self.weight_grads(dy, cache, params)
 
     def weight_grads(self, dy, cache, params):
@@ -291,7 +291,8 @@ class ConvTranspose(_Windowed):
         from archcheck import kernels
 
         x, g = xs[0], ctx.geometry
-        y = kernels.conv_grad_input(x, params["weight"], g.out_sizes, g.stride, g.dilation, g.pads, self.groups)
+        y = kernels.conv_grad_input(x, params["weight"], g.out_sizes, g.stride, g.dilation, g.pads, self.groups,
+                                    kept=ctx.grad)
         if self.bias:
             kernels.add_bias(y, params["bias"])
         return y, ((x, g) if ctx.grad else None)
