@@ -437,8 +437,8 @@ class _Tiles:
 
     def __init__(self, x, pads, out, f: Winograd, padded):
         m, a = f.m, f.tile
-        self.x, self.padded = x, padded
-        th, tw = tiles = [-(-o // m) for o in out]
+        self.x, self.padded, self.bt = x, padded, f.bb.astype(x.dtype)
+        th, tw = self.tiles = tiles = [-(-o // m) for o in out]
         padded.fill(0)
         self.inside = tuple(slice(0, min(size, m * t + 2 - pb)) for size, t, (pb, _) in zip(x.shape[2:], tiles, pads))
         self.into = tuple(slice(pb, pb + s.stop) for s, (pb, _) in zip(self.inside, pads))
@@ -446,10 +446,28 @@ class _Tiles:
         self.view = np.lib.stride_tricks.as_strided(padded, (a, a, len(padded), th, tw, x.shape[1]),
                                                     (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
 
-    def load(self, n0: int, k: int):
-        """Samples ``n0`` to ``n0 + k`` into the buffer."""
-        samples = self.x[(slice(n0, n0 + k), slice(None), *self.inside)]
-        self.padded[(slice(0, k), *self.into)] = samples.transpose(0, 2, 3, 1)
+    def chunks(self, rows: int):
+        """``(first sample, samples, first row of tiles, rows, tiles)`` of each chunk: the buffer's samples at a
+        time, loaded as they come, ``rows`` rows of tiles at a time."""
+        th, tw = self.tiles
+        for n0 in range(0, len(self.x), len(self.padded)):
+            k = min(len(self.padded), len(self.x) - n0)
+            samples = self.x[(slice(n0, n0 + k), slice(None), *self.inside)]
+            self.padded[(slice(0, k), *self.into)] = samples.transpose(0, 2, 3, 1)
+            for r0 in range(0, th, rows):
+                r = min(rows, th - r0)
+                yield n0, k, r0, r, k * r * tw
+
+    def transformed(self, k: int, r0: int, r: int, copy, into):
+        """A chunk's tiles ``(tile^2, tiles, C)``: copied into ``copy`` and transformed by ``B^T (x) B^T`` into
+        ``into`` (flat buffers)."""
+        a, C = self.view.shape[0], self.view.shape[-1]
+        t = k * r * self.tiles[1]
+        d = copy[:a * a * t * C].reshape(a, a, k, r, self.tiles[1], C)
+        np.copyto(d, self.view[:, :, :k, r0:r0 + r])
+        v = into[:a * a * t * C].reshape(a * a, t, C)
+        np.matmul(self.bt, d.reshape(a * a, t * C), out=v.reshape(a * a, t * C))
+        return v
 
 
 @contextmanager
@@ -480,7 +498,7 @@ def winograd(x, u, pads, out, bias=None, chunk=2**10, f: Winograd = F4X4, kept=F
     th, tw = [-(-o // m) for o in out]
     y = np.empty((N, F, m * th, m * tw), x.dtype)
     rows = max(1, min(th, chunk // tw))
-    bt, at = f.bb.astype(x.dtype), f.aa.astype(x.dtype)
+    at = f.aa.astype(x.dtype)
 
     def work(samples):
         xs = x[samples]
@@ -489,23 +507,16 @@ def winograd(x, u, pads, out, bias=None, chunk=2**10, f: Winograd = F4X4, kept=F
         shapes = [_Tiles.shape(xs, out, f, n), (size,), (size,), (n, th, m, tw, m, F)]
         with _buffers("winograd", shapes, x.dtype, kept) as (padded, first, second, last):  # (last: channels last)
             tiles = _Tiles(xs, pads, out, f, padded)
-            for n0 in range(0, len(xs), n):
-                k = min(n, len(xs) - n0)
-                tiles.load(n0, k)
-                for r0 in range(0, th, rows):
-                    r = min(rows, th - r0)
-                    t = k * r * tw
-                    d = first[:a * a * t * C].reshape(a, a, k, r, tw, C)
-                    np.copyto(d, tiles.view[:, :, :k, r0:r0 + r])
-                    v = second[:a * a * t * C].reshape(a * a, t, C)
-                    np.matmul(bt, d.reshape(a * a, t * C), out=v.reshape(a * a, t * C))
-                    p = first[:a * a * t * F].reshape(a * a, t, F)
-                    np.matmul(v, u, out=p)
-                    o = second[:m * m * t * F].reshape(m, m, k, r, tw, F)
-                    np.matmul(at, p.reshape(a * a, t * F), out=o.reshape(m * m, t * F))
-                    _put(last[:k, r0:r0 + r].transpose(2, 4, 0, 1, 3, 5), o, bias)  # (m, m, k, r, tw, F)
-                start = samples.start + n0
-                np.copyto(y[start:start + k], last[:k].reshape(k, m * th, m * tw, F).transpose(0, 3, 1, 2))
+            for n0, k, r0, r, t in tiles.chunks(rows):
+                v = tiles.transformed(k, r0, r, first, second)
+                p = first[:a * a * t * F].reshape(a * a, t, F)
+                np.matmul(v, u, out=p)
+                o = second[:m * m * t * F].reshape(m, m, k, r, tw, F)
+                np.matmul(at, p.reshape(a * a, t * F), out=o.reshape(m * m, t * F))
+                _put(last[:k, r0:r0 + r].transpose(2, 4, 0, 1, 3, 5), o, bias)  # (m, m, k, r, tw, F)
+                if r0 + r == th:  # the chunk's samples are whole
+                    start = samples.start + n0
+                    np.copyto(y[start:start + k], last[:k].reshape(k, m * th, m * tw, F).transpose(0, 3, 1, 2))
 
     side_by_side(N, work)
     return y if (m * th, m * tw) == tuple(out) else y[:, :, :out[0], :out[1]]
@@ -523,7 +534,7 @@ def winograd_grad_weight(x, dy, pads, chunk, f: Winograd = F2X2):
     F, out = dy.shape[1], dy.shape[2:]
     th, tw = [-(-o // m) for o in out]
     rows = max(1, min(th, chunk // tw))
-    bt, am = f.bb.astype(x.dtype), f.aa.T.astype(x.dtype)
+    am = f.aa.T.astype(x.dtype)
 
     def work(samples):
         xs, dys = x[samples], dy[samples]
@@ -540,25 +551,18 @@ def winograd_grad_weight(x, dy, pads, chunk, f: Winograd = F2X2):
             sn, sh, sw, sc = grads.strides
             grad_tiles = np.lib.stride_tricks.as_strided(grads, (m, m, n, th, tw, F),
                                                          (sh, sw, sn, m * sh, m * sw, sc), writeable=False)
-            for n0 in range(0, len(xs), n):
-                k = min(n, len(xs) - n0)
-                tiles.load(n0, k)
-                grads[:k, :out[0], :out[1]] = dys[n0:n0 + k].transpose(0, 2, 3, 1)
-                for r0 in range(0, th, rows):
-                    r = min(rows, th - r0)
-                    t = k * r * tw
-                    dd = d[:a * a * t * C].reshape(a, a, k, r, tw, C)
-                    np.copyto(dd, tiles.view[:, :, :k, r0:r0 + r])
-                    vv = v[:a * a * t * C].reshape(a * a, t, C)
-                    np.matmul(bt, dd.reshape(a * a, t * C), out=vv.reshape(a * a, t * C))
-                    ee = e[:m * m * t * F].reshape(m, m, k, r, tw, F)
-                    np.copyto(ee, grad_tiles[:, :, :k, r0:r0 + r])
-                    gg = g[:a * a * t * F].reshape(a * a, t, F)
-                    np.matmul(am, ee.reshape(m * m, t * F), out=gg.reshape(a * a, t * F))
-                    if du is None:
-                        du = np.matmul(gg.transpose(0, 2, 1), vv)
-                    else:
-                        du += np.matmul(gg.transpose(0, 2, 1), vv, out=product)
+            for n0, k, r0, r, t in tiles.chunks(rows):
+                if r0 == 0:  # the chunk's samples, just loaded
+                    grads[:k, :out[0], :out[1]] = dys[n0:n0 + k].transpose(0, 2, 3, 1)
+                vv = tiles.transformed(k, r0, r, d, v)
+                ee = e[:m * m * t * F].reshape(m, m, k, r, tw, F)
+                np.copyto(ee, grad_tiles[:, :, :k, r0:r0 + r])
+                gg = g[:a * a * t * F].reshape(a * a, t, F)
+                np.matmul(am, ee.reshape(m * m, t * F), out=gg.reshape(a * a, t * F))
+                if du is None:
+                    du = np.matmul(gg.transpose(0, 2, 1), vv)
+                else:
+                    du += np.matmul(gg.transpose(0, 2, 1), vv, out=product)
         return du
 
     du = summed(N, work)
