@@ -298,7 +298,7 @@ def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False
         step = min(out[0], max(1, budget // (max(rows + extra, products) * inner * xp.itemsize)))
         chunks = [(n0, 1, r0, min(out[0], r0 + step)) for n0 in range(N) for r0 in range(0, out[0], step)]
     size = max((rows + extra) * m * (r1 - r0) * inner for _, m, r0, r1 in chunks)
-    with lent("im2col", size, xp.dtype) if columns else nullcontext(np.empty(size, xp.dtype)) as store:
+    with _buffers("im2col", [(size,)], xp.dtype, bool(columns)) as (store,):
         ones_at = None  # where the row of ones is in place
         for n0, m, r0, r1 in chunks:
             width = m * (r1 - r0) * inner
@@ -787,16 +787,18 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1, algorithm: W
     sizes (a strided convolution may ignore the last rows of its input). With a stride, the
     output gradient would first be spread out with ``stride - 1`` zeros between values; most of
     that work multiplies zeros, so strided convolutions compute the same full convolution by
-    scattering instead (``_scatter_input_grad``). This is also a transposed convolution's forward. With a Winograd
+    scattering instead (``_scatter_input_grad``), as do small maps (fewer than ``WIDE_ENOUGH`` output positions a
+    sample, neither input nor output one channel a group), whose samples share one product there. This is also a
+    transposed convolution's forward. With a Winograd
     ``algorithm`` (a 3x3 filter at stride 1, ungrouped, padded by at most 2), the full correlation runs by it, in
     chunks of ``chunk`` tiles (``winograd``). ``kept``: a pass for gradients, whose scratch the thread keeps
     (``lent``; an inference pass, a transposed convolution's forward, holds only its own).
     """
-    if any(s > 1 for s in stride) or (math.prod(dy.shape[2:]) < WIDE_ENOUGH and w.shape[1] > 1 < dy.shape[1] // groups):
-        return _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups, kept)
     _, F, *out = dy.shape
     _, Cg, *K = w.shape
     G, Fg = groups, F // groups
+    if any(s > 1 for s in stride) or (math.prod(out) < WIDE_ENOUGH and Cg > 1 and Fg > 1):
+        return _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups, kept)
     full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1)) for n, o, k, d, (pb, _) in zip(sizes, out, K, dilation, pads)]
     rank = len(K)
     rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
@@ -836,9 +838,8 @@ def _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups, kept):
                 col2im(dcols.reshape(len(d), C, *K, *out), dxp[n0:n1], K, stride, dilation, out)
                 continue
             side = np.ascontiguousarray(d.transpose(1, 2, 0, 3)).reshape(G, Fg, -1)  # the samples side by side
-            size = C * Kn * side.shape[-1]
-            with lent("scatter", size, dy.dtype) if kept else nullcontext(np.empty(size, dy.dtype)) as store:
-                dcols = np.matmul(wt, side, out=store.reshape(G, Cg * Kn, -1))
+            with _buffers("scatter", [(G, Cg * Kn, side.shape[-1])], dy.dtype, kept) as (store,):
+                dcols = np.matmul(wt, side, out=store)
                 col2im(dcols.reshape(C, *K, len(d), *out).transpose(samples_first), dxp[n0:n1], K, stride, dilation,
                        out)
 
