@@ -138,11 +138,11 @@ class Conv(_Windowed):
         return None
 
     # Winograd's F(2x2, 3x3) in a pass for gradients (``kernels.F2X2``: the forward and both gradients), which rounds
-    # as the direct product does. From 32 input and output channels and 10 outputs a side, the three took 0.67-0.96x
+    # as the direct product does. From 32 input and output channels and 10 outputs a side, the three took 0.65-0.96x
     # im2col's time (float32, batch 8 on one thread, or 4 on each of two, with their own weights' transforms as in a
-    # training step); on 7x7 and 8x8 maps 0.73-1.25x: a few large filters' transforms and, on odd maps, tiles past
-    # the map. A chunk holds as many tiles as channels, at least 64: the transforms' buffers stay in the cache while
-    # the products stay long enough for BLAS
+    # training step; 64 channels on 14x14 maps at two threads 1.07x); on 7x7 and 8x8 maps 0.73-1.25x: a few large
+    # filters' transforms and, on odd maps, tiles past the map. A chunk holds as many tiles as channels, at least 64:
+    # the transforms' buffers stay in the cache while the products stay long enough for BLAS
     WINOGRAD_GRADIENT_SIDE: ClassVar[int] = 10
     WINOGRAD_GRADIENT_TILES: ClassVar[int] = 64
 
