@@ -789,10 +789,10 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1, algorithm: W
     that work multiplies zeros, so strided convolutions compute the same full convolution by
     scattering instead (``_scatter_input_grad``), as do small maps (fewer than ``WIDE_ENOUGH`` output positions a
     sample, neither input nor output one channel a group), whose samples share one product there. This is also a
-    transposed convolution's forward. With a Winograd
-    ``algorithm`` (a 3x3 filter at stride 1, ungrouped, padded by at most 2), the full correlation runs by it, in
-    chunks of ``chunk`` tiles (``winograd``). ``kept``: a pass for gradients, whose scratch the thread keeps
-    (``lent``; an inference pass, a transposed convolution's forward, holds only its own).
+    transposed convolution's forward. With a Winograd ``algorithm`` (a 3x3 filter at stride 1, ungrouped, padded by
+    at most 2), the full correlation runs by it, in chunks of ``chunk`` tiles (``winograd``). ``kept``: a pass for
+    gradients, whose scratch the thread keeps (``lent``; an inference pass, a transposed convolution's forward,
+    holds only its own).
     """
     _, F, *out = dy.shape
     _, Cg, *K = w.shape

@@ -159,8 +159,14 @@ class Conv(_Windowed):
     def gradient_kernel(self, inputs, dtype):
         return "Winograd F(2x2, 3x3)" if self._winograd_for_gradients(self.geometry(inputs[0]), dtype) else None
 
-    def _gradient_chunk(self, g) -> int:
-        return max(self.WINOGRAD_GRADIENT_TILES, g.channels, self.filters)
+    def _gradient_algorithm(self, g, dtype) -> tuple:
+        """``(kernels.F2X2, tiles a chunk holds)`` where a pass for gradients runs this layer by it, else
+        ``(None, 0)``: for its forward and both its gradients alike."""
+        from archcheck import kernels
+
+        if not self._winograd_for_gradients(g, dtype):
+            return None, 0
+        return kernels.F2X2, max(self.WINOGRAD_GRADIENT_TILES, g.channels, self.filters)
 
     def prepare(self, params):
         from archcheck import kernels
@@ -174,11 +180,10 @@ class Conv(_Windowed):
         if ctx.kernel:  # the inference plan's Winograd, on weights prepared for it; never recorded for backward
             chunk = kernels.scratch(self.winograd_chunk(g.channels, x.itemsize))  # (this thread's share)
             return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"), chunk), None
-        if ctx.grad and self._winograd_for_gradients(g, x.dtype):
-            u = kernels.winograd_weights(params["weight"], kernels.F2X2)
-            y = kernels.winograd(x, u, g.pads, g.out_sizes, params.get("bias"), self._gradient_chunk(g), kernels.F2X2,
-                                 kept=True)
-            return y, (x, g)
+        algorithm, chunk = self._gradient_algorithm(g, x.dtype) if ctx.grad else (None, 0)
+        if algorithm is not None:
+            u = kernels.winograd_weights(params["weight"], algorithm)
+            return kernels.winograd(x, u, g.pads, g.out_sizes, params.get("bias"), chunk, algorithm, kept=True), (x, g)
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
                          params.get("bias"), bias_in_product=ctx.planned,
                          columns=kernels.GRADIENT_COLUMNS if ctx.grad else 0)  # (a pass for gradients: as theirs)
@@ -194,18 +199,16 @@ class Conv(_Windowed):
         from archcheck import kernels
 
         g = cache[1]
-        fast = kernels.F2X2 if self._winograd_for_gradients(g, dy.dtype) else None
         dx = kernels.conv_grad_input(dy, params["weight"], g.in_sizes, g.stride, g.dilation, g.pads,
-                                     self.n_groups(g.channels), fast, self._gradient_chunk(g), kept=True)
+                                     self.n_groups(g.channels), *self._gradient_algorithm(g, dy.dtype), kept=True)
         return [dx], self.weight_grads(dy, cache, params)
 
     def weight_grads(self, dy, cache, params):
         from archcheck import kernels
 
         x, g = cache
-        fast = kernels.F2X2 if self._winograd_for_gradients(g, dy.dtype) else None
         grads = {"weight": kernels.conv_grad_weight(x, dy, g.kernel, g.stride, g.dilation, g.pads,
-                                                    self.n_groups(g.channels), fast, self._gradient_chunk(g))}
+                                                    self.n_groups(g.channels), *self._gradient_algorithm(g, dy.dtype))}
         if self.bias:
             grads["bias"] = kernels.channel_sums(dy)
         return grads
