@@ -52,6 +52,7 @@ which the dynamic rules (``archcheck/rules/``, KIND = "dynamic", AC801-AC805) ch
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from contextlib import contextmanager
@@ -413,11 +414,27 @@ def gradients(analysis: Analysis, params: dict, x: np.ndarray, targets: dict[str
 
 def _added(shares: list[Gradients]) -> Gradients:
     """The gradients of a batch from its parts' (``gradients``): each weight's shares added in the order of the
-    samples, the input gradients joined, each norm the root of the sum of the parts' squares."""
+    samples, the input gradients joined, each norm the root of the sum of the parts' squares.
+
+    The sums are made in the first part's arrays (a layer's weight gradients are arrays of its own, never views of
+    its inputs, weights or caches), the values cut into runs added side by side on the parts' threads: a fresh
+    result would map and zero as many pages as the weights hold, on one thread (ResNet-18 at two threads: 6 ms on
+    one thread in place, against 20 ms into new arrays)."""
     if len(shares) == 1:
         return shares[0]
     first = shares[0]
-    params = {name: sum((share.params[name] for share in shares[1:]), first.params[name]) for name in first.params}
+    params = {name: d if d.flags.writeable and d.flags.c_contiguous else np.array(d)
+              for name, d in first.params.items()}
+    flat = [(d.reshape(-1), [share.params[name].reshape(-1) for share in shares[1:]]) for name, d in params.items()]
+    starts = list(itertools.accumulate((len(d) for d, _ in flat), initial=0))
+
+    def add(values: slice):
+        for (d, others), start in zip(flat, starts):
+            run = slice(max(values.start - start, 0), min(values.stop - start, len(d)))
+            for other in others if run.start < run.stop else ():
+                np.add(d[run], other[run], out=d[run])
+
+    kernels.side_by_side(starts[-1], add)
     norms = {name: math.sqrt(sum(share.norms.get(name, 0.0) ** 2 for share in shares))
              for name in dict.fromkeys(name for share in shares for name in share.norms)}
     dx = None if first.input is None else np.concatenate([share.input for share in shares])

@@ -1255,6 +1255,29 @@ def test_training_on_threads_computes_what_one_thread_does(tmp_path, monkeypatch
             np.testing.assert_allclose(cut[k], one[k], rtol=1e-13, atol=1e-15, err_msg=k)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_parts_shares_of_each_weight_are_added_in_the_order_of_the_samples(threads):
+    """A threaded pass's weight gradients: each weight's shares added in the order of the samples, ``(s0 + s1) +
+    s2``, bitwise, however the values are cut into runs for the threads (runs across the arrays' ends); the sums in
+    the first part's arrays, or in a copy of one that cannot be written (a broadcast); the input gradients joined
+    and the norms the root of the sum of squares."""
+    rng = np.random.default_rng(0)
+    shapes = {"a.weight": (7, 3), "b.weight": (5,), "c.bias": (2, 2, 2)}
+    shares = [executor.Gradients(rng.standard_normal((2, 3)), {k: rng.standard_normal(s) for k, s in shapes.items()},
+                                 {"a": 3.0, **({"b": 4.0} if i else {})}) for i in range(3)]
+    shares[0].params["b.weight"] = np.broadcast_to(np.float64(1.5), (5,))
+    expected = {k: (shares[0].params[k] + shares[1].params[k]) + shares[2].params[k] for k in shapes}
+    first = dict(shares[0].params)
+    with kernels.threads(threads):
+        total = executor._added(shares)
+    for k in shapes:
+        assert np.array_equal(total.params[k], expected[k]), k
+    assert total.params["a.weight"] is first["a.weight"]  # (summed where the first part's share was)
+    assert np.array_equal(first["b.weight"], np.full(5, 1.5))  # (a broadcast: summed into a copy)
+    assert np.array_equal(total.input, np.concatenate([share.input for share in shares]))
+    assert total.norms == {"a": pytest.approx(math.sqrt(27.0)), "b": pytest.approx(math.sqrt(32.0))}
+
+
 def test_a_training_part_that_fails_stops_the_others_at_their_next_meeting(tmp_path, monkeypatch):
     """The second part fails before a batchnorm, where the first waits for it: the first stops there, and the pass
     ends with the second part's error, not with the meeting it broke; BLAS gets its threads back."""
