@@ -763,12 +763,13 @@ def conv_grad_weight(x, dy, kernel, stride, dilation, pads, groups=1, algorithm:
 
     def products(rows):
         dy4 = dy[rows].reshape(-1, G, Fg, P)
-        dw = np.zeros((G, Cg * Kn, Fg) if transposed else (G, Fg, Cg * Kn), dy.dtype)
+        dw = None  # (the first chunk's product: as many values as the weights, not zeroed and added to)
         for n0, m, at, cols in im2col(pad(x[rows], pads), kernel, stride, dilation, out, products=F,
                                       columns=GRADIENT_COLUMNS):
             d = dy4[n0, :, :, at] if m == 1 else np.ascontiguousarray(dy4[n0:n0 + m].transpose(1, 2, 0, 3))
             d, cols = d.reshape(G, Fg, -1), cols.reshape(G, Cg * Kn, -1)
-            dw += np.matmul(cols, d.swapaxes(-1, -2)) if transposed else np.matmul(d, cols.swapaxes(-1, -2))
+            product = np.matmul(cols, d.swapaxes(-1, -2)) if transposed else np.matmul(d, cols.swapaxes(-1, -2))
+            dw = product if dw is None else np.add(dw, product, out=dw)
         return dw
 
     if G > 1 and (Cg == 1 or Fg == 1):
