@@ -180,7 +180,7 @@ def side_by_side(n: int, work) -> list:
             with np.errstate(**errors), scratch_share(len(parts)):
                 return work(parts[index]), None
         except BaseException as error:  # noqa: BLE001 (re-raised below, once every part has stopped)
-            joined.barrier.abort()  # the others stop at their next meeting instead of waiting for this part
+            joined.abort()  # the others stop at their next meeting instead of waiting for this part
             return None, error
         finally:
             _local.pool, _local.joined = (k, pool), before
@@ -194,20 +194,54 @@ def side_by_side(n: int, work) -> list:
 
 
 class _Joined:
-    """The parts of one batch worked ``side_by_side``, where they meet: each hands in a value at a barrier, and
-    every part takes the same combination of them."""
+    """The parts of one batch worked ``side_by_side``, where they meet: each hands in a value, and every part takes
+    the same combination of them once the last has arrived.
+
+    A part that arrives before the last waits at a gate of its own (a lock) that the last part opens: one wake-up a
+    part, where a barrier's condition takes several (two threads meeting 2,000 times with nothing between: 140 us a
+    meeting with two barriers, one before and one after combining). The values of two meetings in turn sit in two
+    lists, so that no part waits for the others to have combined them: a part can only hand in the next meeting's
+    value, and can reach the one after only once every part has reached the next."""
 
     def __init__(self, parts: list[slice]):
         self.parts = parts
-        self.barrier = threading.Barrier(len(parts))
-        self.values: list = [None] * len(parts)
+        self.lock = threading.Lock()
+        self.gates = [threading.Lock() for _ in parts]
+        for gate in self.gates:
+            gate.acquire()  # (closed: a waiting part blocks on its own until it is opened)
+        self.values: list[list] = [[None] * len(parts), [None] * len(parts)]
+        self.meetings = [0] * len(parts)  # per part, its meetings so far
+        self.waiting: list[int] = []  # the parts that have arrived at this meeting, at their gates
+        self.broken = False
 
     def meet(self, index: int, value, combine):
-        self.values[index] = value
-        self.barrier.wait()
-        result = combine(self.values)
-        self.barrier.wait()  # (no part hands in its next value before every part has combined these)
-        return result
+        values = self.values[self.meetings[index] % 2]
+        self.meetings[index] += 1
+        values[index] = value
+        with self.lock:
+            if self.broken:
+                raise threading.BrokenBarrierError
+            last = len(self.waiting) == len(self.parts) - 1
+            if last:
+                for other in self.waiting:
+                    self.gates[other].release()
+                self.waiting.clear()
+            else:
+                self.waiting.append(index)
+        if not last:
+            self.gates[index].acquire()
+            if self.broken:
+                raise threading.BrokenBarrierError
+        return combine(values)
+
+    def abort(self):
+        """A part failed: the parts waiting are let go, and every part stops at its next meeting
+        (``threading.BrokenBarrierError``)."""
+        with self.lock:
+            self.broken = True
+            for other in self.waiting:
+                self.gates[other].release()
+            self.waiting.clear()
 
 
 def batch_total(value):

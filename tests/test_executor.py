@@ -13,6 +13,7 @@ import math
 import subprocess
 import sys
 import threading
+import time
 import warnings
 import weakref
 from pathlib import Path
@@ -1314,6 +1315,50 @@ def test_a_training_part_that_fails_stops_the_others_at_their_next_meeting(tmp_p
     runner.join(60)
     assert ended == [True]  # (not waiting at the batchnorm for a part that will never come)
     assert executor.blas.threads() == before
+
+
+def test_parts_meet_many_times_in_turn_and_a_failure_lets_the_waiting_ones_go():
+    """Three parts meet 300 times, each arriving at its own pace (a part may hand in a meeting's value while another
+    still combines the last one's): every part takes, at every meeting, the sum of that meeting's values in the
+    order of the parts, and ``batch_shared`` the first part's. Then a part fails at its 50th meeting while the
+    others wait there: they are let go, and the call ends with its error, not hanging."""
+    import threading
+
+    def work(rows):
+        index = rows.start  # (one sample a part)
+        pace = np.random.default_rng(index)
+        got = []
+        for meeting in range(300):
+            if pace.random() < 0.3:
+                time.sleep(pace.random() * 1e-4)
+            got.append(kernels.batch_total(np.array([meeting * 10.0 + index])))
+            assert kernels.batch_shared(lambda m=meeting: m) == meeting
+        return got
+
+    with kernels.threads(3):
+        parts = kernels.side_by_side(3, work)
+    expected = [np.array([meeting * 30.0 + 3]) for meeting in range(300)]
+    for got in parts:
+        assert all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True))
+
+    def failing(rows):
+        for meeting in range(100):
+            if rows.start == 2 and meeting == 50:
+                time.sleep(0.05)  # (the others are waiting at the 50th meeting)
+                raise ValueError("the third part fails at its 50th meeting")
+            kernels.batch_total(1)
+
+    ended = []
+
+    def attempt():
+        with kernels.threads(3), pytest.raises(ValueError, match="the third part fails"):
+            kernels.side_by_side(3, failing)
+        ended.append(True)
+
+    runner = threading.Thread(target=attempt, daemon=True)
+    runner.start()
+    runner.join(60)
+    assert ended == [True]
 
 
 def test_a_threaded_forward_keeps_the_callers_error_state_and_gives_back_blas_when_a_part_fails(tmp_path):
