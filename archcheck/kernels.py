@@ -283,8 +283,10 @@ def first_part() -> bool:
     return part is None or part[1] == 0
 
 
-def _chunk(n_samples: int, bytes_per_sample: int) -> int:
-    return max(1, min(n_samples, scratch(CHUNK_BYTES) // max(bytes_per_sample, 1)))
+def _chunk(n_samples: int, bytes_per_sample: int, budget: int | None = None) -> int:
+    """Samples a chunk holds within ``budget`` (this thread's share of ``CHUNK_BYTES`` by default), at least one."""
+    budget = scratch(CHUNK_BYTES) if budget is None else budget
+    return max(1, min(n_samples, budget // max(bytes_per_sample, 1)))
 
 
 def im2col(xp, kernel, stride, dilation, out, products=0, split=True, ones=False, columns=0):
@@ -473,6 +475,20 @@ class _Tiles:
         """The shape of the padded buffer for ``samples`` samples of ``x``."""
         return (samples, *(f.m * -(-o // f.m) + 2 for o in out), x.shape[1])
 
+    @staticmethod
+    def grid(out, f: Winograd, chunk: int) -> tuple:
+        """``(rows of tiles, columns of tiles, rows a chunk holds)`` of a map of ``out`` outputs cut into chunks of
+        at most ``chunk`` tiles (at least one row of one sample)."""
+        th, tw = (-(-o // f.m) for o in out)
+        return th, tw, max(1, min(th, chunk // tw))
+
+    @staticmethod
+    def samples(grid: tuple, chunk: int, n: int) -> int:
+        """The samples the padded buffer holds at once, of ``n``: as many whole samples as ``chunk`` tiles take when
+        a chunk holds whole samples, else one."""
+        th, tw, rows = grid
+        return max(1, min(n, chunk // (th * tw))) if rows == th else 1
+
     def __init__(self, x, pads, out, f: Winograd, padded, copy, into):
         m, a = f.m, f.tile
         self.x, self.padded, self.bt = x, padded, f.bb.astype(x.dtype)
@@ -538,14 +554,13 @@ def winograd(x, u, pads, out, bias=None, chunk=2**10, f: Winograd = F4X4, kept=F
     m, a = f.m, f.tile
     N, C = x.shape[:2]
     F = u.shape[2]
-    th, tw = [-(-o // m) for o in out]
+    th, tw, rows = grid = _Tiles.grid(out, f, chunk)
     y = np.empty((N, F, m * th, m * tw), x.dtype)
-    rows = max(1, min(th, chunk // tw))
     at = f.aa.astype(x.dtype)
 
     def work(samples):
         xs = x[samples]
-        n = max(1, min(len(xs), chunk // (th * tw))) if rows == th else 1
+        n = _Tiles.samples(grid, chunk, len(xs))
         size = a * a * max(C, F) * n * rows * tw
         shapes = [_Tiles.shape(xs, out, f, n), (size,), (size,), (n, th, m, tw, m, F)]
         with _buffers("winograd", shapes, x.dtype, kept) as (padded, first, second, last):  # (last: channels last)
@@ -578,13 +593,12 @@ def winograd_grad_weight(x, dy, pads, chunk, f: Winograd = F2X2):
     m, a = f.m, f.tile
     N, C = x.shape[:2]
     F, out = dy.shape[1], dy.shape[2:]
-    th, tw = [-(-o // m) for o in out]
-    rows = max(1, min(th, chunk // tw))
+    th, tw, rows = grid = _Tiles.grid(out, f, chunk)
     am = f.aa.T.astype(x.dtype)
 
     def work(samples):
         xs, dys = x[samples], dy[samples]
-        n = max(1, min(len(xs), chunk // (th * tw))) if rows == th else 1
+        n = _Tiles.samples(grid, chunk, len(xs))
         t_most = n * rows * tw
         several = len(xs) > n or th > rows  # (chunks: their products are added up in another buffer)
         shapes = [_Tiles.shape(xs, out, f, n), (n, m * th, m * tw, F), (a * a * t_most * max(C, F),),
@@ -740,8 +754,9 @@ def _depthwise_banded(x, wg, K, stride, dilation, pads, out, bias, y, bias_in_pr
     fused = bias is not None and bias_in_product
     length = taps * width + fused  # of a copied row: the inputs every offset reads (and the one)
     per = (rows * length + math.prod(padded) + Fg * rows * out[-1]) * x.itemsize  # one channel of one sample
-    n = max(1, min(N, CHUNK_BYTES // per))
-    gc = max(1, min(G, CHUNK_BYTES // (per * n + Fg * length * out[-1] * x.itemsize)))
+    budget = CHUNK_BYTES  # (the whole of it in each part: above)
+    n = _chunk(N, per, budget)
+    gc = max(1, min(G, budget // (per * n + Fg * length * out[-1] * x.itemsize)))
     xb = np.zeros((gc, n, *padded), x.dtype)  # the zeros of the padding stay
     cols = np.ones((gc, n, *out[:-1], length), x.dtype)  # (so do the ones)
     band = np.zeros((gc, Fg, length, out[-1]), x.dtype)
