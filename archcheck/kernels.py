@@ -44,6 +44,10 @@ TRANSPOSE_BAND = 32  # rows of a band of ``transpose``
 # Winograd's buffers in a pass for gradients (ResNet-18's on 14x14 maps need 15 MiB: a training step on two threads
 # took 0.89-0.96x the time with 16 MiB kept instead of 8, 0.95 with 32)
 KEPT_BYTES = 8 * CHUNK_BYTES
+# Multiply-adds up to which OpenBLAS makes a product by its kernel for small matrices, which packs neither operand:
+# Winograd's transforms (a 16x16 matrix times a chunk's tiles) take 6-9 ns a column in blocks within it, 11-13 ns in
+# one product beyond it (float32, one thread). ``_in_blocks`` cuts their columns so
+SMALL_PRODUCT = 10**6
 
 
 # -- geometry ----------------------------------------------------------------------------
@@ -451,13 +455,22 @@ F4X4 = Winograd(4,
                 np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float))
 
 
-def winograd_weights(w, f: Winograd = F4X4):
-    """The filters ``(F, C, 3, 3)`` in the domain of ``f``, ``(tile^2, C, F)``: ``G g G^T`` for every pair, as one
-    matrix product. Made once per set of weights (``executor.fold_weights``; a pass for gradients, per pass), in
-    the weights' precision."""
+def winograd_weights(w, f: Winograd = F4X4, rotated: bool = False):
+    """The filters ``(F, C, 3, 3)`` in the domain of ``f``, ``(tile^2, C, F)``: ``G g G^T`` for every pair, one
+    product per input channel by the weights made ``(C, 9, F)`` (``transpose``). Made once per set of weights
+    (``executor.fold_weights``; a pass for gradients, per pass), in the weights' precision.
+
+    ``rotated``: those of the filters rotated by 180 degrees, input and output channels swapped, ``(tile^2, F, C)``
+    (an input gradient's full correlation): the 9 values of a filter reversed are the columns of ``G (x) G``
+    reversed, so one product reads the weights as they lie (256 channels: 0.8 ms, against 2.1 ms and 1.4 ms for
+    the filters and their rotation by one product of the weights turned ``(9, C, F)``, float32)."""
     F, C = w.shape[:2]
-    return np.ascontiguousarray(np.matmul(f.g.astype(w.dtype), w.reshape(F, C, 9).transpose(2, 1, 0).reshape(9, C * F))
-                                .reshape(f.tile ** 2, C, F))
+    g = f.g.astype(w.dtype)
+    if rotated:
+        return np.matmul(g[:, ::-1], w.reshape(F * C, 9).T).reshape(f.tile ** 2, F, C)
+    u = np.empty((f.tile ** 2, C, F), w.dtype)
+    np.matmul(g, transpose(w.reshape(F, C * 9)).reshape(C, 9, F), out=u.transpose(1, 0, 2))
+    return u
 
 
 class _Tiles:
@@ -478,9 +491,11 @@ class _Tiles:
     @staticmethod
     def grid(out, f: Winograd, chunk: int) -> tuple:
         """``(rows of tiles, columns of tiles, rows a chunk holds)`` of a map of ``out`` outputs cut into chunks of
-        at most ``chunk`` tiles (at least one row of one sample)."""
+        at most ``chunk`` tiles (at least one row of one sample), as even as whole rows make them (a map of 14 rows
+        in two chunks of 7, not 13 and 1)."""
         th, tw = (-(-o // f.m) for o in out)
-        return th, tw, max(1, min(th, chunk // tw))
+        most = max(1, min(th, chunk // tw))
+        return th, tw, -(-th // -(-th // most))
 
     @staticmethod
     def samples(grid: tuple, chunk: int, n: int) -> int:
@@ -521,12 +536,22 @@ class _Tiles:
             t = k * r * self.tiles[1]
             d = copy[:a * a * t * C].reshape(a, a, k, r, self.tiles[1], C)
             v = into[:a * a * t * C].reshape(a * a, t, C)
-            views = self.views[k, r0] = (self.view[:, :, :k, r0:r0 + r], d, d.reshape(a * a, t * C), v,
-                                         v.reshape(a * a, t * C))
-        tiles, d, flat, v, flat_v = views
+            views = self.views[k, r0] = (self.view[:, :, :k, r0:r0 + r], d, v,
+                                         *_in_blocks(a * a, d.reshape(a * a, t * C), v.reshape(a * a, t * C)))
+        tiles, d, v, flat, flat_v = views
         np.copyto(d, tiles)
         np.matmul(self.bt, flat, out=flat_v)
         return v
+
+
+def _in_blocks(rows: int, flat, out):
+    """The right-hand side ``flat`` ``(k, n)`` of a product by a ``(rows, k)`` matrix, and ``out`` ``(rows, n)``, as
+    stacks of blocks of their columns, ``(blocks, k, n / blocks)`` and ``(blocks, rows, n / blocks)``: the fewest equal
+    blocks each within ``SMALL_PRODUCT``. One ``np.matmul`` makes them all, one small product each."""
+    k, n = flat.shape
+    most = max(1, SMALL_PRODUCT // (rows * k))
+    blocks = next(b for b in range(-(-n // most), n + 1) if n % b == 0)
+    return tuple(a.reshape(len(a), blocks, n // blocks).swapaxes(0, 1) for a in (flat, out))
 
 
 @contextmanager
@@ -569,9 +594,9 @@ def winograd(x, u, pads, out, bias=None, chunk=2**10, f: Winograd = F4X4, kept=F
                 v = tiles.transformed(k, r0, r)
                 if (k, r0) not in views:  # (the chunk's views, as ``_Tiles`` makes its own)
                     p, o = first[:a * a * t * F].reshape(a * a, t, F), second[:m * m * t * F].reshape(m, m, k, r, tw, F)
-                    views[k, r0] = (p, p.reshape(a * a, t * F), o, o.reshape(m * m, t * F),
+                    views[k, r0] = (p, o, *_in_blocks(m * m, p.reshape(a * a, t * F), o.reshape(m * m, t * F)),
                                     last[:k, r0:r0 + r].transpose(2, 4, 0, 1, 3, 5))  # (m, m, k, r, tw, F)
-                p, flat_p, o, flat_o, into = views[k, r0]
+                p, o, flat_p, flat_o, into = views[k, r0]
                 np.matmul(v, u, out=p)
                 np.matmul(at, flat_p, out=flat_o)
                 _put(into, o, bias)
@@ -617,9 +642,9 @@ def winograd_grad_weight(x, dy, pads, chunk, f: Winograd = F2X2):
                 vv = tiles.transformed(k, r0, r)
                 if (k, r0) not in views:  # (the chunk's views, as ``_Tiles`` makes its own)
                     ee, gg = e[:m * m * t * F].reshape(m, m, k, r, tw, F), g[:a * a * t * F].reshape(a * a, t, F)
-                    views[k, r0] = (grad_tiles[:, :, :k, r0:r0 + r], ee, ee.reshape(m * m, t * F),
-                                    gg.reshape(a * a, t * F), gg.transpose(0, 2, 1))
-                grad_tile, ee, flat_e, flat_g, gg_t = views[k, r0]
+                    views[k, r0] = (grad_tiles[:, :, :k, r0:r0 + r], ee, gg.transpose(0, 2, 1),
+                                    *_in_blocks(a * a, ee.reshape(m * m, t * F), gg.reshape(a * a, t * F)))
+                grad_tile, ee, gg_t, flat_e, flat_g = views[k, r0]
                 np.copyto(ee, grad_tile)
                 np.matmul(am, flat_e, out=flat_g)
                 if du is None:
@@ -869,10 +894,10 @@ def conv_grad_input(dy, w, sizes, stride, dilation, pads, groups=1, algorithm: W
         return _scatter_input_grad(dy, w, sizes, stride, dilation, pads, groups, kept)
     full = [(d * (k - 1) - pb, n + pb - 1 - (o - 1)) for n, o, k, d, (pb, _) in zip(sizes, out, K, dilation, pads)]
     rank = len(K)
-    rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
     if algorithm is not None:
-        u = winograd_weights(rotated.reshape(Cg, F, *K), algorithm)
-        return winograd(dy, u, full, sizes, chunk=chunk, f=algorithm, kept=kept)
+        return winograd(dy, winograd_weights(w, algorithm, rotated=True), full, sizes, chunk=chunk, f=algorithm,
+                        kept=kept)
+    rotated = np.flip(w, axis=tuple(range(2, 2 + rank))).reshape(G, Fg, Cg, *K).swapaxes(1, 2)
     return conv(dy, rotated.reshape(G * Cg, Fg, *K), stride, dilation, full, sizes, groups,
                 columns=GRADIENT_COLUMNS if kept else 0)
 

@@ -642,6 +642,27 @@ def test_winograd_f2_computes_the_correlation_and_both_gradients(chunk, n, c, f,
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-13 * np.abs(a).max(), err_msg=name)
 
 
+def test_products_in_blocks_of_columns_within_the_small_product_bound(monkeypatch):
+    """``_in_blocks`` cuts a product's columns into the fewest equal blocks within ``SMALL_PRODUCT`` (35 columns,
+    at most 6 a block: 7 blocks of 5), and one ``np.matmul`` of the stack makes the whole product."""
+    monkeypatch.setattr(kernels, "SMALL_PRODUCT", 2 * 3 * 6)
+    rng = np.random.default_rng(0)
+    a, b, out = rng.standard_normal((2, 3)), rng.standard_normal((3, 35)), np.zeros((2, 35))
+    blocks, into = kernels._in_blocks(2, b, out)
+    assert blocks.shape == (7, 3, 5) and into.shape == (7, 2, 5)
+    np.matmul(a, blocks, out=into)
+    np.testing.assert_allclose(out, a @ b, rtol=1e-15)
+
+
+@pytest.mark.parametrize("small", [16 * 16 * 5, 16 * 4 * 7, 1])  # blocks of the transforms' columns, down to one
+def test_winograd_f2_with_its_transforms_in_blocks(monkeypatch, small):
+    """Winograd's transforms made in blocks of columns give the direct correlation and both gradients."""
+    monkeypatch.setattr(kernels, "SMALL_PRODUCT", small)
+    direct, fast = direct_and_f2(np.random.default_rng(1), 2, 3, 4, (7, 9), ((1, 1), (1, 1)), np.float64, 3)
+    for name, a, b in zip(("forward", "input gradient", "weight gradient"), direct, fast):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-13 * np.abs(a).max(), err_msg=name)
+
+
 def test_winograd_f2_in_float32_rounds_as_the_direct_product():
     """In float32, F(2x2, 3x3)'s forward and gradients are as close to the exact values as the direct ones (within
     2x their error; F(4x4, 3x3)'s is ~50x): a pass for gradients may run it without rounding differently."""

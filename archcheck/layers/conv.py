@@ -141,10 +141,12 @@ class Conv(_Windowed):
     # as the direct product does. From 32 input and output channels and 10 outputs a side, the three took 0.65-0.96x
     # im2col's time (float32, batch 8 on one thread, or 4 on each of two, with their own weights' transforms as in a
     # training step; 64 channels on 14x14 maps at two threads 1.07x); on 7x7 and 8x8 maps 0.73-1.25x: a few large
-    # filters' transforms and, on odd maps, tiles past the map. A chunk holds as many tiles as channels, at least 64:
-    # the transforms' buffers stay in the cache while the products stay long enough for BLAS
+    # filters' transforms and, on odd maps, tiles past the map. A chunk holds as many tiles as channels, at least 192:
+    # the transforms' buffers stay in the cache while the products stay long enough for BLAS, and a chunk's calls are
+    # few (at two threads each call's end may wait for Python's lock: 64 channels on 56x56 maps, 4 samples a thread,
+    # 0.86-0.88x the time of chunks of 64 tiles, the same at one thread; 256 tiles and more, 1.2-1.3x at one)
     WINOGRAD_GRADIENT_SIDE: ClassVar[int] = 10
-    WINOGRAD_GRADIENT_TILES: ClassVar[int] = 64
+    WINOGRAD_GRADIENT_TILES: ClassVar[int] = 192
 
     def _winograd_for_gradients(self, g, dtype) -> bool:
         """Whether a pass for gradients runs this layer by Winograd's F(2x2, 3x3): a 2-D 3x3 convolution at stride 1,
