@@ -1065,10 +1065,38 @@ def _by_chunks(x, out, pool, y=None):
     return y
 
 
+def _phases(x, stride, pads, fill):
+    """``x`` padded by ``pads`` with ``fill`` and cut into the phases of ``stride``, ``(*stride, N, C, *cells)``:
+    phase ``r`` holds the padded values at ``r + stride * cell`` (``fill`` past the padded map's end). A window's
+    value at a kernel offset is then, for every output, a run of one phase (``offset % stride``, from cell
+    ``offset // stride``), not a strided view of the padded input."""
+    N, C, *sizes = x.shape
+    cells = [-(-(n + pb + pa) // s) for n, (pb, pa), s in zip(sizes, pads, stride)]
+    phases = np.empty((*stride, N, C, *cells), x.dtype)
+    everything = (slice(None), slice(None))
+    for residues in itertools.product(*(range(s) for s in stride)):
+        phase, src, dst = phases[residues], [], []
+        for axis, (n, (pb, _), s, r, c) in enumerate(zip(sizes, pads, stride, residues, cells)):
+            j0, j1 = max(0, -(-(pb - r) // s)), min(c, (n - 1 + pb - r) // s + 1)  # cells inside the input
+            j1 = max(j0, j1)
+            src.append(slice(j0 * s + r - pb, (j1 - 1) * s + r - pb + 1 if j1 > j0 else j0 * s + r - pb, s))
+            dst.append(slice(j0, j1))
+            before, after = [slice(None)] * len(sizes), [slice(None)] * len(sizes)
+            before[axis], after[axis] = slice(0, j0), slice(j1, None)
+            phase[(*everything, *before)] = fill
+            phase[(*everything, *after)] = fill
+        phase[(*everything, *dst)] = x[(*everything, *src)]
+    return phases
+
+
 def max_pool(x, kernel, stride, pads, out, keep_index=False):
     """Max over each window (padding never wins). With ``keep_index``, also the offset of each
     maximum (the first one on ties), for ``max_pool_grad``; then the samples are worked side by side on the
-    threads of a training pass (``threads``)."""
+    threads of a training pass (``threads``), in chunks of samples within ``CHUNK_BYTES`` (at least one): the
+    input cut into its stride's phases (``_phases``), a running maximum over the kernel's offsets in order, each
+    offset's values a run of one phase, and where an offset's value is greater, the index set to that offset
+    (0.7x the time of finding each maximum again among strided views: ResNet's 3x3 max-pool at stride 2, 4 samples
+    of 64 channels on 112x112 maps, one thread; its training step 0.986x)."""
     def pool(x):
         return _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)
 
@@ -1077,18 +1105,28 @@ def max_pool(x, kernel, stride, pads, out, keep_index=False):
     y = np.empty((*x.shape[:2], *out), x.dtype)
     offsets = math.prod(kernel)
     index = np.zeros(y.shape, np.int8 if offsets <= 2**7 else np.int16 if offsets <= 2**15 else np.int32)
+    full = pool_pads(x.shape[2:], kernel, stride, pads, out)
+
+    per_sample = x[0].nbytes * math.prod((n + b + a) / n for n, (b, a) in zip(x.shape[2:], full))
 
     def work(rows):
-        xr, yr, ir = x[rows], y[rows], index[rows]
-        _by_chunks(xr, out, pool, yr)
-        xp = pad(xr, pool_pads(x.shape[2:], kernel, stride, pads, out), -np.inf)
-        hit, step = np.empty(yr.shape, bool), np.empty(yr.shape, ir.dtype)
-        ones = hit.view(np.int8) if ir.dtype == np.int8 else hit  # (a bool's byte is 0 or 1: no cast for int8)
-        for t, sl in reversed(list(taps(kernel, stride, (1,) * len(kernel), out))):  # the first maximum is set last
-            np.equal(xp[(slice(None), slice(None), *sl)], yr, out=hit)
-            np.subtract(ir, t, out=step)  # t where the offset holds the maximum (arithmetic beats a masked write)
-            np.multiply(step, ones, out=step)
-            ir -= step
+        n = _chunk(rows.stop - rows.start, int(per_sample))
+        for n0 in range(rows.start, rows.stop, n):
+            yr, ir = y[n0:n0 + n], index[n0:n0 + n]
+            phases = _phases(x[n0:n0 + n], stride, full, -np.inf)
+            hit, step = np.empty(yr.shape, bool), np.empty(yr.shape, ir.dtype)
+            ones = hit.view(np.int8) if ir.dtype == np.int8 else hit  # (a bool's byte is 0 or 1: no cast for int8)
+            for t, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
+                at = tuple(slice(d // s, d // s + o) for d, s, o in zip(offset, stride, out))
+                v = phases[(*(d % s for d, s in zip(offset, stride)), slice(None), slice(None), *at)]
+                if t == 0:
+                    np.copyto(yr, v)
+                    continue
+                np.greater(v, yr, out=hit)  # (strictly: the first maximum keeps its offset)
+                np.maximum(yr, v, out=yr)
+                np.subtract(t, ir, out=step)  # t - index where the offset is greater (arithmetic beats a masked write)
+                np.multiply(step, ones, out=step)
+                ir += step
 
     side_by_side(len(x), work)
     return y, index
