@@ -1092,11 +1092,12 @@ def _phases(x, stride, pads, fill):
 def max_pool(x, kernel, stride, pads, out, keep_index=False):
     """Max over each window (padding never wins). With ``keep_index``, also the offset of each
     maximum (the first one on ties), for ``max_pool_grad``; then the samples are worked side by side on the
-    threads of a training pass (``threads``), in chunks of samples within ``CHUNK_BYTES`` (at least one): the
-    input cut into its stride's phases (``_phases``), a running maximum over the kernel's offsets in order, each
-    offset's values a run of one phase, and where an offset's value is greater, the index set to that offset
-    (0.7x the time of finding each maximum again among strided views: ResNet's 3x3 max-pool at stride 2, 4 samples
-    of 64 channels on 112x112 maps, one thread; its training step 0.986x)."""
+    threads of a training pass (``threads``): the input padded and cut into its stride's phases (``_phases``, one
+    copy, as large as the padded input), a running maximum over the kernel's offsets in order, each offset's values
+    a run of one phase, and where an offset's value is greater, the index set to that offset (0.7x the time of
+    finding each maximum again among strided views: ResNet's 3x3 max-pool at stride 2, 4 samples of 64 channels on
+    112x112 maps, one thread; its training step 0.986x at one thread, 0.98-0.99x at two; a sample at a time,
+    0.99-1.0x: more calls)."""
     def pool(x):
         return _separable(x, kernel, stride, pads, out, np.maximum, -np.inf)
 
@@ -1107,26 +1108,22 @@ def max_pool(x, kernel, stride, pads, out, keep_index=False):
     index = np.zeros(y.shape, np.int8 if offsets <= 2**7 else np.int16 if offsets <= 2**15 else np.int32)
     full = pool_pads(x.shape[2:], kernel, stride, pads, out)
 
-    per_sample = x[0].nbytes * math.prod((n + b + a) / n for n, (b, a) in zip(x.shape[2:], full))
-
     def work(rows):
-        n = _chunk(rows.stop - rows.start, int(per_sample))
-        for n0 in range(rows.start, rows.stop, n):
-            yr, ir = y[n0:n0 + n], index[n0:n0 + n]
-            phases = _phases(x[n0:n0 + n], stride, full, -np.inf)
-            hit, step = np.empty(yr.shape, bool), np.empty(yr.shape, ir.dtype)
-            ones = hit.view(np.int8) if ir.dtype == np.int8 else hit  # (a bool's byte is 0 or 1: no cast for int8)
-            for t, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
-                at = tuple(slice(d // s, d // s + o) for d, s, o in zip(offset, stride, out))
-                v = phases[(*(d % s for d, s in zip(offset, stride)), slice(None), slice(None), *at)]
-                if t == 0:
-                    np.copyto(yr, v)
-                    continue
-                np.greater(v, yr, out=hit)  # (strictly: the first maximum keeps its offset)
-                np.maximum(yr, v, out=yr)
-                np.subtract(t, ir, out=step)  # t - index where the offset is greater (arithmetic beats a masked write)
-                np.multiply(step, ones, out=step)
-                ir += step
+        yr, ir = y[rows], index[rows]
+        phases = _phases(x[rows], stride, full, -np.inf)
+        hit, step = np.empty(yr.shape, bool), np.empty(yr.shape, ir.dtype)
+        ones = hit.view(np.int8) if ir.dtype == np.int8 else hit  # (a bool's byte is 0 or 1: no cast for int8)
+        for t, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
+            at = tuple(slice(d // s, d // s + o) for d, s, o in zip(offset, stride, out))
+            v = phases[(*(d % s for d, s in zip(offset, stride)), slice(None), slice(None), *at)]
+            if t == 0:
+                np.copyto(yr, v)
+                continue
+            np.greater(v, yr, out=hit)  # (strictly: the first maximum keeps its offset)
+            np.maximum(yr, v, out=yr)
+            np.subtract(t, ir, out=step)  # t - index where the offset is greater (arithmetic beats a masked write)
+            np.multiply(step, ones, out=step)
+            ir += step
 
     side_by_side(len(x), work)
     return y, index

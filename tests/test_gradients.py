@@ -293,13 +293,10 @@ def test_adaptive_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, 
                                         ((2, 9), {"kernel": 4, "stride": 1, "padding": 2}),
                                         ((1, 4, 5, 5), {"kernel": [2, 3, 2], "stride": [1, 2, 1]}),
                                         ((1, 13, 13), {"kernel": 12, "stride": 1})])  # 144 offsets: past int8
-@pytest.mark.parametrize("budget", [None, 1])  # the batch at once; a sample at a time
-def test_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, monkeypatch, shape, args, budget):
+def test_max_pool_sends_a_tied_gradient_to_the_first_maximum(tmp_path, shape, args):
     """As PyTorch: of equal maxima in a window, the first in row-major order takes the gradient, and windows that
     overlap on it add theirs up (here most windows hold ties: values 0 and 1 only). A gradient that is infinite or
     NaN reaches its own maximum and no other input."""
-    if budget is not None:
-        monkeypatch.setattr(kernels, "CHUNK_BYTES", budget)
     analysis = build(tmp_path, list(shape), [{"maxpool": args}])
     g = analysis.layers["maxpool_1"].geometry
     rng = np.random.default_rng(0)
