@@ -462,7 +462,7 @@ def winograd_weights(w, f: Winograd = F4X4, rotated: bool = False):
 
     ``rotated``: those of the filters rotated by 180 degrees, input and output channels swapped, ``(tile^2, F, C)``
     (an input gradient's full correlation): the 9 values of a filter reversed are the columns of ``G (x) G``
-    reversed, so one product reads the weights as they lie (256 channels: 0.8 ms, against 2.1 ms and 1.4 ms for
+    reversed, so one product reads the weights as they lie (256 channels: 0.8 ms, against 2.1 ms and 0.9-1.4 ms for
     the filters and their rotation by one product of the weights turned ``(9, C, F)``, float32)."""
     F, C = w.shape[:2]
     g = f.g.astype(w.dtype)

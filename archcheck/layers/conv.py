@@ -144,7 +144,7 @@ class Conv(_Windowed):
     # filters' transforms and, on odd maps, tiles past the map. A chunk holds as many tiles as channels, at least 192:
     # the transforms' buffers stay in the cache while the products stay long enough for BLAS, and a chunk's calls are
     # few (at two threads each call's end may wait for Python's lock: 64 channels on 56x56 maps, 4 samples a thread,
-    # 0.86-0.88x the time of chunks of 64 tiles, the same at one thread; 256 tiles and more, 1.2-1.3x at one)
+    # 0.86-0.88x the time of chunks of 64 tiles, the same at one thread; 252 tiles, 1.2-1.35x the time of 168 at one)
     WINOGRAD_GRADIENT_SIDE: ClassVar[int] = 10
     WINOGRAD_GRADIENT_TILES: ClassVar[int] = 192
 
