@@ -707,22 +707,32 @@ def _depthwise_wide(x, wg, K, stride, dilation, pads, out, bias, y):
     acc, part = np.empty((block, span), x.dtype), np.empty((block, span), x.dtype)
     keep = (slice(None), *(slice(0, o) for o in out))
     w = wg[:, 0, :]
+    # Every view a block's calls read or write, made once for all the samples: each call is short (a block in the
+    # cache), and at two threads what a call spends holding Python's lock is what the other thread waits for
+    blocks = []
+    for g0 in range(0, G, block):
+        g1 = min(G, g0 + block)
+        b = g1 - g0
+        a = acc[:b]
+        terms = [(flat[i, :b, start:start + span], w[g0:g1, t:t + 1]) for t, (i, start) in enumerate(reads)]
+        fills = [((i, slice(0, b), *dst), (slice(g0, g1), *src)) for i, dst, src in copies]
+        shift = None if bias is None else bias[g0:g1].reshape(b, *(1,) * len(out))
+        made = a.reshape(b, out[0], *lengths[1:])[keep]
+        blocks.append((slice(g0, g1), fills, a, part[:b], *terms[0], terms[1:], made, shift))
+    multiply, add = np.multiply, np.add
     for n in range(len(x)):
-        for g0 in range(0, G, block):
-            g1 = min(G, g0 + block)
-            b = g1 - g0
-            for i, dst, src in copies:
-                xb[(i, slice(0, b), *dst)] = x[(n, slice(g0, g1), *src)]
-            a, t_ = acc[:b], part[:b]
-            for t, (i, start) in enumerate(reads):
-                np.multiply(flat[i, :b, start:start + span], w[g0:g1, t:t + 1], out=a if t == 0 else t_)
-                if t:
-                    a += t_
-            made = a.reshape(b, out[0], *lengths[1:])[keep]
-            if bias is None:
-                y[n, g0:g1] = made
+        xn, yn = x[n], y[n]
+        for channels, fills, a, t_, s0, w0, rest, made, shift in blocks:
+            for dst, src in fills:
+                xb[dst] = xn[src]
+            multiply(s0, w0, a)  # (``out`` by position: a keyword costs each call a parse)
+            for s, wt in rest:
+                multiply(s, wt, t_)
+                add(a, t_, a)
+            if shift is None:
+                yn[channels] = made
             else:
-                np.add(made, bias[g0:g1].reshape(b, *(1,) * len(out)), out=y[n, g0:g1])
+                add(made, shift, yn[channels])
 
 
 def _depthwise_rows(x, wg, K, stride, dilation, pads, out, bias, y):
