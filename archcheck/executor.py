@@ -242,12 +242,13 @@ def batch_parts(n: int, threads: int = 1, *, train: bool = False, keep: bool = F
 
 @contextmanager
 def kernel_threads(threads: int, samples: int):
-    """BLAS held to one thread, and ``threads`` for ``kernels.side_by_side``: the parts of a threaded inference, or,
+    """BLAS held to one thread and Python's switch interval short (``blas``), and ``threads`` for
+    ``kernels.side_by_side``: the parts of a threaded inference, or,
     where a pass of ``samples`` is not cut into parts (training, gradients, ``keep``), the convolutions, batchnorms
     and max-pools cutting their own batch. Nothing for one sample (BLAS's own threads serve it better), nor where
     BLAS's threads cannot be held."""
     if threads > 1 and samples > 1 and blas.threads():
-        with blas.single_threaded(), kernels.threads(threads):
+        with blas.single_threaded(), blas.short_switches(), kernels.threads(threads):
             yield
     else:
         yield

@@ -1211,11 +1211,17 @@ def test_batch_parts_cut_only_an_inference_that_keeps_and_records_nothing():
     for kwargs in ({}, {"train": True}, {"keep": True}, {"grad": True}):
         threads = 1 if kwargs == {} else 4
         assert sizes(executor.batch_parts(8, threads, **kwargs)) == [8], kwargs
-    before = executor.blas.threads()
+    before, interval = executor.blas.threads(), sys.getswitchinterval()
+    short = min(interval, executor.blas.SWITCH_INTERVAL)
     with executor.kernel_threads(4, 8):  # training: the kernels cut their batch, BLAS on one thread each
         assert executor.blas.threads() == 1 and executor.kernels.runs(8, 4) == executor.batch_parts(8, 4)
-    with executor.kernel_threads(4, 1):  # one sample: BLAS's own threads
-        assert executor.blas.threads() == before
+        assert sys.getswitchinterval() == pytest.approx(short)  # Python's lock changes hands sooner
+        with executor.kernel_threads(2, 8):  # nested (or concurrent): held once, given back by the last to close
+            assert executor.blas.threads() == 1 and sys.getswitchinterval() == pytest.approx(short)
+        assert executor.blas.threads() == 1 and sys.getswitchinterval() == pytest.approx(short)
+    assert executor.blas.threads() == before and sys.getswitchinterval() == interval
+    with executor.kernel_threads(4, 1):  # one sample: BLAS's own threads, the interval as it was
+        assert executor.blas.threads() == before and sys.getswitchinterval() == interval
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -1229,11 +1235,11 @@ def test_a_threaded_forward_agrees_with_one_thread_and_reports_each_part(tmp_pat
     params = random_params(analysis, dtype=dtype)
     x = np.random.default_rng(0).standard_normal((5, 3, 12, 12)).astype(dtype)
     whole = forward(analysis, params, x)["softmax_1"]
-    before = executor.blas.threads()
+    before, interval = executor.blas.threads(), sys.getswitchinterval()
     seen = []
     parts = forward(analysis, params, x, threads=3, on_layer=lambda node, y, s, rows: seen.append((node.name, rows,
                                                                                                    y.shape[0])))
-    assert executor.blas.threads() == before
+    assert executor.blas.threads() == before and sys.getswitchinterval() == interval
     np.testing.assert_allclose(parts["softmax_1"], whole, rtol=1e-12 if dtype == "float64" else 1e-5,
                                atol=1e-15 if dtype == "float64" else 1e-7)
     ran = [name for name, rows, _ in seen if rows.start == 0]
