@@ -159,7 +159,7 @@ def fold_weights(analysis: Analysis, params: dict, dtype="float32", batch: int |
     """Fold each batchnorm of the inference plan into the layer before it (that layer's weights times the
     batchnorm's per-channel scale, its bias the batchnorm's shift of the old bias), then prepare what the
     faster kernels of the plan for batches of ``batch`` (by default the analysis's) read. Worked out in
-    float64 and rounded once to ``dtype``."""
+    float64 and rounded once to ``dtype``, then laid out as the plan's forward reads them (``Layer.laid_out``)."""
     per_layer = _layer_params(analysis, params, np.float64)
     nodes = analysis.graph.nodes
     plan = analysis.inference_at(batch or analysis.batch, np.dtype(dtype).name)
@@ -170,8 +170,8 @@ def fold_weights(analysis: Analysis, params: dict, dtype="float32", batch: int |
     for name in plan.kernels:
         own = layers.get(name, per_layer.get(name, {}))
         layers[name] = {**own, **nodes[name].layer.prepare(own)}
-    return Folded({name: {suffix: w.astype(dtype) for suffix, w in arrays.items()} for name, arrays in layers.items()},
-                  np.dtype(dtype), frozenset(plan.kernels))
+    return Folded({name: nodes[name].layer.laid_out({suffix: w.astype(dtype) for suffix, w in arrays.items()})
+                   for name, arrays in layers.items()}, np.dtype(dtype), frozenset(plan.kernels))
 
 
 def plan_for(analysis: Analysis, *, train: bool = False, grad: bool = False, keep: bool = False,

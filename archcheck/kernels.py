@@ -376,7 +376,7 @@ def col2im(dcols, dxp, kernel, stride, dilation, out):
 
 
 # -- convolution -------------------------------------------------------------------------
-def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product=False, columns=0):
+def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product=False, columns=0, product=None):
     """Cross-correlation, as every framework computes a convolution:
     ``y[n, f, o] = sum_{c, k} w[f, c, k] * x_pad[n, group(f) * C_g + c, o * stride + k * dilation]``
     for the ``out`` positions per axis, plus ``bias[f]`` when given.
@@ -389,7 +389,8 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
     With ``bias_in_product`` (and one group), the bias is one more column of the weights and the columns have a
     row of ones under them (``im2col``'s ``ones``), so that the product adds it instead of a pass over the
     output. A BLAS may round that differently from adding it after (OpenBLAS, which adds a dot product's last
-    term last, does not); only an inference plan asks for it. ``columns``: as for ``im2col`` (an input gradient).
+    term last, does not); only an inference plan asks for it, and may hand in that matrix made once, ``product``
+    (``(F, C * prod(kernel) + 1)``, ``Conv.laid_out``). ``columns``: as for ``im2col`` (an input gradient).
     """
     N = x.shape[0]
     F, Cg, *K = w.shape
@@ -406,7 +407,8 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
     wg = w.reshape(G, Fg, rows)
     biased = None
     if bias is not None and bias_in_product and G == 1:
-        biased = np.concatenate([wg, bias.reshape(1, F, 1)], axis=2)  # (1, F, rows + 1)
+        biased = (np.concatenate([wg, bias.reshape(1, F, 1)], axis=2) if product is None
+                  else product.reshape(1, F, rows + 1))
 
     def products(samples):
         for n0, m, at, cols in im2col(pad(x[samples], pads), K, stride, dilation, out, products=F,

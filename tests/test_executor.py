@@ -491,6 +491,11 @@ def test_folding_and_writing_in_place_change_nothing_beyond_rounding(tmp_path):
     x0 = x.copy()
     written = forward(analysis, params, x, fold=False)["sigmoid_1"]
     folded = executor.fold_weights(analysis, params, "float64")
+    for name in ("conv_1", "conv_2"):  # one group, a bias after folding: weights and bias laid out side by side
+        arrays = folded.layers[name]
+        assert arrays["product"].shape == (6, arrays["weight"][0].size + 1)
+        assert np.shares_memory(arrays["weight"], arrays["product"]) and arrays["bias"].base is arrays["product"]
+    assert "product" not in folded.layers["conv_3"]  # (depthwise: the bias is not one column of a product)
     for fold in (True, folded, folded):
         np.testing.assert_allclose(forward(analysis, params, x, fold=fold)["sigmoid_1"], written, rtol=1e-14,
                                    atol=1e-15)
@@ -791,6 +796,10 @@ def test_a_bias_added_within_the_product_is_the_bias_added_after(monkeypatch, ch
     after = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups, b)
     within = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups, b, bias_in_product=True)
     np.testing.assert_allclose(within, after, rtol=1e-13, atol=1e-13)
+    if groups == 1:  # the weights and bias laid out as one matrix once (Conv.laid_out), not on every call
+        product = np.concatenate([w.reshape(filters, -1), b.reshape(-1, 1)], axis=1)
+        made_once = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups, b, bias_in_product=True, product=product)
+        np.testing.assert_array_equal(made_once, within)
     reference = kernels.conv(x, w, (1, 1), (1, 1), pads, sizes, groups) + b.reshape(-1, 1, 1)
     np.testing.assert_allclose(within, reference, rtol=1e-13, atol=1e-13)
 

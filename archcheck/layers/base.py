@@ -310,6 +310,11 @@ class Layer(BaseModel):
         weights, worked out from them once per set of weights (``executor.fold_weights``)."""
         raise NotImplementedError(f"layer type '{self.type}' has no inference kernel")
 
+    def laid_out(self, arrays: dict) -> dict:
+        """The arrays (by suffix) a folded or prepared layer keeps for the inference plan's forward, from its
+        weights in the plan's dtype (``executor.fold_weights``): the weights as they are, by default."""
+        return arrays
+
     def weight_grads(self, dy, cache, params: dict) -> dict:
         """The gradients of the trainable weights alone (by suffix), for a layer whose input gradients nobody
         reads (it reads only the network's input); a layer whose input gradient is costly overrides it."""

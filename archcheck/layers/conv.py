@@ -187,7 +187,7 @@ class Conv(_Windowed):
             u = kernels.winograd_weights(params["weight"], algorithm)
             return kernels.winograd(x, u, g.pads, g.out_sizes, params.get("bias"), chunk, algorithm, kept=True), (x, g)
         y = kernels.conv(x, params["weight"], g.stride, g.dilation, g.pads, g.out_sizes, self.n_groups(g.channels),
-                         params.get("bias"), bias_in_product=ctx.planned,
+                         params.get("bias"), bias_in_product=ctx.planned, product=params.get("product"),
                          columns=kernels.GRADIENT_COLUMNS if ctx.grad else 0)  # (a pass for gradients: as theirs)
         return y, ((x, g) if ctx.grad else None)
 
@@ -196,6 +196,19 @@ class Conv(_Windowed):
         w = params["weight"]
         bias = params["bias"] * scale if self.bias else 0
         return {"weight": w * scale.reshape(-1, *(1,) * (w.ndim - 1)), "bias": bias + shift}
+
+    def laid_out(self, arrays):
+        """With one group and a bias, and no faster kernel: the weights and the bias side by side in one matrix,
+        ``product`` (filters, weights per filter + 1), of which ``weight`` and ``bias`` are views. The inference
+        plan's products add the bias as the weights' last column (``kernels.conv``'s ``bias_in_product``), which
+        would otherwise be copied together on every forward (EfficientNet-B0's at batch 4: 15 MB, 2.3 ms)."""
+        import numpy as np
+
+        if self.groups != 1 or "bias" not in arrays or "winograd" in arrays:
+            return arrays
+        w = arrays["weight"]
+        product = np.concatenate([w.reshape(len(w), -1), arrays["bias"].reshape(-1, 1)], axis=1)
+        return {**arrays, "product": product, "weight": product[:, :-1].reshape(w.shape), "bias": product[:, -1]}
 
     def backward(self, dy, cache, params):
         from archcheck import kernels
