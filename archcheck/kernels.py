@@ -390,7 +390,9 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
     row of ones under them (``im2col``'s ``ones``), so that the product adds it instead of a pass over the
     output. A BLAS may round that differently from adding it after (OpenBLAS, which adds a dot product's last
     term last, does not); only an inference plan asks for it, and may hand in that matrix made once, ``product``
-    (``(F, C * prod(kernel) + 1)``, ``Conv.laid_out``). ``columns``: as for ``im2col`` (an input gradient).
+    (``(F, C * prod(kernel) + 1)``, ``Conv.laid_out``). Without it the weights are copied together on the call, where
+    the output has more values per filter than the weights (not a squeeze-and-excitation's on a 1x1 map, whose
+    bias is added after). ``columns``: as for ``im2col`` (an input gradient).
     """
     N = x.shape[0]
     F, Cg, *K = w.shape
@@ -406,9 +408,10 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
     rows = Cg * math.prod(K)
     wg = w.reshape(G, Fg, rows)
     biased = None
-    if bias is not None and bias_in_product and G == 1:
-        biased = (np.concatenate([wg, bias.reshape(1, F, 1)], axis=2) if product is None
-                  else product.reshape(1, F, rows + 1))
+    if product is not None and bias is not None and bias_in_product and G == 1:
+        biased = product.reshape(1, F, rows + 1)
+    elif bias is not None and bias_in_product and G == 1 and N * P > rows:  # (else copying the weights together
+        biased = np.concatenate([wg, bias.reshape(1, F, 1)], axis=2)  # would cost more than adding the bias after)
 
     def products(samples):
         for n0, m, at, cols in im2col(pad(x[samples], pads), K, stride, dilation, out, products=F,

@@ -804,6 +804,24 @@ def test_a_bias_added_within_the_product_is_the_bias_added_after(monkeypatch, ch
     np.testing.assert_allclose(within, reference, rtol=1e-13, atol=1e-13)
 
 
+def test_a_bias_is_added_after_a_product_whose_output_is_smaller_than_its_weights(monkeypatch):
+    """A squeeze-and-excitation's 1x1 convolution on a 1x1 map makes fewer values per filter than it has weights:
+    copying the weights together with the bias would cost more than adding the bias after, so it is added after,
+    unless the inference plan laid them out once (``product``)."""
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((4, 96, 1, 1)), rng.standard_normal((24, 96, 1, 1)), rng.standard_normal(24)
+    reference = (w.reshape(24, 96) @ x.reshape(4, 96).T).T.reshape(4, 24, 1, 1) + b.reshape(1, 24, 1, 1)
+    copies = []
+    concatenate = np.concatenate
+    monkeypatch.setattr(np, "concatenate", lambda arrays, **kw: copies.append(kw) or concatenate(arrays, **kw))
+    y = kernels.conv(x, w, (1, 1), (1, 1), [(0, 0)] * 2, (1, 1), 1, b, bias_in_product=True)
+    np.testing.assert_allclose(y, reference, rtol=1e-13, atol=1e-13)
+    assert copies == []
+    wide, w3 = rng.standard_normal((4, 96, 24, 24)), rng.standard_normal((24, 96, 3, 3))
+    kernels.conv(wide, w3, (1, 1), (1, 1), [(1, 1)] * 2, (24, 24), 1, b, bias_in_product=True)
+    assert len(copies) == 1  # (2,304 values per filter against 864 weights: copied together, under im2col's ones)
+
+
 def test_a_thread_keeps_its_workers_for_its_next_block():
     """``threads``: the calling thread's workers are the same from one block to the next, also after a part failed,
     and another calling thread has its own."""
