@@ -168,7 +168,7 @@ class BatchNorm(_Normalisation):
             return [dy * scale.reshape(shape)], grads
         # the batch statistics depend on x too: dx = scale * (dy - mean(dy) - xhat * mean(dy * xhat))
         n = kernels.channel_count(x)
-        sum_dy, sum_dy_xhat = kernels.batch_total(sum_dy), kernels.batch_total(sum_dy_xhat)
+        sum_dy, sum_dy_xhat = kernels.batch_total(np.stack([sum_dy, sum_dy_xhat]))  # (the parts meet once for both)
         dx = np.empty_like(x)
 
         def grad(rows):
