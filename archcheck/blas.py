@@ -29,9 +29,9 @@ from pathlib import Path
 
 _PREFIXES = ("scipy_openblas", "openblas")  # NumPy 2's wheels, then NumPy 1's and system libraries
 _SUFFIXES = ("64_", "")  # the 64-bit integer interface of the wheels, then the plain one
-# Python's switch interval while parts of a batch run side by side, in seconds. 0.1-0.2 ms against the default 5 ms
-# (alternating in one process, two threads): EfficientNet-B0's, MobileNetV2's and ResNet-18's inference forwards
-# 0.96-0.98x the time, ResNet-18's training step 0.98-0.99x; 0.03 ms, no better than 0.1
+# Python's switch interval while parts of a batch run side by side, in seconds. 0.1-0.2 ms against the default 5 ms,
+# two threads: EfficientNet-B0's, MobileNetV2's and ResNet-18's inference forwards 0.96-0.98x the time (alternating in
+# one process; 0.97-0.98x in alternating processes), ResNet-18's training step 0.99-1.0x; 0.03 ms no better than 0.1
 SWITCH_INTERVAL = 1e-4
 
 
