@@ -89,6 +89,7 @@ class Context:
     in_place: bool = False  # write the output over the first input (the inference plan says it may)
     kernel: str | None = None  # the faster algorithm the inference plan runs the layer by (prepared weights)
     planned: bool = False  # an inference plan runs, not every layer as written: a bias may be added within a product
+    halved: bool = False  # the input holds half its values (the inference plan folded the halving into its maker)
 
 
 @dataclass
@@ -147,7 +148,8 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
 @dataclass
 class Folded:
     """The weights of every layer the inference plan changes (``Analysis.inference``): a batchnorm folded into
-    it, or a faster kernel's arrays beside its weights (``prepare``), by layer and suffix, in ``dtype``. Made once
+    it, the halving of the activation after it, or a faster kernel's arrays beside its weights (``prepare``), by
+    layer and suffix, in ``dtype``. Made once
     per set of weights by ``fold_weights`` and handed to ``forward``; stale once they change."""
 
     layers: dict[str, dict[str, np.ndarray]]
@@ -157,16 +159,23 @@ class Folded:
 
 def fold_weights(analysis: Analysis, params: dict, dtype="float32", batch: int | None = None) -> Folded:
     """Fold each batchnorm of the inference plan into the layer before it (that layer's weights times the
-    batchnorm's per-channel scale, its bias the batchnorm's shift of the old bias), then prepare what the
-    faster kernels of the plan for batches of ``batch`` (by default the analysis's) read. Worked out in
+    batchnorm's per-channel scale, its bias the batchnorm's shift of the old bias) and the halving of each
+    activation that reads its input halved into the layer that makes it (``InferencePlan.halved``), then prepare
+    what the faster kernels of the plan for batches of ``batch`` (by default the analysis's) read. Worked out in
     float64 and rounded once to ``dtype``, then laid out as the plan's forward reads them (``Layer.laid_out``)."""
     per_layer = _layer_params(analysis, params, np.float64)
     nodes = analysis.graph.nodes
     plan = analysis.inference_at(batch or analysis.batch, np.dtype(dtype).name)
+    halves = set(plan.halved.values())  # the layers that make an activation's input halved: a power of two, exact
     layers = {}
     for name, bn in plan.folds.items():
         scale, shift = nodes[bn].layer.inference_affine(per_layer[bn])
+        if name in halves:
+            scale, shift = scale / 2, shift / 2
         layers[name] = nodes[name].layer.fold(per_layer.get(name, {}), scale, shift)
+    for name in halves - plan.folds.keys():
+        channels = analysis.layers[name].shape[0]
+        layers[name] = nodes[name].layer.fold(per_layer.get(name, {}), np.full(channels, 0.5), np.zeros(channels))
     for name in plan.kernels:
         own = layers.get(name, per_layer.get(name, {}))
         layers[name] = {**own, **nodes[name].layer.prepare(own)}
@@ -204,7 +213,7 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
     parts = batch_parts(len(x), threads, train=train, keep=keep, grad=tape is not None)
     largest = parts[0].stop
     plan = plan_for(analysis, train=train, grad=tape is not None, keep=keep, fold=fold, batch=largest, dtype=x.dtype)
-    if (plan.folds or plan.kernels) and not (isinstance(fold, Folded) and fold.dtype == x.dtype
+    if (plan.folds or plan.kernels or plan.halved) and not (isinstance(fold, Folded) and fold.dtype == x.dtype
                                              and fold.kernels >= plan.kernels.keys()):
         fold = fold_weights(analysis, params, x.dtype, largest)
     changed = fold.layers if plan is not NO_PLAN and isinstance(fold, Folded) else {}
@@ -265,6 +274,7 @@ def _walk(analysis: Analysis, x, per_layer, changed, plan: InferencePlan, ctx: C
             made = graph.nodes[plan.folds[node.name]] if node.name in plan.folds else node
             ctx.geometry = analysis.layers[node.name].geometry
             ctx.in_place = node.name in plan.in_place
+            ctx.halved = node.name in plan.halved
             ctx.kernel = plan.kernels.get(node.name)
             weights = changed[node.name] if node.name in changed else per_layer.get(node.name, {})
             start = time.perf_counter()
@@ -278,8 +288,8 @@ def _walk(analysis: Analysis, x, per_layer, changed, plan: InferencePlan, ctx: C
             if tape is not None:
                 tape.caches[node.name] = cache
             values[made.name] = y
-            if on_layer is not None:
-                on_layer(made, y, seconds)
+            if on_layer is not None:  # (a tensor made halved is reported as the layer makes it: exactly twice that)
+                on_layer(made, y * 2 if made.name in plan.made_halved else y, seconds)
         if keep:
             continue
         for name in graph.released[node.name]:  # the lifetimes the propagator's peak memory counts

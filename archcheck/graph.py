@@ -29,6 +29,7 @@ class InferencePlan:
     folds: dict[str, str]  # layer -> the batchnorm folded into it
     in_place: dict[str, str]  # layer -> the input it writes its output over
     kernels: dict[str, str] = field(default_factory=dict)  # layer -> the faster algorithm it runs
+    halved: dict[str, str] = field(default_factory=dict)  # activation -> the layer that makes its input halved
 
     def new_bytes(self, name: str, out_bytes: dict[str, int]) -> int:
         """Bytes the layer ``name`` allocates for its output when it runs."""
@@ -50,6 +51,11 @@ class InferencePlan:
     def overwritten(self) -> frozenset[str]:
         """The tensors a layer writes its output over."""
         return frozenset(self.in_place.values())
+
+    @cached_property
+    def made_halved(self) -> frozenset[str]:
+        """The tensors made at half their values, for the activation that reads them (``halved``)."""
+        return frozenset(self.in_place[activation] for activation in self.halved)
 
 
 NO_PLAN = InferencePlan({}, {})  # every layer as written
@@ -162,6 +168,11 @@ class LayerGraph:
           an inference batchnorm, add, multiply) does so when that input dies there (``released``), has the
           output's shape, is read once by it, and is neither the network's input (the caller's array) nor
           made by a layer that passes values on (which may hand on a view of a tensor still in use).
+        - An activation whose function begins by halving its input (``reads_half``: swish, sigmoid), writing over
+          that input, reads it made halved by the layer that makes it (a batchnorm folded into it: that layer), one
+          that takes a scale into its weights (``folds_affine``) and whose output the activation alone reads:
+          the halving is folded into its weights (exact, a power of two), and the activation's pass that halved
+          is never made.
         - Given a ``batch``, a layer with a faster algorithm for its shapes, that batch and ``dtype``
           (``inference_kernel``) runs it. Without one, the plan has no kernels: what is alive, all the static
           path's memory figures read, does not depend on them.
@@ -183,10 +194,17 @@ class LayerGraph:
             if (src != INPUT and not self.nodes[src].layer.passes and src in self.released[node.name]
                     and node.inputs.count(src) == 1 and tuple(shapes[src]) == tuple(shapes[node.name])):
                 in_place[node.name] = src
+        folded_into = {bn: layer for layer, bn in folds.items()}
+        halved = {}
+        for name, src in in_place.items():
+            maker = folded_into.get(src, src)
+            if (self.nodes[name].layer.reads_half and self.nodes[maker].layer.folds_affine
+                    and self.consumers[src] == [name] and src not in self.outputs):
+                halved[name] = maker
         kernels = {} if batch is None else {
             node.name: kernel for node in self.order[1:]
             if (kernel := node.layer.inference_kernel([shapes[src] for src in node.inputs], batch, dtype))}
-        return InferencePlan(folds, in_place, kernels)
+        return InferencePlan(folds, in_place, kernels, halved)
 
     def unused(self) -> list[Node]:
         """Layers whose output reaches no output of the network (dangling side branches)."""

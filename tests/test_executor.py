@@ -490,6 +490,13 @@ def test_folding_and_writing_in_place_change_nothing_beyond_rounding(tmp_path):
     x = np.random.default_rng(0).standard_normal((3, 4, 6, 6))
     x0 = x.copy()
     written = forward(analysis, params, x, fold=False)["sigmoid_1"]
+    assert plan.halved == {"swish_1": "conv_2", "sigmoid_1": "dense_1"}  # (their halving folded in too)
+    reported = {}
+    forward(analysis, params, x, on_layer=lambda node, y, s: reported.setdefault(node.name, y.copy()))
+    as_written = {}
+    forward(analysis, params, x, fold=False, on_layer=lambda node, y, s: as_written.setdefault(node.name, y.copy()))
+    for name in ("batchnorm_2", "batchnorm_4"):  # made halved, reported as the layers as written make them
+        np.testing.assert_allclose(reported[name], as_written[name], rtol=1e-14, atol=1e-15)
     folded = executor.fold_weights(analysis, params, "float64")
     for name in ("conv_1", "conv_2"):  # one group, a bias after folding: weights and bias laid out side by side
         arrays = folded.layers[name]
@@ -502,6 +509,18 @@ def test_folding_and_writing_in_place_change_nothing_beyond_rounding(tmp_path):
     np.testing.assert_array_equal(x, x0)
     for k, v in params.items():
         np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+def test_an_activation_reads_its_input_halved_by_a_layer_with_no_batchnorm_to_fold(tmp_path):
+    """With nothing else to fold, the plan still takes the halving into the layer before a swish or a sigmoid."""
+    analysis = build(tmp_path, [3, 9, 9], [{"conv": {"filters": 5, "kernel": 3}}, "swish", "globalavgpool",
+                                           {"dense": 4}, "sigmoid"])
+    plan = analysis.inference
+    assert not plan.folds and not plan.kernels and plan.halved == {"swish_1": "conv_1", "sigmoid_1": "dense_1"}
+    params = random_params(analysis)
+    x = np.random.default_rng(2).standard_normal((3, 3, 9, 9))
+    np.testing.assert_allclose(forward(analysis, params, x)["sigmoid_1"],
+                               forward(analysis, params, x, fold=False)["sigmoid_1"], rtol=1e-14, atol=1e-15)
 
 
 def test_training_and_gradients_run_every_layer_as_written(tmp_path):

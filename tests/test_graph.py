@@ -164,6 +164,40 @@ layers:
     assert plan.in_place == {"r": "bn", "s2": "shared", "add_1": "s1", "add_2": "add_1"}
 
 
+def test_inference_halves_the_input_of_an_activation_that_begins_by_halving_it_in_the_layer_that_makes_it():
+    g = graph_of("""input: [3, 8, 8]
+layers:
+  - conv: 4
+  - batchnorm
+  - swish:
+    name: through_bn
+  - conv: 4
+  - swish:
+    name: own
+  - relu:
+    name: not_halving
+  - swish:
+    name: after_relu
+  - conv: 4
+    name: read_twice
+  - sigmoid:
+    name: gate
+  - multiply: [gate, read_twice]
+  - flatten
+  - dense: 5
+  - sigmoid:
+    name: head
+""")
+    shapes = {n.name: (4, 8, 8) for n in g.order}
+    shapes |= {"input": (3, 8, 8), "flatten_1": (256,), "dense_1": (5,), "head": (5,)}
+    plan = g.inference(shapes)
+    # the conv a batchnorm is folded into, a conv, a dense; not a relu's output (no weights to take the scale),
+    # nor a tensor another layer reads too
+    assert plan.halved == {"through_bn": "conv_1", "own": "conv_2", "head": "dense_1"}
+    assert plan.made_halved == {"batchnorm_1", "conv_2", "dense_1"}
+    assert set(plan.halved) <= set(plan.in_place)  # it writes over the tensor it reads: nothing else is alive
+
+
 @pytest.mark.parametrize("path", SAMPLES, ids=[p.stem for p in SAMPLES])
 def test_lifetimes_and_reachability_agree_with_networkx(path):
     g = build_graph(load_spec(path))

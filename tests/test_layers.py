@@ -318,6 +318,21 @@ def test_activation_range_and_peak_gradient_match_the_function(kind):
     assert dy.max() == pytest.approx(layer.peak_gradient, rel=1e-6)
 
 
+@pytest.mark.parametrize("kind", sorted(t for t, cls in CATALOGUE.items() if cls.activation and cls.reads_half))
+def test_an_activation_that_begins_by_halving_gives_the_same_values_from_a_halved_input(kind):
+    """``of_half(h)``, written over ``h``, is ``fn(2 * h)`` to the last bit (float32 and float64, across the
+    blocks the function works in): the inference plan folds the halving into the layer before, exactly."""
+    np = pytest.importorskip("numpy")
+    assert kind in {"swish", "sigmoid"}
+    layer = make(kind)
+    for dtype in ("float32", "float64"):
+        x = np.random.default_rng(5).standard_normal(300_001).astype(dtype) * 12
+        h = x * 0.5
+        y = layer.of_half(h)
+        assert y is h or np.shares_memory(y, h)
+        np.testing.assert_array_equal(y, layer.fn(x))
+
+
 def test_a_window_geometry_is_a_named_record():
     assert make("conv", filters=8, kernel=3, stride=2, padding="same").geometry((4, 9, 9)) == Geometry(
         channels=4, in_sizes=(9, 9), kernel=(3, 3), stride=(2, 2), dilation=(1, 1), pads=((1, 1), (1, 1)),

@@ -93,6 +93,7 @@ def test_run_folds_batchnorms_at_inference_says_so_and_no_fold_runs_every_layer(
                                                          if n.name not in plan.folds]  # the pair is one row
     assert doc["inference"]["folded"][0] == {"batchnorm": "batchnorm_1", "into": "conv_1"}
     assert len(doc["inference"]["folded"]) == 20 and every["inference"]["as_written"] == "--no-fold"
+    assert doc["inference"]["halved"] == {}  # (relu does not begin by halving its input)
     rows = {layer["name"]: layer for layer in every["layers"]}
     for layer in doc["layers"]:  # the same values, to float32 rounding
         assert layer["mean"] == pytest.approx(rows[layer["name"]]["mean"], rel=1e-4, abs=1e-6), layer["name"]
@@ -119,6 +120,30 @@ def test_run_folds_batchnorms_at_inference_says_so_and_no_fold_runs_every_layer(
     trained = json.loads(cli("run", resnet, "--grad", "-f", "json").stdout)
     assert trained["gradient_kernels"] == fast and "inference" not in trained
     assert "gradients:" not in cli("run", resnet, "--grad", "--dtype", "float64").stdout
+
+
+def test_run_says_which_activations_read_their_input_halved_and_reports_it_as_made(tmp_path):
+    """Swish and sigmoid begin by halving their input: the layer that makes it takes the halving into its weights.
+    The run says so, lists them in its JSON, and reports the halved tensors as the layers as written make them."""
+    spec = tmp_path / "se.yaml"
+    spec.write_text("""input: [3, 16, 16]
+layers:
+  - conv: {filters: 8, kernel: 3, padding: 1, bias: false}
+  - batchnorm
+  - swish
+  - globalavgpool
+  - dense: 4
+  - sigmoid
+""")
+    doc = json.loads(cli("run", str(spec), "--format", "json", "--batch", "3").stdout)
+    every = json.loads(cli("run", str(spec), "--format", "json", "--batch", "3", "--no-fold").stdout)
+    assert doc["inference"]["halved"] == {"swish_1": "conv_1", "sigmoid_1": "dense_1"}
+    rows = {layer["name"]: layer for layer in every["layers"]}
+    for layer in doc["layers"]:
+        for figure in ("mean", "std"):
+            assert layer[figure] == pytest.approx(rows[layer["name"]][figure], rel=1e-5, abs=1e-7), layer["name"]
+    assert ("2 activations reading their input halved by the layer before (folded into its weights)"
+            in cli("run", str(spec), "--batch", "3").stdout)
 
 
 def test_run_on_threads_reports_what_one_thread_does_and_says_so(tmp_path):

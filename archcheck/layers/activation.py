@@ -69,8 +69,15 @@ class Activation(Layer):
         raise NotImplementedError(f"activation '{self.type}' has no NumPy derivative")
 
     def forward(self, xs, params, ctx):
+        if ctx.halved:  # (the inference plan's: never recorded for backward)
+            return self.of_half(xs[0]), None
         y = self.fn(xs[0], out=xs[0]) if ctx.in_place else self.fn(xs[0])
         return y, ((xs[0], y) if ctx.grad else None)
+
+    def of_half(self, h):
+        """For a type that ``reads_half``: the function of ``2 * h``, written over ``h``, rounding as ``fn`` does
+        (its first pass halves the input, exactly)."""
+        raise NotImplementedError(f"activation '{self.type}' does not begin by halving its input")
 
     def backward(self, dy, cache, params):
         x, y = cache
@@ -279,15 +286,20 @@ class Sigmoid(Activation):
     peak_gradient = 0.25
 
     overwrites = True
+    reads_half = True
 
     def fn(self, x, out=None):
         import numpy as np
 
-        y = np.multiply(x, 0.5, out=out)  # 0.5 * (1 + tanh(x / 2)): the same function, without overflow in exp
-        np.tanh(y, out=y)
-        y += 1
-        y *= 0.5
-        return y
+        return self.of_half(np.multiply(x, 0.5, out=out))  # 0.5 * (1 + tanh(x / 2)), without overflow in exp
+
+    def of_half(self, h):
+        import numpy as np
+
+        np.tanh(h, out=h)
+        h += 1
+        h *= 0.5
+        return h
 
     def fn_grad(self, x, y, dy):
         return dy * y * (1 - y)
@@ -423,6 +435,7 @@ class Swish(Activation):
     peak_gradient = 1.0998393201285284  # at x = 2.3994
 
     overwrites = True
+    reads_half = True
 
     def fn(self, x, out=None):
         import numpy as np
@@ -434,6 +447,16 @@ class Swish(Activation):
             y *= half
 
         return _by_blocks(block, x, out)
+
+    def of_half(self, h):
+        import numpy as np
+
+        def block(h, y, t):  # (y is h): three passes
+            np.tanh(h, out=t)
+            t += 1
+            np.multiply(h, t, out=y)
+
+        return _by_blocks(block, h, h)
 
     def fn_grad(self, x, y, dy):
         import numpy as np

@@ -220,6 +220,7 @@ class Layer(BaseModel):
     # -- at inference (``LayerGraph.inference``) ------------------------------------
     folds_affine: ClassVar[bool] = False  # can take a per-channel scale and shift into its weights (``fold``)
     overwrites: ClassVar[bool] = False  # can write its output over its first input (``forward`` with ctx.in_place)
+    reads_half: ClassVar[bool] = False  # an activation whose function begins by halving x (``forward`` ctx.halved)
 
     def inference_kernel(self, inputs: list[Shape], batch: int, dtype: str) -> str | None:
         """The name of a faster algorithm this layer runs at inference on a batch of ``batch`` inputs of these
@@ -295,8 +296,9 @@ class Layer(BaseModel):
 
         ``params`` maps this layer's weight and buffer suffixes to arrays; ``ctx`` carries ``train``
         (batch statistics, dropout), ``grad`` (return what ``backward`` needs as the cache, else None),
-        ``rng``, the propagator's ``geometry`` of a window layer (which its cache hands to ``backward``) and
-        ``in_place`` (write the output over ``xs[0]``; only ever set for a layer that ``overwrites``).
+        ``rng``, the propagator's ``geometry`` of a window layer (which its cache hands to ``backward``),
+        ``in_place`` (write the output over ``xs[0]``; only ever set for a layer that ``overwrites``) and ``halved``
+        (``xs[0]`` holds half the input's values; only ever set, with ``in_place``, for one that ``reads_half``).
         """
         raise NotImplementedError(f"layer type '{self.type}' has no NumPy forward")
 

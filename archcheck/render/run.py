@@ -62,6 +62,10 @@ def _inference_line(mode, inference, as_written, threads, **_) -> list[str]:
     if plan.in_place:
         n = len(plan.in_place)
         parts.append(f"{n} layer{'s' if n != 1 else ''} writing over {'their' if n != 1 else 'its'} input")
+    if plan.halved:
+        n = len(plan.halved)
+        parts.append(f"{n} activation{'s' if n != 1 else ''} reading {'their' if n != 1 else 'its'} input halved by "
+                     "the layer before (folded into its weights)")
     parts += by_kernel(plan.kernels)
     if not parts:
         return ["inference: " + side[0]] if side else []
@@ -174,6 +178,7 @@ def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source,
     if mode == "inference":  # the layers folded into others have no entry of their own
         out["inference"] = {"folded": [{"batchnorm": bn, "into": layer} for layer, bn in inference.folds.items()],
                             "in_place": sorted(inference.in_place), "kernels": inference.kernels,
+                            "halved": {activation: layer for activation, layer in sorted(inference.halved.items())},
                             "as_written": as_written, "threads": threads}
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
