@@ -17,7 +17,8 @@ In each worker, at batch ``--batch``, 224x224, float32:
   same design in ``eval()`` under ``torch.inference_mode()``, and ONNX Runtime on archcheck's export of the
   spec. The same weights everywhere: ``init_params`` (seed 0), copied into torchvision's model in
   state_dict order (every shape checked); the logits of torch and ONNX Runtime are compared with the
-  executor's;
+  executor's, kept from one more forward after the timed ones (``on_layer``: a report of every layer, which
+  ``run`` makes, is not what is timed);
 - ResNet-18 forward + backward in training mode (batch statistics), cross-entropy loss on fixed labels:
   ``executor.gradients`` (one part of the batch per thread, walked forward and backward, as ``archcheck train`` runs it;
   without the gradient with respect to the batch, which torch does not compute either)
@@ -168,9 +169,8 @@ def bench_net(name: str, threads: int, args) -> dict:
         if node.name == logits:
             kept[rows] = y  # (a softmax after it may write over it)
 
-    def run_exe():
-        executor.forward(analysis, params, x, fold=folded, on_layer=keep_logits, threads=threads)
-        results["exe"] = kept
+    def run_exe():  # (the logits are kept by one more pass, after: a report of every layer is not what is timed)
+        executor.forward(analysis, params, x, fold=folded, threads=threads)
 
     def run_torch():
         with torch.inference_mode():
@@ -180,13 +180,16 @@ def bench_net(name: str, threads: int, args) -> dict:
         results["ort"] = session.run([logits], {"input": x})[0]
 
     times = timed({"exe": run_exe, "torch": run_torch, "ort": run_ort}, args.runs)
+    executor.forward(analysis, params, x, fold=folded, on_layer=keep_logits, threads=threads)
+    results["exe"] = kept
     plan = executor.plan_for(analysis, batch=executor.batch_parts(args.batch, threads)[0].stop, dtype=np.float32)
     ours = results["exe"]  # as run: batchnorms folded, Winograd's convolutions
     scale = float(np.abs(ours).max())
     row = {"exe": times["exe"], "torch": times["torch"], "ort": times["ort"],
            "torch_err": float(np.abs(results["torch"] - ours).max()) / scale,
            "ort_err": float(np.abs(results["ort"] - ours).max()) / scale,
-           "folded": len(plan.folds), "in_place": len(plan.in_place), "kernels": len(plan.kernels)}
+           "folded": len(plan.folds), "in_place": len(plan.in_place), "halved": len(plan.halved),
+           "kernels": len(plan.kernels)}
     row.update(peak_memory(analysis, params, x, folded, threads))
     rows = {name: row}
     if name != TRAINED:
@@ -260,8 +263,9 @@ def table(results: list[dict], nets: list[str]) -> list[str]:
             v = r["nets"][name]
             lines.append(f"{name} forward at {r['threads']} thread(s): peak memory measured {v['peak'] / 2**20:,.1f} "
                          f"MiB, predicted {v['predicted'] / 2**20:,.1f} MiB ({v['peak'] / v['predicted']:.3f}x); "
-                         f"{v['folded']} batchnorms folded, {v['in_place']} layers in place, {v['kernels']} by "
-                         f"Winograd; logits as run vs torch {v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} "
+                         f"{v['folded']} batchnorms folded, {v['in_place']} layers in place, {v['halved']} reading "
+                         f"their input halved, {v['kernels']} by Winograd; logits as run vs torch "
+                         f"{v['torch_err']:.1e}, vs ORT {v['ort_err']:.1e} "
                          "(max abs diff / max |logit|)")
     lines.append("load average (1 min) before/after each worker: " + ", ".join(
         f"{r['load_before']:.2f}/{r['load_after']:.2f}" for r in results))
