@@ -149,8 +149,8 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
 class Folded:
     """The weights of every layer the inference plan changes (``Analysis.inference``): a batchnorm folded into
     it, the halving of the activation after it, or a faster kernel's arrays beside its weights (``prepare``), by
-    layer and suffix, in ``dtype``. Made once
-    per set of weights by ``fold_weights`` and handed to ``forward``; stale once they change."""
+    layer and suffix, in ``dtype``. Made once per set of weights by ``fold_weights`` and handed to ``forward``;
+    stale once they change."""
 
     layers: dict[str, dict[str, np.ndarray]]
     dtype: np.dtype
