@@ -249,13 +249,22 @@ class Gelu(Activation):
     peak_gradient = 1.1289041451825208  # at x = sqrt(2)
 
     def fn(self, x, out=None):
-        """Exact, with libm's erf per value (NumPy has no vectorised erf): the slowest activation here."""
+        """Exact, with libm's erf per value (NumPy has no vectorised erf): the slowest activation here. In blocks
+        (``_by_blocks``): the erfs of a block are an array of Python floats, eight times the block's bytes, which
+        for a whole tensor would be the largest thing alive (ConvNeXt-T's forward: 4.4x the predicted peak)."""
         import math
 
         import numpy as np
 
-        phi = 0.5 * (1 + np.frompyfunc(math.erf, 1, 1)(x / math.sqrt(2)).astype(x.dtype))
-        return x * phi
+        erf = np.frompyfunc(math.erf, 1, 1)
+
+        def block(x, y, phi):
+            phi[...] = erf(np.divide(x, math.sqrt(2), out=phi))  # (as float as x: each erf rounded once)
+            phi += 1
+            phi *= 0.5
+            np.multiply(x, phi, out=y)
+
+        return _by_blocks(block, x, out)
 
     def fn_grad(self, x, y, dy):
         import math
