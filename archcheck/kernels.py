@@ -66,6 +66,21 @@ def pad(x, pads, value=0.0):
     return out
 
 
+def _padded(x, pads):
+    """``(first sample, its run of samples padded)`` over runs of ``x`` whose padded copy stays within this thread's
+    share of ``CHUNK_BYTES`` (at least one sample): a copy of a whole batch would be as large as the batch, beside
+    the tensors the propagator's peak memory counts (ResNeXt-50's grouped convolutions: 1.34x the predicted peak
+    of a forward). Without padding, the whole of ``x``, not copied."""
+    if all(b <= 0 and a <= 0 for b, a in pads):
+        yield 0, pad(x, pads)
+        return
+    per = x[0].nbytes // max(1, math.prod(x.shape[2:])) * math.prod(
+        n + max(b, 0) + max(a, 0) for n, (b, a) in zip(x.shape[2:], pads))
+    n = _chunk(len(x), per)
+    for n0 in range(0, len(x), n):
+        yield n0, pad(x[n0:n0 + n], pads)
+
+
 def taps(kernel, stride, dilation, out):
     """(flat offset index, spatial slices) for every kernel offset: the input values that
     offset reads for all output positions at once."""
@@ -414,9 +429,13 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
         biased = np.concatenate([wg, bias.reshape(1, F, 1)], axis=2)  # would cost more than adding the bias after)
 
     def products(samples):
-        for n0, m, at, cols in im2col(pad(x[samples], pads), K, stride, dilation, out, products=F,
-                                      ones=biased is not None, columns=columns):
-            n0 += samples.start
+        for s0, xp in _padded(x[samples], pads):
+            padded(samples.start + s0, xp)
+
+    def padded(start, xp):
+        for n0, m, at, cols in im2col(xp, K, stride, dilation, out, products=F, ones=biased is not None,
+                                      columns=columns):
+            n0 += start
             weights, shift = (biased, None) if len(cols) > G * rows else (wg, bias)  # (the row of ones under them)
             cols = cols.reshape(G, -1, cols.shape[-1])
             if m == 1:

@@ -841,6 +841,25 @@ def test_a_bias_is_added_after_a_product_whose_output_is_smaller_than_its_weight
     assert len(copies) == 1  # (2,304 values per filter against 864 weights: copied together, under im2col's ones)
 
 
+def test_a_convolution_pads_its_input_a_run_of_samples_at_a_time(monkeypatch):
+    """im2col's convolutions pad a run of samples within the chunk budget at a time (at least one sample), not the
+    whole batch: a padded copy of the batch would be alive beside the tensors the predicted peak counts."""
+    import tracemalloc
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((6, 32, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((32, 8, 3, 3)).astype(np.float32)  # (4 groups: not by Winograd, nor depthwise)
+    reference = kernels.conv(x, w, (1, 1), (1, 1), [(1, 1)] * 2, (40, 40), 4)
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", 2**18)  # (a padded sample is 226 KB: one at a time)
+    tracemalloc.start()
+    y = kernels.conv(x, w, (1, 1), (1, 1), [(1, 1)] * 2, (40, 40), 4)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-5)  # (other chunks: float32 rounding)
+    padded_batch = 6 * 32 * 42 * 42 * 4
+    assert peak - y.nbytes < padded_batch / 2  # (one padded sample, the columns and a product: about 1 MB)
+
+
 def test_a_thread_keeps_its_workers_for_its_next_block():
     """``threads``: the calling thread's workers are the same from one block to the next, also after a part failed,
     and another calling thread has its own."""
