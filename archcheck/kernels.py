@@ -66,19 +66,30 @@ def pad(x, pads, value=0.0):
     return out
 
 
-def _padded(x, pads):
-    """``(first sample, its run of samples padded)`` over runs of ``x`` whose padded copy stays within this thread's
-    share of ``CHUNK_BYTES`` (at least one sample): a copy of a whole batch would be as large as the batch, beside
-    the tensors the propagator's peak memory counts (ResNeXt-50's grouped convolutions: 1.34x the predicted peak
-    of a forward). Without padding, the whole of ``x``, not copied."""
+def _padded(x, pads, kernel, stride, dilation, out):
+    """``(first sample, first output row, output rows, the input they read, padded)`` over runs of ``x``'s samples
+    whose padded copy stays within this thread's share of ``CHUNK_BYTES``, or, where one sample's is larger, over
+    bands of one sample's output rows (along the first spatial axis): a copy of a whole batch, or of a large
+    sample, would be alive beside the tensors the propagator's peak memory counts (ResNeXt-50's grouped
+    convolutions: 1.34x the predicted peak of a forward). Without padding, the whole of ``x``, not copied."""
     if all(b <= 0 and a <= 0 for b, a in pads):
-        yield 0, pad(x, pads)
+        yield 0, 0, out[0], pad(x, pads)
         return
-    per = x[0].nbytes // max(1, math.prod(x.shape[2:])) * math.prod(
-        n + max(b, 0) + max(a, 0) for n, (b, a) in zip(x.shape[2:], pads))
+    padded = [n + max(b, 0) + max(a, 0) for n, (b, a) in zip(x.shape[2:], pads)]
+    per = x.itemsize * x.shape[1] * math.prod(padded)
     n = _chunk(len(x), per)
-    for n0 in range(0, len(x), n):
-        yield n0, pad(x[n0:n0 + n], pads)
+    if n > 1 or per <= scratch(CHUNK_BYTES) or any(b < 0 or a < 0 for b, a in pads):
+        for n0 in range(0, len(x), n):
+            yield n0, 0, out[0], pad(x[n0:n0 + n], pads)
+        return
+    (before, _), reach = pads[0], (kernel[0] - 1) * dilation[0] + 1  # (input rows the last output row reads)
+    rows = max(1, min(out[0], (scratch(CHUNK_BYTES) // (per // padded[0]) - reach) // stride[0] + 1))
+    for n0 in range(len(x)):
+        for r0 in range(0, out[0], rows):
+            r = min(rows, out[0] - r0)
+            lo, hi = r0 * stride[0] - before, (r0 + r - 1) * stride[0] + reach - before  # (unpadded rows)
+            band = x[n0:n0 + 1, :, max(lo, 0):min(hi, x.shape[2])]
+            yield n0, r0, r, pad(band, [(max(-lo, 0), max(hi - x.shape[2], 0)), *pads[1:]])
 
 
 def taps(kernel, stride, dilation, out):
@@ -420,6 +431,7 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
         return y if bias is None else add_bias(y, bias)
     y = np.empty((N, F, *out), x.dtype)
     flat = y.reshape(N, F, P)
+    inner = math.prod(out[1:])  # (output positions in a row)
     rows = Cg * math.prod(K)
     wg = w.reshape(G, Fg, rows)
     biased = None
@@ -429,13 +441,13 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
         biased = np.concatenate([wg, bias.reshape(1, F, 1)], axis=2)  # would cost more than adding the bias after)
 
     def products(samples):
-        for s0, xp in _padded(x[samples], pads):
-            padded(samples.start + s0, xp)
+        for s0, r0, r, xp in _padded(x[samples], pads, K, stride, dilation, out):
+            padded(samples.start + s0, r0 * inner, xp, (r, *out[1:]))
 
-    def padded(start, xp):
-        for n0, m, at, cols in im2col(xp, K, stride, dilation, out, products=F, ones=biased is not None,
+    def padded(start, offset, xp, band):
+        for n0, m, at, cols in im2col(xp, K, stride, dilation, band, products=F, ones=biased is not None,
                                       columns=columns):
-            n0 += start
+            n0, at = n0 + start, slice(at.start + offset, at.stop + offset)
             weights, shift = (biased, None) if len(cols) > G * rows else (wg, bias)  # (the row of ones under them)
             cols = cols.reshape(G, -1, cols.shape[-1])
             if m == 1:

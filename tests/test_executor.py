@@ -860,6 +860,34 @@ def test_a_convolution_pads_its_input_a_run_of_samples_at_a_time(monkeypatch):
     assert peak - y.nbytes < padded_batch / 2  # (one padded sample, the columns and a product: about 1 MB)
 
 
+@pytest.mark.parametrize("sizes, kernel, stride, dilation, pads, groups", [
+    ((23, 17), (3, 3), (1, 1), (1, 1), [(1, 1), (1, 1)], 1),
+    ((23, 17), (5, 3), (2, 1), (1, 1), [(2, 1), (0, 3)], 2),  # (asymmetric pads, a stride along the rows)
+    ((24, 9), (3, 3), (1, 2), (2, 1), [(2, 2), (1, 1)], 4),  # (dilated along the rows)
+    ((31,), (7,), (3,), (1,), [(3, 2)], 1),  # 1-D
+    ((9, 8, 7), (3, 3, 3), (1, 1, 1), (1, 1, 1), [(1, 1)] * 3, 2),  # 3-D
+])
+def test_a_sample_larger_than_the_budget_is_padded_a_band_of_output_rows_at_a_time(monkeypatch, sizes, kernel,
+                                                                                  stride, dilation, pads, groups):
+    """Where one padded sample is larger than the chunk budget, the convolution pads bands of its output rows
+    (with the rows each band's windows reach) and writes each band's outputs in place: the values of the whole
+    sample padded at once, in every geometry."""
+    rng = np.random.default_rng(len(sizes) * 10 + groups)
+    x = rng.standard_normal((3, 8, *sizes))
+    w = rng.standard_normal((8, 8 // groups, *kernel))
+    b = rng.standard_normal(8)
+    out = tuple((n + pb + pa - d * (k - 1) - 1) // s + 1 for n, (pb, pa), k, s, d in zip(sizes, pads, kernel, stride,
+                                                                                          dilation))
+    whole = kernels.conv(x, w, stride, dilation, pads, out, groups, b, bias_in_product=True)
+    bands = []
+    padded = kernels.pad
+    monkeypatch.setattr(kernels, "pad", lambda v, p, *a: bands.append(v.shape) or padded(v, p, *a))
+    monkeypatch.setattr(kernels, "CHUNK_BYTES", 8 * 8 * math.prod(n + 4 for n in sizes[1:]) * 5)  # (a few rows)
+    banded = kernels.conv(x, w, stride, dilation, pads, out, groups, b, bias_in_product=True)
+    np.testing.assert_allclose(banded, whole, rtol=1e-12, atol=1e-12)
+    assert len(bands) > 3 and all(shape[0] == 1 and shape[2] < sizes[0] for shape in bands)
+
+
 def test_a_thread_keeps_its_workers_for_its_next_block():
     """``threads``: the calling thread's workers are the same from one block to the next, also after a part failed,
     and another calling thread has its own."""
