@@ -434,11 +434,9 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
     inner = math.prod(out[1:])  # (output positions in a row)
     rows = Cg * math.prod(K)
     wg = w.reshape(G, Fg, rows)
-    biased = None
-    if product is not None and bias is not None and bias_in_product and G == 1:
-        biased = product.reshape(1, F, rows + 1)
-    elif bias is not None and bias_in_product and G == 1 and N * P > rows:  # (else copying the weights together
-        biased = np.concatenate([wg, bias.reshape(1, F, 1)], axis=2)  # would cost more than adding the bias after)
+    biased = None  # (made here only for an output larger than the weights: else adding the bias after costs less)
+    if bias is not None and bias_in_product and G == 1 and (product is not None or N * P > rows):
+        biased = (with_bias(w, bias) if product is None else product).reshape(1, F, rows + 1)
 
     def products(samples):
         for s0, r0, r, xp in _padded(x[samples], pads, K, stride, dilation, out):
@@ -461,6 +459,12 @@ def conv(x, w, stride, dilation, pads, out, groups=1, bias=None, bias_in_product
 
     side_by_side(N, products)
     return y
+
+
+def with_bias(w, bias):
+    """The weights ``(F, ...)``, each filter's flattened, with the bias as one more column, ``(F, weights per filter +
+    1)``: the matrix by which ``conv``'s products add the bias (``bias_in_product``)."""
+    return np.concatenate([w.reshape(len(w), -1), bias.reshape(-1, 1)], axis=1)
 
 
 # Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",

@@ -202,12 +202,12 @@ class Conv(_Windowed):
         ``product`` (filters, weights per filter + 1), of which ``weight`` and ``bias`` are views. The inference
         plan's products add the bias as the weights' last column (``kernels.conv``'s ``bias_in_product``), which
         would otherwise be copied together on every forward (EfficientNet-B0's at batch 4: 15 MB, 2.3 ms)."""
-        import numpy as np
+        from archcheck import kernels
 
         if self.groups != 1 or "bias" not in arrays or "winograd" in arrays:
             return arrays
         w = arrays["weight"]
-        product = np.concatenate([w.reshape(len(w), -1), arrays["bias"].reshape(-1, 1)], axis=1)
+        product = kernels.with_bias(w, arrays["bias"])
         return {**arrays, "product": product, "weight": product[:, :-1].reshape(w.shape), "bias": product[:, -1]}
 
     def backward(self, dy, cache, params):

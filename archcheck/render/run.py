@@ -178,7 +178,7 @@ def to_dict(analysis, stats, grads, loss_value, loss_kind, heads, names, source,
     if mode == "inference":  # the layers folded into others have no entry of their own
         out["inference"] = {"folded": [{"batchnorm": bn, "into": layer} for layer, bn in inference.folds.items()],
                             "in_place": sorted(inference.in_place), "kernels": inference.kernels,
-                            "halved": {activation: layer for activation, layer in sorted(inference.halved.items())},
+                            "halved": dict(sorted(inference.halved.items())),
                             "as_written": as_written, "threads": threads}
     if grads is not None:
         out["loss"] = {"kind": loss_kind, "value": _finite(loss_value)}
