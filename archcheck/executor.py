@@ -63,8 +63,8 @@ import numpy as np
 from archcheck import blas, kernels
 from archcheck.errors import ArchcheckError
 from archcheck.graph import NO_PLAN, InferencePlan
-from archcheck.layers.base import Geometry, fmt_shape
-from archcheck.propagate import Analysis, param_shapes
+from archcheck.layers.base import Geometry, Layer, fmt_shape
+from archcheck.propagate import DTYPES, Analysis, param_shapes
 from archcheck.spec import INPUT, Node
 
 
@@ -148,9 +148,10 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
 @dataclass
 class Folded:
     """The weights of every layer the inference plan changes (``Analysis.inference``): a batchnorm folded into
-    it, the halving of the activation after it, or a faster kernel's arrays beside its weights (``prepare``), by
-    layer and suffix, in ``dtype``. Made once per set of weights by ``fold_weights`` and handed to ``forward``;
-    stale once they change."""
+    it, the halving of the activation after it, or a faster kernel's arrays beside its weights (``prepare``), and
+    of every layer whose forward reads them laid out otherwise (``Layer.laid_out``: a convolution's bias beside its
+    weights), by layer and suffix, in ``dtype``. Made once per set of weights by ``fold_weights`` and handed to
+    ``forward``; stale once they change."""
 
     layers: dict[str, dict[str, np.ndarray]]
     dtype: np.dtype
@@ -179,6 +180,9 @@ def fold_weights(analysis: Analysis, params: dict, dtype="float32", batch: int |
     for name in plan.kernels:
         own = layers.get(name, per_layer.get(name, {}))
         layers[name] = {**own, **nodes[name].layer.prepare(own)}
+    for name in per_layer.keys() - layers.keys():  # the weights of the others, where the plan reads them laid out
+        if type(nodes[name].layer).laid_out is not Layer.laid_out:
+            layers[name] = per_layer[name]
     return Folded({name: nodes[name].layer.laid_out({suffix: w.astype(dtype) for suffix, w in arrays.items()})
                    for name, arrays in layers.items()}, np.dtype(dtype), frozenset(plan.kernels))
 
@@ -213,8 +217,8 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
     parts = batch_parts(len(x), threads, train=train, keep=keep, grad=tape is not None)
     largest = parts[0].stop
     plan = plan_for(analysis, train=train, grad=tape is not None, keep=keep, fold=fold, batch=largest, dtype=x.dtype)
-    if (plan.folds or plan.kernels or plan.halved) and not (isinstance(fold, Folded) and fold.dtype == x.dtype
-                                             and fold.kernels >= plan.kernels.keys()):
+    if plan is not NO_PLAN and not (isinstance(fold, Folded) and fold.dtype == x.dtype
+                                    and fold.kernels >= plan.kernels.keys()):
         fold = fold_weights(analysis, params, x.dtype, largest)
     changed = fold.layers if plan is not NO_PLAN and isinstance(fold, Folded) else {}
     if tape is not None:
@@ -263,38 +267,62 @@ def kernel_threads(threads: int, samples: int):
         yield
 
 
+# An inference pass gives each layer's kernels, for their scratch, the room the predicted peak leaves free while it
+# runs (``Analysis.headroom``) and this share of the peak besides, at least ``ROOM_LEAST`` bytes: their scratch then
+# stays within the peak wherever that is, but for the least products that pay (``kernels.ROOM_COLUMNS``,
+# ``Conv.WINOGRAD_LEAST``). Before, fixed budgets took VGG-16's forward to 1.16-1.29x its predicted peak at batch 8,
+# Inception-v3's to 1.22-1.35x; now 1.06x and 1.05x. With 1/32, MobileNetV2's depthwise blocks at its peak were halved:
+# 1.03x the time at two threads
+ROOM_SHARE = 1 / 16
+ROOM_LEAST = 3 * 2**16
+
+
+def rooms(analysis: Analysis, samples: int, itemsize: int) -> dict[str, int]:
+    """The bytes of scratch an inference pass of ``samples`` samples of ``itemsize`` bytes gives each layer's
+    kernels (``kernels.set_room``)."""
+    share = int(analysis.totals.peak_activation_bytes * ROOM_SHARE) // (analysis.batch * DTYPES[analysis.dtype])
+    return {name: max(ROOM_LEAST, (free + share) * samples * itemsize) for name, free in analysis.headroom().items()}
+
+
 def _walk(analysis: Analysis, x, per_layer, changed, plan: InferencePlan, ctx: Context, tape: Tape | None,
           keep: bool, on_layer) -> dict[str, np.ndarray]:
-    """``forward``'s walk over the graph, on one batch (or part of one) and one thread."""
+    """``forward``'s walk over the graph, on one batch (or part of one) and one thread; an inference plan's within
+    the ``rooms`` of scratch the predicted peak leaves."""
     graph = analysis.graph
     values = {INPUT: x}
     ctx.planned = plan is not NO_PLAN
-    for node in graph.order[1:]:
-        if node.name not in plan.folded:  # a folded batchnorm ran with the layer before it
-            made = graph.nodes[plan.folds[node.name]] if node.name in plan.folds else node
-            ctx.geometry = analysis.layers[node.name].geometry
-            ctx.in_place = node.name in plan.in_place
-            ctx.halved = node.name in plan.halved
-            ctx.kernel = plan.kernels.get(node.name)
-            weights = changed[node.name] if node.name in changed else per_layer.get(node.name, {})
-            start = time.perf_counter()
-            y, cache = node.layer.forward([values[src] for src in node.inputs], weights, ctx)
-            seconds = time.perf_counter() - start
-            expected = (x.shape[0], *analysis.layers[made.name].shape)
-            if y.shape != expected:
-                raise ShapeMismatch(f"layer '{node.name}' ({node.type}, {node.loc}) produced an array of shape "
-                                    f"{fmt_shape(y.shape)} but the propagator computed {fmt_shape(expected)}: the "
-                                    "executor and the shape rule of this layer type disagree (a bug in archcheck)")
-            if tape is not None:
-                tape.caches[node.name] = cache
-            values[made.name] = y
-            if on_layer is not None:  # (a tensor made halved is reported as the layer makes it: exactly twice that)
-                on_layer(made, y * 2 if made.name in plan.made_halved else y, seconds)
-        if keep:
-            continue
-        for name in graph.released[node.name]:  # the lifetimes the propagator's peak memory counts
-            values.pop(name, None)  # a layer folded into the batchnorm after it made no tensor
-    return values if keep else {name: values[name] for name in graph.outputs}
+    room = rooms(analysis, len(x), x.itemsize) if plan is not NO_PLAN else {}
+    before = kernels.set_room(None)
+    try:
+        for node in graph.order[1:]:
+            kernels.set_room(room.get(node.name))
+            if node.name not in plan.folded:  # a folded batchnorm ran with the layer before it
+                made = graph.nodes[plan.folds[node.name]] if node.name in plan.folds else node
+                ctx.geometry = analysis.layers[node.name].geometry
+                ctx.in_place = node.name in plan.in_place
+                ctx.halved = node.name in plan.halved
+                ctx.kernel = plan.kernels.get(node.name)
+                weights = changed[node.name] if node.name in changed else per_layer.get(node.name, {})
+                start = time.perf_counter()
+                y, cache = node.layer.forward([values[src] for src in node.inputs], weights, ctx)
+                seconds = time.perf_counter() - start
+                expected = (x.shape[0], *analysis.layers[made.name].shape)
+                if y.shape != expected:
+                    raise ShapeMismatch(f"layer '{node.name}' ({node.type}, {node.loc}) produced an array of shape "
+                                        f"{fmt_shape(y.shape)} but the propagator computed {fmt_shape(expected)}: the "
+                                        "executor and the shape rule of this layer type disagree (a bug in archcheck)")
+                if tape is not None:
+                    tape.caches[node.name] = cache
+                values[made.name] = y
+                if on_layer is not None:  # (a tensor made halved is reported as the layer makes it: exactly twice that)
+                    on_layer(made, y * 2 if made.name in plan.made_halved else y, seconds)
+            if keep:
+                continue
+            for name in graph.released[node.name]:  # the lifetimes the propagator's peak memory counts
+                values.pop(name, None)  # a layer folded into the batchnorm after it made no tensor
+        return values if keep else {name: values[name] for name in graph.outputs}
+    finally:
+        kernels.set_room(before)
 
 
 def backward(analysis: Analysis, params: dict, tape: Tape, seeds: dict[str, np.ndarray], *,

@@ -119,6 +119,7 @@ class Analysis:
     broken: frozenset[str] = frozenset()
     before_broken: frozenset[str] = frozenset()
     _plans: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # by (batch, dtype)
+    _headroom: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def spec(self):
@@ -136,6 +137,14 @@ class Analysis:
         if key not in self._plans:
             self._plans[key] = _plan(self.graph, self.layers, *key)
         return self._plans[key]
+
+    def headroom(self) -> dict[str, int]:
+        """Per layer of an inference pass, the values per sample that the predicted peak leaves free while it runs
+        (``live_memory``): what its kernels' scratch may take without raising the peak."""
+        if self._headroom is None:
+            peak, scale = self.totals.peak_activation_bytes, self.batch * DTYPES[self.dtype]
+            self._headroom = {name: (peak - live) // scale for name, live in live_memory(self.graph, self.layers)}
+        return self._headroom
 
     def gradient_kernels(self, dtype: str) -> dict[str, str]:
         """The layers a pass for gradients in ``dtype`` runs by a faster algorithm (``gradient_kernel``), by name."""

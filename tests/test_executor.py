@@ -27,6 +27,7 @@ from archcheck.executor import InputError, ShapeMismatch, forward, gradients, in
 from archcheck.layers.activation import Relu
 from archcheck.layers.conv import Conv
 from archcheck.pipeline import analyze
+from archcheck.propagate import live_memory
 from archcheck.rules._gradient_flow import describe
 from archcheck.spec import INPUT
 
@@ -1231,6 +1232,115 @@ def test_the_executor_holds_the_memory_the_propagator_predicts(tmp_path, name):
     assert set(out) | {INPUT} == live == {*graph.outputs, INPUT}  # the caller holds the input
     peak_at = max(held, key=held.get)  # the first layer where the most is held
     assert (held[peak_at], peak_at) == (analysis.totals.peak_activation_bytes, analysis.totals.peak_at)
+
+
+@pytest.mark.parametrize("name, side, batch, threads", [
+    ("vgg16", 224, 1, 1),  # Winograd on 224x224 maps: a sample's padded input and output held a band at a time
+    ("resnet18", 128, 8, 2),  # two parts, each within its share of the room
+    ("regnet_y_400mf", 128, 8, 1),  # a 1x1 stride-2 shortcut's columns and product
+    ("mobilenetv2", 160, 4, 2),  # depthwise blocks at the peak
+])
+def test_an_inference_forward_keeps_its_scratch_within_the_room_its_peak_leaves(name, side, batch, threads):
+    """The kernels' scratch stays within what the predicted peak leaves free at each layer, plus 1/16 of the peak
+    (``executor.rooms``): the measured peak of a forward, the input included, is within that of the prediction
+    (before the rooms, 1.15-2.3x on these)."""
+    import gc
+    import tracemalloc
+
+    analysis = analyze(ROOT / "samples" / f"{name}.yaml", input_shape=(3, side, side), batch=batch)
+    params = init_params(analysis)
+    folded = executor.fold_weights(analysis, params, "float32")
+    x = np.random.default_rng(0).standard_normal((batch, 3, side, side)).astype(np.float32)
+    forward(analysis, params, x, fold=folded, threads=threads)  # (the threads and their pools made)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        forward(analysis, params, x, fold=folded, threads=threads)
+        peak = tracemalloc.get_traced_memory()[1] + x.nbytes
+    finally:
+        tracemalloc.stop()
+    predicted = analysis.totals.peak_activation_bytes
+    assert predicted <= peak <= (1 + executor.ROOM_SHARE + 0.03) * predicted
+
+
+def test_a_layers_room_is_what_the_predicted_peak_leaves_it(tmp_path):
+    """``Analysis.headroom``: per sample, the peak less the bytes live while the layer runs (none at the peak's
+    layer); ``rooms`` adds 1/16 of the peak and scales to the samples and element size of a pass."""
+    analysis = build(tmp_path, [8, 16, 16], [{"conv": {"filters": 16, "kernel": 3, "padding": 1}}, "relu",
+                                             {"maxpool": 2}, {"conv": {"filters": 4, "kernel": 1}}])
+    free = analysis.headroom()
+    peak = analysis.totals.peak_activation_bytes
+    assert free[analysis.totals.peak_at] == 0
+    for name, live in live_memory(analysis.graph, analysis.layers):
+        assert free[name] == (peak - live) // (analysis.batch * 4)
+    share = peak // 16 // 4  # (values per sample: the analysis is at batch 1, float32)
+    rooms = executor.rooms(analysis, 3, 8)
+    assert rooms == {name: max(executor.ROOM_LEAST, (f + share) * 3 * 8) for name, f in free.items()}
+
+
+def test_a_room_bounds_the_scratch_but_never_below_a_product_that_pays():
+    """``scratch``: a budget's share, within a third of the room per buffer, but not below ``least``; a forward
+    gives each layer its room and restores the thread's after."""
+    assert kernels.scratch(2**20) == 2**20
+    before = kernels.set_room(3 * 2**16)
+    try:
+        assert kernels.scratch(2**20) == 2**16
+        assert kernels.scratch(2**20, buffers=2) == 2**17
+        assert kernels.scratch(2**20, least=5 * 2**16) == 5 * 2**16
+        assert kernels.scratch(2**10, least=2**20) == 2**10  # (never above the budget)
+        with kernels.scratch_share(2):
+            assert kernels.scratch(2**17) == 2**16
+    finally:
+        kernels.set_room(before)
+    assert kernels.set_room(None) is None
+
+
+def test_a_forward_gives_each_layer_its_room_and_restores_the_threads(tmp_path, monkeypatch):
+    analysis = build(tmp_path, [8, 128, 128], [{"conv": {"filters": 16, "kernel": 3, "padding": 1}}, "relu",
+                                               {"conv": {"filters": 8, "kernel": 3}}])
+    seen = []
+    conv = Conv.forward
+    monkeypatch.setattr(Conv, "forward", lambda self, xs, p, ctx: seen.append(kernels._local.room) or conv(self, xs,
+                                                                                                          p, ctx))
+    x = np.ones((4, 8, 128, 128), np.float32)
+    forward(analysis, init_params(analysis), x)
+    rooms = executor.rooms(analysis, 4, 4)
+    assert seen == [rooms["conv_1"], rooms["conv_2"]] and seen[0] != seen[1]
+    assert kernels.set_room(None) is None
+    seen.clear()
+    forward(analysis, init_params(analysis), x, fold=False)  # every layer as written: no plan, no room
+    assert seen == [None, None]
+
+
+def test_a_winograd_sample_larger_than_a_chunk_holds_a_band_of_its_rows(monkeypatch):
+    """Its padded input and output are held a band of rows of tiles at a time, not whole: the scratch of a chunk
+    of a 96x96 sample of 32 channels is a small part of the sample's."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 32, 96, 96)).astype(np.float32)
+    u = kernels.winograd_weights(rng.standard_normal((32, 32, 3, 3)).astype(np.float32))
+    whole = kernels.winograd(x, u, [(1, 1)] * 2, (96, 96), None, 10**6)  # (a chunk of both samples)
+    tracemalloc.start()
+    try:
+        banded = kernels.winograd(x, u, [(1, 1)] * 2, (96, 96), None, 48)  # (two rows of tiles a chunk)
+        held = tracemalloc.get_traced_memory()[1] - banded.nbytes
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(banded, whole)
+    assert banded.flags.c_contiguous and banded.shape == x.shape
+    assert held < 2 * 36 * 32 * 48 * 4 + x[0].nbytes / 4  # (the chunks, and bands of input and output)
+
+
+def test_fold_weights_lays_out_a_convolutions_bias_without_a_batchnorm_to_fold(tmp_path):
+    analysis = build(tmp_path, [3, 8, 8], [{"conv": {"filters": 4, "kernel": 3}}, "relu", "flatten",
+                                           {"dense": 2}])
+    params = init_params(analysis)
+    folded = executor.fold_weights(analysis, params, "float32")
+    laid = folded.layers["conv_1"]
+    np.testing.assert_array_equal(laid["product"], np.concatenate([params["conv_1.weight"].reshape(4, -1),
+                                                                   params["conv_1.bias"][:, None]], axis=1))
+    assert np.shares_memory(laid["weight"], laid["product"]) and "dense_1" not in folded.layers
 
 
 def test_static_path_does_not_import_numpy():

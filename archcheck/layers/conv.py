@@ -116,11 +116,18 @@ class Conv(_Windowed):
     WINOGRAD_TILES: ClassVar[int] = 16
     WINOGRAD_TILES_ONE_SAMPLE: ClassVar[int] = 32
     WINOGRAD_SCRATCH: ClassVar[int] = 8 * 2**20  # bytes of a chunk of tiles, of which one row of tiles must fit
+    # Tiles a chunk keeps however small the room an inference pass gives the layer (``kernels.set_room``): fewer
+    # pack the weights of each product anew for few tiles (384 to 256 channels on 13x13 maps, batch 8: chunks of 16
+    # tiles took 1.5x the time of 64; 64 channels on 56x56 maps, 0.9x)
+    WINOGRAD_LEAST: ClassVar[int] = 64
 
-    def winograd_chunk(self, channels: int, itemsize: int = 4) -> int:
-        """Tiles of 4x4 outputs a chunk of ``kernels.winograd`` holds within ``WINOGRAD_SCRATCH``: two buffers of
-        36 values per tile and channel."""
-        return self.WINOGRAD_SCRATCH // (2 * 36 * max(channels, self.filters) * itemsize)
+    def winograd_chunk(self, channels: int, itemsize: int = 4, scratch: int = WINOGRAD_SCRATCH) -> int:
+        """Tiles of 4x4 outputs a chunk of ``kernels.winograd`` holds within ``scratch`` bytes: two buffers of 36
+        values per tile and channel."""
+        return scratch // self._tile_bytes(channels, itemsize)
+
+    def _tile_bytes(self, channels: int, itemsize: int) -> int:
+        return 2 * 36 * max(channels, self.filters) * itemsize
 
     def inference_kernel(self, inputs, batch, dtype):
         """Winograd's F(4x4, 3x3) for a 2-D 3x3 convolution at stride 1, ungrouped and undilated, with at least
@@ -180,7 +187,8 @@ class Conv(_Windowed):
 
         x, g = xs[0], ctx.geometry
         if ctx.kernel:  # the inference plan's Winograd, on weights prepared for it; never recorded for backward
-            chunk = kernels.scratch(self.winograd_chunk(g.channels, x.itemsize))  # (this thread's share)
+            least = self.WINOGRAD_LEAST * self._tile_bytes(g.channels, x.itemsize)
+            chunk = self.winograd_chunk(g.channels, x.itemsize, kernels.scratch(self.WINOGRAD_SCRATCH, 2, least))
             return kernels.winograd(x, params["winograd"], g.pads, g.out_sizes, params.get("bias"), chunk), None
         algorithm, chunk = self._gradient_algorithm(g, x.dtype) if ctx.grad else (None, 0)
         if algorithm is not None:
