@@ -117,9 +117,10 @@ class Conv(_Windowed):
     WINOGRAD_TILES_ONE_SAMPLE: ClassVar[int] = 32
     WINOGRAD_SCRATCH: ClassVar[int] = 8 * 2**20  # bytes of a chunk of tiles, of which one row of tiles must fit
     # Tiles a chunk keeps however small the room an inference pass gives the layer (``kernels.set_room``): fewer
-    # pack the weights of each product anew for few tiles (384 to 256 channels on 13x13 maps, batch 8: chunks of 16
-    # tiles took 1.5x the time of 64; 64 channels on 56x56 maps, 0.9x)
-    WINOGRAD_LEAST: ClassVar[int] = 64
+    # pack the weights of each product anew for too few tiles to beat im2col + GEMM (batch 8, one thread: 384 to 256
+    # channels on 13x13 maps, 16 tiles a chunk 0.76x im2col's time, 64 tiles 0.50x; 192 to 384, 1.01x and 0.66x;
+    # 128 to 128 on 28x28 maps, 0.66x and 0.52x; 64 to 64 on 56x56, 0.49x and 0.56x)
+    WINOGRAD_LEAST: ClassVar[int] = 16
 
     def winograd_chunk(self, channels: int, itemsize: int = 4, scratch: int = WINOGRAD_SCRATCH) -> int:
         """Tiles of 4x4 outputs a chunk of ``kernels.winograd`` holds within ``scratch`` bytes: two buffers of 36
