@@ -132,8 +132,9 @@ def init_params(analysis: Analysis, seed: int = 0, dtype: str = "float32") -> di
     return params
 
 
-def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str, np.ndarray]]:
-    """Per node, its arrays by suffix (in ``dtype``); missing or misshapen arrays raise WeightsError."""
+def _layer_params(analysis: Analysis, params: dict, dtype=None) -> dict[str, dict[str, np.ndarray]]:
+    """Per node, its arrays by suffix (in ``dtype``; None: as given); missing or misshapen arrays raise
+    WeightsError."""
     from archcheck.weights import check
 
     shapes = param_shapes(analysis)
@@ -141,7 +142,8 @@ def _layer_params(analysis: Analysis, params: dict, dtype) -> dict[str, dict[str
     out: dict[str, dict[str, np.ndarray]] = {}
     for name in shapes:
         node, suffix = name.rsplit(".", 1)
-        out.setdefault(node, {})[suffix] = np.asarray(params[name]).astype(dtype, copy=False)
+        array = np.asarray(params[name])
+        out.setdefault(node, {})[suffix] = array if dtype is None else array.astype(dtype, copy=False)
     return out
 
 
@@ -164,25 +166,29 @@ def fold_weights(analysis: Analysis, params: dict, dtype="float32", batch: int |
     activation that reads its input halved into the layer that makes it (``InferencePlan.halved``), then prepare
     what the faster kernels of the plan for batches of ``batch`` (by default the analysis's) read. Worked out in
     float64 and rounded once to ``dtype``, then laid out as the plan's forward reads them (``Layer.laid_out``)."""
-    per_layer = _layer_params(analysis, params, np.float64)
+    given = _layer_params(analysis, params)
+
+    def exact(name: str) -> dict[str, np.ndarray]:  # (a layer's weights in float64: only those worked on)
+        return {suffix: w.astype(np.float64, copy=False) for suffix, w in given.get(name, {}).items()}
+
     nodes = analysis.graph.nodes
     plan = analysis.inference_at(batch or analysis.batch, np.dtype(dtype).name)
     halves = set(plan.halved.values())  # the layers that make an activation's input halved: a power of two, exact
     layers = {}
     for name, bn in plan.folds.items():
-        scale, shift = nodes[bn].layer.inference_affine(per_layer[bn])
+        scale, shift = nodes[bn].layer.inference_affine(exact(bn))
         if name in halves:
             scale, shift = scale / 2, shift / 2
-        layers[name] = nodes[name].layer.fold(per_layer.get(name, {}), scale, shift)
+        layers[name] = nodes[name].layer.fold(exact(name), scale, shift)
     for name in halves - plan.folds.keys():
         channels = analysis.layers[name].shape[0]
-        layers[name] = nodes[name].layer.fold(per_layer.get(name, {}), np.full(channels, 0.5), np.zeros(channels))
+        layers[name] = nodes[name].layer.fold(exact(name), np.full(channels, 0.5), np.zeros(channels))
     for name in plan.kernels:
-        own = layers.get(name, per_layer.get(name, {}))
+        own = layers[name] if name in layers else exact(name)
         layers[name] = {**own, **nodes[name].layer.prepare(own)}
-    for name in per_layer.keys() - layers.keys():  # the weights of the others, where the plan reads them laid out
+    for name in given.keys() - layers.keys():  # the weights of the others, where the plan reads them laid out
         if type(nodes[name].layer).laid_out is not Layer.laid_out:
-            layers[name] = per_layer[name]
+            layers[name] = given[name]
     return Folded({name: nodes[name].layer.laid_out({suffix: w.astype(dtype) for suffix, w in arrays.items()})
                    for name, arrays in layers.items()}, np.dtype(dtype), frozenset(plan.kernels))
 
