@@ -226,7 +226,7 @@ def forward(analysis: Analysis, params: dict, x: np.ndarray, *, train: bool = Fa
     if plan is not NO_PLAN and not (isinstance(fold, Folded) and fold.dtype == x.dtype
                                     and fold.kernels >= plan.kernels.keys()):
         fold = fold_weights(analysis, params, x.dtype, largest)
-    changed = fold.layers if plan is not NO_PLAN and isinstance(fold, Folded) else {}
+    changed = fold.layers if plan is not NO_PLAN else {}  # (a plan's forward always has its Folded weights)
     if tape is not None:
         tape.x_shape, tape.dtype = x.shape, x.dtype
     if len(parts) == 1:

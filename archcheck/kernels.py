@@ -49,8 +49,8 @@ KEPT_BYTES = 8 * CHUNK_BYTES
 # one product beyond it (float32, one thread). ``_in_blocks`` cuts their columns so
 SMALL_PRODUCT = 10**6
 # Buffers of one budget (``scratch``) a kernel holds at once, at most: im2col's padded input, its columns and their
-# product; Winograd's two chunks of tiles (two budgets' worth) and its bands of padded input and of output, which
-# together take less than a third. A room (``set_room``) is shared out among them
+# product; Winograd's two chunks of tiles (two budgets' worth) and its padded input and output, which together take
+# about one more (a sample of 13x13 maps: 0.56 and 0.44 of a chunk). A room (``set_room``) is shared out among them
 ROOM_BUFFERS = 3
 # Columns an im2col product keeps however small the room: a narrower one packs its weights anew for few columns
 # (AlexNet's 5x5 convolution, 192 x 1600 weights, on 15 columns at a time: 3x the time)

@@ -313,8 +313,9 @@ class Layer(BaseModel):
         raise NotImplementedError(f"layer type '{self.type}' has no inference kernel")
 
     def laid_out(self, arrays: dict) -> dict:
-        """The arrays (by suffix) a folded or prepared layer keeps for the inference plan's forward, from its
-        weights in the plan's dtype (``executor.fold_weights``): the weights as they are, by default."""
+        """The arrays (by suffix) the inference plan's forward reads for this layer, from its weights (folded or
+        prepared, if the plan does so) in the plan's dtype (``executor.fold_weights``): the weights as they are, by
+        default; a type that overrides it has every layer of its type laid out so."""
         return arrays
 
     def weight_grads(self, dy, cache, params: dict) -> dict:
